@@ -1,0 +1,314 @@
+"""The metadata plane's state, with no HTTP in it: notices, faults and the served-request log.
+
+One notice model for every cloud. A scheduled interruption is stored once as a :class:`Notice`;
+each dialect (AWS IMDS, GCP metadata, Azure Scheduled Events, webhook, Kubernetes signals)
+renders it its own way. All times are seconds on the plane's :class:`~harness.clock.Clock`
+(``clock.monotonic()``); calendar times are derived with :meth:`MetadataPlane.calendar`.
+
+Nothing here is module-level state: every server owns one :class:`MetadataPlane`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from harness.clock import Clock
+
+Cloud = Literal["aws", "gcp", "azure", "webhook", "kubernetes"]
+CLOUDS: tuple[Cloud, ...] = ("aws", "gcp", "azure", "webhook", "kubernetes")
+
+NoticeState = Literal["scheduled", "issued", "started", "completed", "canceled"]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One interruption signal, cloud-neutral.
+
+    ``issued_at`` is when the signal becomes visible (the notice appears in metadata, the
+    webhook fires, SIGTERM is sent); ``deadline`` is when the action happens (the instance is
+    terminated, stopped, hibernated, hard-killed). ``params`` holds dialect-specific details
+    (Azure ``EventType``, a webhook URL, a Kubernetes grace period, a scheduled-event code).
+    """
+
+    id: str
+    cloud: Cloud
+    kind: str
+    action: str
+    issued_at: float
+    deadline: float
+    params: dict[str, Any] = field(default_factory=dict)
+    state: NoticeState = "scheduled"
+
+    def visible(self, now: float) -> bool:
+        """Whether the notice is in effect at ``now`` (issued and not canceled)."""
+        return self.state != "canceled" and self.issued_at <= now
+
+    def to_json(self, plane: MetadataPlane) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "cloud": self.cloud,
+            "kind": self.kind,
+            "action": self.action,
+            "issued_at": plane.iso(self.issued_at),
+            "deadline": plane.iso(self.deadline),
+            "state": self.current_state(plane.clock.monotonic()),
+            "params": dict(self.params),
+        }
+
+    def current_state(self, now: float) -> NoticeState:
+        if self.state in ("canceled", "completed", "started"):
+            return self.state
+        if now >= self.deadline:
+            return "completed"
+        return "issued" if now >= self.issued_at else "scheduled"
+
+
+FaultKind = Literal["status", "latency", "timeout", "reset", "throttle"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A failure mode applied to requests whose path matches ``pattern`` (fnmatch syntax).
+
+    ``status``: answer with ``status`` instead; ``latency``: delay by ``seconds``; ``timeout``:
+    accept and never answer; ``reset``: drop the connection; ``throttle``: answer 429 to requests
+    beyond ``limit`` per second. Active from ``start`` until ``end`` (``None``: until removed).
+    """
+
+    id: str
+    kind: FaultKind
+    pattern: str = "*"
+    start: float = 0.0
+    end: float | None = None
+    status: int = 500
+    seconds: float = 0.0
+    limit: int = 0
+
+    def active(self, now: float) -> bool:
+        return self.start <= now and (self.end is None or now < self.end)
+
+    def matches(self, path: str) -> bool:
+        return fnmatch.fnmatchcase(path, self.pattern)
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """What the plane answered, for ``GET /_harness/v1/requests`` and for the checks."""
+
+    t: float
+    method: str
+    path: str
+    status: int
+    remote: str
+    dialect: str
+    fault: str | None = None
+
+
+Listener = Callable[[Notice], None]
+
+
+class MetadataPlane:
+    """State shared by every dialect: notices, faults, request log, change notification."""
+
+    def __init__(self, clock: Clock, *, request_log_limit: int = 100_000) -> None:
+        self.clock = clock
+        self._epoch_monotonic = clock.monotonic()
+        self._epoch_calendar = clock.now()
+        self._notices: dict[str, Notice] = {}
+        self._faults: dict[str, Fault] = {}
+        self._ids = itertools.count(1)
+        self._throttle_windows: dict[str, deque[float]] = {}
+        self.requests: deque[ServedRequest] = deque(maxlen=request_log_limit)
+        self._listeners: list[Listener] = []
+        self._version = 0
+        self._changed: asyncio.Event | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+
+    # -- time ---------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.clock.monotonic()
+
+    def calendar(self, t: float) -> datetime:
+        """Calendar time of clock instant ``t``."""
+        return self._epoch_calendar + timedelta(seconds=t - self._epoch_monotonic)
+
+    def iso(self, t: float) -> str:
+        return self.calendar(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def at_calendar(self, when: datetime) -> float:
+        """Clock instant of a calendar time (for an absolute ``at``)."""
+        return self._epoch_monotonic + (when - self._epoch_calendar).total_seconds()
+
+    # -- notices ------------------------------------------------------------------------------
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}-{next(self._ids):04d}"
+
+    def add_notice(
+        self,
+        cloud: Cloud,
+        kind: str,
+        action: str,
+        *,
+        lead: float,
+        at: float | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Notice:
+        """Schedule a notice issued at ``at`` (default now) whose deadline is ``lead`` later."""
+        issued = self.now() if at is None else at
+        notice = Notice(
+            id=self.new_id("notice"),
+            cloud=cloud,
+            kind=kind,
+            action=action,
+            issued_at=issued,
+            deadline=issued + lead,
+            params=dict(params or {}),
+        )
+        self._notices[notice.id] = notice
+        self._schedule_change(notice.issued_at, notice)
+        self._schedule_change(notice.deadline, notice)
+        self._touch(notice)
+        return notice
+
+    def update_notice(self, notice_id: str, **changes: Any) -> Notice:
+        notice = replace(self._notices[notice_id], **changes)
+        self._notices[notice_id] = notice
+        self._touch(notice)
+        return notice
+
+    def cancel_notice(self, notice_id: str) -> Notice:
+        """Cancel a notice; raises ``KeyError`` if there is none with that id."""
+        return self.update_notice(notice_id, state="canceled")
+
+    def get_notice(self, notice_id: str) -> Notice:
+        return self._notices[notice_id]
+
+    def notices(self, cloud: Cloud | None = None, kind: str | None = None) -> list[Notice]:
+        return [
+            n
+            for n in self._notices.values()
+            if (cloud is None or n.cloud == cloud) and (kind is None or n.kind == kind)
+        ]
+
+    def visible_notices(self, cloud: Cloud | None = None, kind: str | None = None) -> list[Notice]:
+        now = self.now()
+        return [n for n in self.notices(cloud, kind) if n.visible(now)]
+
+    # -- faults -------------------------------------------------------------------------------
+    def add_fault(self, kind: FaultKind, *, duration: float | None = None, **params: Any) -> Fault:
+        now = self.now()
+        fault = Fault(
+            id=self.new_id("fault"),
+            kind=kind,
+            start=now,
+            end=None if duration is None else now + duration,
+            **params,
+        )
+        self._faults[fault.id] = fault
+        return fault
+
+    def remove_fault(self, fault_id: str) -> Fault:
+        return self._faults.pop(fault_id)
+
+    def faults(self) -> list[Fault]:
+        return list(self._faults.values())
+
+    def fault_for(self, path: str) -> Fault | None:
+        """The first active fault that applies to a request for ``path`` now, if any."""
+        now = self.now()
+        for fault in self._faults.values():
+            if not (fault.active(now) and fault.matches(path)):
+                continue
+            if fault.kind != "throttle":
+                return fault
+            if self._over_limit(fault, now):
+                return fault
+        return None
+
+    def _over_limit(self, fault: Fault, now: float) -> bool:
+        window = self._throttle_windows.setdefault(fault.id, deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= fault.limit:
+            return True
+        window.append(now)
+        return False
+
+    # -- request log --------------------------------------------------------------------------
+    def log_request(self, request: ServedRequest) -> None:
+        self.requests.append(request)
+
+    # -- change notification (hanging GETs, event sinks) ---------------------------------------
+    @property
+    def version(self) -> int:
+        """Rises whenever something a client could observe may have changed."""
+        return self._version
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(notice)`` when a notice is added, changes, is issued or falls due."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    async def wait_for_change(self, since_version: int) -> int:
+        """Return as soon as :attr:`version` differs from ``since_version``."""
+        while self._version == since_version:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            await self._changed.wait()
+        return self._version
+
+    def _touch(self, notice: Notice) -> None:
+        self._version += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+        for listener in list(self._listeners):
+            listener(notice)
+
+    def _schedule_change(self, t: float, notice: Notice) -> None:
+        delay = t - self.now()
+        if delay <= 0:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop yet: readers compute visibility from the clock anyway
+        self._timers.append(loop.call_later(delay, self._fire, notice.id))
+
+    def _fire(self, notice_id: str) -> None:
+        notice = self._notices.get(notice_id)
+        if notice is not None:
+            self._touch(notice)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget notices, faults and the request log (``POST /_harness/v1/reset``)."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self._notices.clear()
+        self._faults.clear()
+        self._throttle_windows.clear()
+        self.requests.clear()
+        self._version += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+
+def latest(notices: Iterable[Notice]) -> Notice | None:
+    """The most recently issued notice, ties broken by id (deterministic)."""
+    ordered = sorted(notices, key=lambda n: (n.issued_at, n.id))
+    return ordered[-1] if ordered else None

@@ -1,0 +1,146 @@
+"""The history: a typed, append-only record of what the harness did and saw and what the target
+reported, in every tier. Checks are pure functions of a history plus the final storage state.
+
+Every event carries the clock time it happened at (virtual in simulation), who recorded it
+(``source``), which instance it concerns, a dotted ``kind`` and a JSON-able ``data`` mapping.
+Event kinds shared between the runtime, the runner and the checks are the constants in
+:class:`Kind`; targets may record kinds of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+Source = Literal["harness", "target", "imds", "storage"]
+
+
+class Kind:
+    """Event kinds with a meaning fixed across the project (``data`` keys in comments)."""
+
+    # -- recorded by the harness -------------------------------------------------------------
+    RUN_STARTED = "run.started"  # scenario, seed
+    RUN_FINISHED = "run.finished"  # reason: completed | budget | error
+    INSTANCE_STARTED = "instance.started"  # incarnation, cloud, local_dir
+    INSTANCE_KILLED = "instance.killed"  # reason: deadline | hard_kill | crash | grace_expired
+    INSTANCE_EXITED = "instance.exited"  # clean: bool, error
+    NOTICE_ISSUED = "notice.issued"  # notice_id, cloud, kind, action, deadline (clock seconds)
+    NOTICE_DEADLINE = "notice.deadline"  # notice_id, action
+    FAULT_STARTED = "fault.started"  # fault, target, params
+    FAULT_ENDED = "fault.ended"  # fault
+    STORAGE_OP = "storage.op"  # op (e.g. s3.put_object), key, ok, error
+
+    # -- reported by the target ---------------------------------------------------------------
+    JOB_STARTED = "job.started"  # items
+    RESUMED = "job.resumed"  # position, checkpoint_id, tier (None when starting fresh)
+    EPOCH = "job.epoch"  # epoch
+    ITEM_DONE = "job.item_done"  # position (items done so far)
+    OUTPUT_COMMITTED = "output.committed"  # key, first, last, checksum
+    NOTICE_SEEN = "notice.seen"  # source, action, deadline (clock seconds), notice_time
+    MONITOR_BLIND = "monitor.blind"  # source, reason
+    MONITOR_SIGHTED = "monitor.sighted"  # source
+    CHECKPOINT_STARTED = "checkpoint.started"  # checkpoint_id, position, reason
+    CHECKPOINT_UPLOAD_STARTED = "checkpoint.upload_started"  # checkpoint_id, bytes
+    CHECKPOINT_DURABLE = "checkpoint.durable"  # checkpoint_id, tier, position, key, checksum
+    CHECKPOINT_FAILED = "checkpoint.failed"  # checkpoint_id, tier, error
+    METADATA_COMMITTED = "metadata.committed"  # checkpoint_id, position, epoch
+    JOB_COMPLETED = "job.completed"  # position
+    JOB_STOPPED = "job.stopped"  # position, reason (e.g. notice)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened."""
+
+    seq: int
+    t: float
+    source: Source
+    kind: str
+    instance: str | None = None
+    data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "t": round(self.t, 6),
+            "source": self.source,
+            "kind": self.kind,
+            "instance": self.instance,
+            "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Event:
+        return cls(
+            seq=int(raw["seq"]),
+            t=float(raw["t"]),
+            source=raw["source"],
+            kind=str(raw["kind"]),
+            instance=raw.get("instance"),
+            data=MappingProxyType(dict(raw.get("data") or {})),
+        )
+
+
+Listener = Callable[[Event], None]
+
+
+class History:
+    """Append-only event log with synchronous listeners (used for ``on:`` triggers).
+
+    ``time`` is a zero-argument callable returning the clock's monotonic seconds.
+    """
+
+    def __init__(self, time: Callable[[], float]) -> None:
+        self._time = time
+        self._events: list[Event] = []
+        self._listeners: list[Listener] = []
+
+    def record(
+        self,
+        source: Source,
+        kind: str,
+        instance: str | None = None,
+        **data: Any,
+    ) -> Event:
+        event = Event(
+            seq=len(self._events),
+            t=self._time(),
+            source=source,
+            kind=kind,
+            instance=instance,
+            data=MappingProxyType(data),
+        )
+        self._events.append(event)
+        for listener in list(self._listeners):
+            listener(event)
+        return event
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` on every new event; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def of_kind(self, *kinds: str) -> list[Event]:
+        return [e for e in self._events if e.kind in kinds]
+
+    def to_jsonl(self) -> str:
+        """Canonical text form: identical histories give identical bytes."""
+        return "".join(
+            json.dumps(e.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
+            for e in self._events
+        )
+
+    @classmethod
+    def from_events(cls, events: list[Event]) -> History:
+        history = cls(time=lambda: events[-1].t if events else 0.0)
+        history._events = list(events)
+        return history
