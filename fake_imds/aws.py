@@ -1,0 +1,566 @@
+"""The AWS dialect: EC2 instance metadata (IMDSv1 and IMDSv2) for one spot instance.
+
+Routes: ``PUT /latest/api/token``, ``GET /`` (versions), ``GET /<version>/...`` for
+``meta-data``, ``dynamic`` and ``user-data``. Identity comes from :class:`AwsOptions`; interruption
+signals are rendered from the plane's notices of cloud ``aws``:
+
+* ``spot-interruption``: ``spot/instance-action`` (and ``spot/termination-time`` for terminate),
+  its ``time`` being the notice's deadline, fixed when it was issued;
+* ``rebalance``: ``events/recommendations/rebalance``;
+* ``scheduled-event``: ``events/maintenance/scheduled`` while pending, then
+  ``events/maintenance/history`` once completed or canceled;
+* ``asg-termination``: ``autoscaling/target-lifecycle-state``;
+* ``fis-spot-interruption``: a control-API shorthand that schedules a rebalance now, the notice
+  2 minutes before the interruption, and the interruption ``lead`` after now, like FIS does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from aiohttp import web
+
+from fake_imds import eventbridge
+from fake_imds.control import (
+    BodyError,
+    NoticeSpec,
+    at_field,
+    check_fields,
+    choice_field,
+    duration_field,
+    string_field,
+)
+from fake_imds.middleware import Unfaked, error_page, forwarded
+from fake_imds.model import MetadataPlane, Notice, latest
+from fake_imds.server import DialectSite, ImdsV2Mode
+
+TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
+TOKEN_HEADER = "X-aws-ec2-metadata-token"
+MAX_TOKEN_TTL = 21600
+SPOT_ACTIONS = ("terminate", "stop", "hibernate")
+SCHEDULED_CODES = (
+    "system-reboot",
+    "instance-reboot",
+    "system-maintenance",
+    "instance-retirement",
+    "instance-stop",
+)
+NOTICE_KINDS = (
+    "spot-interruption",
+    "rebalance",
+    "scheduled-event",
+    "asg-termination",
+    "fis-spot-interruption",
+)
+#: A spot notice comes this long before the interruption (FIS and EC2 alike).
+SPOT_LEAD = 120.0
+API_VERSIONS = (
+    "1.0",
+    "2007-01-19",
+    "2008-02-01",
+    "2009-04-04",
+    "2011-05-01",
+    "2014-02-25",
+    "2016-09-02",
+    "2018-09-24",
+    "2019-10-01",
+    "2020-10-27",
+    "2021-03-23",
+    "2021-07-15",
+    "2022-09-24",
+    "2024-04-11",
+    "latest",
+)
+_VERSION_PATTERN = "|".join(v.replace(".", r"\.") for v in API_VERSIONS)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_CODE_DESCRIPTIONS = {
+    "system-reboot": "scheduled reboot",
+    "instance-reboot": "scheduled reboot",
+    "system-maintenance": "scheduled maintenance",
+    "instance-retirement": "scheduled retirement",
+    "instance-stop": "The instance is running on degraded hardware",
+}
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    """Who the fake instance is. ``tags`` ``None`` means instance tags in metadata are off (404);
+    ``asg_state`` ``None`` means the instance is not in an Auto Scaling group (404)."""
+
+    instance_id: str = "i-0123456789abcdef0"
+    instance_type: str = "g5.xlarge"
+    region: str = "us-east-1"
+    availability_zone: str = "us-east-1a"
+    availability_zone_id: str = "use1-az1"
+    ami_id: str = "ami-0abcdef1234567890"
+    account_id: str = "123456789012"
+    local_ipv4: str = "10.0.0.12"
+    mac: str = "0e:11:22:33:44:55"
+    hostname: str = "ip-10-0-0-12.ec2.internal"
+    role: str = "spot-harness-instance"
+    lifecycle: str = "spot"
+    user_data: str | None = None
+    tags: Mapping[str, str] | None = None
+    asg_state: str | None = None
+    security_groups: tuple[str, ...] = ("default",)
+    architecture: str = "x86_64"
+    launched_at: str = "2026-01-01T00:00:00Z"
+    credentials_ttl: float = 6 * 3600.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+# -- notices from the control API ---------------------------------------------------------------
+_BASE_FIELDS = ("cloud", "kind", "action", "lead", "at")
+
+
+def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[NoticeSpec]:
+    """The AWS kinds of ``POST /_harness/v1/notices`` (see the module docstring)."""
+    kind = choice_field(body, "kind", NOTICE_KINDS, "spot-interruption")
+    at = at_field(body, plane)
+    if kind == "spot-interruption":
+        check_fields(body, _BASE_FIELDS)
+        action = choice_field(body, "action", SPOT_ACTIONS, "terminate")
+        # Hibernation starts at once: the notice comes, but no two-minute warning.
+        lead = duration_field(body, "lead", 0.0 if action == "hibernate" else SPOT_LEAD)
+        return [NoticeSpec("aws", kind, action, lead, at)]
+    if kind == "rebalance":
+        check_fields(body, ("cloud", "kind", "at"))
+        return [NoticeSpec("aws", kind, "rebalance", 0.0, at)]
+    if kind == "scheduled-event":
+        return [_scheduled_event(body, at)]
+    if kind == "asg-termination":
+        check_fields(body, (*_BASE_FIELDS, "state"))
+        state = string_field(body, "state", "Terminated")
+        lead = duration_field(body, "lead", 0.0)
+        return [NoticeSpec("aws", kind, "terminate", lead, at, {"state": state})]
+    return _fis_sequence(body, plane, at)
+
+
+def _scheduled_event(body: Mapping[str, Any], at: float | None) -> NoticeSpec:
+    check_fields(body, (*_BASE_FIELDS, "window", "description"))
+    code = choice_field(body, "action", SCHEDULED_CODES, "system-reboot")
+    lead = duration_field(body, "lead", 14 * 86400.0)
+    window = duration_field(body, "window", 2 * 3600.0)
+    description = string_field(body, "description", _CODE_DESCRIPTIONS[code])
+    params = {"window": window, "description": description}
+    return NoticeSpec("aws", "scheduled-event", code, lead, at, params)
+
+
+def _fis_sequence(
+    body: Mapping[str, Any], plane: MetadataPlane, at: float | None
+) -> list[NoticeSpec]:
+    """FIS ``aws:ec2:send-spot-instance-interruptions``: rebalance at the start, the notice two
+    minutes before the interruption, the interruption ``lead`` (``durationBeforeInterruption``)
+    after the start."""
+    check_fields(body, _BASE_FIELDS)
+    action = choice_field(body, "action", SPOT_ACTIONS, "terminate")
+    lead = duration_field(body, "lead", SPOT_LEAD)
+    if lead < SPOT_LEAD:
+        raise BodyError(
+            "lead", f"'lead' (durationBeforeInterruption) must be at least 2m, got {lead:g}s"
+        )
+    start = plane.now() if at is None else at
+    return [
+        NoticeSpec("aws", "rebalance", "rebalance", 0.0, start, {"fis": True}),
+        NoticeSpec(
+            "aws", "spot-interruption", action, SPOT_LEAD, start + lead - SPOT_LEAD, {"fis": True}
+        ),
+    ]
+
+
+# -- IMDSv2 tokens ------------------------------------------------------------------------------
+class TokenStore:
+    """Session tokens with a TTL on the plane's clock. Deterministic for a given seed."""
+
+    def __init__(self, plane: MetadataPlane, seed: int) -> None:
+        self._plane = plane
+        self._random = random.Random(f"imds-tokens:{seed}")
+        self._expiry: dict[str, float] = {}
+
+    def issue(self, ttl: int) -> str:
+        now = self._plane.now()
+        if len(self._expiry) > 10_000:
+            self._expiry = {t: e for t, e in self._expiry.items() if e > now}
+        raw = bytes([1, 0, 4, 0]) + self._random.randbytes(36)
+        token = base64.b64encode(raw).decode()
+        self._expiry[token] = now + ttl
+        return token
+
+    def valid(self, token: str) -> bool:
+        expiry = self._expiry.get(token)
+        return expiry is not None and self._plane.now() < expiry
+
+
+def parse_ttl(raw: str | None) -> int | None:
+    """The TTL header's value if it is an integer in 1..21600, else ``None``."""
+    if raw is None or not raw.strip().isdigit():
+        return None
+    ttl = int(raw)
+    return ttl if 1 <= ttl <= MAX_TOKEN_TTL else None
+
+
+# -- the metadata tree --------------------------------------------------------------------------
+Leaf = str | Callable[[], str | None]
+Node = Leaf | dict[str, "Node"]
+
+
+def _text(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/plain", headers={"Server": "EC2ws"})
+
+
+def _json_text(document: Any) -> str:
+    return json.dumps(document, indent=2)
+
+
+def _gmt(when: datetime) -> str:
+    """``21 Jan 2019 09:00:43 GMT``, the scheduled-events format (locale-independent)."""
+    return f"{when.day} {_MONTHS[when.month - 1]} {when.year} {when:%H:%M:%S} GMT"
+
+
+def _stable_hex(*parts: object, length: int) -> str:
+    return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:length]
+
+
+class AwsMetadata:
+    """Renders the instance's metadata from its options and the plane's notices."""
+
+    def __init__(self, plane: MetadataPlane, options: AwsOptions, seed: int) -> None:
+        self.plane = plane
+        self.options = options
+        self.seed = seed
+        self.tree = self._build_tree()
+
+    # -- identity -------------------------------------------------------------------------------
+    def _build_tree(self) -> dict[str, Node]:
+        o = self.options
+        meta: dict[str, Node] = {
+            "ami-id": o.ami_id,
+            "ami-launch-index": "0",
+            "ami-manifest-path": "(unknown)",
+            "hostname": o.hostname,
+            "instance-action": "none",
+            "instance-id": o.instance_id,
+            "instance-life-cycle": o.lifecycle,
+            "instance-type": o.instance_type,
+            "local-hostname": o.hostname,
+            "local-ipv4": o.local_ipv4,
+            "mac": o.mac,
+            "reservation-id": f"r-{_stable_hex(o.instance_id, 'r', length=17)}",
+            "security-groups": "\n".join(o.security_groups),
+            "placement": {
+                "availability-zone": o.availability_zone,
+                "availability-zone-id": o.availability_zone_id,
+                "region": o.region,
+            },
+            "services": {"domain": "amazonaws.com", "partition": "aws"},
+            "network": {"interfaces": {"macs": {o.mac: self._interface()}}},
+            "iam": {
+                "info": self._iam_info,
+                "security-credentials": {o.role: self._credentials},
+            },
+            "spot": {"instance-action": self._instance_action, "termination-time": self._term},
+            "events": {
+                "maintenance": {
+                    "scheduled": lambda: _json_text(self._scheduled(history=False)),
+                    "history": lambda: _json_text(self._scheduled(history=True)),
+                },
+                "recommendations": {"rebalance": self._rebalance},
+            },
+            "autoscaling": {"target-lifecycle-state": self._asg_state},
+            "tags": {"instance": self._tags()},
+        }
+        meta.update(o.extra)
+        return {
+            "meta-data": meta,
+            "dynamic": {"instance-identity": {"document": self._identity_document}},
+            "user-data": lambda: o.user_data,
+        }
+
+    def _interface(self) -> dict[str, Node]:
+        o = self.options
+        return {
+            "device-number": "0",
+            "interface-id": f"eni-{_stable_hex(o.instance_id, 'eni', length=17)}",
+            "local-hostname": o.hostname,
+            "local-ipv4s": o.local_ipv4,
+            "mac": o.mac,
+            "owner-id": o.account_id,
+            "security-groups": "\n".join(o.security_groups),
+        }
+
+    def _tags(self) -> dict[str, Node]:
+        tags = self.options.tags
+        return {} if tags is None else {k: v for k, v in tags.items()}
+
+    def _identity_document(self) -> str:
+        o = self.options
+        return _json_text(
+            {
+                "accountId": o.account_id,
+                "architecture": o.architecture,
+                "availabilityZone": o.availability_zone,
+                "billingProducts": None,
+                "devpayProductCodes": None,
+                "marketplaceProductCodes": None,
+                "imageId": o.ami_id,
+                "instanceId": o.instance_id,
+                "instanceType": o.instance_type,
+                "kernelId": None,
+                "pendingTime": o.launched_at,
+                "privateIp": o.local_ipv4,
+                "ramdiskId": None,
+                "region": o.region,
+                "version": "2017-09-30",
+            }
+        )
+
+    def _iam_info(self) -> str:
+        o = self.options
+        return _json_text(
+            {
+                "Code": "Success",
+                "LastUpdated": o.launched_at,
+                "InstanceProfileArn": f"arn:aws:iam::{o.account_id}:instance-profile/{o.role}",
+                "InstanceProfileId": "AIPA" + _stable_hex(o.role, length=17).upper(),
+            }
+        )
+
+    def _credentials(self) -> str:
+        """Role credentials rotated every hour, each valid for ``credentials_ttl``."""
+        now = self.plane.calendar(self.plane.now())
+        issued = now.replace(minute=0, second=0, microsecond=0)
+        generation = int(issued.timestamp())
+        key = _stable_hex(self.seed, self.options.role, generation, length=16).upper()
+        secret = base64.b64encode(
+            hashlib.sha256(f"secret:{self.seed}:{generation}".encode()).digest()
+        ).decode()[:40]
+        token = base64.b64encode(
+            hashlib.sha512(f"token:{self.seed}:{generation}".encode()).digest()
+        ).decode()
+        expires = issued + timedelta(seconds=self.options.credentials_ttl)
+        return _json_text(
+            {
+                "Code": "Success",
+                "LastUpdated": f"{issued:%Y-%m-%dT%H:%M:%SZ}",
+                "Type": "AWS-HMAC",
+                "AccessKeyId": "ASIA" + key,
+                "SecretAccessKey": secret,
+                "Token": token,
+                "Expiration": f"{expires:%Y-%m-%dT%H:%M:%SZ}",
+            }
+        )
+
+    # -- interruption signals -------------------------------------------------------------------
+    def _spot_notice(self) -> Notice | None:
+        return latest(self.plane.visible_notices("aws", "spot-interruption"))
+
+    def _instance_action(self) -> str | None:
+        notice = self._spot_notice()
+        if notice is None:
+            return None
+        return json.dumps({"action": notice.action, "time": self.plane.iso(notice.deadline)})
+
+    def _term(self) -> str | None:
+        notice = self._spot_notice()
+        if notice is None or notice.action != "terminate":
+            return None
+        return self.plane.iso(notice.deadline)
+
+    def _rebalance(self) -> str | None:
+        notice = latest(self.plane.visible_notices("aws", "rebalance"))
+        if notice is None:
+            return None
+        return json.dumps({"noticeTime": self.plane.iso(notice.issued_at)})
+
+    def _asg_state(self) -> str | None:
+        notice = latest(self.plane.visible_notices("aws", "asg-termination"))
+        if notice is None:
+            return self.options.asg_state
+        return str(notice.params.get("state", "Terminated"))
+
+    def _scheduled(self, *, history: bool) -> list[dict[str, str]]:
+        now = self.plane.now()
+        events = []
+        for notice in sorted(self.plane.notices("aws", "scheduled-event"), key=_order):
+            state = _scheduled_state(notice, now)
+            if state is None or (state != "active") != history:
+                continue
+            events.append(self._scheduled_event(notice, state))
+        return events
+
+    def _scheduled_event(self, notice: Notice, state: str) -> dict[str, str]:
+        not_before = self.plane.calendar(notice.deadline)
+        window = float(notice.params.get("window", 7200.0))
+        description = str(notice.params.get("description", ""))
+        prefix = {"canceled": "[Canceled] ", "completed": "[Completed] "}.get(state, "")
+        return {
+            "NotBefore": _gmt(not_before),
+            "Code": notice.action,
+            "Description": prefix + description,
+            "EventId": "instance-event-" + _stable_hex(self.seed, notice.id, length=17),
+            "NotAfter": _gmt(not_before + timedelta(seconds=window)),
+            "State": state,
+        }
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def lookup(self, parts: Sequence[str]) -> str | None:
+        """The body for a path under ``/<version>/`` (parts without empty segments), or None."""
+        node: Node = self.tree
+        for part in parts:
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        if isinstance(node, dict):
+            listing = [
+                name + ("/" if isinstance(child, dict) else "")
+                for name, child in node.items()
+                if _present(child)
+            ]
+            return "\n".join(sorted(listing)) if listing else None
+        return node() if callable(node) else node
+
+
+def _present(node: Node) -> bool:
+    if isinstance(node, dict):
+        return any(_present(child) for child in node.values())
+    return (node() if callable(node) else node) is not None
+
+
+def _order(notice: Notice) -> tuple[float, str]:
+    return (notice.deadline, notice.id)
+
+
+def _scheduled_state(notice: Notice, now: float) -> str | None:
+    """``active`` while pending, ``completed`` / ``canceled`` in history, None if not yet shown."""
+    if notice.issued_at > now:
+        return None
+    if notice.state == "canceled":
+        canceled_at = float(notice.params.get("canceled_at", now))
+        return "canceled" if canceled_at >= notice.issued_at else None
+    return "completed" if now >= notice.deadline else "active"
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+class AwsHandlers:
+    def __init__(self, metadata: AwsMetadata, tokens: TokenStore, mode: ImdsV2Mode) -> None:
+        self.metadata = metadata
+        self.tokens = tokens
+        self.mode = mode
+
+    async def root(self, request: web.Request) -> web.StreamResponse:
+        if request.method != "GET":
+            return error_page(405, {"Allow": "GET"})
+        return _text("\n".join(API_VERSIONS))
+
+    async def versioned(self, request: web.Request) -> web.StreamResponse:
+        rest = request.match_info["rest"]
+        if rest.rstrip("/") == "/api/token":
+            return self.token(request, request.match_info["version"])
+        if request.method not in ("GET", "HEAD"):
+            return error_page(405, {"Allow": "GET"})
+        denied = self.check_access(request)
+        if denied is not None:
+            return denied
+        body = self.metadata.lookup([p for p in rest.split("/") if p])
+        if body is None:
+            raise Unfaked
+        return _text(body)
+
+    def token(self, request: web.Request, version: str) -> web.Response:
+        if request.method != "PUT":
+            return error_page(405, {"Allow": "PUT"})
+        if self.mode == "disabled" or version != "latest" or forwarded(request):
+            return error_page(403)
+        ttl = parse_ttl(request.headers.get(TOKEN_TTL_HEADER))
+        if ttl is None:
+            return error_page(400)
+        response = _text(self.tokens.issue(ttl))
+        response.headers[TOKEN_TTL_HEADER] = str(ttl)
+        return response
+
+    def check_access(self, request: web.Request) -> web.Response | None:
+        if self.mode == "disabled":
+            return error_page(403)
+        token = request.headers.get(TOKEN_HEADER)
+        if token is None:
+            return error_page(401) if self.mode == "required" else None
+        return None if self.tokens.valid(token) else error_page(401)
+
+
+def install(site: DialectSite) -> None:
+    """Serve the AWS metadata paths; emit EventBridge events if the server has a sink."""
+    options = cast(AwsOptions, site.options(AwsOptions()))
+    metadata = AwsMetadata(site.plane, options, site.config.seed)
+    handlers = AwsHandlers(metadata, TokenStore(site.plane, site.config.seed), site.config.imdsv2)
+    site.add_route("*", "/", handlers.root)
+    site.add_route("*", rf"/{{version:{_VERSION_PATTERN}}}{{rest:(/.*)?}}", handlers.versioned)
+    if site.config.events is not None:
+        emitter = EventEmitter(site.plane, options, site.config.events, site.config.seed)
+        site.plane.subscribe(emitter.on_change)
+        site.on_cleanup(emitter.drain)
+        site.on_reset(emitter.forget)
+
+
+# -- EventBridge --------------------------------------------------------------------------------
+class EventEmitter:
+    """Sends one EventBridge event per spot or rebalance notice, when it is issued."""
+
+    def __init__(
+        self,
+        plane: MetadataPlane,
+        options: AwsOptions,
+        sink: eventbridge.EventSink,
+        seed: int,
+    ) -> None:
+        self.plane = plane
+        self.options = options
+        self.sink = sink
+        self.seed = seed
+        self._sent: set[str] = set()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def on_change(self, notice: Notice) -> None:
+        if notice.cloud != "aws" or notice.id in self._sent or not notice.visible(self.plane.now()):
+            return
+        event = self.event_for(notice)
+        if event is None:
+            return
+        self._sent.add(notice.id)
+        task = asyncio.get_running_loop().create_task(self.sink.send(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def event_for(self, notice: Notice) -> dict[str, Any] | None:
+        if notice.kind == "spot-interruption":
+            detail_type = eventbridge.SPOT_WARNING
+            detail = {"instance-id": self.options.instance_id, "instance-action": notice.action}
+        elif notice.kind == "rebalance":
+            detail_type = eventbridge.REBALANCE
+            detail = {"instance-id": self.options.instance_id}
+        else:
+            return None
+        return eventbridge.ec2_event(
+            detail_type=detail_type,
+            detail=detail,
+            event_uuid=eventbridge.event_id(self.seed, notice.id, detail_type),
+            time=self.plane.iso(notice.issued_at),
+            account=self.options.account_id,
+            region=self.options.region,
+            instance_id=self.options.instance_id,
+        )
+
+    def forget(self) -> None:
+        self._sent.clear()
+
+    async def drain(self) -> None:
+        """Let events already on their way arrive before the server shuts down."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)

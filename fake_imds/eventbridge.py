@@ -1,0 +1,169 @@
+"""EventBridge-shaped events for notices, written to a sink when the notice fires.
+
+AWS emits ``EC2 Spot Instance Interruption Warning`` and ``EC2 Instance Rebalance
+Recommendation`` events (source ``aws.ec2``) when it sends the matching metadata signals; handlers
+that listen on EventBridge (a Lambda draining a node, an SQS queue feeding a controller) are
+tested with these. Sinks: a JSON-lines file, an HTTP POST per event, or an SQS queue via boto3.
+
+A sink spec string chooses one: ``events.jsonl`` (a file), ``http://host/path`` (POST), or
+``sqs:<queue url>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+
+SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
+REBALANCE = "EC2 Instance Rebalance Recommendation"
+
+
+class EventSink(Protocol):
+    """Where EventBridge-shaped events go. ``send`` must not raise for delivery problems that a
+    real event bus would absorb; it may raise for misconfiguration."""
+
+    async def send(self, event: dict[str, Any]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class JsonLinesSink:
+    """Appends one JSON document per line (never truncates an existing file)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise ValueError(f"events sink {self.path} is a directory; give a file path")
+
+    async def send(self, event: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(event, sort_keys=True) + "\n")
+
+    async def close(self) -> None:
+        return None
+
+
+class HttpPostSink:
+    """POSTs each event as JSON to a URL (an EventBridge API destination stand-in)."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.failures: list[str] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, event: dict[str, Any]) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(self.timeout))
+        try:
+            async with self._session.post(self.url, json=event) as response:
+                if response.status >= 300:
+                    self.failures.append(f"HTTP {response.status}")
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self.failures.append(f"{type(error).__name__}: {error}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class SqsSink:
+    """Sends each event as an SQS message body, the way an EventBridge rule targeting SQS does.
+
+    boto3 is blocking, so each send runs in the loop's default executor (real-time servers only;
+    a virtual-time run should use a file or an in-memory sink).
+    """
+
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    def _sqs(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("sqs", region_name=_region_of(self.queue_url))
+        return self._client
+
+    async def send(self, event: dict[str, Any]) -> None:
+        body = json.dumps(event, sort_keys=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None, lambda: self._sqs().send_message(QueueUrl=self.queue_url, MessageBody=body)
+        )
+
+    async def close(self) -> None:
+        return None
+
+
+class MemorySink:
+    """Keeps events in a list (tests, and virtual-time runs that inspect them afterwards)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    async def send(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    async def close(self) -> None:
+        return None
+
+
+def sink_from_spec(spec: str) -> EventSink:
+    """A sink from a CLI/config string: a file path, an http(s) URL, or ``sqs:<queue url>``."""
+    if spec.startswith("sqs:"):
+        queue_url = spec[len("sqs:") :]
+        if not urlsplit(queue_url).scheme.startswith("http"):
+            raise ValueError(f"sqs sink needs a queue URL after 'sqs:', got {queue_url!r}")
+        return SqsSink(queue_url)
+    if urlsplit(spec).scheme in ("http", "https"):
+        return HttpPostSink(spec)
+    if not spec:
+        raise ValueError("events sink is empty: give a file path, an http(s) URL or sqs:<url>")
+    return JsonLinesSink(spec)
+
+
+def _region_of(queue_url: str) -> str:
+    host = urlsplit(queue_url).hostname or ""
+    parts = host.split(".")
+    if len(parts) >= 3 and parts[0] == "sqs":
+        return parts[1]
+    return "us-east-1"
+
+
+def event_id(seed: int, notice_id: str, detail_type: str) -> str:
+    """A stable event id (same seed and notice, same id), shaped like EventBridge's UUIDs."""
+    digest = hashlib.sha256(f"{seed}:{notice_id}:{detail_type}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def ec2_event(
+    *,
+    detail_type: str,
+    detail: dict[str, Any],
+    event_uuid: str,
+    time: str,
+    account: str,
+    region: str,
+    instance_id: str,
+) -> dict[str, Any]:
+    """One EventBridge event from ``aws.ec2`` about one instance."""
+    return {
+        "version": "0",
+        "id": event_uuid,
+        "detail-type": detail_type,
+        "source": "aws.ec2",
+        "account": account,
+        "time": time,
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"],
+        "detail": detail,
+    }

@@ -1,0 +1,199 @@
+"""What every metadata request goes through: faults, the fallback, the served-request log; and
+the bearer-token check on the control API.
+
+Faults (from :meth:`MetadataPlane.fault_for`) act before any dialect sees the request, the way a
+broken network or an overloaded metadata service would: an error status, added latency, a
+timeout (the request is accepted and never answered), a connection reset, or 429 throttling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_urldispatcher import AbstractRoute
+
+from fake_imds.model import Fault, MetadataPlane, ServedRequest
+
+CONTROL_PREFIX = "/_harness/"
+
+#: Status recorded in the request log for a request that got no HTTP answer (timeout, reset).
+NO_ANSWER = 0
+
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class Unfaked(Exception):
+    """Raised by a dialect handler for a path it does not fake: the server's fallback (if any)
+    answers instead, else a 404."""
+
+
+def reason(status: int) -> str:
+    return _REASONS.get(status, "Error")
+
+
+def error_page(status: int, headers: dict[str, str] | None = None) -> web.Response:
+    """An error worded the way EC2's metadata service does (XHTML titled ``404 - Not Found``)."""
+    title = f"{status} - {reason(status)}"
+    body = (
+        '<?xml version="1.0" encoding="iso-8859-1"?>\n'
+        '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n'
+        '\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n'
+        f" <head>\n  <title>{title}</title>\n </head>\n"
+        f" <body>\n  <h1>{title}</h1>\n </body>\n</html>\n"
+    )
+    all_headers = {"Server": "EC2ws"}
+    all_headers.update(headers or {})
+    return web.Response(status=status, text=body, content_type="text/html", headers=all_headers)
+
+
+STATE_KEY: web.AppKey[ServerState] = web.AppKey("fake_imds_state")
+
+
+class ServerState:
+    """Per-server state of the request pipeline (never module-level)."""
+
+    def __init__(
+        self,
+        plane: MetadataPlane,
+        route_dialects: dict[AbstractRoute, str],
+        fallback: Callable[[web.Request], Awaitable[web.StreamResponse]] | None,
+    ) -> None:
+        self.plane = plane
+        self.route_dialects = route_dialects
+        self.fallback = fallback
+        self._hanging: set[asyncio.Future[None]] = set()
+
+    @property
+    def middleware(self) -> Middleware:
+        @web.middleware
+        async def metadata_pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if request.path.startswith(CONTROL_PREFIX):
+                return await handler(request)
+            return await self.serve(request, handler)
+
+        return metadata_pipeline
+
+    async def serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        plane = self.plane
+        received = plane.now()
+        fault = plane.fault_for(request.path) if plane.faults() else None
+        if fault is not None and fault.kind != "latency":
+            return await self._fail(request, fault, received)
+        if fault is not None:
+            await plane.clock.sleep(fault.seconds)
+        response = await self._answer(request, handler)
+        self._log(request, received, response.status, fault)
+        return response
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Unfaked:
+            pass
+        except web.HTTPNotFound:
+            pass  # no dialect has a route for this path
+        except web.HTTPMethodNotAllowed as refused:
+            return error_page(405, {"Allow": ",".join(sorted(refused.allowed_methods))})
+        if self.fallback is not None:
+            return await self.fallback(request)
+        return error_page(404)
+
+    async def _fail(self, request: web.Request, fault: Fault, received: float) -> web.Response:
+        if fault.kind == "status":
+            self._log(request, received, fault.status, fault)
+            return error_page(fault.status)
+        if fault.kind == "throttle":
+            self._log(request, received, 429, fault)
+            return error_page(429)
+        self._log(request, received, NO_ANSWER, fault)
+        if fault.kind == "reset":
+            reset_connection(request)
+        await self._hang()  # timeout: accepted, never answered; reset: the peer is gone
+        raise AssertionError("unreachable: a hanging request only ends by cancellation")
+
+    async def _hang(self) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._hanging.add(future)
+        try:
+            await future
+        finally:
+            self._hanging.discard(future)
+
+    async def release_hanging(self, _app: web.Application | None = None) -> None:
+        """Cancel requests held by a timeout fault (at shutdown), so closing never waits."""
+        for future in list(self._hanging):
+            future.cancel()
+
+    def _log(self, request: web.Request, t: float, status: int, fault: Fault | None) -> None:
+        route = request.match_info.route
+        self.plane.log_request(
+            ServedRequest(
+                t=t,
+                method=request.method,
+                path=request.path,
+                status=status,
+                remote=request.remote or "",
+                dialect=self.route_dialects.get(route, "-"),
+                fault=None if fault is None else fault.id,
+            )
+        )
+
+
+def reset_connection(request: web.Request) -> None:
+    """Drop the connection with a TCP RST (SO_LINGER 0), as a dying metadata service would."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock: Any = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed by the peer
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def forwarded(request: web.Request) -> bool:
+    """Whether the request came through a proxy (metadata services refuse those)."""
+    return "X-Forwarded-For" in request.headers
+
+
+def control_auth(token: str | None) -> Middleware:
+    """Require ``Authorization: Bearer <token>`` on every control call when a token is set."""
+    expected = f"Bearer {token}".encode() if token else b""
+
+    @web.middleware
+    async def check_bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path.startswith(CONTROL_PREFIX):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return web.json_response(
+                    {
+                        "error": "this server needs 'Authorization: Bearer <control token>' "
+                        "on every control call (harness notice --token ...)",
+                        "field": "Authorization",
+                    },
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="spot-harness"'},
+                )
+        return await handler(request)
+
+    return check_bearer
