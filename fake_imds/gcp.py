@@ -1,0 +1,434 @@
+"""The GCP metadata server dialect (``/computeMetadata/v1/``), rendered from the shared plane.
+
+Like Compute Engine's metadata server: every request needs ``Metadata-Flavor: Google`` (403 with
+Google's page otherwise) and must not carry ``X-Forwarded-For``; every response echoes
+``Metadata-Flavor: Google`` and carries an ``ETag`` (a hash of the body). Leaves are
+``application/text``; directories list their children (``key`` or ``key/``) and, with
+``recursive=true``, are JSON with camelCase keys (``alt=text`` flattens them to lines).
+
+Hanging GETs: ``wait_for_change=true`` answers once the rendered value's ETag differs from
+``last_etag`` (default: the ETag at the time of the request), or with the unchanged value after
+``timeout_sec``. Waiters sleep on the plane's change notification (no polling) and time out on
+the loop clock, so any number of them are released the moment a notice makes the value change.
+
+Notices of cloud ``gcp``:
+
+- ``preemption``: ``instance/preempted`` turns ``TRUE`` at ``issued_at``; the ACPI soft off
+  comes ``params["shutdown"]`` seconds (at most 30) before the ``deadline``, the hard off at
+  the deadline. A lead longer than the shutdown period is the optional notice period.
+- ``maintenance``: ``instance/maintenance-event`` is ``MIGRATE_ON_HOST_MAINTENANCE`` or
+  ``TERMINATE_ON_HOST_MAINTENANCE`` from ``issued_at`` until the deadline, else ``NONE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from fake_imds.model import MetadataPlane, Notice
+from fake_imds.signals import GCP_MAX_SHUTDOWN
+from harness.units import parse_duration
+
+PREFIX = "/computeMetadata/v1"
+FLAVOR = "Google"
+MAINTENANCE_VALUES = {
+    "migrate": "MIGRATE_ON_HOST_MAINTENANCE",
+    "terminate": "TERMINATE_ON_HOST_MAINTENANCE",
+}
+#: GCP gives about 60 s notice of host maintenance.
+DEFAULT_MAINTENANCE_LEAD = 60.0
+
+Tree = dict[str, Any]  # a directory: name -> Tree or leaf (str, int, list)
+
+
+@dataclass(frozen=True)
+class GcpIdentity:
+    """The instance as the metadata server describes it (a Spot VM by default)."""
+
+    instance_id: int = 4520031799277581759
+    name: str = "spot-worker-1"
+    zone: str = "us-central1-a"
+    project_id: str = "spot-harness-sim"
+    numeric_project_id: int = 123456789012
+    machine_type: str = "g2-standard-8"
+    internal_ip: str = "10.128.0.7"
+    mac: str = "42:01:0a:80:00:07"
+    provisioning_model: str = "SPOT"
+    termination_action: str = "STOP"
+    service_account: str = "123456789012-compute@developer.gserviceaccount.com"
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.name}.{self.zone}.c.{self.project_id}.internal"
+
+
+# -- rendering (pure functions of the plane's notices and the clock) ----------------------------
+
+
+def preempted(plane: MetadataPlane) -> str:
+    """``TRUE`` once a preemption notice is in effect, else ``FALSE``."""
+    return "TRUE" if plane.visible_notices("gcp", "preemption") else "FALSE"
+
+
+def maintenance_event(plane: MetadataPlane) -> str:
+    now = plane.now()
+    pending = [n for n in plane.visible_notices("gcp", "maintenance") if now < n.deadline]
+    if not pending:
+        return "NONE"
+    newest = max(pending, key=lambda n: (n.issued_at, n.id))
+    return MAINTENANCE_VALUES.get(newest.action, "MIGRATE_ON_HOST_MAINTENANCE")
+
+
+def metadata_tree(plane: MetadataPlane, identity: GcpIdentity) -> Tree:
+    """The whole metadata tree as it is now."""
+    project = identity.numeric_project_id
+    spot = identity.provisioning_model == "SPOT"
+    return {
+        "instance": {
+            "attributes": dict(identity.attributes),
+            "cpu-platform": "Intel Cascade Lake",
+            "description": "",
+            "hostname": identity.hostname,
+            "id": identity.instance_id,
+            "image": "projects/debian-cloud/global/images/debian-12-bookworm-v20260101",
+            "machine-type": f"projects/{project}/machineTypes/{identity.machine_type}",
+            "maintenance-event": maintenance_event(plane),
+            "name": identity.name,
+            "network-interfaces": {
+                "0": {
+                    "ip": identity.internal_ip,
+                    "mac": identity.mac,
+                    "network": f"projects/{project}/networks/default",
+                }
+            },
+            "preempted": preempted(plane),
+            "scheduling": {
+                "automatic-restart": "FALSE" if spot else "TRUE",
+                "instance-termination-action": identity.termination_action,
+                "on-host-maintenance": "TERMINATE" if spot else "MIGRATE",
+                "preemptible": "TRUE" if spot else "FALSE",
+                "provisioning-model": identity.provisioning_model,
+            },
+            "service-accounts": {
+                "default": {
+                    "aliases": "default",
+                    "email": identity.service_account,
+                    "scopes": "https://www.googleapis.com/auth/cloud-platform",
+                },
+            },
+            "tags": "[]",
+            "zone": f"projects/{project}/zones/{identity.zone}",
+        },
+        "project": {
+            "attributes": {},
+            "numeric-project-id": project,
+            "project-id": identity.project_id,
+        },
+    }
+
+
+def lookup(tree: Tree, path: str) -> Tree | str | int | None:
+    """The node at ``path`` (``instance/scheduling/preemptible``), or None."""
+    node: Any = tree
+    for part in [p for p in path.split("/") if p]:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node  # type: ignore[no-any-return]
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("-")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def to_json(node: Tree, *, under_attributes: bool = False) -> Any:
+    """A directory as GCP's recursive JSON: camelCase keys (not under ``attributes``), numbered
+    directories as arrays, numbers as numbers, ``tags`` as a JSON array."""
+    if node and all(k.isdigit() for k in node):
+        return [to_json(node[k]) for k in sorted(node, key=int)]
+    result: dict[str, Any] = {}
+    for key, value in node.items():
+        name = key if under_attributes else _camel(key)
+        if isinstance(value, dict):
+            result[name] = to_json(value, under_attributes=key == "attributes")
+        elif key == "tags" and not under_attributes:
+            result[name] = json.loads(value)
+        else:
+            result[name] = value
+    return result
+
+
+def to_text(node: Tree | str | int, prefix: str = "") -> str:
+    """``alt=text`` of a recursive directory: one ``path value`` line per leaf."""
+    if not isinstance(node, dict):
+        return f"{prefix} {node}\n" if prefix else f"{node}\n"
+    return "".join(
+        to_text(value, f"{prefix}/{key}" if prefix else key) for key, value in node.items()
+    )
+
+
+def listing(node: Tree) -> str:
+    return "".join(f"{key}/\n" if isinstance(value, dict) else f"{key}\n"
+                   for key, value in node.items())  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: str
+    content_type: str
+
+    @property
+    def etag(self) -> str:
+        return hashlib.sha256(self.body.encode()).hexdigest()[:16]
+
+
+class NotFound(Exception):
+    pass
+
+
+class Redirect(Exception):
+    pass
+
+
+class BadRequest(Exception):
+    pass
+
+
+def render(
+    plane: MetadataPlane, identity: GcpIdentity, path: str, query: Mapping[str, str]
+) -> Rendered:
+    """The response to ``GET /computeMetadata/v1/<path>`` now."""
+    node = lookup(metadata_tree(plane, identity), path)
+    if node is None:
+        raise NotFound(path)
+    recursive = query.get("recursive", "false").lower() == "true"
+    alt = query.get("alt", "json" if recursive else "text")
+    if alt not in ("json", "text"):
+        raise BadRequest(f"Invalid alt parameter value: {alt}")
+    if not isinstance(node, dict):
+        if alt == "json":
+            return Rendered(json.dumps(node), "application/json")
+        return Rendered(str(node), "application/text")
+    if path and not path.endswith("/"):
+        raise Redirect(path + "/")
+    if not recursive:
+        return Rendered(listing(node), "application/text")
+    if alt == "text":
+        return Rendered(to_text(node), "application/text")
+    return Rendered(json.dumps(to_json(node), separators=(",", ":")), "application/json")
+
+
+# -- HTTP -----------------------------------------------------------------------------------
+
+
+def _google_error(status: int, path: str, why: str) -> web.Response:
+    title = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
+    body = (
+        "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n"
+        f"  <title>Error {status} ({title.get(status, 'Error')})!!1</title>\n"
+        f"  <p><b>{status}.</b> <ins>That\u2019s an error.</ins>\n"
+        f"  <p>{why} <ins>That\u2019s all we know.</ins>\n"
+    )
+    return web.Response(
+        status=status,
+        text=body,
+        content_type="text/html",
+        headers={"Metadata-Flavor": FLAVOR, "Server": "Metadata Server for VM"},
+    )
+
+
+def forbidden_without_flavor(path: str) -> web.Response:
+    return _google_error(
+        403,
+        path,
+        f"Your client does not have permission to get URL <code>{path}</code> from this "
+        "server. Missing Metadata-Flavor:Google header.",
+    )
+
+
+def forbidden_forwarded(path: str) -> web.Response:
+    return _google_error(
+        403,
+        path,
+        f"Your client does not have permission to get URL <code>{path}</code> from this "
+        "server. Request had X-Forwarded-For header: metadata is not served through a proxy.",
+    )
+
+
+def not_found(path: str) -> web.Response:
+    return _google_error(
+        404, path, f"The requested URL <code>{path}</code> was not found on this server."
+    )
+
+
+def _respond(rendered: Rendered) -> web.Response:
+    return web.Response(
+        body=rendered.body.encode(),
+        headers={
+            "Content-Type": rendered.content_type,
+            "Metadata-Flavor": FLAVOR,
+            "ETag": rendered.etag,
+            "Server": "Metadata Server for VM",
+            "X-XSS-Protection": "0",
+            "X-Frame-Options": "SAMEORIGIN",
+        },
+    )
+
+
+def _wait_params(query: Mapping[str, str]) -> tuple[bool, str | None, float | None]:
+    wait = query.get("wait_for_change", "false").lower() == "true"
+    timeout: float | None = None
+    if "timeout_sec" in query:
+        try:
+            timeout = float(query["timeout_sec"])
+        except ValueError:
+            raise BadRequest(
+                f"timeout_sec must be a number, got {query['timeout_sec']!r}"
+            ) from None
+        if timeout <= 0:
+            raise BadRequest(f"timeout_sec must be positive, got {query['timeout_sec']!r}")
+    return wait, query.get("last_etag"), timeout
+
+
+class GcpMetadata:
+    """The dialect's handlers over one plane and one identity."""
+
+    def __init__(self, plane: MetadataPlane, identity: GcpIdentity | None = None) -> None:
+        self.plane = plane
+        self.identity = identity or GcpIdentity()
+
+    def add_routes(self, app: web.Application) -> None:
+        """Serve ``/computeMetadata/v1`` and everything under it (any method: GCP answers 405)."""
+        for path in (PREFIX, PREFIX + "/{tail:.*}"):
+            app.router.add_route("*", path, self.handle)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if "X-Forwarded-For" in request.headers:
+            return forbidden_forwarded(path)
+        if request.headers.get("Metadata-Flavor") != FLAVOR:
+            return forbidden_without_flavor(path)
+        if request.method != "GET":
+            return _google_error(405, path, f"The request method {request.method} is not allowed.")
+        sub = path[len(PREFIX) :].lstrip("/")
+        try:
+            wait, last_etag, timeout = _wait_params(request.query)
+            rendered = self._render(sub, request.query)
+            if wait:
+                rendered = await self._wait(sub, request.query, last_etag or rendered.etag, timeout)
+        except NotFound:
+            return not_found(path)
+        except Redirect as moved:
+            location = f"{PREFIX}/{moved.args[0]}"
+            if request.query_string:
+                location += f"?{request.query_string}"
+            return web.Response(
+                status=301,
+                headers={"Location": location, "Metadata-Flavor": FLAVOR},
+            )
+        except BadRequest as error:
+            return _google_error(400, path, str(error))
+        return _respond(rendered)
+
+    def _render(self, sub: str, query: Mapping[str, str]) -> Rendered:
+        return render(self.plane, self.identity, sub, query)
+
+    async def _wait(
+        self, sub: str, query: Mapping[str, str], baseline: str, limit: float | None
+    ) -> Rendered:
+        """Hold the request until the ETag differs from ``baseline`` or ``limit`` s pass."""
+        loop = asyncio.get_running_loop()
+        ends = None if limit is None else loop.time() + limit
+        while True:
+            version = self.plane.version
+            rendered = self._render(sub, query)
+            if rendered.etag != baseline:
+                return rendered
+            remaining = None if ends is None else ends - loop.time()
+            if remaining is not None and remaining <= 0:
+                return rendered
+            try:
+                await asyncio.wait_for(self.plane.wait_for_change(version), remaining)
+            except TimeoutError:
+                return self._render(sub, query)
+
+
+# -- notices (control API) --------------------------------------------------------------------
+
+
+class NoticeError(ValueError):
+    """A bad notice body; ``field`` names what to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _duration(body: Mapping[str, Any], name: str, default: float) -> float:
+    if body.get(name) is None:
+        return default
+    try:
+        return parse_duration(body[name])
+    except ValueError as error:
+        raise NoticeError(name, f"{name}: {error}") from None
+
+
+def notice_at(plane: MetadataPlane, body: Mapping[str, Any]) -> float | None:
+    """The optional ``at`` of a notice body: a duration from now (``"30s"``)."""
+    if body.get("at") is None:
+        return None
+    return plane.now() + _duration(body, "at", 0.0)
+
+
+def parse_notice(plane: MetadataPlane, body: Mapping[str, Any]) -> Notice:
+    """Schedule a GCP notice from a control-API body.
+
+    ``{"cloud": "gcp", "kind": "preemption", "lead": "30s"}`` (``lead``: preemption notice to
+    hard off, default 30 s; ``shutdown``: soft off to hard off, default and at most 30 s) or
+    ``{"cloud": "gcp", "kind": "maintenance", "action": "migrate"}`` (``action`` migrate or
+    terminate, ``lead`` default 60 s).
+    """
+    kind = body.get("kind", "preemption")
+    if kind == "preemption":
+        return _preemption(plane, body)
+    if kind == "maintenance":
+        return _maintenance(plane, body)
+    raise NoticeError("kind", f"unknown gcp notice kind {kind!r}; use preemption or maintenance")
+
+
+def _preemption(plane: MetadataPlane, body: Mapping[str, Any]) -> Notice:
+    lead = _duration(body, "lead", GCP_MAX_SHUTDOWN)
+    shutdown = _duration(body, "shutdown", min(lead, GCP_MAX_SHUTDOWN))
+    if shutdown > GCP_MAX_SHUTDOWN:
+        raise NoticeError(
+            "shutdown", "shutdown: GCP's hard off comes at most 30s after the soft off"
+        )
+    if shutdown > lead:
+        raise NoticeError("shutdown", "shutdown: must not be longer than lead")
+    action = body.get("action", "terminate")
+    if action not in ("terminate", "stop"):
+        raise NoticeError("action", f"action: a preemption stops or terminates, got {action!r}")
+    params = {"shutdown": shutdown, "soft_off_in": lead - shutdown}
+    return plane.add_notice("gcp", "preemption", action, lead=lead, at=notice_at(plane, body),
+                            params=params)  # fmt: skip
+
+
+def _maintenance(plane: MetadataPlane, body: Mapping[str, Any]) -> Notice:
+    action = body.get("action", "migrate")
+    if action not in MAINTENANCE_VALUES:
+        raise NoticeError("action", f"action: use migrate or terminate, got {action!r}")
+    lead = _duration(body, "lead", DEFAULT_MAINTENANCE_LEAD)
+    return plane.add_notice("gcp", "maintenance", action, lead=lead, at=notice_at(plane, body))
+
+
+def soft_off_at(notice: Notice) -> float:
+    """Clock time of a preemption's ACPI soft off (the hard off is ``notice.deadline``)."""
+    return notice.deadline - float(notice.params.get("shutdown", GCP_MAX_SHUTDOWN))

@@ -1,0 +1,330 @@
+"""The GCP metadata dialect in virtual time: headers, statuses, keys, notices, hanging GETs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from fake_imds.gcp import GcpMetadata, NoticeError, parse_notice, soft_off_at
+from fake_imds.model import MetadataPlane
+from harness.clock import clock_for_running_loop, run_virtual
+
+FLAVOR = {"Metadata-Flavor": "Google"}
+
+
+class Gcp:
+    """A GCP dialect served on loopback inside the running (virtual) loop, plus a client."""
+
+    def __init__(self, plane: MetadataPlane, base: str, session: aiohttp.ClientSession) -> None:
+        self.plane = plane
+        self.base = base
+        self.session = session
+
+    async def get(
+        self, path: str, headers: dict[str, str] | None = None, **params: str
+    ) -> tuple[int, str, Mapping[str, str]]:
+        url = f"{self.base}/computeMetadata/v1/{path}"
+        async with self.session.get(
+            url, headers=FLAVOR if headers is None else headers, params=params,
+            allow_redirects=False,
+        ) as response:  # fmt: skip
+            return response.status, await response.text(), response.headers
+
+
+@asynccontextmanager
+async def serve() -> AsyncIterator[Gcp]:
+    plane = MetadataPlane(clock_for_running_loop())
+    app = web.Application()
+    GcpMetadata(plane).add_routes(app)
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Gcp(plane, f"http://127.0.0.1:{port}", session)
+    finally:
+        await runner.cleanup()
+        plane.close()
+
+
+def run(test: Callable[[Gcp], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        async with serve() as gcp:
+            return await test(gcp)
+
+    return run_virtual(main)
+
+
+def test_requests_without_the_flavor_header_get_googles_403_with_the_flavor_echoed() -> None:
+    async def test(gcp: Gcp) -> None:
+        for headers in ({}, {"Metadata-Flavor": "google-ish"}):
+            status, body, response_headers = await gcp.get("instance/id", headers=headers)
+            assert status == 403
+            assert "Missing Metadata-Flavor:Google header" in body
+            assert response_headers["Metadata-Flavor"] == "Google"
+
+    run(test)
+
+
+def test_proxied_requests_are_refused() -> None:
+    async def test(gcp: Gcp) -> None:
+        status, body, _ = await gcp.get(
+            "instance/preempted", headers={**FLAVOR, "X-Forwarded-For": "10.0.0.9"}
+        )
+        assert status == 403
+        assert "X-Forwarded-For" in body
+
+    run(test)
+
+
+def test_failure_statuses_not_found_bad_timeout_bad_alt_wrong_method_and_redirect() -> None:
+    async def test(gcp: Gcp) -> None:
+        status, body, headers = await gcp.get("instance/no-such-key")
+        assert (status, headers["Metadata-Flavor"]) == (404, "Google")
+        assert "/computeMetadata/v1/instance/no-such-key" in body
+        status, body, _ = await gcp.get(
+            "instance/preempted", wait_for_change="true", timeout_sec="soon"
+        )
+        assert (status, "timeout_sec must be a number" in body) == (400, True)
+        status, body, _ = await gcp.get("instance/", recursive="true", alt="yaml")
+        assert status == 400
+        async with gcp.session.post(
+            f"{gcp.base}/computeMetadata/v1/instance/id", headers=FLAVOR
+        ) as response:
+            assert response.status == 405
+        status, _, headers = await gcp.get("instance/scheduling", recursive="true")
+        assert status == 301
+        assert headers["Location"] == "/computeMetadata/v1/instance/scheduling/?recursive=true"
+
+    run(test)
+
+
+def test_identity_and_scheduling_keys_of_a_spot_vm_each_with_an_etag() -> None:
+    async def test(gcp: Gcp) -> dict[str, str]:
+        values = {}
+        for key in (
+            "instance/id",
+            "instance/name",
+            "instance/zone",
+            "instance/machine-type",
+            "instance/scheduling/preemptible",
+            "instance/scheduling/provisioning-model",
+            "instance/preempted",
+            "instance/maintenance-event",
+            "project/project-id",
+        ):
+            status, body, headers = await gcp.get(key)
+            assert status == 200
+            assert headers["Content-Type"] == "application/text"
+            assert len(headers["ETag"]) == 16
+            assert headers["Metadata-Flavor"] == "Google"
+            values[key] = body
+        return values
+
+    values = run(test)
+    assert values["instance/id"].isdigit()
+    assert values["instance/zone"] == "projects/123456789012/zones/us-central1-a"
+    assert values["instance/machine-type"].endswith("/machineTypes/g2-standard-8")
+    assert values["instance/scheduling/preemptible"] == "TRUE"
+    assert values["instance/scheduling/provisioning-model"] == "SPOT"
+    assert values["instance/preempted"] == "FALSE"
+    assert values["instance/maintenance-event"] == "NONE"
+
+
+def test_directories_list_children_and_recursive_json_uses_camel_case() -> None:
+    async def test(gcp: Gcp) -> tuple[str, Any, str]:
+        _, listing, _ = await gcp.get("instance/scheduling/")
+        status, body, headers = await gcp.get("instance/", recursive="true")
+        assert status == 200
+        assert headers["Content-Type"] == "application/json"
+        assert "ETag" in headers
+        _, text, _ = await gcp.get("instance/scheduling/", recursive="true", alt="text")
+        return listing, json.loads(body), text
+
+    listing, instance, text = run(test)
+    assert "preemptible\n" in listing
+    assert "provisioning-model\n" in listing
+    assert instance["preempted"] == "FALSE"
+    assert instance["maintenanceEvent"] == "NONE"
+    assert instance["scheduling"]["provisioningModel"] == "SPOT"
+    assert instance["scheduling"]["preemptible"] == "TRUE"
+    assert isinstance(instance["id"], int)
+    assert instance["networkInterfaces"][0]["ip"] == "10.128.0.7"
+    assert instance["tags"] == []
+    assert "preemptible TRUE\n" in text
+
+
+def test_a_preemption_notice_turns_preempted_true_and_changes_the_etag() -> None:
+    async def test(gcp: Gcp) -> list[tuple[float, str, str]]:
+        seen = []
+        loop = asyncio.get_running_loop()
+        parse_notice(gcp.plane, {"kind": "preemption", "lead": "150s", "at": "10s"})
+        for _ in range(3):
+            _, body, headers = await gcp.get("instance/preempted")
+            seen.append((loop.time(), body, headers["ETag"]))
+            await asyncio.sleep(8)
+        return seen
+
+    (t0, v0, e0), (t1, v1, e1), (t2, v2, e2) = run(test)
+    assert (t0, v0) == (0.0, "FALSE")
+    assert (t1, v1) == (8.0, "FALSE")
+    assert (t2, v2) == (16.0, "TRUE")
+    assert e0 == e1 != e2
+
+
+def test_preemption_timing_lead_is_notice_to_hard_off_with_soft_off_at_most_30s_before() -> None:
+    async def test(gcp: Gcp) -> list[tuple[float, float, float]]:
+        long = parse_notice(gcp.plane, {"cloud": "gcp", "kind": "preemption", "lead": "150s"})
+        short = parse_notice(gcp.plane, {"cloud": "gcp", "kind": "preemption", "lead": "20s"})
+        default = parse_notice(gcp.plane, {"cloud": "gcp", "kind": "preemption"})
+        return [(n.issued_at, soft_off_at(n), n.deadline) for n in (long, short, default)]
+
+    assert run(test) == [(0.0, 120.0, 150.0), (0.0, 0.0, 20.0), (0.0, 0.0, 30.0)]
+
+
+def test_maintenance_event_shows_the_action_until_the_deadline() -> None:
+    async def test(gcp: Gcp) -> list[str]:
+        values = []
+        parse_notice(gcp.plane, {"kind": "maintenance", "action": "terminate", "lead": "60s"})
+        values.append((await gcp.get("instance/maintenance-event"))[1])
+        await asyncio.sleep(61)
+        values.append((await gcp.get("instance/maintenance-event"))[1])
+        parse_notice(gcp.plane, {"cloud": "gcp", "kind": "maintenance", "action": "migrate"})
+        values.append((await gcp.get("instance/maintenance-event"))[1])
+        return values
+
+    assert run(test) == ["TERMINATE_ON_HOST_MAINTENANCE", "NONE", "MIGRATE_ON_HOST_MAINTENANCE"]
+
+
+def test_many_hanging_gets_are_released_together_the_moment_the_notice_lands() -> None:
+    async def test(gcp: Gcp) -> list[tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        order: list[tuple[str, float]] = []
+
+        async def waiter(n: int) -> None:
+            status, body, _ = await gcp.get("instance/preempted", wait_for_change="true")
+            assert status == 200
+            order.append((f"waiter {n} saw {body}", loop.time()))
+
+        waiters = [asyncio.create_task(waiter(n)) for n in range(25)]
+        await asyncio.sleep(40)
+        order.append(("unrelated aws notice", loop.time()))
+        gcp.plane.add_notice("aws", "spot-interruption", "terminate", lead=120)
+        await asyncio.sleep(5)
+        order.append(("gcp preemption", loop.time()))
+        parse_notice(gcp.plane, {"kind": "preemption", "lead": "30s"})
+        await asyncio.gather(*waiters)
+        return order
+
+    order = run(test)
+    assert order[:2] == [("unrelated aws notice", 40.0), ("gcp preemption", 45.0)]
+    assert sorted(order[2:]) == sorted((f"waiter {n} saw TRUE", 45.0) for n in range(25))
+
+
+def test_a_scheduled_notice_releases_waiters_at_its_issue_time_on_the_clock() -> None:
+    async def test(gcp: Gcp) -> tuple[float, str]:
+        parse_notice(gcp.plane, {"kind": "preemption", "at": "90s"})
+        _, body, _ = await gcp.get("instance/preempted", wait_for_change="true")
+        return asyncio.get_running_loop().time(), body
+
+    assert run(test) == (90.0, "TRUE")
+
+
+def test_a_stale_last_etag_returns_at_once_and_a_current_one_waits() -> None:
+    async def test(gcp: Gcp) -> list[tuple[float, str]]:
+        loop = asyncio.get_running_loop()
+        _, _, headers = await gcp.get("instance/maintenance-event")
+        etag = headers["ETag"]
+        _, body, _ = await gcp.get(
+            "instance/maintenance-event", wait_for_change="true", last_etag="0"
+        )
+        seen = [(loop.time(), body)]
+        loop.call_later(12, parse_notice, gcp.plane, {"kind": "maintenance", "action": "migrate"})
+        _, body, _ = await gcp.get(
+            "instance/maintenance-event", wait_for_change="true", last_etag=etag
+        )
+        seen.append((loop.time(), body))
+        return seen
+
+    assert run(test) == [(0.0, "NONE"), (12.0, "MIGRATE_ON_HOST_MAINTENANCE")]
+
+
+def test_timeout_sec_returns_the_unchanged_value_on_the_clock() -> None:
+    async def test(gcp: Gcp) -> tuple[float, int, str, str, str]:
+        _, _, before = await gcp.get("instance/preempted")
+        status, body, after = await gcp.get(
+            "instance/preempted", wait_for_change="true", timeout_sec="30"
+        )
+        return asyncio.get_running_loop().time(), status, body, before["ETag"], after["ETag"]
+
+    t, status, body, etag_before, etag_after = run(test)
+    assert (t, status, body) == (30.0, 200, "FALSE")
+    assert etag_before == etag_after
+
+
+def test_a_recursive_directory_wait_is_released_by_a_change_below_it() -> None:
+    async def test(gcp: Gcp) -> tuple[float, dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        loop.call_later(7, parse_notice, gcp.plane, {"kind": "preemption"})
+        _, body, _ = await gcp.get(
+            "instance/", recursive="true", wait_for_change="true", timeout_sec="60"
+        )
+        return loop.time(), json.loads(body)
+
+    t, instance = run(test)
+    assert t == 7.0
+    assert instance["preempted"] == "TRUE"
+
+
+def test_a_canceled_preemption_turns_preempted_back_and_releases_waiters() -> None:
+    async def test(gcp: Gcp) -> list[str]:
+        notice = parse_notice(gcp.plane, {"kind": "preemption", "lead": "60s"})
+        _, first, headers = await gcp.get("instance/preempted")
+        loop = asyncio.get_running_loop()
+        loop.call_later(3, gcp.plane.cancel_notice, notice.id)
+        _, second, _ = await gcp.get(
+            "instance/preempted", wait_for_change="true", last_etag=headers["ETag"]
+        )
+        return [first, second]
+
+    assert run(test) == ["TRUE", "FALSE"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"kind": "eviction"}, "kind", "use preemption or maintenance"),
+        ({"kind": "preemption", "lead": "soon"}, "lead", "duration"),
+        ({"kind": "preemption", "lead": "60s", "shutdown": "45s"}, "shutdown", "at most 30s"),
+        ({"kind": "preemption", "lead": "10s", "shutdown": "20s"}, "shutdown", "longer than"),
+        ({"kind": "preemption", "action": "hibernate"}, "action", "stops or terminates"),
+        ({"kind": "maintenance", "action": "reboot"}, "action", "migrate or terminate"),
+    ],
+)
+def test_malformed_notices_name_the_field(body: dict[str, Any], field: str, message: str) -> None:
+    plane = MetadataPlane(FrozenClock())
+    with pytest.raises(NoticeError, match=message) as caught:
+        parse_notice(plane, body)
+    assert caught.value.field == field
+
+
+class FrozenClock:
+    def monotonic(self) -> float:
+        return 0.0
+
+    def now(self) -> Any:
+        from harness.clock import DEFAULT_EPOCH
+
+        return DEFAULT_EPOCH
+
+    async def sleep(self, seconds: float) -> None:
+        raise AssertionError("not used")
