@@ -208,6 +208,34 @@ def request_json(served: ServedRequest, plane: MetadataPlane) -> dict[str, Any]:
     }
 
 
+# -- what the handlers do, callable without HTTP (the sync wrapper, the runner) ---------------
+def schedule_notice(plane: MetadataPlane, body: Mapping[str, Any]) -> list[Notice]:
+    """Validate a ``POST notices`` body with its cloud's parser and schedule the notice(s)."""
+    cloud = body.get("cloud", "aws")
+    if cloud not in CLOUDS:
+        raise BodyError("cloud", f"'cloud' must be one of {', '.join(CLOUDS)}, got {cloud!r}")
+    specs = notice_parser(cloud)(body, plane)
+    return [
+        plane.add_notice(s.cloud, s.kind, s.action, lead=s.lead, at=s.at, params=s.params)
+        for s in specs
+    ]
+
+
+def notices_json(notices: Sequence[Notice], plane: MetadataPlane) -> dict[str, Any]:
+    """The answer to ``POST notices``: the last notice (the interruption of a sequence), plus
+    ``sequence`` listing all of them when there are several."""
+    result = notices[-1].to_json(plane)
+    if len(notices) > 1:
+        result["sequence"] = [n.to_json(plane) for n in notices]
+    return result
+
+
+def add_fault(plane: MetadataPlane, body: Mapping[str, Any]) -> Fault:
+    """Validate a ``POST faults`` body and put the fault in place."""
+    kind, duration, params = parse_fault(body)
+    return plane.add_fault(kind, duration=duration, **params)
+
+
 # -- handlers -----------------------------------------------------------------------------------
 def _error(status: int, message: str, field_name: str | None = None) -> web.Response:
     body: dict[str, Any] = {"error": message}
@@ -244,25 +272,10 @@ class ControlApi:
 
     async def post_notice(self, request: web.Request) -> web.Response:
         try:
-            body = await _json_object(request)
-            cloud = body.get("cloud", "aws")
-            if cloud not in CLOUDS:
-                raise BodyError(
-                    "cloud", f"'cloud' must be one of {', '.join(CLOUDS)}, got {cloud!r}"
-                )
-            specs = notice_parser(cloud)(body, self.plane)
+            notices = schedule_notice(self.plane, await _json_object(request))
         except BodyError as bad:
             return _error(400, str(bad), bad.field)
-        notices = [self._add(spec) for spec in specs]
-        result = notices[-1].to_json(self.plane)
-        if len(notices) > 1:
-            result["sequence"] = [n.to_json(self.plane) for n in notices]
-        return web.json_response(result, status=201)
-
-    def _add(self, spec: NoticeSpec) -> Notice:
-        return self.plane.add_notice(
-            spec.cloud, spec.kind, spec.action, lead=spec.lead, at=spec.at, params=spec.params
-        )
+        return web.json_response(notices_json(notices, self.plane), status=201)
 
     async def list_notices(self, request: web.Request) -> web.Response:
         cloud = request.query.get("cloud")
@@ -291,10 +304,9 @@ class ControlApi:
 
     async def post_fault(self, request: web.Request) -> web.Response:
         try:
-            kind, duration, params = parse_fault(await _json_object(request))
+            fault = add_fault(self.plane, await _json_object(request))
         except BodyError as bad:
             return _error(400, str(bad), bad.field)
-        fault = self.plane.add_fault(kind, duration=duration, **params)
         return web.json_response(fault_json(fault, self.plane), status=201)
 
     async def list_faults(self, request: web.Request) -> web.Response:
