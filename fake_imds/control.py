@@ -63,6 +63,7 @@ NoticeParser = Callable[[Mapping[str, Any], MetadataPlane], Sequence[NoticeSpec]
 #: cloud -> its notice parser, or ``"module:function"`` naming one (imported when first used).
 NOTICE_PARSERS: dict[str, NoticeParser | str] = {
     "aws": "fake_imds.aws:parse_notice",
+    "gcp": "fake_imds.gcp:parse_notice",
 }
 
 

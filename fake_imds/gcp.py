@@ -25,15 +25,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from fake_imds.control import (
+    BodyError,
+    NoticeSpec,
+    at_field,
+    check_fields,
+    choice_field,
+    duration_field,
+)
 from fake_imds.model import MetadataPlane, Notice
 from fake_imds.signals import GCP_MAX_SHUTDOWN
-from harness.units import parse_duration
+
+if TYPE_CHECKING:
+    from fake_imds.server import DialectSite
 
 PREFIX = "/computeMetadata/v1"
 FLAVOR = "Google"
@@ -363,72 +373,52 @@ class GcpMetadata:
 
 # -- notices (control API) --------------------------------------------------------------------
 
-
-class NoticeError(ValueError):
-    """A bad notice body; ``field`` names what to fix."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+_FIELDS = ("cloud", "kind", "action", "lead", "at")
 
 
-def _duration(body: Mapping[str, Any], name: str, default: float) -> float:
-    if body.get(name) is None:
-        return default
-    try:
-        return parse_duration(body[name])
-    except ValueError as error:
-        raise NoticeError(name, f"{name}: {error}") from None
-
-
-def notice_at(plane: MetadataPlane, body: Mapping[str, Any]) -> float | None:
-    """The optional ``at`` of a notice body: a duration from now (``"30s"``)."""
-    if body.get("at") is None:
-        return None
-    return plane.now() + _duration(body, "at", 0.0)
-
-
-def parse_notice(plane: MetadataPlane, body: Mapping[str, Any]) -> Notice:
-    """Schedule a GCP notice from a control-API body.
+def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[NoticeSpec]:
+    """The GCP kinds of ``POST /_harness/v1/notices``.
 
     ``{"cloud": "gcp", "kind": "preemption", "lead": "30s"}`` (``lead``: preemption notice to
-    hard off, default 30 s; ``shutdown``: soft off to hard off, default and at most 30 s) or
-    ``{"cloud": "gcp", "kind": "maintenance", "action": "migrate"}`` (``action`` migrate or
-    terminate, ``lead`` default 60 s).
+    hard off, default 30 s; ``shutdown``: soft off to hard off, default and at most 30 s;
+    ``action`` terminate or stop) or ``{"cloud": "gcp", "kind": "maintenance", "action":
+    "migrate"}`` (``action`` migrate or terminate, ``lead`` default 60 s).
     """
-    kind = body.get("kind", "preemption")
+    kind = choice_field(body, "kind", ("preemption", "maintenance"), "preemption")
+    at = at_field(body, plane)
     if kind == "preemption":
-        return _preemption(plane, body)
-    if kind == "maintenance":
-        return _maintenance(plane, body)
-    raise NoticeError("kind", f"unknown gcp notice kind {kind!r}; use preemption or maintenance")
+        return [_preemption(body, at)]
+    check_fields(body, _FIELDS)
+    action = choice_field(body, "action", tuple(MAINTENANCE_VALUES), "migrate")
+    lead = duration_field(body, "lead", DEFAULT_MAINTENANCE_LEAD)
+    return [NoticeSpec("gcp", "maintenance", action, lead, at)]
 
 
-def _preemption(plane: MetadataPlane, body: Mapping[str, Any]) -> Notice:
-    lead = _duration(body, "lead", GCP_MAX_SHUTDOWN)
-    shutdown = _duration(body, "shutdown", min(lead, GCP_MAX_SHUTDOWN))
+def _preemption(body: Mapping[str, Any], at: float | None) -> NoticeSpec:
+    check_fields(body, (*_FIELDS, "shutdown"))
+    action = choice_field(body, "action", ("terminate", "stop"), "terminate")
+    lead = duration_field(body, "lead", GCP_MAX_SHUTDOWN)
+    shutdown = duration_field(body, "shutdown", min(lead, GCP_MAX_SHUTDOWN))
     if shutdown > GCP_MAX_SHUTDOWN:
-        raise NoticeError(
-            "shutdown", "shutdown: GCP's hard off comes at most 30s after the soft off"
+        raise BodyError(
+            "shutdown", "'shutdown': GCP's hard off comes at most 30s after the soft off"
         )
     if shutdown > lead:
-        raise NoticeError("shutdown", "shutdown: must not be longer than lead")
-    action = body.get("action", "terminate")
-    if action not in ("terminate", "stop"):
-        raise NoticeError("action", f"action: a preemption stops or terminates, got {action!r}")
-    params = {"shutdown": shutdown, "soft_off_in": lead - shutdown}
-    return plane.add_notice("gcp", "preemption", action, lead=lead, at=notice_at(plane, body),
-                            params=params)  # fmt: skip
-
-
-def _maintenance(plane: MetadataPlane, body: Mapping[str, Any]) -> Notice:
-    action = body.get("action", "migrate")
-    if action not in MAINTENANCE_VALUES:
-        raise NoticeError("action", f"action: use migrate or terminate, got {action!r}")
-    lead = _duration(body, "lead", DEFAULT_MAINTENANCE_LEAD)
-    return plane.add_notice("gcp", "maintenance", action, lead=lead, at=notice_at(plane, body))
+        raise BodyError("shutdown", "'shutdown' must not be longer than 'lead'")
+    params = {"shutdown": shutdown}
+    return NoticeSpec("gcp", "preemption", action, lead, at, params)
 
 
 def soft_off_at(notice: Notice) -> float:
     """Clock time of a preemption's ACPI soft off (the hard off is ``notice.deadline``)."""
     return notice.deadline - float(notice.params.get("shutdown", GCP_MAX_SHUTDOWN))
+
+
+def install(site: DialectSite) -> None:
+    """Serve ``/computeMetadata/v1/``; ``site.options`` may give a :class:`GcpIdentity`."""
+    identity = site.options(GcpIdentity())
+    if not isinstance(identity, GcpIdentity):
+        raise TypeError(f"gcp options must be a GcpIdentity, got {type(identity).__name__}")
+    metadata = GcpMetadata(site.plane, identity)
+    for path in (PREFIX, PREFIX + "/{tail:.*}"):
+        site.add_route("*", path, metadata.handle)

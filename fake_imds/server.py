@@ -38,6 +38,7 @@ Fallback = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: cloud dialect name -> ``"module:function"`` of its ``install(site)``; imported lazily.
 DIALECTS: dict[str, str] = {
     "aws": "fake_imds.aws:install",
+    "gcp": "fake_imds.gcp:install",
 }
 
 #: Dialects a server installs when none are named: all registered ones.

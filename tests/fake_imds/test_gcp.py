@@ -10,22 +10,26 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from fake_imds.gcp import GcpMetadata, NoticeError, parse_notice, soft_off_at
-from fake_imds.model import MetadataPlane
-from harness.clock import clock_for_running_loop, run_virtual
+from fake_imds.control import schedule_notice
+from fake_imds.gcp import soft_off_at
+from fake_imds.model import MetadataPlane, Notice
+from fake_imds.server import FakeImds
+from harness.clock import run_virtual
 
 FLAVOR = {"Metadata-Flavor": "Google"}
 
 
 class Gcp:
-    """A GCP dialect served on loopback inside the running (virtual) loop, plus a client."""
+    """A fake metadata server on loopback inside the running (virtual) loop, plus a client."""
 
     def __init__(self, plane: MetadataPlane, base: str, session: aiohttp.ClientSession) -> None:
         self.plane = plane
         self.base = base
         self.session = session
+
+    def notice(self, **body: Any) -> Notice:
+        return schedule_notice(self.plane, {"cloud": "gcp", **body})[0]
 
     async def get(
         self, path: str, headers: dict[str, str] | None = None, **params: str
@@ -40,20 +44,8 @@ class Gcp:
 
 @asynccontextmanager
 async def serve() -> AsyncIterator[Gcp]:
-    plane = MetadataPlane(clock_for_running_loop())
-    app = web.Application()
-    GcpMetadata(plane).add_routes(app)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Gcp(plane, f"http://127.0.0.1:{port}", session)
-    finally:
-        await runner.cleanup()
-        plane.close()
+    async with FakeImds() as server, aiohttp.ClientSession() as session:
+        yield Gcp(server.plane, server.url, session)
 
 
 def run(test: Callable[[Gcp], Awaitable[Any]]) -> Any:
@@ -167,7 +159,7 @@ def test_a_preemption_notice_turns_preempted_true_and_changes_the_etag() -> None
     async def test(gcp: Gcp) -> list[tuple[float, str, str]]:
         seen = []
         loop = asyncio.get_running_loop()
-        parse_notice(gcp.plane, {"kind": "preemption", "lead": "150s", "at": "10s"})
+        gcp.notice(kind="preemption", lead="150s", at="+10s")
         for _ in range(3):
             _, body, headers = await gcp.get("instance/preempted")
             seen.append((loop.time(), body, headers["ETag"]))
@@ -183,9 +175,9 @@ def test_a_preemption_notice_turns_preempted_true_and_changes_the_etag() -> None
 
 def test_preemption_timing_lead_is_notice_to_hard_off_with_soft_off_at_most_30s_before() -> None:
     async def test(gcp: Gcp) -> list[tuple[float, float, float]]:
-        long = parse_notice(gcp.plane, {"cloud": "gcp", "kind": "preemption", "lead": "150s"})
-        short = parse_notice(gcp.plane, {"cloud": "gcp", "kind": "preemption", "lead": "20s"})
-        default = parse_notice(gcp.plane, {"cloud": "gcp", "kind": "preemption"})
+        long = gcp.notice(kind="preemption", lead="150s")
+        short = gcp.notice(kind="preemption", lead="20s")
+        default = gcp.notice(kind="preemption")
         return [(n.issued_at, soft_off_at(n), n.deadline) for n in (long, short, default)]
 
     assert run(test) == [(0.0, 120.0, 150.0), (0.0, 0.0, 20.0), (0.0, 0.0, 30.0)]
@@ -194,11 +186,11 @@ def test_preemption_timing_lead_is_notice_to_hard_off_with_soft_off_at_most_30s_
 def test_maintenance_event_shows_the_action_until_the_deadline() -> None:
     async def test(gcp: Gcp) -> list[str]:
         values = []
-        parse_notice(gcp.plane, {"kind": "maintenance", "action": "terminate", "lead": "60s"})
+        gcp.notice(kind="maintenance", action="terminate", lead="60s")
         values.append((await gcp.get("instance/maintenance-event"))[1])
         await asyncio.sleep(61)
         values.append((await gcp.get("instance/maintenance-event"))[1])
-        parse_notice(gcp.plane, {"cloud": "gcp", "kind": "maintenance", "action": "migrate"})
+        gcp.notice(kind="maintenance", action="migrate")
         values.append((await gcp.get("instance/maintenance-event"))[1])
         return values
 
@@ -221,7 +213,7 @@ def test_many_hanging_gets_are_released_together_the_moment_the_notice_lands() -
         gcp.plane.add_notice("aws", "spot-interruption", "terminate", lead=120)
         await asyncio.sleep(5)
         order.append(("gcp preemption", loop.time()))
-        parse_notice(gcp.plane, {"kind": "preemption", "lead": "30s"})
+        gcp.notice(kind="preemption", lead="30s")
         await asyncio.gather(*waiters)
         return order
 
@@ -232,7 +224,7 @@ def test_many_hanging_gets_are_released_together_the_moment_the_notice_lands() -
 
 def test_a_scheduled_notice_releases_waiters_at_its_issue_time_on_the_clock() -> None:
     async def test(gcp: Gcp) -> tuple[float, str]:
-        parse_notice(gcp.plane, {"kind": "preemption", "at": "90s"})
+        gcp.notice(kind="preemption", at="+90s")
         _, body, _ = await gcp.get("instance/preempted", wait_for_change="true")
         return asyncio.get_running_loop().time(), body
 
@@ -248,7 +240,7 @@ def test_a_stale_last_etag_returns_at_once_and_a_current_one_waits() -> None:
             "instance/maintenance-event", wait_for_change="true", last_etag="0"
         )
         seen = [(loop.time(), body)]
-        loop.call_later(12, parse_notice, gcp.plane, {"kind": "maintenance", "action": "migrate"})
+        loop.call_later(12, lambda: gcp.notice(kind="maintenance", action="migrate"))
         _, body, _ = await gcp.get(
             "instance/maintenance-event", wait_for_change="true", last_etag=etag
         )
@@ -274,7 +266,7 @@ def test_timeout_sec_returns_the_unchanged_value_on_the_clock() -> None:
 def test_a_recursive_directory_wait_is_released_by_a_change_below_it() -> None:
     async def test(gcp: Gcp) -> tuple[float, dict[str, Any]]:
         loop = asyncio.get_running_loop()
-        loop.call_later(7, parse_notice, gcp.plane, {"kind": "preemption"})
+        loop.call_later(7, lambda: gcp.notice(kind="preemption"))
         _, body, _ = await gcp.get(
             "instance/", recursive="true", wait_for_change="true", timeout_sec="60"
         )
@@ -287,7 +279,7 @@ def test_a_recursive_directory_wait_is_released_by_a_change_below_it() -> None:
 
 def test_a_canceled_preemption_turns_preempted_back_and_releases_waiters() -> None:
     async def test(gcp: Gcp) -> list[str]:
-        notice = parse_notice(gcp.plane, {"kind": "preemption", "lead": "60s"})
+        notice = gcp.notice(kind="preemption", lead="60s")
         _, first, headers = await gcp.get("instance/preempted")
         loop = asyncio.get_running_loop()
         loop.call_later(3, gcp.plane.cancel_notice, notice.id)
@@ -302,29 +294,45 @@ def test_a_canceled_preemption_turns_preempted_back_and_releases_waiters() -> No
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
-        ({"kind": "eviction"}, "kind", "use preemption or maintenance"),
+        ({"kind": "eviction"}, "kind", "preemption, maintenance"),
         ({"kind": "preemption", "lead": "soon"}, "lead", "duration"),
         ({"kind": "preemption", "lead": "60s", "shutdown": "45s"}, "shutdown", "at most 30s"),
         ({"kind": "preemption", "lead": "10s", "shutdown": "20s"}, "shutdown", "longer than"),
-        ({"kind": "preemption", "action": "hibernate"}, "action", "stops or terminates"),
-        ({"kind": "maintenance", "action": "reboot"}, "action", "migrate or terminate"),
+        ({"kind": "preemption", "action": "hibernate"}, "action", "terminate, stop"),
+        ({"kind": "maintenance", "action": "reboot"}, "action", "migrate, terminate"),
+        ({"kind": "maintenance", "grace": "5s"}, "grace", "unknown field"),
     ],
 )
-def test_malformed_notices_name_the_field(body: dict[str, Any], field: str, message: str) -> None:
-    plane = MetadataPlane(FrozenClock())
-    with pytest.raises(NoticeError, match=message) as caught:
-        parse_notice(plane, body)
-    assert caught.value.field == field
+def test_malformed_notices_get_400_naming_the_field(
+    body: dict[str, Any], field: str, message: str
+) -> None:
+    async def test(gcp: Gcp) -> tuple[int, dict[str, Any]]:
+        async with gcp.session.post(
+            f"{gcp.base}/_harness/v1/notices", json={"cloud": "gcp", **body}
+        ) as response:
+            return response.status, await response.json()
+
+    status, error = run(test)
+    assert status == 400
+    assert error["field"] == field
+    assert message in error["error"]
 
 
-class FrozenClock:
-    def monotonic(self) -> float:
-        return 0.0
+def test_the_control_api_schedules_a_gcp_preemption_with_its_deadline() -> None:
+    async def test(gcp: Gcp) -> tuple[int, dict[str, Any], str]:
+        async with gcp.session.post(
+            f"{gcp.base}/_harness/v1/notices",
+            json={"cloud": "gcp", "kind": "preemption", "lead": "30s"},
+        ) as response:
+            status, created = response.status, await response.json()
+        return status, created, (await gcp.get("instance/preempted"))[1]
 
-    def now(self) -> Any:
-        from harness.clock import DEFAULT_EPOCH
-
-        return DEFAULT_EPOCH
-
-    async def sleep(self, seconds: float) -> None:
-        raise AssertionError("not used")
+    status, created, preempted = run(test)
+    assert status == 201
+    assert (created["cloud"], created["kind"], created["action"]) == (
+        "gcp",
+        "preemption",
+        "terminate",
+    )
+    assert created["deadline"] == "2026-01-01T00:00:30Z"
+    assert preempted == "TRUE"
