@@ -23,7 +23,10 @@ EXIT_ENVIRONMENT = 3
 EXIT_INTERRUPTED = 130
 
 #: name -> "module:attribute" of a click command.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "notice": "harness.commands.notice:notice",
+    "serve": "harness.commands.serve:serve",
+}
 
 
 class HarnessError(click.ClickException):

@@ -1,0 +1,191 @@
+"""``harness serve``: run the fake metadata server until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+from pathlib import Path
+
+import click
+
+from fake_imds.aws import AwsOptions
+from fake_imds.eventbridge import sink_from_spec
+from fake_imds.model import Notice
+from fake_imds.server import DIALECTS, IMDSV2_MODES, FakeImds, ImdsV2Mode, UnsafeBindError
+from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
+
+DEFAULT_PORT = 1338
+
+
+def aws_options(
+    instance_id: str | None,
+    instance_type: str | None,
+    availability_zone: str | None,
+    user_data: Path | None,
+    tags: tuple[str, ...],
+    asg_state: str | None,
+) -> AwsOptions:
+    """AwsOptions from the identity flags (unset flags keep the defaults)."""
+    changes: dict[str, object] = {}
+    if instance_id:
+        changes["instance_id"] = instance_id
+    if instance_type:
+        changes["instance_type"] = instance_type
+    if availability_zone:
+        changes["availability_zone"] = availability_zone
+        changes["region"] = availability_zone.rstrip("abcdefghijklmnopqrstuvwxyz")
+    if user_data is not None:
+        changes["user_data"] = user_data.read_text(encoding="utf-8")
+    if tags:
+        changes["tags"] = dict(_pair(tag) for tag in tags)
+    if asg_state:
+        changes["asg_state"] = asg_state
+    return AwsOptions(**changes)  # type: ignore[arg-type]
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise HarnessError(f"--tag takes KEY=VALUE, got {text!r}", EXIT_USAGE)
+    return key, value
+
+
+def banner(server: FakeImds, dialects: list[str], imdsv2: str, token: bool) -> list[str]:
+    url = server.url
+    lines = [
+        f"fake metadata server: {url}/  (dialects: {', '.join(dialects)}; IMDSv2 {imdsv2})",
+        f"control API:          {server.control_url}/"
+        + ("  (bearer token required)" if token else ""),
+        f"point AWS clients at it: export AWS_EC2_METADATA_SERVICE_ENDPOINT={url}/",
+    ]
+    if "gcp" in dialects:
+        lines.append(f"point GCP clients at it: export GCE_METADATA_HOST={url.split('//', 1)[1]}")
+    lines.append("Ctrl-C or SIGTERM stops it.")
+    return lines
+
+
+def notice_line(server: FakeImds, notice: Notice) -> str:
+    plane = server.plane
+    state = notice.current_state(plane.now())
+    return (
+        f"[{plane.iso(plane.now())}] {notice.id} {notice.cloud} {notice.kind} "
+        f"{notice.action}: {state} (deadline {plane.iso(notice.deadline)})"
+    )
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0: any free port).",
+)
+@click.option(
+    "--imdsv2",
+    type=click.Choice(IMDSV2_MODES),
+    default="optional",
+    show_default=True,
+    help="optional: v1 and v2; required: v1 gets 401; disabled: 403 everywhere.",
+)
+@click.option(
+    "--control-token",
+    envvar="HARNESS_CONTROL_TOKEN",
+    help="Bearer token every control call must carry; required beyond loopback. "
+    "Env: HARNESS_CONTROL_TOKEN.",
+)
+@click.option(
+    "--events",
+    metavar="FILE|URL",
+    help="Where EventBridge-shaped events go when notices fire: a JSON-lines file (appended), "
+    "an http(s) URL (POST), or sqs:<queue url>.",
+)
+@click.option(
+    "--dialect",
+    "dialects",
+    multiple=True,
+    type=click.Choice(sorted(DIALECTS)),
+    help="Serve only these clouds' paths (repeatable). Default: all.",
+)
+@click.option("--instance-id", help="The fake instance's id.")
+@click.option("--instance-type", help="The fake instance's type.")
+@click.option("--availability-zone", help="e.g. eu-west-1b (the region follows).")
+@click.option(
+    "--user-data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File served as user-data.",
+)
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Instance tag in metadata (repeatable); turns tags/instance on.",
+)
+@click.option("--asg-state", help="autoscaling/target-lifecycle-state, e.g. InService.")
+@click.option("--seed", default=0, show_default=True, help="Seed for tokens and ids.")
+def serve(
+    host: str,
+    port: int,
+    imdsv2: ImdsV2Mode,
+    control_token: str | None,
+    events: str | None,
+    dialects: tuple[str, ...],
+    instance_id: str | None,
+    instance_type: str | None,
+    availability_zone: str | None,
+    user_data: Path | None,
+    tags: tuple[str, ...],
+    asg_state: str | None,
+    seed: int,
+) -> int:
+    """Run the fake metadata server (AWS IMDS and the other clouds' paths on one port).
+
+    \b
+    Examples:
+      harness serve                                   # http://127.0.0.1:1338/
+      harness serve --imdsv2 required --port 0
+      harness serve --events events.jsonl --tag Name=trainer
+      harness serve --host 0.0.0.0 --control-token "$TOKEN"
+    Then, from another shell: harness notice --action terminate --lead 2m
+    """
+    options = aws_options(instance_id, instance_type, availability_zone, user_data, tags, asg_state)
+    names = list(dialects) or sorted(DIALECTS)
+    try:
+        sink = None if events is None else sink_from_spec(events)
+        server = FakeImds(
+            host,
+            port,
+            imdsv2=imdsv2,
+            control_token=control_token,
+            events=sink,
+            dialects=names,
+            options={"aws": options},
+            seed=seed,
+        )
+    except (UnsafeBindError, ValueError) as refused:
+        raise HarnessError(str(refused), EXIT_USAGE) from None
+    try:
+        asyncio.run(_run(server, names, imdsv2, bool(control_token)))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise HarnessError(
+                f"port {port} on {host} is in use; choose another with --port (0: any free port)"
+            ) from None
+        raise HarnessError(f"cannot listen on {host}:{port}: {error}") from None
+    return EXIT_OK
+
+
+async def _run(server: FakeImds, names: list[str], imdsv2: str, token: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        for line in banner(server, names, imdsv2, token):
+            click.echo(line)
+        server.plane.subscribe(lambda n: click.echo(notice_line(server, n), err=True))
+        await stop.wait()
+        click.echo("stopping", err=True)
