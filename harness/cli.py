@@ -24,6 +24,7 @@ EXIT_INTERRUPTED = 130
 
 #: name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
+    "demo": "harness.commands.demo:demo",
     "notice": "harness.commands.notice:notice",
     "serve": "harness.commands.serve:serve",
 }
