@@ -64,6 +64,7 @@ NoticeParser = Callable[[Mapping[str, Any], MetadataPlane], Sequence[NoticeSpec]
 NOTICE_PARSERS: dict[str, NoticeParser | str] = {
     "aws": "fake_imds.aws:parse_notice",
     "gcp": "fake_imds.gcp:parse_notice",
+    "azure": "fake_imds.azure:parse_notice",
 }
 
 

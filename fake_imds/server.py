@@ -39,6 +39,7 @@ Fallback = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DIALECTS: dict[str, str] = {
     "aws": "fake_imds.aws:install",
     "gcp": "fake_imds.gcp:install",
+    "azure": "fake_imds.azure:install",
 }
 
 #: Dialects a server installs when none are named: all registered ones.
