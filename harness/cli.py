@@ -25,6 +25,7 @@ EXIT_INTERRUPTED = 130
 #: name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
     "demo": "harness.commands.demo:demo",
+    "inject": "harness.commands.inject:inject",
     "notice": "harness.commands.notice:notice",
     "serve": "harness.commands.serve:serve",
 }
