@@ -1,0 +1,636 @@
+"""The checks: pure functions of a history, the final storage state and the golden outcome.
+
+Each returns a :class:`CheckResult` whose violations cite the events that prove them. Reports of
+the target are never taken alone: a checkpoint called durable must be found in storage with the
+claimed content, outputs are counted from S3 versions, and storage operations are ordered by the
+harness's own ``storage.op`` records.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from harness.checks.golden import Golden, digest_matches, same_digest
+from harness.checks.results import CheckResult, Violation
+from harness.checks.snapshot import StorageSnapshot
+from harness.checks.verify import GAP_OPS, Verifier
+from harness.checks.view import (
+    S3_DELETE_OPS,
+    S3_WRITE_OPS,
+    Checkpoint,
+    HistoryView,
+    Instance,
+    Notice,
+)
+from harness.history import Event, Kind
+from harness.units import format_duration
+
+#: A reported deadline may be this much later than the real one (calendar rounding to seconds).
+DEADLINE_TOLERANCE = 1.0
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    view: HistoryView
+    snapshot: StorageSnapshot
+    golden: Golden
+    verifier: Verifier
+
+
+def _t(seconds: float) -> str:
+    return f"t={format_duration(seconds)}"
+
+
+def _surviving(cp: Checkpoint, action_keeps_local: bool, instance: Instance) -> bool:
+    if cp.tier != "local":
+        return True
+    return action_keeps_local and cp.local_dir == instance.local_dir
+
+
+def _interrupting(ctx: CheckContext) -> Iterable[tuple[Notice, Instance]]:
+    """(notice, instance) for every interruption notice that reached a live instance."""
+    for notice in ctx.view.notices:
+        if notice.advisory:
+            continue
+        for instance in ctx.view.notice_targets(notice):
+            if instance.alive_at(notice.issued.t):
+                yield notice, instance
+
+
+def _completed_by(ctx: CheckContext, instance: Instance, t: float) -> bool:
+    return any(e.t <= t for e in ctx.view.by(instance.id, Kind.JOB_COMPLETED))
+
+
+# -- saved_before_deadline ------------------------------------------------------------------------
+
+
+def saved_before_deadline(ctx: CheckContext) -> CheckResult:
+    violations: list[Violation] = []
+    checked = 0
+    for notice, instance in _interrupting(ctx):
+        if notice.deadline <= notice.issued.t or _completed_by(ctx, instance, notice.deadline):
+            continue  # no time to save (hibernate starts at once), or nothing left to save
+        needed = ctx.view.position_at(instance, notice.issued.t)
+        resumed = ctx.view.resumed(instance)
+        start = int(resumed.data.get("position") or 0) if resumed else 0
+        if needed is None or needed <= 0:
+            needed = start
+        if needed <= 0:
+            continue  # nothing done yet, nothing to lose
+        checked += 1
+        violation = _saved_in_time(ctx, notice, instance, needed)
+        if violation is not None:
+            violations.append(violation)
+    return CheckResult.from_violations(
+        "saved_before_deadline",
+        violations,
+        summary=f"{checked} interruption(s) with work to save",
+    )
+
+
+def _saved_in_time(
+    ctx: CheckContext, notice: Notice, instance: Instance, needed: int
+) -> Violation | None:
+    keeps_local = notice.action in ("stop", "hibernate")
+    deadline_seq = _seq_at(ctx.view, notice.deadline)
+    saved = [
+        cp
+        for cp in ctx.view.checkpoints
+        if cp.t <= notice.deadline
+        and cp.position >= needed
+        and _surviving(cp, keeps_local, instance)
+        and ctx.verifier.available_before(cp, deadline_seq)
+    ]
+    if saved:
+        return None
+    tiers = "local disk or S3" if keeps_local else "S3"
+    late = [cp for cp in ctx.view.checkpoints if cp.event.instance == instance.id]
+    last_item = [e for e in ctx.view.positions(instance.id) if e.t <= notice.issued.t][-1:]
+    return Violation.citing(
+        f"notice {notice.id} ({notice.action}) to {instance.id} at {_t(notice.issued.t)}, "
+        f"deadline {_t(notice.deadline)}: no checkpoint at position >= {needed} was durable on "
+        f"{tiers} by the deadline"
+        + (
+            f"; newest reported: position {late[-1].position} on {late[-1].tier} "
+            f"at {_t(late[-1].t)}"
+            if late
+            else "; none reported"
+        ),
+        [
+            notice.issued,
+            notice.deadline_event or instance.ended,
+            *last_item,
+            *(cp.event for cp in late[-1:]),
+        ],
+    )
+
+
+def _seq_at(view: HistoryView, t: float) -> int:
+    """The history position just after everything recorded at or before ``t``."""
+    return next((e.seq for e in view.events if e.t > t), len(view.events))
+
+
+# -- exactly_once ---------------------------------------------------------------------------------
+
+
+def exactly_once(ctx: CheckContext) -> CheckResult:
+    golden, snapshot = ctx.golden, ctx.snapshot
+    violations: list[Violation] = []
+    for key in sorted(golden.outputs):
+        evidence = _output_evidence(ctx, key)
+        versions = snapshot.versions_of(key)
+        if not versions:
+            violations.append(Violation.citing(f"output {key} was never written", evidence))
+            continue
+        if snapshot.current(key) is None:
+            violations.append(Violation.citing(f"output {key} was deleted", evidence))
+        if len(versions) > 1:
+            violations.append(
+                Violation.citing(f"output {key} was written {len(versions)} times", evidence)
+            )
+        wrong = [
+            v for v in versions if v.blob is None or not digest_matches(golden.outputs[key], v.blob)
+        ]
+        if wrong:
+            violations.append(
+                Violation.citing(
+                    f"output {key}: {len(wrong)} version(s) differ from the golden content "
+                    f"{golden.outputs[key]}",
+                    evidence,
+                )
+            )
+    for key in snapshot.keys(golden.output_prefix):
+        if key not in golden.outputs:
+            violations.append(
+                Violation.citing(f"unexpected output {key}", _output_evidence(ctx, key))
+            )
+    return CheckResult.from_violations(
+        "exactly_once", violations, summary=f"{len(golden.outputs)} expected output(s)"
+    )
+
+
+def _output_evidence(ctx: CheckContext, key: str) -> list[Event]:
+    committed = [e for e in ctx.view.of_kind(Kind.OUTPUT_COMMITTED) if e.data.get("key") == key]
+    writes = [
+        e
+        for e in ctx.view.storage_ops()
+        if e.data.get("op") in S3_WRITE_OPS | S3_DELETE_OPS and e.data.get("key") == key
+    ]
+    return committed + writes
+
+
+# -- resume_correct -------------------------------------------------------------------------------
+
+
+def resume_correct(ctx: CheckContext) -> CheckResult:
+    violations: list[Violation] = []
+    for instance in ctx.view.instances:
+        violations.extend(_check_resume(ctx, instance))
+    violations.extend(_states_match_golden(ctx))
+    violations.extend(_final_state(ctx))
+    return CheckResult.from_violations(
+        "resume_correct", violations, summary=f"{len(ctx.view.instances)} instance(s)"
+    )
+
+
+def newest_available(ctx: CheckContext, instance: Instance) -> Checkpoint | None:
+    """The newest checkpoint an instance could read when it started."""
+    start_seq = instance.started.seq
+    readable = [
+        cp
+        for cp in ctx.view.checkpoints
+        if (cp.tier != "local" or cp.local_dir == instance.local_dir)
+        and ctx.verifier.available_before(cp, start_seq)
+    ]
+    return max(readable, key=lambda cp: (cp.position, cp.event.seq), default=None)
+
+
+def _check_resume(ctx: CheckContext, instance: Instance) -> list[Violation]:
+    resumed = ctx.view.resumed(instance)
+    items = ctx.view.positions(instance.id)
+    if resumed is None and not items:
+        return []  # gone before it resumed: nothing to judge
+    position = (
+        int(resumed.data.get("position") or 0)
+        if resumed is not None
+        else int(items[0].data.get("position", 1)) - 1
+    )
+    best = newest_available(ctx, instance)
+    expected = best.position if best is not None else 0
+    cite = [resumed, items[0] if items else None, best.event if best else None]
+    violations: list[Violation] = []
+    if position < expected:
+        violations.append(
+            Violation.citing(
+                f"{instance.id} resumed at position {position}, but a valid durable checkpoint at "
+                f"position {expected} ({best.tier if best else ''}) existed when it started",
+                cite,
+            )
+        )
+    elif position > expected and not _unreported_but_valid(ctx, instance, resumed, position):
+        violations.append(
+            Violation.citing(
+                f"{instance.id} resumed at position {position}, beyond the newest valid durable "
+                f"checkpoint (position {expected}) when it started",
+                cite,
+            )
+        )
+    after = [e for e in items if resumed is None or e.seq > resumed.seq]
+    if after and int(after[0].data.get("position", 0)) != position + 1:
+        violations.append(
+            Violation.citing(
+                f"{instance.id} resumed at position {position} but its next item done was "
+                f"position {after[0].data.get('position')} (expected {position + 1})",
+                [resumed, after[0]],
+            )
+        )
+    return violations
+
+
+def _unreported_but_valid(
+    ctx: CheckContext, instance: Instance, resumed: Event | None, position: int
+) -> bool:
+    """A resume from a checkpoint that was complete in storage but never reported durable (the
+    writer died between the write and its report) is correct if storage proves it."""
+    if resumed is None or not resumed.data.get("key") or not resumed.data.get("checksum"):
+        return False
+    tier = str(resumed.data.get("tier") or "s3")
+    checkpoint = Checkpoint(event=resumed, local_dir=instance.local_dir)
+    if ctx.verifier.verdict(checkpoint).status != "verified":
+        return False
+    wrote = [
+        op
+        for op in ctx.view.storage_ops()
+        if op.seq < instance.started.seq
+        and ctx.view.op_path(op) == checkpoint.path
+        and (tier == "local") == str(op.data.get("op", "")).startswith("local.")
+    ]
+    expected = ctx.golden.state_at(position)
+    return bool(wrote) and (expected is None or same_digest(expected, checkpoint.checksum or ""))
+
+
+def _states_match_golden(ctx: CheckContext) -> list[Violation]:
+    violations = []
+    for cp in ctx.view.checkpoints:
+        expected = ctx.golden.state_at(cp.position)
+        if expected is None or cp.checksum is None or same_digest(expected, cp.checksum):
+            continue
+        violations.append(
+            Violation.citing(
+                f"checkpoint {cp.id} at position {cp.position} holds state {cp.checksum}, but the "
+                f"golden state there is {expected}",
+                [cp.event],
+            )
+        )
+    return violations
+
+
+def _final_state(ctx: CheckContext) -> list[Violation]:
+    completed = ctx.view.completed()
+    items = ctx.golden.items
+    if completed is None or items is None:
+        return []
+    position = int(completed.data.get("position", -1))
+    if position != items:
+        return [
+            Violation.citing(
+                f"job reported complete at position {position}, but the job has {items} items",
+                [completed],
+            )
+        ]
+    return []
+
+
+# -- durable --------------------------------------------------------------------------------------
+
+
+def durable(ctx: CheckContext) -> CheckResult:
+    violations: list[Violation] = []
+    for cp in ctx.view.checkpoints:
+        violations.extend(_reported_durable_holds(ctx, cp))
+    violations.extend(_metadata_points_to_durable(ctx))
+    violations.extend(_always_one_valid(ctx))
+    return CheckResult.from_violations(
+        "durable", violations, summary=f"{len(ctx.view.checkpoints)} durable report(s)"
+    )
+
+
+def _reported_durable_holds(ctx: CheckContext, cp: Checkpoint) -> list[Violation]:
+    verdict = ctx.verifier.verdict(cp)
+    if verdict.contradicted:
+        return [
+            Violation.citing(
+                f"checkpoint {cp.id} reported durable on {cp.tier} at {_t(cp.t)}, but "
+                f"{verdict.detail}",
+                [cp.event],
+            )
+        ]
+    if cp.tier != "local" and ctx.verifier.observed_s3 and ctx.verifier.written_before(cp) is None:
+        later = next(
+            (
+                op
+                for op in ctx.view.storage_ops()
+                if op.seq > cp.event.seq
+                and op.data.get("op") in S3_WRITE_OPS
+                and op.data.get("key") == cp.key
+            ),
+            None,
+        )
+        return [
+            Violation.citing(
+                f"checkpoint {cp.id} reported durable at {_t(cp.t)} before any write of "
+                f"{cp.key} completed",
+                [cp.event, later],
+            )
+        ]
+    return []
+
+
+def _metadata_points_to_durable(ctx: CheckContext) -> list[Violation]:
+    violations = []
+    for meta in ctx.view.of_kind(Kind.METADATA_COMMITTED):
+        target = str(meta.data.get("checkpoint_id", ""))
+        reports = [cp for cp in ctx.view.checkpoints if cp.id == target]
+        before = [cp for cp in reports if cp.event.seq < meta.seq]
+        if not before:
+            violations.append(
+                Violation.citing(
+                    f"metadata moved to checkpoint {target} at {_t(meta.t)} before it was durable",
+                    [meta, *(cp.event for cp in reports[:1])],
+                )
+            )
+        elif all(ctx.verifier.verdict(cp).contradicted for cp in before):
+            violations.append(
+                Violation.citing(
+                    f"metadata points to checkpoint {target}, which storage does not hold intact",
+                    [meta, *(cp.event for cp in before)],
+                )
+            )
+    return violations
+
+
+def _always_one_valid(ctx: CheckContext) -> list[Violation]:
+    """Once a valid checkpoint exists, the target's own deletes and in-place writes must never
+    leave none (wipes and injected corruption are the cloud's doing, not the target's)."""
+    violations = []
+    for op in ctx.view.storage_ops():
+        if op.data.get("op") not in GAP_OPS:
+            continue
+        before = [cp for cp in ctx.view.checkpoints if ctx.verifier.available_before(cp, op.seq)]
+        after = [cp for cp in before if ctx.verifier.available_before(cp, op.seq + 1)]
+        if before and not after:
+            victim = max(before, key=lambda cp: cp.position)
+            violations.append(
+                Violation.citing(
+                    f"{op.data.get('op')} of {ctx.view.op_path(op)} by {op.instance} at "
+                    f"{_t(op.t)} left no valid checkpoint (it destroyed {victim.id}, "
+                    f"position {victim.position})",
+                    [victim.event, op],
+                )
+            )
+    return violations
+
+
+# -- lost_work ------------------------------------------------------------------------------------
+
+
+def lost_work(ctx: CheckContext, at_most: float) -> CheckResult:
+    violations = []
+    worst = 0.0
+    instances = ctx.view.instances
+    for previous, following in itertools.pairwise(instances):
+        lost, cite = _work_lost(ctx, previous, following)
+        worst = max(worst, lost)
+        if lost > at_most:
+            violations.append(
+                Violation.citing(
+                    f"{format_duration(lost)} of work done by {previous.id} was redone by "
+                    f"{following.id} (at most {format_duration(at_most)} allowed)",
+                    cite,
+                )
+            )
+    return CheckResult.from_violations(
+        "lost_work",
+        violations,
+        params={"at_most": at_most},
+        summary=f"worst loss {format_duration(worst)}",
+    )
+
+
+def _work_lost(
+    ctx: CheckContext, previous: Instance, following: Instance
+) -> tuple[float, list[Event | None]]:
+    resumed = ctx.view.resumed(following)
+    items = ctx.view.positions(following.id)
+    if resumed is not None:
+        restart = int(resumed.data.get("position") or 0)
+    elif items:
+        restart = int(items[0].data.get("position", 1)) - 1
+    else:
+        return 0.0, []
+    done = ctx.view.positions(previous.id)
+    beyond = [e for e in done if int(e.data.get("position", 0)) > restart]
+    if not beyond:
+        return 0.0, []
+    at_restart = [e for e in done if int(e.data.get("position", 0)) == restart]
+    start = ctx.view.resumed(previous) or previous.started
+    since = at_restart[-1].t if at_restart else start.t
+    return beyond[-1].t - since, [beyond[-1], previous.ended, resumed or items[0]]
+
+
+# -- detects_notice -------------------------------------------------------------------------------
+
+
+def detects_notice(ctx: CheckContext, within: float) -> CheckResult:
+    violations = []
+    count = 0
+    for notice, instance in _interrupting(ctx):
+        seen = [
+            e
+            for e in ctx.view.by(instance.id, Kind.NOTICE_SEEN)
+            if e.t >= notice.issued.t and e.data.get("action", notice.action) == notice.action
+        ]
+        if not seen:
+            ended_early = instance.end < notice.issued.t + within
+            if ended_early and ctx.view.ending_action(instance) == "exit":
+                continue  # finished its work and left before it had to notice
+            violations.append(
+                Violation.citing(
+                    f"{instance.id} never reported seeing notice {notice.id} ({notice.action}) "
+                    f"issued at {_t(notice.issued.t)}",
+                    [notice.issued, instance.ended],
+                )
+            )
+            continue
+        count += 1
+        delay = seen[0].t - notice.issued.t
+        if delay > within:
+            violations.append(
+                Violation.citing(
+                    f"{instance.id} saw notice {notice.id} {format_duration(delay)} after it was "
+                    f"issued (within {format_duration(within)} required)",
+                    [notice.issued, seen[0]],
+                )
+            )
+        believed = seen[0].data.get("deadline")
+        if believed is not None and float(believed) > notice.deadline + DEADLINE_TOLERANCE:
+            violations.append(
+                Violation.citing(
+                    f"{instance.id} believed notice {notice.id} ends at {_t(float(believed))}, "
+                    f"later than its real deadline {_t(notice.deadline)}",
+                    [notice.issued, seen[0]],
+                )
+            )
+    return CheckResult.from_violations(
+        "detects_notice", violations, params={"within": within}, summary=f"{count} notice(s) seen"
+    )
+
+
+# -- no_leaked_uploads ----------------------------------------------------------------------------
+
+
+def no_leaked_uploads(ctx: CheckContext) -> CheckResult:
+    violations = []
+    for upload in ctx.snapshot.uploads:
+        created = [
+            op
+            for op in ctx.view.storage_ops()
+            if op.data.get("op") == "s3.create_multipart" and op.data.get("key") == upload.key
+        ]
+        creator = ctx.view.instance(created[-1].instance) if created else None
+        if creator is not None and _nobody_could_clean(ctx, creator):
+            continue
+        violations.append(
+            Violation.citing(
+                f"multipart upload {upload.upload_id} of {upload.key} was never completed or "
+                "aborted",
+                [*created[-1:], creator.ended if creator else None],
+            )
+        )
+    return CheckResult.from_violations(
+        "no_leaked_uploads", violations, summary=f"{len(ctx.snapshot.uploads)} open upload(s)"
+    )
+
+
+def _nobody_could_clean(ctx: CheckContext, creator: Instance) -> bool:
+    """The creator died without warning-free cleanup chance and no instance came after it."""
+    killed = creator.ended is not None and creator.ended.kind == Kind.INSTANCE_KILLED
+    return killed and not any(i.start >= creator.end for i in ctx.view.instances)
+
+
+# -- fenced ---------------------------------------------------------------------------------------
+
+
+def fenced(ctx: CheckContext) -> CheckResult:
+    violations = []
+    for instance in ctx.view.instances:
+        claim = _superseded_by(ctx, instance)
+        if claim is None:
+            continue
+        newer_keys = _keys_written_by_others(ctx, instance, claim)
+        for event in ctx.view.events[claim.seq + 1 :]:
+            if event.instance != instance.id:
+                continue
+            why = _forbidden_write(ctx, event, newer_keys)
+            if why:
+                violations.append(
+                    Violation.citing(
+                        f"{instance.id} {why} at {_t(event.t)}, after {claim.instance} took over "
+                        f"at {_t(claim.t)}",
+                        [claim, event],
+                    )
+                )
+    return CheckResult.from_violations(
+        "fenced", violations, summary=f"{len(ctx.view.instances)} instance(s)"
+    )
+
+
+def _superseded_by(ctx: CheckContext, instance: Instance) -> Event | None:
+    """The first claim (epoch, else resume, else start) of an instance started after this one."""
+    own_epoch = ctx.view.epoch_of(instance)
+    mine = int(own_epoch.data.get("epoch", 0)) if own_epoch else None
+    claims = []
+    for later in ctx.view.instances[instance.order + 1 :]:
+        epoch = ctx.view.epoch_of(later)
+        if epoch is not None and (mine is None or int(epoch.data.get("epoch", 0)) > mine):
+            claims.append(epoch)
+        elif epoch is None:
+            claims.append(ctx.view.resumed(later) or later.started)
+    alive = [c for c in claims if c.seq < (instance.ended.seq if instance.ended else 1 << 62)]
+    return min(alive, key=lambda e: e.seq, default=None)
+
+
+def _keys_written_by_others(ctx: CheckContext, instance: Instance, claim: Event) -> set[str]:
+    """S3 keys that instances started after this one write (at any time in the run)."""
+    newer = {i.id for i in ctx.view.instances[instance.order + 1 :]}
+    return {
+        str(op.data.get("key"))
+        for op in ctx.view.storage_ops()
+        if op.instance in newer and op.data.get("op") in S3_WRITE_OPS
+    }
+
+
+def _forbidden_write(ctx: CheckContext, event: Event, newer_keys: set[str]) -> str:
+    if event.kind == Kind.METADATA_COMMITTED:
+        return f"moved the job metadata to {event.data.get('checkpoint_id')}"
+    if event.kind == Kind.OUTPUT_COMMITTED:
+        return f"committed output {event.data.get('key')}"
+    if event.kind != Kind.STORAGE_OP or not event.data.get("ok", True):
+        return ""
+    op, key = event.data.get("op"), str(event.data.get("key", ""))
+    if op not in S3_WRITE_OPS | S3_DELETE_OPS:
+        return ""
+    if key.startswith(ctx.golden.output_prefix):
+        return f"wrote output object {key} ({op})"
+    if key in newer_keys:
+        return f"overwrote {key} ({op}), which a newer instance writes"
+    return ""
+
+
+# -- completes ------------------------------------------------------------------------------------
+
+
+def completes(ctx: CheckContext, within: float) -> CheckResult:
+    completed = ctx.view.completed()
+    finished = ctx.view.of_kind(Kind.RUN_FINISHED)
+    if completed is None:
+        return CheckResult.from_violations(
+            "completes",
+            [
+                Violation.citing(
+                    f"the job never completed (run ended at {_t(ctx.view.run_end)})",
+                    finished[-1:],
+                )
+            ],
+            params={"within": within},
+        )
+    took = completed.t - ctx.view.run_start
+    violations = []
+    if took > within:
+        violations.append(
+            Violation.citing(
+                f"the job completed after {format_duration(took)} "
+                f"(within {format_duration(within)} required)",
+                [completed],
+            )
+        )
+    missing = [k for k in sorted(ctx.golden.outputs) if ctx.snapshot.current(k) is None]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        violations.append(
+            Violation.citing(
+                f"the job reported completion but {len(missing)} output(s) are missing: {shown}",
+                [completed],
+            )
+        )
+    return CheckResult.from_violations(
+        "completes",
+        violations,
+        params={"within": within},
+        summary=f"completed after {format_duration(took)}",
+    )
+
+
+CheckFunction = Callable[..., CheckResult]

@@ -1,0 +1,138 @@
+"""Checking a target's reports against storage: does a checkpoint it called durable exist, with
+the content it claimed, and was it still there at a given instant?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.checks.golden import digest_matches
+from harness.checks.snapshot import Blob, StorageSnapshot
+from harness.checks.view import (
+    LOCAL_DELETE_OPS,
+    LOCAL_WRITE_OPS,
+    S3_DELETE_OPS,
+    S3_WRITE_OPS,
+    Checkpoint,
+    HistoryView,
+)
+from harness.history import Event
+
+Status = Literal["verified", "unchecked", "unverifiable", "missing", "mismatch"]
+#: Statuses that contradict the target's report.
+CONTRADICTED: frozenset[Status] = frozenset({"missing", "mismatch"})
+
+_REPLACING_OPS = S3_WRITE_OPS | S3_DELETE_OPS | LOCAL_WRITE_OPS | LOCAL_DELETE_OPS
+#: Operations that leave no complete checkpoint behind at the path they touch.
+GAP_OPS = S3_DELETE_OPS | LOCAL_DELETE_OPS | frozenset({"local.write"})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    detail: str
+
+    @property
+    def contradicted(self) -> bool:
+        return self.status in CONTRADICTED
+
+
+class Verifier:
+    """Verifies checkpoints of one history against one snapshot (results cached per seq)."""
+
+    def __init__(self, view: HistoryView, snapshot: StorageSnapshot) -> None:
+        self.view = view
+        self.snapshot = snapshot
+        self._verdicts: dict[int, Verdict] = {}
+        self._writes = [e for e in view.storage_ops() if e.data.get("op") in _REPLACING_OPS]
+        self.observed_s3 = any(
+            str(e.data.get("op", "")).startswith("s3.") for e in view.storage_ops(ok=None)
+        )
+
+    def verdict(self, checkpoint: Checkpoint) -> Verdict:
+        seq = checkpoint.event.seq
+        if seq not in self._verdicts:
+            self._verdicts[seq] = self._verify(checkpoint)
+        return self._verdicts[seq]
+
+    def _verify(self, cp: Checkpoint) -> Verdict:
+        if cp.tier == "local":
+            return self._verify_local(cp)
+        versions = self.snapshot.versions_of(cp.key)
+        if not versions:
+            return Verdict("missing", f"no version of s3://{self.snapshot.bucket}/{cp.key} exists")
+        if cp.checksum is None:
+            return Verdict("unchecked", "reported without a checksum")
+        if any(v.blob is not None and digest_matches(cp.checksum, v.blob) for v in versions):
+            return Verdict("verified", f"a version of {cp.key} has checksum {cp.checksum}")
+        return Verdict(
+            "mismatch",
+            f"none of the {len(versions)} version(s) of {cp.key} has checksum {cp.checksum}",
+        )
+
+    def _verify_local(self, cp: Checkpoint) -> Verdict:
+        blob = self.snapshot.file(cp.local_dir, cp.path)
+        if blob is not None and cp.checksum is None:
+            return Verdict("unchecked", "reported without a checksum")
+        if blob is not None and cp.checksum is not None and digest_matches(cp.checksum, blob):
+            return Verdict("verified", f"{cp.path} in {cp.local_dir} has checksum {cp.checksum}")
+        if self.removal_before(cp, len(self.view.events)) is not None:
+            return Verdict("unverifiable", f"{cp.path} was replaced or wiped later")
+        if blob is None:
+            return Verdict("missing", f"{cp.path} is not in {cp.local_dir}")
+        return Verdict("mismatch", f"{cp.path} in {cp.local_dir} does not have {cp.checksum}")
+
+    def written_before(self, cp: Checkpoint) -> Event | None:
+        """The successful storage op that wrote the checkpoint's object before it was reported."""
+        for op in self._writes:
+            if op.seq > cp.event.seq:
+                break
+            if op.data.get("op") in S3_WRITE_OPS | LOCAL_WRITE_OPS and self._same_path(op, cp):
+                return op
+        return None
+
+    def removal_before(self, cp: Checkpoint, until_seq: int) -> Event | None:
+        """The first event after the report and before history position ``until_seq`` that made
+        the checkpoint unreadable: a delete or overwrite of its path, a wipe of its local dir, an
+        injected corruption."""
+        for op in self._writes:
+            if cp.event.seq < op.seq < until_seq and self._same_path(op, cp):
+                return op
+        if cp.tier == "local":
+            wiped = self.view.wiped_between(cp.local_dir, cp.event.seq, until_seq)
+            if wiped is not None:
+                return wiped
+        for fault in self.view.corruptions():
+            if cp.event.seq < fault.seq < until_seq and _fault_hits(fault, cp):
+                return fault
+        return None
+
+    def available_before(self, cp: Checkpoint, until_seq: int) -> bool:
+        """Reported before ``until_seq``, not contradicted by storage, and still readable then."""
+        return (
+            cp.event.seq < until_seq
+            and not self.verdict(cp).contradicted
+            and self.removal_before(cp, until_seq) is None
+        )
+
+    def _same_path(self, op: Event, cp: Checkpoint) -> bool:
+        return self.view.store_of(op) == cp.store and self.view.op_path(op) == cp.path
+
+
+def _fault_hits(fault: Event, cp: Checkpoint) -> bool:
+    """Whether an injected corruption touched the checkpoint (S3 faults hit S3 checkpoints,
+    disk faults local ones; a fault naming a key or ``prefix*`` hits only those)."""
+    name = str(fault.data.get("fault", ""))
+    on_disk = name.startswith(("disk", "local"))
+    if on_disk != (cp.tier == "local"):
+        return False
+    params = fault.data.get("params") or {}
+    target = fault.data.get("key") or params.get("key")
+    if not isinstance(target, str) or not target:
+        return True
+    path = cp.path if on_disk else cp.key
+    return path == target or (target.endswith("*") and path.startswith(target[:-1]))
+
+
+def blob_matches(blob: Blob | None, checksum: str | None) -> bool:
+    return blob is not None and checksum is not None and digest_matches(checksum, blob)

@@ -1,0 +1,339 @@
+"""Each check passes on a good run and fails, citing the right events, on a run that breaks it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.checks import CHECKS, CheckResult, CheckSpecError, evaluate, parse_check_spec
+from harness.checks.golden import sha256_digest
+from harness.history import Kind
+from tests.checks.story import OUTPUT, STATE, Run, Story, good_run
+
+ALL = [
+    "saved_before_deadline",
+    "exactly_once",
+    "resume_correct",
+    "durable",
+    {"lost_work": {"at_most": "5s"}},
+    {"detects_notice": {"within": "5s"}},
+    "no_leaked_uploads",
+    "fenced",
+    {"completes": {"within": "10m"}},
+]
+
+
+def check(run: Run, spec: Any) -> CheckResult:
+    (result,) = evaluate([spec], run.history, run.snapshot(), run.golden)
+    return result
+
+
+def kinds_cited(result: CheckResult) -> list[str]:
+    return [ref.kind for v in result.violations for ref in v.events]
+
+
+def test_good_run_passes_every_check() -> None:
+    run = good_run()
+    results = evaluate(ALL, run.history, run.snapshot(), run.golden)
+    assert [r.name for r in results] == [parse_check_spec(s).name for s in ALL]
+    assert [r.violations for r in results if not r.passed] == []
+
+
+def test_every_check_is_named_in_the_registry() -> None:
+    assert sorted(CHECKS) == sorted(parse_check_spec(s).name for s in ALL)
+
+
+# -- saved_before_deadline -------------------------------------------------------------------------
+
+
+def no_emergency_save(s: Story) -> None:
+    s.at(20).target(Kind.JOB_STOPPED, "i-1", position=12, reason="notice")
+
+
+def test_saved_before_deadline_fails_without_an_emergency_save() -> None:
+    run = good_run(emergency=no_emergency_save, resume_at=10)
+    result = check(run, "saved_before_deadline")
+    assert not result.passed
+    (violation,) = result.violations
+    assert (
+        "position >= 12" in violation.message
+        and "newest reported: position 10" in violation.message
+    )
+    assert kinds_cited(result) == [
+        Kind.CHECKPOINT_DURABLE,
+        Kind.ITEM_DONE,
+        Kind.NOTICE_ISSUED,
+        Kind.NOTICE_DEADLINE,
+    ]
+
+
+def test_saved_before_deadline_fails_when_the_save_lands_after_the_deadline() -> None:
+    run = good_run(emergency=no_emergency_save, resume_at=10)
+    run.story.checkpoint("i-2", 12, t=170)  # a save after the deadline does not count
+    assert not check(run, "saved_before_deadline").passed
+
+
+def test_saved_before_deadline_local_save_is_lost_on_terminate_but_kept_on_stop() -> None:
+    def local_only(s: Story) -> None:
+        s.checkpoint("i-1", 12, tier="local", t=16)
+
+    terminate = good_run(emergency=local_only, resume_at=10)
+    terminate.files = {"/l/1": {"ckpt-12.bin": STATE[12]}}
+    result = check(terminate, "saved_before_deadline")
+    assert not result.passed and "on S3 by the deadline" in result.violations[0].message
+
+    stop = good_run(emergency=local_only, action="stop")
+    stop.files = {"/l/1": {"ckpt-12.bin": STATE[12]}}
+    assert check(stop, "saved_before_deadline").passed
+
+
+def test_saved_before_deadline_refuses_a_save_storage_does_not_hold() -> None:
+    run = good_run()
+    run.versions = [v for v in run.versions if v[0] != "checkpoints/000012"]
+    result = check(run, "saved_before_deadline")
+    assert not result.passed
+
+
+# -- exactly_once ---------------------------------------------------------------------------------
+
+
+def test_exactly_once_fails_on_a_duplicate_write() -> None:
+    run = good_run()
+    run.versions.append(("outputs/part-0000", OUTPUT))
+    result = check(run, "exactly_once")
+    assert not result.passed
+    assert "written 2 times" in result.violations[0].message
+    assert Kind.OUTPUT_COMMITTED in kinds_cited(result)
+
+
+def test_exactly_once_fails_on_missing_wrong_and_unexpected_outputs() -> None:
+    run = good_run()
+    run.versions = [v for v in run.versions if not v[0].startswith("outputs/")]
+    run.versions += [("outputs/part-0001", b"x")]
+    messages = [v.message for v in check(run, "exactly_once").violations]
+    assert messages == [
+        "output outputs/part-0000 was never written",
+        "unexpected output outputs/part-0001",
+    ]
+    run = good_run()
+    run.versions[-1] = ("outputs/part-0000", b"garbage")
+    (violation,) = check(run, "exactly_once").violations
+    assert "differ from the golden content" in violation.message
+
+
+# -- resume_correct -------------------------------------------------------------------------------
+
+
+def test_resume_correct_fails_on_an_older_checkpoint() -> None:
+    result = check(good_run(resume_at=10), "resume_correct")
+    assert not result.passed
+    assert "resumed at position 10, but a valid durable checkpoint at position 12" in (
+        result.violations[0].message
+    )
+    assert kinds_cited(result)[:2] == [Kind.CHECKPOINT_DURABLE, Kind.RESUMED]
+
+
+def test_resume_correct_fails_on_an_off_by_one_continuation() -> None:
+    run = good_run()
+    events = run.story.history._events  # rewrite i-2's first item as a repeat of item 12
+    first = next(e for e in events if e.instance == "i-2" and e.kind == Kind.ITEM_DONE)
+    events[first.seq] = type(first)(
+        first.seq, first.t, first.source, first.kind, first.instance, {"position": 12}
+    )
+    result = check(run, "resume_correct")
+    assert any(
+        "next item done was position 12 (expected 13)" in v.message for v in result.violations
+    )
+
+
+def test_resume_correct_fails_beyond_the_newest_durable_checkpoint() -> None:
+    run = good_run(emergency=no_emergency_save, resume_at=12)
+    result = check(run, "resume_correct")
+    assert not result.passed
+    assert (
+        "beyond the newest valid durable checkpoint (position 10)" in result.violations[0].message
+    )
+
+
+def test_resume_correct_fails_when_a_checkpoint_holds_a_wrong_state() -> None:
+    def wrong_state(s: Story) -> None:
+        s.checkpoint("i-1", 12, t=16, checksum=sha256_digest(STATE[11]))
+
+    run = good_run(emergency=wrong_state)
+    run.versions[1] = ("checkpoints/000012", STATE[11])
+    messages = [v.message for v in check(run, "resume_correct").violations]
+    assert any("golden state there is" in m for m in messages)
+
+
+# -- durable --------------------------------------------------------------------------------------
+
+
+def test_durable_fails_when_a_reported_checkpoint_is_missing_or_different() -> None:
+    run = good_run()
+    run.versions[1] = ("checkpoints/000012", b"torn")
+    result = check(run, "durable")
+    assert not result.passed
+    assert "none of the 1 version(s) of checkpoints/000012" in result.violations[0].message
+
+
+def test_durable_fails_when_reported_before_the_write() -> None:
+    def report_first(s: Story) -> None:
+        s.at(16).target(
+            Kind.CHECKPOINT_DURABLE,
+            "i-1",
+            checkpoint_id="c12",
+            tier="s3",
+            position=12,
+            key="checkpoints/000012",
+            checksum=sha256_digest(STATE[12]),
+        )
+        s.at(16.2).target(Kind.METADATA_COMMITTED, "i-1", checkpoint_id="c12", position=12, epoch=1)
+        s.at(17).op("i-1", "s3.complete_multipart", "checkpoints/000012")
+
+    result = check(good_run(emergency=report_first), "durable")
+    assert not result.passed
+    assert "before any write of checkpoints/000012 completed" in result.violations[0].message
+    assert kinds_cited(result) == [Kind.CHECKPOINT_DURABLE, Kind.STORAGE_OP]
+
+
+def test_durable_fails_when_metadata_moves_before_the_checkpoint_is_durable() -> None:
+    def pointer_first(s: Story) -> None:
+        s.at(16).target(Kind.METADATA_COMMITTED, "i-1", checkpoint_id="c12", position=12, epoch=1)
+        s.checkpoint("i-1", 12, t=17)
+
+    result = check(good_run(emergency=pointer_first), "durable")
+    assert not result.passed
+    assert "metadata moved to checkpoint c12" in result.violations[0].message
+
+
+def test_durable_fails_when_the_only_valid_checkpoint_is_overwritten_in_place() -> None:
+    def torn(s: Story) -> None:
+        s.checkpoint("i-1", 12, tier="local", t=16)
+        s.at(17).op("i-1", "local.write", "ckpt-12.bin")  # rewrites the file in place
+
+    run = good_run(emergency=torn, action="stop")
+    run.versions = [v for v in run.versions if not v[0].startswith("checkpoints/0000")]
+    run.versions.append(("checkpoints/000020", STATE[20]))
+    run.files = {"/l/1": {"ckpt-12.bin": STATE[12]}}
+    messages = [v.message for v in check(run, "durable").violations]
+    assert any(
+        "local.write of ckpt-12.bin by i-1" in m and "left no valid checkpoint" in m
+        for m in messages
+    )
+
+
+def test_durable_rotation_after_a_newer_checkpoint_passes() -> None:
+    def rotate(s: Story) -> None:
+        s.checkpoint("i-1", 12, t=16)
+        s.at(16.5).op("i-1", "s3.delete_object", "checkpoints/000010")
+
+    assert check(good_run(emergency=rotate), "durable").passed
+
+    def rotate_first(s: Story) -> None:
+        s.at(15.5).op("i-1", "s3.delete_object", "checkpoints/000010")
+        s.checkpoint("i-1", 12, t=16)
+
+    assert not check(good_run(emergency=rotate_first), "durable").passed
+
+
+# -- lost_work, detects_notice --------------------------------------------------------------------
+
+
+def test_lost_work_fails_when_too_much_is_redone() -> None:
+    run = good_run(emergency=no_emergency_save, resume_at=10)
+    result = check(run, {"lost_work": {"at_most": "1s"}})
+    assert not result.passed
+    assert result.violations[0].message.startswith("2s of work done by i-1 was redone by i-2")
+    assert check(run, {"lost_work": {"at_most": "2s"}}).passed
+
+
+def test_detects_notice_fails_when_late_or_never_or_with_a_later_deadline() -> None:
+    assert not check(good_run(), {"detects_notice": {"within": "2s"}}).passed
+
+    blind = good_run()
+    blind.story.history._events = [e for e in blind.history if e.kind != Kind.NOTICE_SEEN]
+    result = check(blind, {"detects_notice": {"within": "5s"}})
+    assert "never reported seeing notice n-1" in result.violations[0].message
+
+    run = good_run()
+    events = run.story.history._events
+    seen = next(e for e in events if e.kind == Kind.NOTICE_SEEN)
+    events[seen.seq] = type(seen)(
+        seen.seq,
+        seen.t,
+        seen.source,
+        seen.kind,
+        seen.instance,
+        {"action": "terminate", "deadline": 145.0},
+    )
+    result = check(run, {"detects_notice": {"within": "5s"}})
+    assert "later than its real deadline" in result.violations[0].message
+
+
+# -- no_leaked_uploads, fenced, completes ---------------------------------------------------------
+
+
+def test_no_leaked_uploads_fails_on_an_upload_nobody_aborted() -> None:
+    def started_upload(s: Story) -> None:
+        s.at(12.2).op("i-1", "s3.create_multipart", "checkpoints/000012")
+
+    run = good_run(before_notice=started_upload)
+    run.uploads = [("checkpoints/000012", "u-1")]
+    result = check(run, "no_leaked_uploads")
+    assert not result.passed
+    assert "u-1 of checkpoints/000012" in result.violations[0].message
+    assert kinds_cited(result) == [Kind.STORAGE_OP, Kind.INSTANCE_KILLED]
+
+
+def test_fenced_fails_when_a_superseded_instance_keeps_writing() -> None:
+    def zombie(s: Story) -> None:
+        s.at(150).op("i-1", "s3.put_object", "outputs/part-0000")
+        s.target(Kind.METADATA_COMMITTED, "i-1", checkpoint_id="c12", position=12, epoch=1)
+
+    run = good_run(after_resume=zombie)
+    # i-1 was killed at the deadline; this run models an overlap where it kept running
+    events = run.story.history._events
+    run.story.history._events = [
+        e for e in events if not (e.kind == Kind.INSTANCE_KILLED and e.instance == "i-1")
+    ]
+    result = check(run, "fenced")
+    assert not result.passed
+    messages = [v.message for v in result.violations]
+    assert messages[0].startswith("i-1 wrote output object outputs/part-0000")
+    assert "moved the job metadata to c12" in messages[1]
+    assert kinds_cited(result)[0] == Kind.EPOCH
+
+
+def test_completes_fails_when_unfinished_late_or_without_outputs() -> None:
+    run = good_run()
+    assert not check(run, {"completes": {"within": "1m"}}).passed
+    run.versions = [v for v in run.versions if not v[0].startswith("outputs/")]
+    result = check(run, {"completes": {"within": "1h"}})
+    assert "1 output(s) are missing: outputs/part-0000" in result.violations[0].message
+    run.story.history._events = [e for e in run.history if e.kind != Kind.JOB_COMPLETED]
+    result = check(run, {"completes": {"within": "1h"}})
+    assert result.violations[0].message.startswith("the job never completed")
+
+
+# -- specs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("durabel", "unknown check `durabel`; did you mean `durable`?"),
+        ({"lost_work": {"at_mots": "1s"}}, "unknown parameter `at_mots` of check `lost_work`"),
+        ({"lost_work": {}}, "check `lost_work` needs at_most: 30s"),
+        ({"completes": {"within": "soon"}}, "`completes.within`:"),
+        ({"durable": {"x": 1}}, "it takes none"),
+        (["durable"], "a check is a name"),
+    ],
+)
+def test_bad_specs_are_refused_with_a_fix(raw: Any, message: str) -> None:
+    with pytest.raises(CheckSpecError, match=message.replace("(", r"\(").replace("`", "`")):
+        parse_check_spec(raw)
+
+
+def test_spec_durations_are_parsed() -> None:
+    assert parse_check_spec({"lost_work": {"at_most": "1m30s"}}).params == {"at_most": 90.0}

@@ -1,0 +1,46 @@
+"""take_snapshot reads S3 versions, open uploads, Redis and local files itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import fakeredis
+from moto import mock_aws
+
+from harness.checks import Blob, take_snapshot
+from harness.clock import run_virtual
+
+
+def test_snapshot_reads_every_version_upload_key_and_file(tmp_path: Path) -> None:
+    local = tmp_path / "i-1"
+    (local / "ckpt").mkdir(parents=True)
+    (local / "ckpt" / "state.bin").write_bytes(b"local state")
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="bucket-1")
+        s3.put_bucket_versioning(Bucket="bucket-1", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket="bucket-1", Key="outputs/0", Body=b"first")
+        s3.put_object(Bucket="bucket-1", Key="outputs/0", Body=b"second")
+        s3.put_object(Bucket="bucket-1", Key="gone", Body=b"x")
+        s3.delete_object(Bucket="bucket-1", Key="gone")
+        s3.create_multipart_upload(Bucket="bucket-1", Key="big")
+        redis = fakeredis.FakeAsyncRedis()
+
+        async def main() -> None:
+            await redis.hset("job", mapping={"position": "12", "epoch": "2"})
+            await redis.set("latest", b"\xff\x00")
+            snapshot = await take_snapshot(s3, "bucket-1", redis, [local, tmp_path / "wiped"])
+            versions = snapshot.versions_of("outputs/0")
+            assert [v.blob.data for v in versions if v.blob] == [b"first", b"second"]
+            assert snapshot.current("outputs/0") == versions[-1]
+            assert snapshot.current("gone") is None
+            assert len(snapshot.versions_of("gone", include_deletes=True)) == 2
+            assert [u.key for u in snapshot.uploads] == ["big"]
+            assert snapshot.redis["job"].value == {"epoch": "2", "position": "12"}
+            assert snapshot.redis["latest"].value == b"\xff\x00"
+            assert snapshot.file(str(local), "ckpt/state.bin") == Blob.of(b"local state")
+            assert snapshot.files[str(tmp_path / "wiped")] == {}
+            assert snapshot.to_json()["uploads"][0]["key"] == "big"
+
+        run_virtual(main)
