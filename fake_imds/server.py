@@ -225,7 +225,7 @@ class FakeImds:
             self._app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port, shutdown_timeout=1.0)
+        site = web.TCPSite(runner, self.host, self._requested_port)
         try:
             await site.start()
         except OSError:
