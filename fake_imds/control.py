@@ -65,6 +65,8 @@ NOTICE_PARSERS: dict[str, NoticeParser | str] = {
     "aws": "fake_imds.aws:parse_notice",
     "gcp": "fake_imds.gcp:parse_notice",
     "azure": "fake_imds.azure:parse_notice",
+    "webhook": "fake_imds.webhook:parse_notice",
+    "kubernetes": "fake_imds.signals:parse_notice",
 }
 
 

@@ -40,6 +40,8 @@ DIALECTS: dict[str, str] = {
     "aws": "fake_imds.aws:install",
     "gcp": "fake_imds.gcp:install",
     "azure": "fake_imds.azure:install",
+    "webhook": "fake_imds.webhook:install",
+    "signals": "fake_imds.signals:install",
 }
 
 #: Dialects a server installs when none are named: all registered ones.

@@ -49,6 +49,9 @@ class Kind:
     METADATA_COMMITTED = "metadata.committed"  # checkpoint_id, position, epoch
     JOB_COMPLETED = "job.completed"  # position
     JOB_STOPPED = "job.stopped"  # position, reason (e.g. notice)
+    CHECKPOINT_REJECTED = "checkpoint.rejected"  # checkpoint_id, tier, reason (bad at recovery)
+    UPLOAD_ABORTED = "checkpoint.upload_aborted"  # key, reason
+    OUTPUT_FAILED = "output.failed"  # key, error
 
 
 @dataclass(frozen=True, slots=True)

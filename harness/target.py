@@ -40,6 +40,7 @@ PERSISTENCE_STEPS = (
     "s3.upload_part",
     "s3.complete_multipart",
     "s3.abort_multipart",
+    "s3.list_uploads",
     "redis.read",
     "redis.write",
 )

@@ -1,0 +1,174 @@
+"""Recovery: find the newest checkpoint that verifies, claim a new epoch, resume after it.
+
+Candidates come from the S3 manifest (or, if it is unreadable, a listing of checkpoint objects),
+the local manifest and the Redis pointer. Redis is never trusted alone: its pointer is only a
+candidate, read back and verified like any other. Candidates are tried newest first (position,
+then epoch); the first whose content verifies wins, read from the local disk when it is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from redis.exceptions import RedisError
+
+from harness.clock import Clock
+from harness.history import Kind
+from harness.runtime.job import JobSpec, state_digest
+from harness.runtime.layout import CheckpointRecord, Manifest
+from harness.runtime.store import CorruptCheckpoint, LocalTier, S3Tier, verify
+from harness.storage.redis import RedisMeta
+from harness.target import Emit
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Recovered:
+    position: int
+    digest: bytes
+    record: CheckpointRecord | None
+    tier: str | None  # "local" | "s3" | None (fresh start)
+    epoch: int
+    s3_newest: CheckpointRecord | None  # newest checkpoint known durable in S3
+
+
+@dataclass
+class Recovery:
+    spec: JobSpec
+    local: LocalTier
+    s3: S3Tier
+    redis: RedisMeta
+    clock: Clock
+    emit: Emit
+    patience: float = 60.0
+    retry_base: float = 1.0
+
+    async def run(self) -> Recovered:
+        self.local.disk.remove_temp_files(self.local.folder)
+        redis_epoch, redis_meta = await self._redis_read()
+        s3_manifest, s3_records = await self._s3_candidates()
+        local_manifest = await self.local.manifest()
+        local_ids = {r.id for r in local_manifest.checkpoints}
+        candidates = _merge(s3_records, local_manifest.checkpoints, redis_meta)
+        chosen, tier, digest = await self._first_valid(candidates, local_ids)
+        known_epochs = [redis_epoch, local_manifest.epoch, s3_manifest.epoch if s3_manifest else 0]
+        known_epochs += [r.epoch for r in candidates]
+        epoch = await self._claim_epoch(max(known_epochs) + 1)
+        await self._sweep_uploads()
+        position = chosen.position if chosen else 0
+        self.emit(Kind.EPOCH, epoch=epoch)
+        self.emit(
+            Kind.RESUMED,
+            position=position,
+            checkpoint_id=chosen.id if chosen else None,
+            tier=tier,
+        )
+        s3_ids = {r.id for r in s3_records}
+        s3_newest = chosen if chosen is not None and chosen.id in s3_ids else None
+        return Recovered(
+            position=position,
+            digest=digest if chosen else state_digest(self.spec, 0),
+            record=chosen,
+            tier=tier,
+            epoch=epoch,
+            s3_newest=s3_newest,
+        )
+
+    async def _first_valid(
+        self, candidates: list[CheckpointRecord], local_ids: set[str]
+    ) -> tuple[CheckpointRecord | None, str | None, bytes]:
+        for record in candidates:
+            for tier in ("local", "s3") if record.id in local_ids else ("s3",):
+                data = await self._read(tier, record)
+                if data is None:
+                    self._reject(record, tier, "missing")
+                    continue
+                try:
+                    header = verify(record, data, job=self.spec.name, seed=self.spec.seed)
+                    digest = bytes.fromhex(str(header["state"]))
+                except (CorruptCheckpoint, ValueError, KeyError) as error:
+                    self._reject(record, tier, str(error))
+                    continue
+                return record, tier, digest
+        return None, None, b""
+
+    async def _read(self, tier: str, record: CheckpointRecord) -> bytes | None:
+        if tier == "local":
+            try:
+                return await self.local.read(record)
+            except OSError:
+                return None
+        return await self._patiently(lambda: self.s3.read(record), default=None)
+
+    def _reject(self, record: CheckpointRecord, tier: str, reason: str) -> None:
+        self.emit(Kind.CHECKPOINT_REJECTED, checkpoint_id=record.id, tier=tier, reason=reason)
+
+    async def _s3_candidates(self) -> tuple[Manifest | None, list[CheckpointRecord]]:
+        async def load() -> tuple[Manifest | None, list[CheckpointRecord]]:
+            try:
+                manifest = await self.s3.manifest()
+            except ValueError:
+                return None, await self.s3.listed_records()  # unreadable manifest: list
+            if manifest is None:
+                return None, await self.s3.listed_records()
+            return manifest, list(manifest.checkpoints)
+
+        return await self._patiently(load, default=(None, []))
+
+    async def _redis_read(self) -> tuple[int, dict[str, str]]:
+        try:
+            return await self.redis.read()
+        except (RedisError, OSError):
+            return 0, {}  # down: recover from storage alone; fencing resumes with the commit
+
+    async def _claim_epoch(self, at_least: int) -> int:
+        deadline = self.clock.monotonic() + self.patience
+        delay = self.retry_base
+        while True:
+            try:
+                return await self.redis.claim_epoch(at_least)
+            except (RedisError, OSError):
+                if self.clock.monotonic() + delay > deadline:
+                    return at_least  # provisional: the first metadata commit records it
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _sweep_uploads(self) -> None:
+        try:
+            swept = await self.s3.sweep_uploads()
+        except Exception:
+            return  # left for the next recovery
+        for key in swept:
+            self.emit(Kind.UPLOAD_ABORTED, key=key, reason="stale upload of an earlier instance")
+
+    async def _patiently(self, action: Callable[[], Awaitable[T]], *, default: T) -> T:
+        """Retry S3 errors with backoff for up to ``patience``, then fall back to ``default``."""
+        deadline = self.clock.monotonic() + self.patience
+        delay = self.retry_base
+        while True:
+            try:
+                return await action()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self.clock.monotonic() + delay > deadline:
+                    return default
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+
+def _merge(
+    s3_records: list[CheckpointRecord],
+    local_records: tuple[CheckpointRecord, ...],
+    redis_meta: dict[str, str],
+) -> list[CheckpointRecord]:
+    by_id = {r.id: r for r in local_records}
+    by_id.update({r.id: r for r in s3_records})
+    pointer = CheckpointRecord.from_redis(redis_meta) if redis_meta else None
+    if pointer is not None and pointer.id not in by_id:
+        by_id[pointer.id] = pointer
+    return sorted(by_id.values(), key=lambda r: (r.position, r.epoch, r.id), reverse=True)

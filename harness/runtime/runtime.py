@@ -1,0 +1,399 @@
+"""The reference runtime: recover, work through items, checkpoint, and stop cleanly on a notice.
+
+:func:`reference_target` is the in-process target (one call per instance incarnation). The
+same code runs in real mode (``harness runtime run``): only the context differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from dataclasses import replace
+
+from harness.history import Kind
+from harness.runtime.config import RuntimeConfig
+from harness.runtime.job import (
+    JobSpec,
+    advance_digest,
+    checksum,
+    encode_state,
+    output_content,
+    output_index_completed_at,
+    output_key,
+    output_range,
+)
+from harness.runtime.layout import CheckpointRecord, checkpoint_id, checkpoint_key, redis_prefix
+from harness.runtime.monitor import InterruptionNotice, Monitor, build_sources
+from harness.runtime.recovery import Recovery
+from harness.runtime.replicator import Bandwidth, Replicator
+from harness.runtime.store import LocalTier, S3Tier
+from harness.storage.blocking import BlockingCaller
+from harness.storage.local import LocalDisk
+from harness.storage.redis import RedisMeta
+from harness.storage.s3 import S3Store, is_precondition_failed
+from harness.target import InstanceContext, InstanceCrash
+
+_EPSILON = 1e-9
+
+
+class Runtime:
+    """One instance incarnation of the reference job."""
+
+    def __init__(self, ctx: InstanceContext, spec: JobSpec, config: RuntimeConfig) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.config = config
+        self.clock = ctx.clock
+        self.emit = ctx.emit
+        self._call = BlockingCaller(inline=ctx.inline_io)
+        self.s3_store = S3Store(ctx.s3_client, ctx.bucket, ctx.io_hook, inline_io=ctx.inline_io)
+        disk = LocalDisk(ctx.local_dir, ctx.io_hook, inline_io=ctx.inline_io)
+        self.local = LocalTier(disk, spec.name, spec.seed, keep=config.keep_local)
+        self.s3 = S3Tier(
+            self.s3_store,
+            spec.name,
+            keep=config.keep_s3,
+            multipart_threshold=config.multipart_threshold,
+            part_size=config.part_size,
+        )
+        self.redis = RedisMeta(ctx.redis, ctx.io_hook, prefix=redis_prefix(spec.name))
+        self.monitor = Monitor(ctx.clock, ctx.emit, config)
+        self.replicator = Replicator(
+            self.s3,
+            self.redis,
+            ctx.clock,
+            ctx.emit,
+            config,
+            epoch=lambda: self.epoch,
+            on_fenced=self._fenced,
+            on_crash=self._background_crash,
+            bandwidth=Bandwidth(config.assumed_upload_bandwidth),
+        )
+        self.epoch = 0
+        self.position = 0
+        self.digest = b""
+        self.safe: tuple[int, bytes] = (0, b"")  # newest position whose outputs are committed
+        self.latest_local: CheckpointRecord | None = None
+        self.fenced_reason: str | None = None
+        self._serial = 0
+        self._crash: BaseException | None = None
+        self._main: asyncio.Task[object] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        self._main = asyncio.current_task()
+        self.emit(Kind.JOB_STARTED, items=self.spec.items)
+        self.monitor.start(
+            build_sources(
+                self.config.sources_for(self.ctx.cloud),
+                base_url=self.ctx.imds_url,
+                signals=self.ctx.signals,
+                extra=self.ctx.extra,
+            )
+        )
+        graceful = False
+        try:
+            await self._recover()
+            await self._work()
+            graceful = True
+        except asyncio.CancelledError:
+            if self._crash is not None:
+                raise self._crash from None
+            raise
+        finally:
+            if not graceful:
+                self.replicator.kill()
+            await self.monitor.close()
+
+    def _background_crash(self, error: BaseException) -> None:
+        """A background task died (an InstanceCrash in the replicator kills the instance)."""
+        self._crash = error
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+
+    def _fenced(self, reason: str) -> None:
+        self.fenced_reason = reason
+        self.monitor.wake.set()
+
+    async def _recover(self) -> None:
+        recovered = await Recovery(
+            self.spec,
+            self.local,
+            self.s3,
+            self.redis,
+            self.clock,
+            self.emit,
+            patience=self.config.recovery_patience,
+            retry_base=self.config.retry_base,
+        ).run()
+        self.epoch = recovered.epoch
+        self.position = recovered.position
+        self.digest = recovered.digest
+        self.safe = (self.position, self.digest)
+        self.replicator.newest_durable = recovered.s3_newest
+        if recovered.tier == "local" and recovered.record is not None:
+            self.latest_local = recovered.record
+            if recovered.s3_newest is None:
+                data = await self.local.read(recovered.record)
+                if data is not None:  # a stop kept it only locally: copy it to S3 now
+                    self.replicator.submit(recovered.record, data)
+
+    # -- the work loop -------------------------------------------------------------------------
+    async def _work(self) -> None:
+        every = self.spec.checkpoint_every
+        next_checkpoint = self.clock.monotonic() + every
+        while self.position < self.spec.items:
+            if await self._should_stop():
+                return
+            if self.monitor.take_rebalance() is not None:
+                await self._checkpoint("rebalance")
+                next_checkpoint = self.clock.monotonic() + every
+                continue
+            await self._run_items(next_checkpoint)
+            if await self._should_stop():
+                return
+            index = output_index_completed_at(self.spec, self.position)
+            if index is not None and not await self._commit_output(index):
+                continue  # a notice interrupted the retries: handled at the top
+            if self.clock.monotonic() >= next_checkpoint - _EPSILON:
+                await self._checkpoint("periodic")
+                next_checkpoint = self.clock.monotonic() + every
+        await self._finish()
+
+    async def _run_items(self, next_checkpoint: float) -> None:
+        """Work until the next output boundary or checkpoint, or until a notice arrives."""
+        spi = self.spec.seconds_per_item
+        to_boundary = self.spec.output_every - self.position % self.spec.output_every
+        to_checkpoint = max(1, math.ceil((next_checkpoint - self.clock.monotonic()) / spi - 1e-6))
+        count = min(to_boundary, to_checkpoint, self.spec.items - self.position)
+        started = self.clock.monotonic()
+        self.monitor.wake.clear()
+        woken = await self._wait_for_wake(count * spi)
+        if woken:
+            done = min(count, int((self.clock.monotonic() - started) / spi + 1e-6))
+            if self.monitor.urgent is None and done < count:
+                # "checkpoint soon": finish the item in progress rather than lose it
+                await self.clock.sleep(started + (done + 1) * spi - self.clock.monotonic())
+                done += 1
+        else:
+            done = count
+        self._advance(done)
+
+    async def _wait_for_wake(self, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await self.monitor.wake.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def _advance(self, count: int) -> None:
+        if count <= 0:
+            return
+        self.digest = advance_digest(self.digest, self.position + 1, count)
+        self.position += count
+        if output_index_completed_at(self.spec, self.position) is None:
+            self.safe = (self.position, self.digest)  # no output pending at this position
+
+    async def _should_stop(self) -> bool:
+        if self.fenced_reason is not None:
+            self.emit(Kind.JOB_STOPPED, position=self.position, reason="fenced")
+            return True
+        notice = self.monitor.urgent
+        if notice is None:
+            return False
+        await self._emergency(notice)
+        return True
+
+    # -- outputs -------------------------------------------------------------------------------
+    async def _commit_output(self, index: int) -> bool:
+        """Write output ``index`` exactly once; False if a notice cut the retries short."""
+        key = output_key(self.spec, index)
+        data = output_content(self.spec, index)
+        first, last = output_range(self.spec, index)
+        digest = checksum(data)
+        delay = self.config.retry_base
+        while True:
+            try:
+                existing = await self._put_output(key, data, digest)
+            except InstanceCrash:
+                raise
+            except Exception as error:
+                self.emit(Kind.OUTPUT_FAILED, key=key, error=f"{type(error).__name__}: {error}")
+                self.monitor.wake.clear()
+                if await self._wait_for_wake(delay) and self.monitor.urgent is not None:
+                    return False
+                if self.fenced_reason is not None:
+                    return False
+                delay = min(delay * 2, self.config.retry_max)
+                continue
+            self.emit(
+                Kind.OUTPUT_COMMITTED,
+                key=key,
+                first=first,
+                last=last,
+                checksum=digest,
+                existing=existing,
+            )
+            self.safe = (self.position, self.digest)
+            return True
+
+    async def _put_output(self, key: str, data: bytes, digest: str) -> bool:
+        """Put once; True if an identical object was already there (an earlier instance's)."""
+        try:
+            await self.s3_store.put(key, data, nominal=self.spec.output_size, if_none_match=True)
+            return False
+        except Exception as error:
+            if not is_precondition_failed(error):
+                raise
+        found = await self.s3_store.get(key, nominal=self.spec.output_size)
+        if found is not None and checksum(found[0]) == digest:
+            return True
+        # Present but wrong (damaged): replace exactly that version.
+        await self.s3_store.put(
+            key, data, nominal=self.spec.output_size, if_match=found[1] if found else None
+        )
+        return False
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _new_record(self, position: int, digest: bytes) -> tuple[CheckpointRecord, bytes]:
+        self._serial += 1
+        ident = checkpoint_id(position, self.epoch, self._serial)
+        data = encode_state(self.spec, position, digest)
+        record = CheckpointRecord(
+            id=ident,
+            position=position,
+            epoch=self.epoch,
+            checksum="",
+            size=len(data),
+            nominal_size=self.spec.state_size,
+            key=checkpoint_key(self.spec.name, ident),
+        )
+        return record, data
+
+    async def _checkpoint(
+        self, reason: str, *, local: bool = True, remote: bool = True
+    ) -> CheckpointRecord:
+        position, digest = self.safe
+        record, data = self._new_record(position, digest)
+        self.emit(
+            Kind.CHECKPOINT_STARTED, checkpoint_id=record.id, position=position, reason=reason
+        )
+        if local:
+            record = await self._save_local(record, data)
+        if not record.checksum:
+            record = replace(record, checksum=await self._call(checksum, data))
+        if remote:
+            self.replicator.submit(record, data)
+        return record
+
+    async def _save_local(self, record: CheckpointRecord, data: bytes) -> CheckpointRecord:
+        try:
+            record = await self.local.save(record, data, self.epoch, self._call)
+        except InstanceCrash:
+            raise
+        except Exception as error:
+            self.emit(
+                Kind.CHECKPOINT_FAILED,
+                checkpoint_id=record.id,
+                tier="local",
+                error=f"{type(error).__name__}: {error}",
+            )
+            return record
+        self.latest_local = record
+        self.emit(
+            Kind.CHECKPOINT_DURABLE,
+            checkpoint_id=record.id,
+            tier="local",
+            position=record.position,
+            key=record.key,
+            checksum=record.checksum,
+        )
+        with contextlib.suppress(Exception):  # rotation is housekeeping: retried next time
+            await self.local.rotate(record)
+        return record
+
+    async def _finish(self) -> None:
+        newest = self.replicator.newest_durable
+        if newest is None or newest.position < self.spec.items:
+            await self._checkpoint("final")
+        while not await self.replicator.wait(within=self.config.poll_interval):
+            if self.monitor.urgent is not None or self.fenced_reason is not None:
+                await self._should_stop()
+                return
+        if self.fenced_reason is not None:
+            await self._should_stop()
+            return
+        self.emit(Kind.JOB_COMPLETED, position=self.position)
+
+    # -- emergency save ------------------------------------------------------------------------
+    async def _emergency(self, notice: InterruptionNotice) -> None:
+        """Save what fits before the deadline on a tier that survives the action, then stop."""
+        deadline = notice.deadline
+        if deadline is None:
+            deadline = self.clock.monotonic() + self.config.grace_period
+        position = self.safe[0]
+        nominal = self.spec.state_size
+        if notice.action == "terminate":
+            await self._emergency_remote(position, deadline, nominal)
+        else:
+            await self._emergency_local(position, deadline, nominal)
+        await self.monitor.acknowledge()
+        self.emit(
+            Kind.JOB_STOPPED,
+            position=self.position,
+            saved_position=self._saved_position(notice.action),
+            reason="notice",
+            action=notice.action,
+        )
+
+    def _budget(self, deadline: float) -> float:
+        return deadline - self.clock.monotonic() - self.config.safety_margin
+
+    async def _emergency_remote(self, position: int, deadline: float, nominal: int) -> None:
+        newest = self.replicator.newest_durable
+        in_flight = self.replicator.current
+        upload_time = self.replicator.bandwidth.seconds_for(nominal)
+        if newest is not None and newest.position >= position:
+            pass
+        elif in_flight is not None and in_flight.position >= position:
+            pass  # the upload in flight already holds this position
+        elif upload_time <= self._budget(deadline):
+            if in_flight is not None:
+                await self.replicator.cancel("superseded by the emergency checkpoint")
+            await self._checkpoint("notice:terminate", local=False)
+        await self._drain(deadline)
+
+    async def _emergency_local(self, position: int, deadline: float, nominal: int) -> None:
+        latest = self.latest_local
+        disk_time = nominal / self.config.assumed_disk_bandwidth
+        if (latest is None or latest.position < position) and disk_time <= self._budget(deadline):
+            record = await self._checkpoint("notice:stop", remote=False)
+            upload_time = self.replicator.bandwidth.seconds_for(nominal)
+            if not self.replicator.busy and upload_time <= self._budget(deadline):
+                data = await self.local.read(record)
+                if data is not None:
+                    self.replicator.submit(record, data)
+        await self._drain(deadline)
+
+    async def _drain(self, deadline: float) -> None:
+        """Let replication finish if it can before the deadline; abort it cleanly if not."""
+        budget = self._budget(deadline)
+        if budget > 0 and await self.replicator.wait(within=budget):
+            return
+        await self.replicator.cancel("deadline: would not finish in time")
+
+    def _saved_position(self, action: str) -> int | None:
+        durable = self.replicator.newest_durable
+        positions = [durable.position] if durable else []
+        if action != "terminate" and self.latest_local is not None:
+            positions.append(self.latest_local.position)
+        return max(positions) if positions else None
+
+
+async def reference_target(ctx: InstanceContext) -> None:
+    """The bundled target: the reference job with the runtime's settings from ``ctx.job``."""
+    spec = JobSpec.from_mapping(ctx.job)
+    config = RuntimeConfig.from_mapping(spec.extra.get("runtime"))
+    await Runtime(ctx, spec, config).run()
