@@ -13,6 +13,11 @@ step with its loop time in a :class:`SignalReport`.
 - :func:`acpi_shutdown`: ACPI soft off (SIGTERM) with a configurable hard-kill delay.
 - :func:`gcp_preemption`: an optional notice period, then the soft off, then the hard off after
   up to 30 s.
+
+:class:`SignalDispatcher` binds these to the metadata plane: a ``kubernetes`` ``eviction``
+notice or a ``gcp`` ``preemption`` notice runs its sequence against every registered target
+when it is issued. As a server dialect (``signals``) it signals the pids given in
+:class:`SignalOptions` (``harness serve --signal-pid``).
 """
 
 from __future__ import annotations
@@ -21,10 +26,18 @@ import asyncio
 import contextlib
 import os
 import signal as _signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from aiohttp import web
+
+from fake_imds.control import NoticeSpec, at_field, check_fields, choice_field, duration_field
+from fake_imds.model import MetadataPlane, Notice
+
+if TYPE_CHECKING:
+    from fake_imds.server import DialectSite
 
 #: Kubernetes' default ``terminationGracePeriodSeconds``.
 DEFAULT_GRACE = 30.0
@@ -355,3 +368,144 @@ async def gcp_preemption(
 def _check_delay(name: str, seconds: float) -> None:
     if not seconds >= 0:
         raise ValueError(f"{name} must be a non-negative number of seconds, got {seconds!r}")
+
+
+# -- bound to the metadata plane: notices become signal sequences -------------------------------
+
+
+class SignalDispatcher:
+    """Runs the signal sequence of each Kubernetes eviction and GCP preemption notice.
+
+    When such a notice is issued, every registered target gets its sequence: an eviction runs
+    :func:`evict` with the notice's grace period (the deadline is the SIGKILL), a GCP preemption
+    runs :func:`gcp_preemption` with the soft off ``params["shutdown"]`` before the deadline (the
+    hard off). Reports are kept in :attr:`reports` as ``(notice id, report)``. A notice issued
+    while no target is registered is recorded with an empty report whose outcome stays
+    ``running``.
+    """
+
+    def __init__(
+        self,
+        plane: MetadataPlane,
+        targets: Sequence[SignalTarget] = (),
+        *,
+        pre_stop: PreStop | None = None,
+        listener: StepListener | None = None,
+    ) -> None:
+        self.plane = plane
+        self.pre_stop = pre_stop
+        self.listener = listener
+        self._targets: list[SignalTarget] = list(targets)
+        self.reports: list[tuple[str, SignalReport]] = []
+        self._handled: set[str] = set()
+        self._tasks: set[asyncio.Task[SignalReport]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def register(self, target: SignalTarget) -> Callable[[], None]:
+        """Deliver future sequences to ``target`` too; returns a function that unregisters it."""
+        self._targets.append(target)
+        return lambda: self._targets.remove(target)
+
+    def start(self) -> None:
+        if self._unsubscribe is None:
+            self._unsubscribe = self.plane.subscribe(self._on_change)
+        for notice in self.plane.notices():
+            self._on_change(notice)
+
+    def _on_change(self, notice: Notice) -> None:
+        signalled = (notice.cloud, notice.kind) in (
+            ("kubernetes", "eviction"),
+            ("gcp", "preemption"),
+        )
+        if not signalled or notice.id in self._handled:
+            return
+        now = self.plane.now()
+        if not notice.visible(now) or notice.state != "scheduled" or now > notice.deadline:
+            return
+        self._handled.add(notice.id)
+        if not self._targets:
+            self.reports.append((notice.id, SignalReport(f"{notice.cloud}-{notice.kind}")))
+        loop = asyncio.get_running_loop()
+        for target in list(self._targets):
+            task = loop.create_task(self._sequence(notice, target, now))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _sequence(self, notice: Notice, target: SignalTarget, now: float) -> SignalReport:
+        remaining = max(0.0, notice.deadline - now)
+        if notice.cloud == "kubernetes":
+            coro = evict(target, grace=remaining, pre_stop=self.pre_stop, listener=self.listener)
+        else:
+            shutdown = min(GCP_MAX_SHUTDOWN, float(notice.params.get("shutdown", GCP_MAX_SHUTDOWN)))
+            shutdown = min(shutdown, remaining)
+            coro = gcp_preemption(
+                target,
+                notice_period=remaining - shutdown,
+                shutdown_period=shutdown,
+                listener=self.listener,
+            )
+        report = await coro
+        self.reports.append((notice.id, report))
+        return report
+
+    async def drain(self) -> None:
+        """Wait for every sequence in flight to end."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+# -- notices (control API) and the server hook ----------------------------------------------
+
+
+def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[NoticeSpec]:
+    """``{"cloud": "kubernetes", "kind": "eviction", "grace": "30s"}``: SIGTERM when issued
+    (after the preStop hook, if the target has one), SIGKILL ``grace`` later (default 30 s)."""
+    check_fields(body, ("cloud", "kind", "grace", "at"))
+    choice_field(body, "kind", ("eviction",), "eviction")
+    grace = duration_field(body, "grace", DEFAULT_GRACE)
+    at = at_field(body, plane)
+    return [NoticeSpec("kubernetes", "eviction", "terminate", grace, at, {"grace": grace})]
+
+
+@dataclass(frozen=True)
+class SignalOptions:
+    """What ``harness serve`` signals: processes by pid, and the pods' preStop command."""
+
+    pids: tuple[int, ...] = ()
+    pre_stop: tuple[str, ...] | None = None
+
+
+DISPATCHER_KEY: web.AppKey[SignalDispatcher] = web.AppKey("signal_dispatcher")
+
+
+def install(site: DialectSite) -> None:
+    """Deliver evictions and GCP preemptions to ``SignalOptions.pids``; more targets can be
+    registered on ``app[DISPATCHER_KEY]``. ``GET /_harness/v1/signals`` lists the reports."""
+    options = site.options(SignalOptions())
+    if not isinstance(options, SignalOptions):
+        raise TypeError(f"signals options must be SignalOptions, got {type(options).__name__}")
+    targets = [ProcessTarget(pid) for pid in options.pids]
+    dispatcher = SignalDispatcher(site.plane, targets, pre_stop=options.pre_stop)
+    site.app[DISPATCHER_KEY] = dispatcher
+
+    async def start(_app: web.Application) -> None:
+        dispatcher.start()
+
+    async def reports(_request: web.Request) -> web.Response:
+        return web.json_response(
+            [{"notice_id": notice_id, **r.to_json()} for notice_id, r in dispatcher.reports]
+        )
+
+    site.app.on_startup.append(start)
+    site.on_cleanup(dispatcher.close)
+    site.add_route("GET", "/_harness/v1/signals", reports)

@@ -14,14 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp import web
 
+from fake_imds.control import (
+    BodyError,
+    NoticeSpec,
+    at_field,
+    check_fields,
+    choice_field,
+    duration_field,
+    string_field,
+)
 from fake_imds.model import MetadataPlane, Notice
+
+if TYPE_CHECKING:
+    from fake_imds.server import DialectSite
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 EVENT_TYPE = "com.spot-harness.instance.interruption"
@@ -256,3 +269,61 @@ class WebhookDispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.sender.close()
+
+
+# -- notices (control API) and the server hook ----------------------------------------------
+
+DEFAULT_INSTANCE_ID = "i-0123456789abcdef0"
+WEBHOOK_ACTIONS = ("terminate", "stop", "hibernate")
+#: A provider's usual warning before the action (AWS's two minutes).
+DEFAULT_WEBHOOK_LEAD = 120.0
+
+
+@dataclass(frozen=True)
+class WebhookOptions:
+    """``instance_id`` in the documents (default: the AWS dialect's), and the retry policy."""
+
+    instance_id: str | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[NoticeSpec]:
+    """``{"cloud": "webhook", "url": "http://...", "lead": "2m"}``; also ``action`` (terminate,
+    stop, hibernate; default terminate), ``kind`` (default ``interruption``) and ``at``."""
+    check_fields(body, ("cloud", "kind", "url", "action", "lead", "at"))
+    url = string_field(body, "url")
+    try:
+        check_url(url)
+    except ValueError as error:
+        raise BodyError("url", f"'url': {error}") from None
+    kind = string_field(body, "kind", "interruption")
+    action = choice_field(body, "action", WEBHOOK_ACTIONS, "terminate")
+    lead = duration_field(body, "lead", DEFAULT_WEBHOOK_LEAD)
+    return [NoticeSpec("webhook", kind, action, lead, at_field(body, plane), {"url": url})]
+
+
+DISPATCHER_KEY: web.AppKey[WebhookDispatcher] = web.AppKey("webhook_dispatcher")
+
+
+def install(site: DialectSite) -> None:
+    """POST webhook notices when issued; ``GET /_harness/v1/webhooks`` lists every attempt."""
+    options = site.options(WebhookOptions())
+    if not isinstance(options, WebhookOptions):
+        raise TypeError(f"webhook options must be WebhookOptions, got {type(options).__name__}")
+    instance_id = options.instance_id or str(
+        getattr(site.config.options.get("aws"), "instance_id", None) or DEFAULT_INSTANCE_ID
+    )
+    sender = WebhookSender(options.policy, headers=options.headers)
+    dispatcher = WebhookDispatcher(site.plane, sender, instance_id)
+    site.app[DISPATCHER_KEY] = dispatcher
+
+    async def start(_app: web.Application) -> None:
+        dispatcher.start()
+
+    async def deliveries(_request: web.Request) -> web.Response:
+        return web.json_response([d.to_json() for d in sender.deliveries])
+
+    site.app.on_startup.append(start)
+    site.on_cleanup(dispatcher.close)
+    site.add_route("GET", "/_harness/v1/webhooks", deliveries)

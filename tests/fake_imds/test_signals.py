@@ -6,19 +6,26 @@ import asyncio
 import signal
 import sys
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from fake_imds.control import BodyError, schedule_notice
+from fake_imds.model import MetadataPlane
+from fake_imds.server import FakeImds
 from fake_imds.signals import (
+    DISPATCHER_KEY,
     InProcessTarget,
     ProcessTarget,
+    SignalOptions,
     Step,
     acpi_shutdown,
     evict,
     gcp_preemption,
 )
-from harness.clock import run_virtual
+from harness.clock import DEFAULT_EPOCH, run_virtual
 
 # A child that appends every signal it receives to a journal, in order. With "ignore" it keeps
 # running after SIGTERM (only SIGKILL ends it); with "exit" it leaves cleanly on SIGTERM.
@@ -157,7 +164,7 @@ def test_in_process_eviction_in_virtual_time_counts_prestop_against_the_grace() 
             await asyncio.sleep(10)  # a slow drain, in virtual time
 
         report = await evict(InProcessTarget.for_queue(queue, task), grace=30, pre_stop=pre_stop)
-        steps = [(s.t, s.name) for s in report.steps]
+        steps: list[tuple[float, str]] = [(s.t, s.name) for s in report.steps]
         return steps, seen
 
     steps, seen = run_virtual(main)
@@ -254,3 +261,78 @@ def test_bad_arguments_are_refused_with_a_reason() -> None:
             InProcessTarget(lambda name: None)
 
     run_virtual(main)
+
+
+def test_a_kubernetes_eviction_notice_signals_a_registered_in_process_instance() -> None:
+    async def main() -> tuple[int, list[tuple[float, str]], list[str]]:
+        seen: list[tuple[float, str]] = []
+        async with FakeImds() as server, aiohttp.ClientSession() as session:
+            queue: asyncio.Queue[str] = asyncio.Queue()
+            task = asyncio.create_task(stubborn_instance(queue, seen))
+            dispatcher = server.app[DISPATCHER_KEY]
+            dispatcher.register(InProcessTarget.for_queue(queue, task))
+            await asyncio.sleep(5)
+            body = {"cloud": "kubernetes", "kind": "eviction", "grace": "20s"}
+            async with session.post(f"{server.control_url}/notices", json=body) as response:
+                status = response.status
+            await dispatcher.drain()
+            async with session.get(f"{server.control_url}/signals") as response:
+                (report,) = await response.json()
+        return status, seen, [f"{s['t']:g}:{s['step']}" for s in report["steps"]]
+
+    status, seen, steps = run_virtual(main)
+    assert status == 201
+    assert seen == [(5.0, "SIGTERM"), (25.0, "cancelled")]
+    assert steps == ["5:signal", "25:signal", "25:killed"]
+
+
+def test_a_gcp_preemption_notice_is_a_soft_off_then_a_hard_off_for_registered_targets() -> None:
+    async def main() -> list[tuple[float, str]]:
+        seen: list[tuple[float, str]] = []
+        async with FakeImds() as server:
+            queue: asyncio.Queue[str] = asyncio.Queue()
+            task = asyncio.create_task(stubborn_instance(queue, seen))
+            server.app[DISPATCHER_KEY].register(InProcessTarget.for_queue(queue, task))
+            schedule_notice(server.plane, {"cloud": "gcp", "kind": "preemption", "lead": "150s"})
+            await server.app[DISPATCHER_KEY].drain()
+        return seen
+
+    assert run_virtual(main) == [(120.0, "SIGTERM"), (150.0, "cancelled")]
+
+
+def test_serve_style_pid_targets_get_real_signals_from_an_eviction_notice(tmp_path: Path) -> None:
+    async def main() -> None:
+        process, journal = await start_child(tmp_path, "ignore")
+        options = {"signals": SignalOptions(pids=(process.pid,))}
+        async with FakeImds(options=options) as server:
+            schedule_notice(server.plane, {"cloud": "kubernetes", "grace": "0.3s"})
+            await server.app[DISPATCHER_KEY].drain()
+            ((_, report),) = server.app[DISPATCHER_KEY].reports
+        await process.wait()
+        assert report.outcome == "killed"
+        assert process.returncode == -signal.SIGKILL
+        assert journal_lines(journal) == ["started", "SIGTERM"]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"kind": "drain"}, "kind"), ({"grace": "forever"}, "grace"), ({"pid": 1}, "pid")],
+)
+def test_malformed_kubernetes_notices_name_the_field(body: dict[str, str], field: str) -> None:
+    plane = MetadataPlane(clock=_Frozen())
+    with pytest.raises(BodyError) as caught:
+        schedule_notice(plane, {"cloud": "kubernetes", **body})
+    assert caught.value.field == field
+
+
+class _Frozen:
+    def monotonic(self) -> float:
+        return 0.0
+
+    def now(self) -> datetime:
+        return DEFAULT_EPOCH
+
+    async def sleep(self, seconds: float) -> None:
+        raise AssertionError("not used")

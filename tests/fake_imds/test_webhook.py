@@ -8,14 +8,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from fake_imds.model import MetadataPlane
+from fake_imds.server import FakeImds
 from fake_imds.webhook import (
     EVENT_TYPE,
     RetryPolicy,
     WebhookDispatcher,
+    WebhookOptions,
     WebhookSender,
     check_url,
 )
@@ -171,3 +174,57 @@ def test_bad_urls_and_policies_are_refused_with_a_reason() -> None:
         RetryPolicy(attempts=0)
     with pytest.raises(ValueError, match="factor >= 1"):
         RetryPolicy(factor=0.5)
+
+
+def test_the_control_api_schedules_a_webhook_that_the_server_delivers_and_lists() -> None:
+    async def main() -> tuple[int, dict[str, Any], list[tuple[float, dict[str, Any]]], Any]:
+        log: list[tuple[float, dict[str, Any]]] = []
+        async with (
+            receiver(lambda n: web.Response(status=200), log) as url,
+            FakeImds(options={"webhook": WebhookOptions(instance_id="i-0feed")}) as server,
+            aiohttp.ClientSession() as session,
+        ):
+            body = {"cloud": "webhook", "url": url, "lead": "2m", "at": "+30s"}
+            async with session.post(f"{server.control_url}/notices", json=body) as response:
+                status, created = response.status, await response.json()
+            await asyncio.sleep(31)
+            async with session.get(f"{server.control_url}/webhooks") as response:
+                listed = await response.json()
+        return status, created, log, listed
+
+    status, created, log, listed = run_virtual(main)
+    assert status == 201
+    assert (created["cloud"], created["action"]) == ("webhook", "terminate")
+    assert [(t, b["instance_id"], b["id"]) for t, b in log] == [(30.0, "i-0feed", created["id"])]
+    assert log[0][1]["deadline"] == created["deadline"] == "2026-01-01T00:02:30Z"
+    assert [(d["notice_id"], d["outcome"], len(d["attempts"])) for d in listed] == [
+        (created["id"], "delivered", 1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"lead": "2m"}, "url"),
+        ({"url": "file:///etc/passwd"}, "url"),
+        ({"url": "http://127.0.0.1:9/hook", "lead": "later"}, "lead"),
+        ({"url": "http://127.0.0.1:9/hook", "action": "explode"}, "action"),
+        ({"url": "http://127.0.0.1:9/hook", "retries": 3}, "retries"),
+    ],
+)
+def test_malformed_webhook_notices_get_400_naming_the_field(
+    body: dict[str, Any], field: str
+) -> None:
+    async def main() -> tuple[int, Any]:
+        async with (
+            FakeImds() as server,
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{server.control_url}/notices", json={"cloud": "webhook", **body}
+            ) as response,
+        ):
+            return response.status, await response.json()
+
+    status, error = run_virtual(main)
+    assert status == 400
+    assert error["field"] == field
