@@ -1,0 +1,219 @@
+"""Storage in simulation: how long each persistence step takes, and which faults it meets.
+
+The storage layer calls the instance's :class:`SimIoHook` before every persistence step
+(:data:`harness.target.PERSISTENCE_STEPS`). The hook sleeps the modelled duration on the virtual
+clock (bandwidth and latency from the scenario's ``env``, changed by active faults), raises the
+error a real client would see for an injected fault (a botocore ``ClientError`` such as
+``SlowDown``, ``EndpointConnectionError`` for an outage, a redis ``ConnectionError``,
+``OSError(ENOSPC)``), or ends the instance at a crash point. Every step is recorded as a
+``storage.op`` event when it completes or fails.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import redis.exceptions
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from harness.history import History, Kind
+from harness.scenario.model import S3_ERRORS, Env
+from harness.target import InstanceCrash
+
+if TYPE_CHECKING:
+    from harness.sim.world import Instance
+
+FaultKind = Literal[
+    "s3.error",
+    "s3.outage",
+    "s3.bandwidth",
+    "s3.latency",
+    "redis.down",
+    "redis.latency",
+    "disk.full",
+    "disk.bandwidth",
+    "disk.latency",
+]
+
+_S3_MESSAGES = {
+    "SlowDown": "Please reduce your request rate.",
+    "ServiceUnavailable": "Service is unable to handle request.",
+    "InternalError": "We encountered an internal error. Please try again.",
+    "RequestTimeout": "Your socket connection to the server was not read from or written to "
+    "within the timeout period.",
+    "AccessDenied": "Access Denied",
+    "NoSuchBucket": "The specified bucket does not exist",
+}
+
+_S3_WRITES = ("s3.put_object", "s3.upload_part")
+
+
+def s3_operation_name(op: str) -> str:
+    """botocore's operation name of a persistence step: ``s3.put_object`` -> ``PutObject``."""
+    special = {
+        "s3.create_multipart": "CreateMultipartUpload",
+        "s3.complete_multipart": "CompleteMultipartUpload",
+        "s3.abort_multipart": "AbortMultipartUpload",
+        "s3.list_uploads": "ListMultipartUploads",
+        "s3.list_objects": "ListObjectsV2",
+    }
+    if op in special:
+        return special[op]
+    return "".join(part.capitalize() for part in op.removeprefix("s3.").split("_"))
+
+
+def s3_client_error(code: str, op: str) -> ClientError:
+    """The exception botocore raises for an S3 error response ``code``."""
+    status = S3_ERRORS.get(code, 500)
+    response: Any = {
+        "Error": {"Code": code, "Message": _S3_MESSAGES.get(code, code)},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, s3_operation_name(op))
+
+
+@dataclass
+class StorageFault:
+    """An injected storage fault, active from ``start`` until ``end`` (``None``: run end)."""
+
+    id: str
+    kind: FaultKind
+    start: float
+    end: float | None = None
+    ops: tuple[str, ...] | None = None
+    remaining: int | None = None  # calls it still affects (``count``)
+    code: str | None = None  # S3 error code
+    value: float = 0.0  # bandwidth (B/s) or latency (s)
+
+    def applies(self, op: str, now: float) -> bool:
+        if now < self.start or (self.end is not None and now >= self.end):
+            return False
+        if self.remaining is not None and self.remaining <= 0:
+            return False
+        if self.ops is not None:
+            return op in self.ops
+        return op.startswith(self.kind.split(".")[0].replace("disk", "local") + ".")
+
+
+@dataclass
+class CrashPoint:
+    """``crash: {at, nth}``: armed when its timeline entry fires, counting from then."""
+
+    step: str
+    nth: int
+    local_disk: Literal["wiped", "kept"]
+    entry: int
+    seen: int = 0
+
+
+class StorageModel:
+    """The world's storage timing and faults, shared by every instance's hook."""
+
+    def __init__(self, env: Env, history: History, now: Callable[[], float]) -> None:
+        self.env = env
+        self.history = history
+        self.now = now
+        self.faults: list[StorageFault] = []
+        self.crash_points: list[CrashPoint] = []
+        #: Called when a crash point ends an instance (set by the world).
+        self.on_crash: Callable[[Instance, CrashPoint], None] = lambda instance, point: None
+
+    def active(self, op: str, *kinds: FaultKind) -> list[StorageFault]:
+        now = self.now()
+        return [f for f in self.faults if f.kind in kinds and f.applies(op, now)]
+
+    def duration(self, op: str, nbytes: int) -> float:
+        """Modelled seconds of one step, with the active slow-downs."""
+        if op.startswith("s3."):
+            s3 = self.env.s3
+            rate = s3.download if op == "s3.get_object" else s3.upload
+            latency = s3.latency + sum(f.value for f in self.active(op, "s3.latency"))
+            rate = min([rate, *(f.value for f in self.active(op, "s3.bandwidth"))])
+            moving = nbytes if op in _S3_WRITES or op == "s3.get_object" else 0
+            return latency + moving / rate
+        if op.startswith("redis."):
+            return self.env.redis.latency + sum(f.value for f in self.active(op, "redis.latency"))
+        disk = self.env.disk
+        latency = disk.latency + sum(f.value for f in self.active(op, "disk.latency"))
+        if op in ("local.fsync", "local.fsync_dir"):
+            return latency + disk.fsync
+        rate = disk.read if op == "local.read" else disk.write
+        rate = min([rate, *(f.value for f in self.active(op, "disk.bandwidth"))])
+        moving = nbytes if op in ("local.write", "local.read") else 0
+        return latency + moving / rate
+
+    def failure(self, op: str) -> tuple[BaseException, StorageFault] | None:
+        """The error an active fault makes this step raise, if any (consumes a ``count``)."""
+        for fault in self.active(op, "s3.outage", "s3.error", "redis.down", "disk.full"):
+            if fault.kind == "disk.full" and op != "local.write":
+                continue
+            if fault.remaining is not None:
+                fault.remaining -= 1
+            return _error_for(fault, op), fault
+        return None
+
+
+def _error_for(fault: StorageFault, op: str) -> BaseException:
+    if fault.kind == "s3.error":
+        return s3_client_error(fault.code or "InternalError", op)
+    if fault.kind == "s3.outage":
+        return EndpointConnectionError(endpoint_url="https://s3.us-east-1.amazonaws.com")
+    if fault.kind == "redis.down":
+        return redis.exceptions.ConnectionError(
+            "Error 111 connecting to redis:6379. Connection refused."
+        )
+    return OSError(errno.ENOSPC, "No space left on device")
+
+
+class SimIoHook:
+    """The :class:`~harness.target.IoHook` of one simulated instance."""
+
+    def __init__(self, model: StorageModel, instance: Instance) -> None:
+        self.model = model
+        self.instance = instance
+
+    async def __call__(self, op: str, *, nbytes: int = 0, key: str | None = None) -> None:
+        instance = self.instance
+        if not instance.alive:
+            raise InstanceCrash("the instance is gone")
+        self._crash_point(op, key)
+        failure = self.model.failure(op)
+        await instance.clock.sleep(self.model.duration(op, nbytes))
+        if not instance.alive:
+            raise InstanceCrash("the instance is gone")
+        if failure is not None:
+            error, fault = failure
+            self._record(op, key, nbytes, ok=False, error=_describe(error), fault=fault.id)
+            raise error
+        self._record(op, key, nbytes, ok=True)
+
+    def _crash_point(self, op: str, key: str | None) -> None:
+        for point in self.model.crash_points:
+            if point.step != op:
+                continue
+            point.seen += 1
+            if point.seen == point.nth:
+                self.model.crash_points.remove(point)
+                self._record(op, key, 0, ok=False, error="crash", fault=f"crash@{op}")
+                self.model.on_crash(self.instance, point)
+                raise InstanceCrash(f"crash before {op} (call {point.nth})")
+
+    def _record(self, op: str, key: str | None, nbytes: int, **outcome: Any) -> None:
+        self.model.history.record(
+            "storage",
+            Kind.STORAGE_OP,
+            self.instance.instance_id,
+            op=op,
+            key=key,
+            bytes=nbytes,
+            **outcome,
+        )
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "ClientError"))
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,252 @@
+"""Run a scenario in simulation: build the world, play the timeline, snapshot storage, check.
+
+Public API::
+
+    result = run_scenario(scenario, seed=None)          # synchronous, its own virtual loop
+    result = await run_scenario_async(scenario)          # inside a running VirtualEventLoop
+    result.status        # passed | failed | xfailed | xpassed | error
+    result.history.to_jsonl()                           # byte-identical for the same seed
+
+The same scenario and seed give the same history byte for byte: the loop's clock is virtual,
+every random choice comes from the scenario's seed, and nothing read from the wall clock (moto's
+timestamps, wall durations) goes into the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import tempfile
+import time
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from harness.checks import CheckResult, Golden, StorageSnapshot, evaluate, take_snapshot
+from harness.clock import LoopClock, VirtualEventLoop
+from harness.history import History, Kind
+from harness.scenario.model import CheckSpec, Scenario
+from harness.sim.golden import cached_golden, golden_for
+from harness.sim.s3 import simulated_bucket
+from harness.sim.targets import resolve_target
+from harness.sim.timeline import Timeline
+from harness.sim.world import World
+from harness.target import Target
+
+T = TypeVar("T")
+Status = Literal["passed", "failed", "xfailed", "xpassed", "error"]
+BUCKET = "spot-harness-sim"
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One ``expect`` entry and what its check found."""
+
+    spec: CheckSpec
+    result: CheckResult
+
+    @property
+    def expected_to_fail(self) -> bool:
+        return self.spec.fails is not None
+
+    @property
+    def as_expected(self) -> bool:
+        """Passed, or failed as the scenario said it would."""
+        return self.result.passed != self.expected_to_fail
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.spec.label,
+            "fails": self.spec.fails,
+            "as_expected": self.as_expected,
+            **self.result.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one run produced."""
+
+    scenario: Scenario
+    history: History
+    checks: tuple[CheckOutcome, ...]
+    end_reason: str  # completed | budget | gave_up | error
+    sim_seconds: float
+    wall_seconds: float  # never part of the history
+    snapshot: StorageSnapshot | None = None
+    error: str | None = None  # a harness or setup error, when the run could not be judged
+
+    @property
+    def seed(self) -> int:
+        return self.scenario.seed
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None:
+            return "error"
+        if not all(c.as_expected for c in self.checks):
+            broken_unexpectedly = any(
+                not c.as_expected and not c.expected_to_fail for c in self.checks
+            )
+            return "failed" if broken_unexpectedly else "xpassed"
+        return "xfailed" if any(c.expected_to_fail for c in self.checks) else "passed"
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run met the scenario's expectations (passed or xfailed)."""
+        return self.status in ("passed", "xfailed")
+
+    @property
+    def failed_checks(self) -> list[CheckOutcome]:
+        return [c for c in self.checks if not c.as_expected]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "description": self.scenario.description,
+            "seed": self.seed,
+            "status": self.status,
+            "end_reason": self.end_reason,
+            "sim_seconds": round(self.sim_seconds, 6),
+            "wall_seconds": round(self.wall_seconds, 6),
+            "error": self.error,
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    target: Target | None = None,
+    golden: Golden | None = None,
+) -> RunResult:
+    """Run ``scenario`` (with ``seed`` overriding its own) on a fresh virtual loop.
+
+    A golden that needs a run of its own (targets other than the reference) is made first, on
+    its own loop, so that the run itself always starts at virtual time zero.
+    """
+    scenario = scenario.with_seed(seed)
+    started_wall = time.perf_counter()
+    try:
+        chosen = target or resolve_target(scenario.target)
+        expected = golden or cached_golden(scenario, chosen)
+        if expected is None:
+            expected = _on_fresh_loop(golden_for(scenario, chosen, _uninterrupted))
+    except Exception as error:
+        return _setup_error(scenario, History(lambda: 0.0), started_wall, error)
+    return _on_fresh_loop(run_scenario_async(scenario, target=chosen, golden=expected))
+
+
+def _on_fresh_loop(coro: Coroutine[Any, Any, T]) -> T:
+    loop = VirtualEventLoop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def run_scenario_async(
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    target: Target | None = None,
+    golden: Golden | None = None,
+) -> RunResult:
+    """Run ``scenario`` inside the running :class:`~harness.clock.VirtualEventLoop`."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualEventLoop):
+        raise RuntimeError("simulated runs need a VirtualEventLoop (use run_scenario)")
+    scenario = scenario.with_seed(seed)
+    started_wall = time.perf_counter()
+    started = loop.time()
+    history = History(loop.time)
+    try:
+        chosen = target or resolve_target(scenario.target)
+        expected = golden or await golden_for(scenario, chosen, _uninterrupted)
+    except Exception as error:
+        return _setup_error(scenario, history, started_wall, error)
+    world, snapshot = await _play(scenario, chosen, history)
+    if world.error is not None:
+        return _setup_error(scenario, history, started_wall, world.error)
+    outcomes = _judge(scenario, history, snapshot, expected)
+    return RunResult(
+        scenario=scenario,
+        history=history,
+        checks=outcomes,
+        end_reason=world.end_reason or "error",
+        sim_seconds=loop.time() - started,
+        wall_seconds=time.perf_counter() - started_wall,
+        snapshot=snapshot,
+    )
+
+
+async def _play(
+    scenario: Scenario, target: Target, history: History
+) -> tuple[World, StorageSnapshot]:
+    loop = asyncio.get_running_loop()
+    calendar = LoopClock(loop)
+    with (
+        tempfile.TemporaryDirectory(prefix="spot-harness-") as root,
+        simulated_bucket(BUCKET, now=calendar.now, seed=scenario.seed) as s3,
+    ):
+        world = World(scenario, target, history, s3_client=s3, bucket=BUCKET, root=Path(root))
+        history.record(
+            "harness", Kind.RUN_STARTED, scenario=scenario.description, seed=scenario.seed
+        )
+        timeline = Timeline(world)
+        timeline.arm()
+        world.later(scenario.env.budget, world.finish, "budget")
+        try:
+            await world.boot()
+            await world.done.wait()
+        except Exception as error:
+            world.fail(error)
+        finally:
+            timeline.disarm()
+            history.record("harness", Kind.RUN_FINISHED, reason=world.end_reason or "error")
+            await world.shutdown()
+        snapshot = await take_snapshot(s3, BUCKET, world.admin_redis, world.local_dirs().values())
+        await world.admin_redis.aclose()
+    return world, _named_dirs(snapshot, world.local_dirs())
+
+
+def _named_dirs(snapshot: StorageSnapshot, dirs: Mapping[str, Path]) -> StorageSnapshot:
+    """Key local files by the names the history uses, not by this run's temp paths."""
+    by_path = {str(path): name for name, path in dirs.items()}
+    files = {by_path.get(path, path): content for path, content in snapshot.files.items()}
+    return dataclasses.replace(snapshot, files=files)
+
+
+def _judge(
+    scenario: Scenario, history: History, snapshot: StorageSnapshot, golden: Golden
+) -> tuple[CheckOutcome, ...]:
+    raw = [{spec.name: dict(spec.params)} if spec.params else spec.name for spec in scenario.expect]
+    results = evaluate(raw, history, snapshot, golden)
+    return tuple(
+        CheckOutcome(spec, result) for spec, result in zip(scenario.expect, results, strict=True)
+    )
+
+
+def _setup_error(
+    scenario: Scenario, history: History, started_wall: float, error: BaseException
+) -> RunResult:
+    return RunResult(
+        scenario=scenario,
+        history=history,
+        checks=(),
+        end_reason="error",
+        sim_seconds=0.0,
+        wall_seconds=time.perf_counter() - started_wall,
+        error=f"{type(error).__name__}: {error}",
+    )
+
+
+async def _uninterrupted(scenario: Scenario, target: Target) -> StorageSnapshot:
+    """Storage after a run of ``scenario`` with an empty timeline (for goldens)."""
+    calm = scenario.model_copy(update={"timeline": ()})
+    _, snapshot = await _play(calm, target, History(asyncio.get_running_loop().time))
+    return snapshot

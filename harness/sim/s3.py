@@ -1,0 +1,118 @@
+"""The simulated S3: moto in-process, one boto3 client for the whole process, a bucket per run.
+
+Creating a boto3 client costs tens of milliseconds, so one client is made lazily and reused by
+every run in the process. moto is switched on only while a run needs it (``mock_aws`` nests, and
+``reset=False`` leaves other users' moto state alone); each run creates its own versioned
+bucket and removes it at the end.
+
+moto stamps objects with the wall clock (``LastModified``) and orders versions by it. In
+simulation that would make the order of two versions written within the same wall millisecond
+arbitrary, so while a run is active moto's clock is the run's virtual calendar clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import boto3
+import moto.s3.models as moto_s3
+from moto import mock_aws
+from moto.core.utils import utcnow as _wall_utcnow
+from moto.moto_api._internal import mock_random
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+#: Dummy credentials: the client must never look for real ones (that would reach for IMDS).
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+_client: Any = None
+_virtual_now: Callable[[], datetime] | None = None
+
+
+def _moto_utcnow() -> datetime:
+    """moto's clock: the active run's virtual calendar time (naive UTC, as moto expects)."""
+    if _virtual_now is not None:
+        return _virtual_now().replace(tzinfo=None)
+    return _wall_utcnow()
+
+
+def shared_client() -> Any:
+    """The process-wide boto3 S3 client (created on first use)."""
+    global _client
+    if _client is None:
+        _client = boto3.client(
+            "s3",
+            region_name=REGION,
+            aws_access_key_id=CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+        )
+    return _client
+
+
+@contextlib.contextmanager
+def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> Iterator[Any]:
+    """moto active, a fresh versioned bucket ``name``, moto's clock and ids tied to the run.
+
+    Yields the shared client. The bucket is deleted on exit, whatever happened.
+    """
+    global _virtual_now
+    mock = mock_aws()
+    mock.start(reset=False)
+    previous_now, _virtual_now = _virtual_now, now
+    moto_s3.utcnow = _moto_utcnow  # type: ignore[attr-defined]
+    mock_random.seed(seed)  # version and upload ids, deterministic per run
+    client = shared_client()
+    try:
+        _drop_bucket(name)  # left over by a run that was interrupted hard
+        client.create_bucket(Bucket=name)
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        yield client
+    finally:
+        _drop_bucket(name)
+        _virtual_now = previous_now
+        mock.stop(remove_data=False)
+
+
+def _drop_bucket(name: str) -> None:
+    backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
+    backend.buckets.pop(name, None)
+    moto_s3.s3_backends.bucket_accounts.pop(name, None)
+
+
+def corrupt_newest(bucket: str, pattern: str) -> str | None:
+    """Silently corrupt the newest version of the newest key matching ``pattern`` (bit rot).
+
+    The stored bytes change; the ETag and stored checksums do not, as with media corruption
+    under S3's own integrity checks. Returns the key corrupted, or ``None`` if nothing matched.
+    """
+    import fnmatch
+
+    backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
+    found = backend.buckets.get(bucket)
+    if found is None:
+        return None
+    candidates = [
+        (versions[-1].last_modified, key, versions[-1])
+        for key in found.keys
+        if fnmatch.fnmatchcase(key, pattern)
+        for versions in [found.keys.getlist(key)]
+        if versions
+        and not getattr(versions[-1], "is_delete_marker", False)
+        and hasattr(versions[-1], "value")
+    ]
+    if not candidates:
+        return None
+    _, key, fake_key = max(candidates, key=lambda c: (c[0], c[1]))
+    etag = fake_key.etag.strip('"')
+    data = bytearray(fake_key.value)
+    if data:
+        middle = len(data) // 2
+        data[middle] ^= 0xFF
+    else:
+        data = bytearray(b"\0")
+    fake_key.value = bytes(data)
+    fake_key._etag = etag  # keep the old ETag: the corruption is silent
+    return str(key)

@@ -1,0 +1,303 @@
+"""Plays a scenario's timeline in a :class:`~harness.sim.world.World`.
+
+``at:`` entries are timers from the start of the run; ``on:`` entries count matching history
+events (kind, ``where`` data, incarnation) and fire ``delay`` after the nth. Firing is always
+deferred to the loop (never inside the listener), so an action never runs in the middle of the
+code that recorded the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.history import Event, Kind
+from harness.scenario.model import (
+    ClockFault,
+    Crash,
+    DiskFault,
+    ImdsFault,
+    Kill,
+    Notice,
+    OnTrigger,
+    Overlap,
+    RedisFault,
+    S3Fault,
+)
+from harness.sim.iohook import CrashPoint, StorageFault
+from harness.sim.s3 import corrupt_newest
+from harness.sim.world import Instance, LocalDisk, World
+
+
+class Timeline:
+    """Arms every entry of a scenario's timeline against one world."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.entries = world.scenario.timeline
+        self._unsubscribes: list[Callable[[], None]] = []
+
+    def arm(self) -> None:
+        for index, entry in enumerate(self.entries):
+            if entry.at is not None:
+                self.world.later(entry.at, self.fire, index)
+            elif entry.on is not None:
+                self._watch(index, entry.on)
+
+    def disarm(self) -> None:
+        for unsubscribe in self._unsubscribes:
+            unsubscribe()
+        self._unsubscribes.clear()
+
+    def _watch(self, index: int, trigger: OnTrigger) -> None:
+        seen = 0
+
+        def listener(event: Event) -> None:
+            nonlocal seen
+            if not _matches(event, trigger, self.world):
+                return
+            seen += 1
+            if seen == trigger.nth:
+                unsubscribe()
+                self._unsubscribes.remove(unsubscribe)
+                self.world.later(trigger.delay, self.fire, index)
+
+        unsubscribe = self.world.history.subscribe(listener)
+        self._unsubscribes.append(unsubscribe)
+
+    # -- actions ------------------------------------------------------------------------------
+    def fire(self, index: int) -> None:
+        entry = self.entries[index]
+        world = self.world
+        if world.end_reason is not None:
+            return
+        world.record("timeline.fired", entry=index, action=entry.action_name, note=entry.note)
+        handler: Callable[[int, Any], None] = getattr(self, f"_{entry.action_name}")
+        handler(index, entry.action)
+
+    def _target_instance(self, index: int) -> Instance | None:
+        instance = self.world.current
+        if instance is None:
+            self.world.record("timeline.skipped", entry=index, reason="no instance is running")
+        return instance
+
+    def _notice(self, index: int, notice: Notice) -> None:
+        instance = self._target_instance(index)
+        if instance is None:
+            return
+        if notice.rebalance_before:
+            plane = instance.imds.plane
+            issued = plane.add_notice("aws", "rebalance", "terminate", lead=0.0)
+            self.world.record(
+                Kind.NOTICE_ISSUED,
+                instance,
+                notice_id=issued.id,
+                cloud="aws",
+                notice_kind="rebalance",
+                action=None,
+                deadline=None,
+                entry=index,
+            )
+            self.world.later(notice.rebalance_before, self._issue, index, instance, notice)
+        else:
+            self._issue(index, instance, notice)
+
+    def _issue(self, index: int, instance: Instance, notice: Notice) -> None:
+        world = self.world
+        if not instance.alive or world.end_reason is not None:
+            return
+        cloud = notice.resolved_cloud(instance.cloud)
+        kind = notice.resolved_kind(instance.cloud)
+        lead = notice.resolved_lead(instance.cloud)
+        params: dict[str, Any] = {}
+        if cloud == "gcp":
+            params["shutdown"] = min(30.0, lead)
+        if cloud == "kubernetes":
+            params["grace"] = lead
+        if cloud == "webhook":
+            params["url"] = instance.webhook_url or "http://127.0.0.1:9/unregistered"
+        issued = instance.imds.plane.add_notice(
+            cloud, kind, notice.action, lead=lead, params=params
+        )
+        ends = notice.ends_instance(instance.cloud)
+        # AWS hibernation starts at once; everything else ends at the deadline.
+        gone_at = world.now() if notice.action == "hibernate" else issued.deadline
+        world.record(
+            Kind.NOTICE_ISSUED,
+            instance,
+            notice_id=issued.id,
+            cloud=cloud,
+            notice_kind=kind,
+            action=notice.action,
+            deadline=gone_at if ends else None,
+            lead=lead,
+            entry=index,
+        )
+        if cloud in ("kubernetes", "gcp") and ends:
+            soft_off = issued.deadline - params.get("shutdown", lead)
+            world.later(soft_off - world.now(), self._signal, instance, "SIGTERM")
+        if not ends:
+            return
+        instance.doomed = True
+        disk: LocalDisk = "wiped" if notice.action == "terminate" else "kept"
+        world.later(gone_at - world.now(), self._deadline, instance, issued.id, notice, disk)
+
+    def _signal(self, instance: Instance, name: str) -> None:
+        if instance.alive and instance.ctx is not None:
+            instance.ctx.signals.put_nowait(name)
+            self.world.record("signal.sent", instance, signal=name)
+
+    def _deadline(
+        self, instance: Instance, notice_id: str, notice: Notice, disk: LocalDisk
+    ) -> None:
+        if not instance.alive:
+            return
+        self.world.record(Kind.NOTICE_DEADLINE, instance, notice_id=notice_id, action=notice.action)
+        self.world.kill(instance, "deadline", disk, notice.action)
+
+    def _kill(self, index: int, kill: Kill) -> None:
+        instance = self._target_instance(index)
+        if instance is not None:
+            self.world.kill(instance, "hard_kill", kill.local_disk)
+
+    def _crash(self, index: int, crash: Crash) -> None:
+        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index)
+        self.world.storage.crash_points.append(point)
+
+    def _overlap(self, index: int, overlap: Overlap) -> None:
+        self.world.overlap = overlap.for_
+
+    def _clock(self, index: int, clock: ClockFault) -> None:
+        self.world.set_skew(clock.skew)
+        self._fault_started(index, "clock.skew", {"skew": clock.skew}, None)
+
+    def _imds(self, index: int, fault: ImdsFault) -> None:
+        params: dict[str, Any] = {"pattern": fault.path}
+        if fault.status is not None:
+            params.update(kind="status", status=fault.status)
+        elif fault.latency is not None:
+            params.update(kind="latency", seconds=fault.latency)
+        elif fault.throttle is not None:
+            params.update(kind="throttle", limit=fault.throttle)
+        else:
+            params.update(kind="timeout" if fault.timeout else "reset")
+        self.world.add_imds_fault(fault.for_, params)
+        self._fault_started(index, f"imds.{params['kind']}", params, fault.for_)
+
+    def _s3(self, index: int, fault: S3Fault) -> None:
+        if fault.corrupt is not None:
+            key = corrupt_newest(self.world.bucket, fault.corrupt)
+            self._fault_started(index, "s3.corrupt", {"pattern": fault.corrupt, "key": key}, 0.0)
+            return
+        if fault.error is not None:
+            self._storage_fault(
+                index, "s3.error", fault.for_, fault.ops, fault.count, code=fault.error
+            )
+        elif fault.outage:
+            self._storage_fault(index, "s3.outage", fault.for_, fault.ops, fault.count)
+        elif fault.bandwidth is not None:
+            self._storage_fault(
+                index, "s3.bandwidth", fault.for_, fault.ops, fault.count, value=fault.bandwidth
+            )
+        else:
+            assert fault.latency is not None
+            self._storage_fault(
+                index, "s3.latency", fault.for_, fault.ops, fault.count, value=fault.latency
+            )
+
+    def _redis(self, index: int, fault: RedisFault) -> None:
+        world = self.world
+        if fault.restart:
+            world.loop.create_task(_restart_redis(world))
+            self._fault_started(index, "redis.restart", {}, 0.0)
+        elif fault.down:
+            world.redis_server.connected = False
+            self._storage_fault(index, "redis.down", fault.for_)
+            if fault.for_ is not None:
+                world.later(fault.for_, _reconnect, world)
+        else:
+            assert fault.latency is not None
+            self._storage_fault(index, "redis.latency", fault.for_, value=fault.latency)
+
+    def _disk(self, index: int, fault: DiskFault) -> None:
+        if fault.full:
+            self._storage_fault(index, "disk.full", fault.for_)
+        elif fault.bandwidth is not None:
+            self._storage_fault(index, "disk.bandwidth", fault.for_, value=fault.bandwidth)
+        else:
+            assert fault.latency is not None
+            self._storage_fault(index, "disk.latency", fault.for_, value=fault.latency)
+
+    # -- fault bookkeeping --------------------------------------------------------------------
+    def _storage_fault(
+        self,
+        index: int,
+        kind: Any,
+        duration: float | None,
+        ops: tuple[str, ...] | None = None,
+        count: int | None = None,
+        *,
+        code: str | None = None,
+        value: float = 0.0,
+    ) -> None:
+        world = self.world
+        now = world.now()
+        fault = StorageFault(
+            id=f"fault-{index}",
+            kind=kind,
+            start=now,
+            end=None if duration is None else now + duration,
+            ops=ops,
+            remaining=count,
+            code=code,
+            value=value,
+        )
+        world.storage.faults.append(fault)
+        params = {"ops": list(ops) if ops else None, "count": count, "code": code, "value": value}
+        self._fault_started(index, kind, params, duration)
+
+    def _fault_started(
+        self, index: int, fault: str, params: dict[str, Any], duration: float | None
+    ) -> None:
+        world = self.world
+        world.record(
+            Kind.FAULT_STARTED,
+            world.current,
+            fault=fault,
+            entry=index,
+            target=fault.split(".")[0],
+            params=params,
+            duration=duration,
+        )
+        if duration:
+            world.later(duration, self._fault_ended, index, fault)
+
+    def _fault_ended(self, index: int, fault: str) -> None:
+        self.world.record(Kind.FAULT_ENDED, fault=fault, entry=index)
+
+
+def _matches(event: Event, trigger: OnTrigger, world: World) -> bool:
+    if event.kind != trigger.event:
+        return False
+    if any(event.data.get(key) != value for key, value in trigger.where.items()):
+        return False
+    if trigger.incarnation is not None:
+        owners = [i for i in world.instances if i.instance_id == event.instance]
+        instance = owners[-1] if owners else None
+        if instance is None or instance.incarnation != trigger.incarnation:
+            return False
+    return True
+
+
+async def _restart_redis(world: World) -> None:
+    """A restart without persistence: every key and every loaded script is gone."""
+    await world.admin_redis.flushall()
+    await world.admin_redis.script_flush()
+
+
+def _reconnect(world: World) -> None:
+    if not any(
+        f.kind == "redis.down" and f.applies("redis.read", world.now())
+        for f in world.storage.faults
+    ):
+        world.redis_server.connected = True

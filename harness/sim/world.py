@@ -1,0 +1,421 @@
+"""The simulated world of one run: instances, their metadata servers, storage, faults, the end.
+
+One :class:`World` per run, inside a :class:`~harness.clock.VirtualEventLoop`. It boots instance
+incarnations (each an asyncio task calling the target with an
+:class:`~harness.target.InstanceContext`), gives each its own fake metadata server (notices are
+per instance, as on a real cloud) and local dir, and takes them away: at a notice's deadline, on
+a hard kill or at a crash point. A terminate wipes the local dir; a stop, a hibernation or a
+process crash keeps it, and the next incarnation is the same machine coming back. The next
+incarnation boots ``env.replacement.delay`` after the previous one is gone, until the job
+completes or the time budget ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import fakeredis
+
+from fake_imds.aws import AwsOptions
+from fake_imds.server import FakeImds
+from fake_imds.webhook import WebhookDispatcher, WebhookSender
+from harness.clock import LoopClock, SkewedClock
+from harness.history import History, Kind
+from harness.scenario.model import Cloud, Scenario
+from harness.sim.iohook import CrashPoint, SimIoHook, StorageModel
+from harness.target import InstanceContext, Target
+
+LocalDisk = Literal["wiped", "kept"]
+EndReason = Literal["completed", "budget", "gave_up", "error"]
+
+#: How long an instance may keep running after it reported ``job.completed``.
+COMPLETION_GRACE = 600.0
+
+
+@dataclass(eq=False)
+class Instance:
+    """One incarnation of the target on one (simulated) machine."""
+
+    incarnation: int
+    instance_id: str
+    cloud: Cloud
+    local_dir: Path
+    local_name: str  # the local dir as the history names it (stable across runs)
+    clock: SkewedClock
+    imds: FakeImds
+    ctx: InstanceContext | None = None
+    task: asyncio.Task[None] | None = None
+    webhook: WebhookDispatcher | None = None
+    webhook_url: str | None = None
+    alive: bool = True
+    doomed: bool = False  # a notice will end it
+    superseded: bool = False  # an overlap keeps it running past its end
+    overlap_for: float = 0.0  # how long it outlives its replacement's boot, when superseded
+    superseded_disk: LocalDisk = "wiped"
+    superseded_action: str | None = None
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+
+class World:
+    """Everything one run owns. Create inside the running virtual loop."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        target: Target,
+        history: History,
+        *,
+        s3_client: Any,
+        bucket: str,
+        root: Path,
+    ) -> None:
+        self.scenario = scenario
+        self.env = scenario.env
+        self.target = target
+        self.history = history
+        self.loop = asyncio.get_running_loop()
+        self.cloud_clock = LoopClock(self.loop)
+        self.s3_client = s3_client
+        self.bucket = bucket
+        self.root = root
+        self.random = random.Random(scenario.seed)
+        self.redis_server = fakeredis.FakeServer()
+        self.admin_redis = fakeredis.FakeAsyncRedis(server=self.redis_server)
+        self.storage = StorageModel(self.env, history, self.loop.time)
+        self.storage.on_crash = self._crashed
+        self.instances: list[Instance] = []
+        self.skew = 0.0
+        self.imds_faults: list[tuple[float | None, dict[str, Any]]] = []
+        self.overlap: float | None = None
+        self.done = asyncio.Event()
+        self.end_reason: EndReason | None = None
+        self.completed_by: Instance | None = None
+        self.error: BaseException | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+        self._closing: set[asyncio.Task[None]] = set()
+        self._booting = False
+        self._grace_period = _first_grace(scenario)
+        history.subscribe(self._watch)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.loop.time()
+
+    def later(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback`` ``delay`` seconds from now; errors end the run instead of vanishing."""
+        self._timers.append(self.loop.call_later(max(0.0, delay), self._guarded, callback, args))
+
+    def _guarded(self, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
+        try:
+            callback(*args)
+        except Exception as error:  # a harness bug: stop the run and report it
+            self.fail(error)
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.finish("error")
+
+    def finish(self, reason: EndReason) -> None:
+        if self.end_reason is None:
+            self.end_reason = reason
+            self.done.set()
+
+    def record(self, kind: str, instance: Instance | None = None, **data: Any) -> None:
+        self.history.record("harness", kind, instance.instance_id if instance else None, **data)
+
+    @property
+    def current(self) -> Instance | None:
+        """The newest instance that is up and not superseded."""
+        for instance in reversed(self.instances):
+            if instance.alive and not instance.superseded:
+                return instance
+        return None
+
+    def live(self) -> list[Instance]:
+        return [i for i in self.instances if i.alive]
+
+    # -- booting ------------------------------------------------------------------------------
+    async def boot(self, previous: Instance | None = None) -> Instance | None:
+        """Start the next incarnation (the same machine as ``previous`` if its disk was kept)."""
+        if self.end_reason is not None:
+            return None
+        incarnation = len(self.instances) + 1
+        if incarnation > self.env.max_instances:
+            self.record("run.gave_up", reason=f"{self.env.max_instances} instances")
+            self.finish("gave_up")
+            return None
+        cloud = self._cloud_for(incarnation)
+        # Every incarnation has its own id (the history tells them apart by it); a machine that
+        # comes back after a stop or a crash keeps its local dir.
+        instance_id = f"i-{self.random.getrandbits(68):017x}"
+        local_dir = previous.local_dir if previous is not None else self.root / instance_id
+        local_name = previous.local_name if previous is not None else f"local/{instance_id}"
+        local_dir.mkdir(parents=True, exist_ok=True)
+        clock = SkewedClock(self.cloud_clock, self.skew)
+        imds = FakeImds(
+            "127.0.0.1",
+            0,
+            clock=self.cloud_clock,
+            imdsv2=self.env.imdsv2,
+            seed=self.scenario.seed,
+            options={"aws": AwsOptions(instance_id=instance_id)},
+        )
+        await imds.start()
+        instance = Instance(incarnation, instance_id, cloud, local_dir, local_name, clock, imds)
+        self.instances.append(instance)
+        self._apply_imds_faults(instance)
+        instance.webhook = WebhookDispatcher(imds.plane, WebhookSender(), instance_id)
+        instance.webhook.start()
+        instance.ctx = self._context(instance)
+        self.record(
+            Kind.INSTANCE_STARTED,
+            instance,
+            incarnation=incarnation,
+            cloud=cloud,
+            local_dir=instance.local_name,
+        )
+        instance.task = self.loop.create_task(self._live(instance), name=instance_id)
+        return instance
+
+    def _cloud_for(self, incarnation: int) -> Cloud:
+        if incarnation > 1 and self.env.replacement.cloud is not None:
+            return self.env.replacement.cloud
+        return self.env.cloud
+
+    def _context(self, instance: Instance) -> InstanceContext:
+        def register_webhook(url: str) -> None:
+            instance.webhook_url = url
+
+        return InstanceContext(
+            instance_id=instance.instance_id,
+            incarnation=instance.incarnation,
+            cloud=instance.cloud,
+            clock=instance.clock,
+            imds_url=instance.imds.url,
+            bucket=self.bucket,
+            local_dir=instance.local_dir,
+            job=MappingProxyType(dict(self.scenario.job)),
+            emit=lambda kind, **data: self._emit(instance, kind, data),
+            s3_client=self.s3_client,
+            redis=fakeredis.FakeAsyncRedis(server=self.redis_server),
+            io_hook=SimIoHook(self.storage, instance),
+            extra={"register_webhook": register_webhook, "grace_period": self._grace_period},
+        )
+
+    def _emit(self, instance: Instance, kind: str, data: dict[str, Any]) -> None:
+        if not instance.alive:
+            return  # a dead process reports nothing
+        self.history.record("target", str(kind), instance.instance_id, **_jsonable(data))
+
+    async def _live(self, instance: Instance) -> None:
+        assert instance.ctx is not None
+        error: BaseException | None = None
+        try:
+            await self.target(instance.ctx)
+        except (asyncio.CancelledError, Exception, BaseException) as caught:
+            error = caught
+        if not instance.alive:
+            return  # killed: the kill recorded it
+        if isinstance(error, asyncio.CancelledError):
+            error = None
+        self.record(
+            Kind.INSTANCE_EXITED,
+            instance,
+            clean=error is None,
+            error=None if error is None else f"{type(error).__name__}: {error}",
+        )
+        self._exited(instance)
+
+    def _exited(self, instance: Instance) -> None:
+        """The process ended by itself: the instance stays until its notice's deadline, if any."""
+        if self.completed_by is not None:
+            if self.completed_by is instance or not self._working():
+                self.finish("completed")
+            return
+        if instance.doomed or instance.superseded:
+            return
+        instance.alive = False
+        self._close_later(instance)
+        self.later(self.env.replacement.delay, self._boot_soon, None)
+
+    def _working(self) -> bool:
+        return any(i.task is not None and not i.task.done() for i in self.live())
+
+    def _boot_soon(self, previous: Instance | None) -> None:
+        task = self.loop.create_task(self._boot_guarded(previous))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _boot_guarded(self, previous: Instance | None) -> None:
+        try:
+            instance = await self.boot(previous)
+        except Exception as error:
+            self.fail(error)
+            return
+        if instance is not None:
+            self._end_superseded(instance)
+
+    # -- ending instances ---------------------------------------------------------------------
+    def kill(
+        self, instance: Instance, reason: str, local_disk: LocalDisk, action: str | None = None
+    ) -> None:
+        """The instance is gone now (``reason``: deadline, hard_kill, crash)."""
+        if not instance.alive or self.end_reason is not None:
+            return
+        if self.overlap is not None and not instance.superseded and reason != "crash":
+            self._supersede(instance, reason, local_disk, action)
+            return
+        self._take_down(instance, reason, local_disk, action)
+        if self.completed_by is not None:
+            if not self._working():
+                self.finish("completed")
+            return
+        if self.current is None and not instance.superseded:
+            previous = instance if local_disk == "kept" else None
+            self.later(self.env.replacement.delay, self._boot_soon, previous)
+
+    def _take_down(
+        self, instance: Instance, reason: str, local_disk: LocalDisk, action: str | None
+    ) -> None:
+        instance.alive = False
+        if instance.task is not None and instance.task is not _current_task():
+            instance.task.cancel()
+        if local_disk == "wiped":
+            shutil.rmtree(instance.local_dir, ignore_errors=True)
+        self.record(
+            Kind.INSTANCE_KILLED,
+            instance,
+            reason=reason,
+            action=action or (reason if reason in ("crash", "hard_kill") else None),
+            local_disk=local_disk,
+            local_wiped=local_disk == "wiped",
+        )
+        self._close_later(instance)
+
+    def _supersede(
+        self, instance: Instance, reason: str, local_disk: LocalDisk, action: str | None
+    ) -> None:
+        """Overlap: the instance keeps running; its replacement boots; it ends later."""
+        assert self.overlap is not None
+        instance.superseded = True
+        instance.overlap_for, self.overlap = self.overlap, None
+        instance.superseded_disk = local_disk
+        instance.superseded_action = action
+        self.record("instance.superseded", instance, reason=reason, overlap=instance.overlap_for)
+        self.later(self.env.replacement.delay, self._boot_soon, None)
+
+    def _end_superseded(self, replacement: Instance) -> None:
+        """Superseded instances end ``overlap_for`` after their replacement has booted."""
+        for old in self.instances:
+            if old.superseded and old.alive and old is not replacement:
+                self.later(old.overlap_for, self._end_overlap, old)
+
+    def _end_overlap(self, old: Instance) -> None:
+        if old.alive:
+            self._take_down(old, "superseded", old.superseded_disk, old.superseded_action)
+
+    def _crashed(self, instance: Instance, point: CrashPoint) -> None:
+        self.kill(instance, "crash", point.local_disk)
+
+    def _close_later(self, instance: Instance) -> None:
+        task = self.loop.create_task(self._close(instance))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close(self, instance: Instance) -> None:
+        for timer in instance.timers:
+            timer.cancel()
+        if instance.webhook is not None:
+            await instance.webhook.close()
+        await instance.imds.close()
+        if instance.ctx is not None:
+            with contextlib.suppress(Exception):
+                await instance.ctx.redis.aclose()
+
+    # -- watching the history -----------------------------------------------------------------
+    def _watch(self, event: Any) -> None:
+        if event.kind == Kind.JOB_COMPLETED and self.completed_by is None:
+            self.completed_by = next(
+                (i for i in self.instances if i.instance_id == event.instance and i.alive), None
+            )
+            if self.completed_by is not None:
+                self.later(COMPLETION_GRACE, self.finish, "completed")
+
+    # -- imds faults --------------------------------------------------------------------------
+    def add_imds_fault(self, duration: float | None, params: dict[str, Any]) -> None:
+        end = None if duration is None else self.now() + duration
+        self.imds_faults.append((end, params))
+        for instance in self.live():
+            instance.imds.plane.add_fault(duration=duration, **params)
+
+    def _apply_imds_faults(self, instance: Instance) -> None:
+        now = self.now()
+        for end, params in self.imds_faults:
+            if end is None or end > now:
+                duration = None if end is None else end - now
+                instance.imds.plane.add_fault(duration=duration, **params)
+
+    def set_skew(self, skew: float) -> None:
+        self.skew = skew
+        for instance in self.instances:
+            instance.clock.offset = skew
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        """Stop everything still running; leave storage as it is for the snapshot."""
+        for timer in self._timers:
+            timer.cancel()
+        tasks = [i.task for i in self.instances if i.task is not None and not i.task.done()]
+        for instance in self.instances:
+            instance.alive = False
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for instance in self.instances:
+            with contextlib.suppress(Exception):
+                await self._close(instance)
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        self.redis_server.connected = True
+
+    def local_dirs(self) -> dict[str, Path]:
+        """History name -> real path of every incarnation's local dir."""
+        return {i.local_name: i.local_dir for i in self.instances}
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def _first_grace(scenario: Scenario) -> float:
+    """The grace period a Kubernetes target is told about (its first eviction's, or 30 s)."""
+    for entry in scenario.timeline:
+        notice = entry.notice
+        if notice is not None and notice.resolved_cloud(scenario.env.cloud) == "kubernetes":
+            return notice.resolved_lead(scenario.env.cloud)
+    return 30.0
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    """Event data as JSON would give it back (paths and tuples become strings and lists)."""
+    try:
+        text = json.dumps(data, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = json.dumps({k: repr(v) for k, v in data.items()}, sort_keys=True)
+    decoded: dict[str, Any] = json.loads(text)
+    return decoded
