@@ -19,6 +19,7 @@ from harness.runtime.job import (
     output_key,
     output_range,
     state_after,
+    state_checksum,
     state_digest,
 )
 from harness.runtime.layout import (
@@ -51,5 +52,6 @@ __all__ = [
     "redis_prefix",
     "reference_target",
     "state_after",
+    "state_checksum",
     "state_digest",
 ]

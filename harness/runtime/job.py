@@ -226,6 +226,11 @@ def state_after(spec: JobSpec, position: int) -> bytes:
     return encode_state(spec, position, state_digest(spec, position))
 
 
+def state_checksum(spec: JobSpec, position: int) -> str:
+    """Hex SHA-256 of :func:`state_after`: what a correct checkpoint at ``position`` reports."""
+    return checksum(state_after(spec, position))
+
+
 def decode_state(data: bytes) -> dict[str, Any]:
     """The header of checkpoint content; raises ``ValueError`` if it is not one."""
     line, _, _ = data.partition(b"\n")

@@ -66,6 +66,8 @@ class Recovery:
             position=position,
             checkpoint_id=chosen.id if chosen else None,
             tier=tier,
+            key=chosen.key if chosen else None,
+            checksum=chosen.checksum if chosen else None,
         )
         s3_ids = {r.id for r in s3_records}
         s3_newest = chosen if chosen is not None and chosen.id in s3_ids else None

@@ -77,6 +77,7 @@ class Runtime:
         self.latest_local: CheckpointRecord | None = None
         self.fenced_reason: str | None = None
         self._serial = 0
+        self._first_chunk = True
         self._crash: BaseException | None = None
         self._main: asyncio.Task[object] | None = None
 
@@ -167,6 +168,8 @@ class Runtime:
         to_boundary = self.spec.output_every - self.position % self.spec.output_every
         to_checkpoint = max(1, math.ceil((next_checkpoint - self.clock.monotonic()) / spi - 1e-6))
         count = min(to_boundary, to_checkpoint, self.spec.items - self.position)
+        if self._first_chunk:  # the first item after a resume is reported on its own
+            count, self._first_chunk = 1, False
         started = self.clock.monotonic()
         self.monitor.wake.clear()
         woken = await self._wait_for_wake(count * spi)
@@ -193,6 +196,7 @@ class Runtime:
             return
         self.digest = advance_digest(self.digest, self.position + 1, count)
         self.position += count
+        self.emit(Kind.ITEM_DONE, position=self.position)
         if output_index_completed_at(self.spec, self.position) is None:
             self.safe = (self.position, self.digest)  # no output pending at this position
 
@@ -335,7 +339,7 @@ class Runtime:
             deadline = self.clock.monotonic() + self.config.grace_period
         position = self.safe[0]
         nominal = self.spec.state_size
-        if notice.action == "terminate":
+        if notice.effect == "terminate":
             await self._emergency_remote(position, deadline, nominal)
         else:
             await self._emergency_local(position, deadline, nominal)
@@ -343,9 +347,9 @@ class Runtime:
         self.emit(
             Kind.JOB_STOPPED,
             position=self.position,
-            saved_position=self._saved_position(notice.action),
+            saved_position=self._saved_position(notice.effect),
             reason="notice",
-            action=notice.action,
+            action=notice.action or notice.effect,
         )
 
     def _budget(self, deadline: float) -> float:

@@ -34,11 +34,12 @@ class LocalDisk:
         temp = target.with_name(target.name + TEMP_SUFFIX)
         target.parent.mkdir(parents=True, exist_ok=True)
         nbytes = len(data) if nominal is None else nominal
+        temp_name = name + TEMP_SUFFIX
         try:
-            await self._hook("local.write", nbytes=nbytes, key=name)
+            await self._hook("local.write", nbytes=nbytes, key=temp_name)
             handle = await self._call(_open_and_write, temp, data)
             try:
-                await self._hook("local.fsync", nbytes=nbytes, key=name)
+                await self._hook("local.fsync", nbytes=nbytes, key=temp_name)
                 await self._call(os.fsync, handle)
             finally:
                 os.close(handle)

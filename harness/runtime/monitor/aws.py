@@ -127,6 +127,7 @@ def parse_notice(path: str, body: str, monitor: Monitor) -> InterruptionNotice |
         when = document.get("noticeTime")
         return InterruptionNotice(
             source="aws",
+            effect="rebalance",
             action="rebalance",
             deadline=None,
             ident=f"rebalance/{when}",
@@ -138,6 +139,7 @@ def parse_notice(path: str, body: str, monitor: Monitor) -> InterruptionNotice |
     deadline = parse_aws_time(when)
     return InterruptionNotice(
         source="aws",
+        effect=str(action),
         action=str(action),
         deadline=None if deadline is None else calendar_to_clock(monitor.clock, deadline),
         ident=f"{action}/{when}",

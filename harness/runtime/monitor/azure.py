@@ -16,8 +16,8 @@ from harness.runtime.monitor.http import Unreachable, new_session, request
 
 EVENTS = "/metadata/scheduledevents?api-version=2020-07-01"
 HEADERS = {"Metadata": "true"}
-#: EventType -> the action it amounts to for the job's local disk.
-ACTIONS = {
+#: EventType -> what it means for the job's local disk.
+EFFECTS = {
     "Preempt": "terminate",
     "Terminate": "terminate",
     "Redeploy": "terminate",
@@ -92,7 +92,7 @@ def parse_events(
     events = document.get("Events") if isinstance(document, dict) else None
     notices = []
     for event in events if isinstance(events, list) else []:
-        if not isinstance(event, dict) or event.get("EventType") not in ACTIONS:
+        if not isinstance(event, dict) or event.get("EventType") not in EFFECTS:
             continue
         event_id = str(event.get("EventId", ""))
         not_before = str(event.get("NotBefore") or "")
@@ -100,7 +100,8 @@ def parse_events(
         notices.append(
             InterruptionNotice(
                 source="azure",
-                action=ACTIONS[str(event["EventType"])],
+                effect=EFFECTS[str(event["EventType"])],
+                action=str(event["EventType"]).lower(),
                 deadline=(
                     calendar_to_clock(monitor.clock, when)
                     if when is not None

@@ -22,15 +22,17 @@ class InterruptionNotice:
     """A notice as the runtime understands it, whatever the source."""
 
     source: str  # aws | gcp | azure | webhook | signals
-    action: str  # terminate | stop | hibernate | rebalance
+    effect: str  # what it means for the job: terminate | stop | hibernate | rebalance
     deadline: float | None  # clock seconds (monotonic scale); None: unknown
     ident: str  # de-duplication key within the source (event id, notice time)
     notice_time: str | None = None  # the time as the cloud wrote it
+    #: The cloud's own word for it (``terminate``, ``preempt``, ...), when the source says one.
+    action: str | None = None
     acknowledge: Callable[[], Awaitable[None]] | None = field(default=None, compare=False)
 
     @property
     def urgent(self) -> bool:
-        return self.action in URGENT_ACTIONS
+        return self.effect in URGENT_ACTIONS
 
 
 class NoticeSource(Protocol):
@@ -66,13 +68,15 @@ class Monitor:
         if (notice.source, notice.ident) in self._seen:
             return
         self._seen.add((notice.source, notice.ident))
-        self._emit(
-            Kind.NOTICE_SEEN,
-            source=notice.source,
-            action=notice.action,
-            deadline=notice.deadline,
-            notice_time=notice.notice_time,
-        )
+        data: dict[str, Any] = {
+            "source": notice.source,
+            "effect": notice.effect,
+            "deadline": notice.deadline,
+            "notice_time": notice.notice_time,
+        }
+        if notice.action is not None:
+            data["action"] = notice.action
+        self._emit(Kind.NOTICE_SEEN, **data)
         if notice.urgent:
             if self.urgent is None or _earlier(notice, self.urgent):
                 self.urgent = notice

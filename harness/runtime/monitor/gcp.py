@@ -50,7 +50,7 @@ class GcpPreemptionSource:
             monitor.report(
                 InterruptionNotice(
                     source=self.name,
-                    action="terminate",
+                    effect="terminate",  # stop or delete: S3 is the tier that survives both
                     deadline=monitor.clock.monotonic() + monitor.config.gcp_grace,
                     ident=f"preempted/{self._etag}",
                     notice_time=None,

@@ -33,7 +33,7 @@ class SignalSource:
             monitor.report(
                 InterruptionNotice(
                     source=self.name,
-                    action="terminate",
+                    effect="terminate",  # a pod's or VM's disk may not come back
                     deadline=monitor.clock.monotonic() + grace,
                     ident=f"{signal_name}/{self._count}",
                     notice_time=None,

@@ -97,6 +97,7 @@ def parse_payload(body: Any, monitor: Monitor, *, fallback_ident: str) -> Interr
                 raise ValueError(f"lead: {error}") from None
     return InterruptionNotice(
         source="webhook",
+        effect=action,
         action=action,
         deadline=deadline,
         ident=ident,
@@ -109,13 +110,17 @@ def _eventbridge(body: dict[str, Any], monitor: Monitor) -> InterruptionNotice |
     when = _parse_iso(str(body.get("time", "")))
     ident = str(body.get("id", body.get("time")))
     if kind == REBALANCE:
-        return InterruptionNotice("webhook", "rebalance", None, ident, str(body.get("time")))
+        return InterruptionNotice(
+            "webhook", "rebalance", None, ident, str(body.get("time")), action="rebalance"
+        )
     if kind != SPOT_WARNING:
         return None
     detail = body.get("detail") or {}
     action = str(detail.get("instance-action", "terminate"))
     deadline = calendar_to_clock(monitor.clock, when + timedelta(seconds=AWS_LEAD))
-    return InterruptionNotice("webhook", action, deadline, ident, str(body.get("time")))
+    return InterruptionNotice(
+        "webhook", action, deadline, ident, str(body.get("time")), action=action
+    )
 
 
 def _parse_iso(text: str) -> datetime:
