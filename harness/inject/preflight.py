@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
 
 from harness.cli import EXIT_ENVIRONMENT, EXIT_USAGE, HarnessError
 from harness.inject.plan import AwsFacts, InjectRequest, InstanceFacts, parse_tags
@@ -36,8 +42,6 @@ class AwsClients:
     ssm: SSMClient
     s3: S3Client
     cloudwatch: CloudWatchClient
-    #: Regions where FIS is offered, for the given partition.
-    fis_regions: Callable[[str], Sequence[str]]
 
     @classmethod
     def from_session(cls, session: boto3.Session) -> AwsClients:
@@ -54,7 +58,6 @@ class AwsClients:
             ssm=session.client("ssm"),
             s3=session.client("s3"),
             cloudwatch=session.client("cloudwatch"),
-            fis_regions=lambda partition: session.get_available_regions("fis", partition),
         )
 
 
@@ -98,12 +101,6 @@ def preflight_aws(
 ) -> AwsFacts:
     """Identity, region, instances (or tag matches) and alarms, read-only."""
     partition = partition_of(clients.region)
-    if need_fis and clients.region not in clients.fis_regions(partition):
-        raise HarnessError(
-            f"AWS FIS is not offered in {clients.region}; pick a region where it is "
-            "(aws fis list-actions --region R), or use --via agent / --via ssm",
-            EXIT_ENVIRONMENT,
-        )
     identity = call(
         "checking the caller identity (sts:GetCallerIdentity)", clients.sts.get_caller_identity
     )
@@ -118,6 +115,8 @@ def preflight_aws(
         matches = _tag_matches(clients.ec2, tags)
         warnings.extend(_selection_warnings(request, matches))
     _check_alarms(clients.cloudwatch, request.stop_alarms)
+    if need_fis:
+        _check_fis_offered(clients)
     return AwsFacts(
         region=clients.region,
         account=identity["Account"],
@@ -209,16 +208,16 @@ def _check_instances(instances: Sequence[InstanceFacts], *, force: bool) -> None
 
 def _tag_matches(ec2: EC2Client, tags: Mapping[str, str]) -> tuple[InstanceFacts, ...]:
     filters: list[Any] = [{"Name": f"tag:{key}", "Values": [value]} for key, value in tags.items()]
-    filters += [
-        {"Name": "instance-lifecycle", "Values": ["spot"]},
-        {"Name": "instance-state-name", "Values": ["running"]},
-    ]
+    filters.append({"Name": "instance-state-name", "Values": ["running"]})
     reply = call(
         "finding instances by tag (ec2:DescribeInstances)",
         ec2.describe_instances,
         Filters=filters,
     )
-    matches = tuple(sorted(_facts(ec2, _instances(reply)), key=lambda f: f.instance_id))
+    # FIS's aws:ec2:spot-instance targets only spot instances; filter here, not in the call,
+    # so the answer is the same whichever EC2 filters an endpoint implements.
+    spot = [i for i in _instances(reply) if i.get("InstanceLifecycle") == "spot"]
+    matches = tuple(sorted(_facts(ec2, spot), key=lambda f: f.instance_id))
     if not matches:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
         raise HarnessError(
@@ -235,6 +234,20 @@ def _selection_warnings(request: InjectRequest, matches: Sequence[InstanceFacts]
             "FIS will interrupt all of them"
         ]
     return []
+
+
+def _check_fis_offered(clients: AwsClients) -> None:
+    """A read-only FIS call: proves the region has an FIS endpoint and we may read it."""
+    try:
+        clients.fis.list_experiment_templates(maxResults=1)
+    except EndpointConnectionError:
+        raise HarnessError(
+            f"AWS FIS is not reachable in {clients.region} (no endpoint answered); pick a region "
+            "where FIS is offered, or use --via agent / --via ssm",
+            EXIT_ENVIRONMENT,
+        ) from None
+    except (ClientError, BotoCoreError) as error:
+        raise aws_errors("checking FIS (fis:ListExperimentTemplates)")(error) from None
 
 
 def _check_alarms(cloudwatch: CloudWatchClient, alarm_arns: Sequence[str]) -> None:
