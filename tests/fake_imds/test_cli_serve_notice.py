@@ -187,8 +187,8 @@ def test_notice_bad_input_is_refused_naming_the_field(
 
 
 def test_notice_sends_the_token_and_never_prints_it(
-    fake_imds_factory: callable,
-    capsys: pytest.CaptureFixture[str],  # type: ignore[valid-type]
+    fake_imds_factory: Callable[..., SyncFakeImds],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     imds = fake_imds_factory(control_token="t0ps3cret")
     assert main(["notice", "--url", imds.url]) == 3
