@@ -27,7 +27,10 @@ COMMANDS: dict[str, str] = {
     "demo": "harness.commands.demo:demo",
     "inject": "harness.commands.inject:inject",
     "notice": "harness.commands.notice:notice",
+    "run": "harness.commands.run:run",
+    "schema": "harness.commands.schema:schema",
     "serve": "harness.commands.serve:serve",
+    "validate": "harness.commands.validate:validate",
 }
 
 

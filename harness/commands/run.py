@@ -1,0 +1,109 @@
+"""``harness run PATH...``: play scenarios in simulation and report which guarantees broke."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.report.journal import Journal, JournalError
+from harness.report.render import render_failure, result_json
+from harness.report.summary import Row, summary_table, totals_line
+from harness.scenario.loader import LoadedScenario, load_paths
+from harness.sim.runner import RunResult, run_scenario
+
+
+@click.command("run")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--seed", type=click.IntRange(min=0), help="Override every scenario's seed.")
+@click.option(
+    "--journal",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write every run (history, verdict, replay line) to this JSON file as it goes.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; failures and totals only.")
+def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: bool) -> int:
+    """Run scenario files (directories are searched for *.yaml) in virtual time.
+
+    Each scenario plays its interruption story against its target, then the checks in its
+    `expect:` judge the history and the final storage state. A failure prints a short
+    timeline and the command that replays it. Exit status 1 if any scenario failed.
+
+    \b
+    Examples:
+      harness run scenarios
+      harness run scenarios/aws/terminate_during_upload.yaml --seed 42
+      harness run scenarios --journal out.json
+    """
+    console = Console(stderr=False, highlight=False)
+    loaded, problems = load_paths(paths)
+    for problem in problems:
+        click.echo(f"{problem}", err=True)
+    if not loaded:
+        raise HarnessError(
+            "no scenario to run" + (" (see the problems above)" if problems else ""), EXIT_USAGE
+        )
+    book = _open_journal(journal, paths, seed)
+    if book is not None and problems:
+        book.add_problems([str(p) for p in problems])
+    rows = _run_all(loaded, seed, book, console, quiet)
+    if book is not None:
+        book.finish()
+    failed = [row for row in rows if not row.result.ok]
+    for row in failed:
+        click.echo()
+        click.echo(render_failure(row.result, row_file(row, loaded)))
+    if not quiet:
+        console.print()
+        console.print(summary_table(rows))
+    console.print(totals_line(rows), markup=False)
+    if book is not None:
+        console.print(f"journal: {book.path}", markup=False)
+    return EXIT_FAILED if failed or problems else EXIT_OK
+
+
+def row_file(row: Row, loaded: list[LoadedScenario]) -> Path | None:
+    for item in loaded:
+        if item.name == row.name:
+            return item.file
+    return None
+
+
+def _open_journal(path: Path | None, paths: tuple[Path, ...], seed: int | None) -> Journal | None:
+    if path is None:
+        return None
+    try:
+        return Journal(path, {"command": "run", "paths": [str(p) for p in paths], "seed": seed})
+    except JournalError as error:
+        raise HarnessError(str(error), EXIT_USAGE) from None
+
+
+def _run_all(
+    loaded: list[LoadedScenario],
+    seed: int | None,
+    book: Journal | None,
+    console: Console,
+    quiet: bool,
+) -> list[Row]:
+    rows: list[Row] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("scenarios", total=len(loaded))
+        for item in loaded:
+            progress.update(task, description=item.name)
+            result: RunResult = run_scenario(item.scenario, seed=seed)
+            rows.append(Row(item.name, result))
+            if book is not None:
+                book.add(result_json(result, item.file, item.name))
+            progress.advance(task)
+    return rows

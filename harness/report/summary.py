@@ -1,0 +1,69 @@
+"""The summary table printed after ``harness run``: one row per scenario run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.table import Table
+
+from harness.sim.runner import RunResult
+from harness.units import format_duration
+
+STATUS_STYLE = {
+    "passed": "green",
+    "xfailed": "yellow",
+    "failed": "bold red",
+    "xpassed": "bold red",
+    "error": "bold red",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    result: RunResult
+
+
+def summary_table(rows: Sequence[Row]) -> Table:
+    table = Table(title="scenario runs", title_justify="left", expand=False)
+    table.add_column("scenario", overflow="fold")
+    table.add_column("seed", justify="right")
+    table.add_column("status")
+    table.add_column("instances", justify="right")
+    table.add_column("simulated", justify="right")
+    table.add_column("wall", justify="right")
+    table.add_column("checks broken", overflow="fold")
+    for row in rows:
+        result = row.result
+        broken = ", ".join(c.spec.label for c in result.failed_checks) or (result.error or "")
+        instances = sum(1 for e in result.history if e.kind == "instance.started")
+        status = result.status
+        table.add_row(
+            row.name,
+            str(result.seed),
+            f"[{STATUS_STYLE[status]}]{status}[/]",
+            str(instances),
+            format_duration(round(result.sim_seconds)),
+            f"{result.wall_seconds * 1000:.0f}ms",
+            broken,
+        )
+    return table
+
+
+def totals_line(rows: Sequence[Row]) -> str:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.result.status] = counts.get(row.result.status, 0) + 1
+    parts = [
+        f"{counts[s]} {s}"
+        for s in ("passed", "xfailed", "failed", "xpassed", "error")
+        if s in counts
+    ]
+    simulated = sum(r.result.sim_seconds for r in rows)
+    wall = sum(r.result.wall_seconds for r in rows)
+    speed = f", {simulated / wall:,.0f}x real time" if wall > 0 else ""
+    return (
+        f"{len(rows)} runs: {', '.join(parts) or 'none'}; "
+        f"{format_duration(round(simulated))} simulated in {wall:.2f}s{speed}"
+    )
