@@ -7,7 +7,7 @@ Digests are written ``"sha256:<hex>"`` (a bare 64-hex string is read as SHA-256 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +29,16 @@ class Golden:
     final_state: str | None = None
     #: Keys under this prefix are outputs; anything there that ``outputs`` lacks is unexpected.
     output_prefix: str = "outputs/"
+    #: Computes the state digest at a position on demand (a job's pure function), when
+    #: ``states`` does not list it.
+    state_of: Callable[[int], str | None] | None = field(default=None, compare=False)
 
     def state_at(self, position: int) -> str | None:
         if self.items is not None and position == self.items and self.final_state is not None:
             return self.final_state
-        return self.states.get(position)
+        if position in self.states:
+            return self.states[position]
+        return self.state_of(position) if self.state_of is not None else None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from harness.checks import layout
 from harness.checks.golden import Golden, digest_matches, same_digest
 from harness.checks.results import CheckResult, Violation
 from harness.checks.snapshot import StorageSnapshot
@@ -95,11 +96,12 @@ def _saved_in_time(
 ) -> Violation | None:
     keeps_local = notice.action in ("stop", "hibernate")
     deadline_seq = _seq_at(ctx.view, notice.deadline)
+    # Either a save made after the notice, or an earlier one that already covers all the work.
     saved = [
         cp
         for cp in ctx.view.checkpoints
         if cp.t <= notice.deadline
-        and cp.position >= needed
+        and (cp.t >= notice.issued.t or cp.position >= needed)
         and _surviving(cp, keeps_local, instance)
         and ctx.verifier.available_before(cp, deadline_seq)
     ]
@@ -110,8 +112,8 @@ def _saved_in_time(
     last_item = [e for e in ctx.view.positions(instance.id) if e.t <= notice.issued.t][-1:]
     return Violation.citing(
         f"notice {notice.id} ({notice.action}) to {instance.id} at {_t(notice.issued.t)}, "
-        f"deadline {_t(notice.deadline)}: no checkpoint at position >= {needed} was durable on "
-        f"{tiers} by the deadline"
+        f"deadline {_t(notice.deadline)}: it had done {needed} items, and no checkpoint was "
+        f"made durable on {tiers} between the notice and the deadline"
         + (
             f"; newest reported: position {late[-1].position} on {late[-1].tier} "
             f"at {_t(late[-1].t)}"
@@ -312,6 +314,7 @@ def durable(ctx: CheckContext) -> CheckResult:
         violations.extend(_reported_durable_holds(ctx, cp))
     violations.extend(_metadata_points_to_durable(ctx))
     violations.extend(_always_one_valid(ctx))
+    violations.extend(_storage_problems(ctx, layout.metadata_problems(ctx.snapshot)))
     return CheckResult.from_violations(
         "durable", violations, summary=f"{len(ctx.view.checkpoints)} durable report(s)"
     )
@@ -371,12 +374,23 @@ def _metadata_points_to_durable(ctx: CheckContext) -> list[Violation]:
     return violations
 
 
+def _storage_problems(ctx: CheckContext, problems: list[layout.Problem]) -> list[Violation]:
+    """Storage-level findings, citing the last successful write of the key concerned."""
+    violations = []
+    for problem in problems:
+        writes = [op for op in ctx.view.storage_ops() if ctx.view.op_path(op) == problem.key]
+        violations.append(Violation.citing(problem.message, writes[-1:]))
+    return violations
+
+
 def _always_one_valid(ctx: CheckContext) -> list[Violation]:
     """Once a valid checkpoint exists, the target's own deletes and in-place writes must never
     leave none (wipes and injected corruption are the cloud's doing, not the target's)."""
     violations = []
     for op in ctx.view.storage_ops():
         if op.data.get("op") not in GAP_OPS:
+            continue
+        if op.data.get("op") == "local.write" and not ctx.verifier.in_place(op):
             continue
         before = [cp for cp in ctx.view.checkpoints if ctx.verifier.available_before(cp, op.seq)]
         after = [cp for cp in before if ctx.verifier.available_before(cp, op.seq + 1)]
@@ -542,6 +556,7 @@ def fenced(ctx: CheckContext) -> CheckResult:
                         [claim, event],
                     )
                 )
+    violations.extend(_storage_problems(ctx, layout.fencing_problems(ctx.snapshot)))
     return CheckResult.from_violations(
         "fenced", violations, summary=f"{len(ctx.view.instances)} instance(s)"
     )
@@ -575,18 +590,27 @@ def _keys_written_by_others(ctx: CheckContext, instance: Instance, claim: Event)
 def _forbidden_write(ctx: CheckContext, event: Event, newer_keys: set[str]) -> str:
     if event.kind == Kind.METADATA_COMMITTED:
         return f"moved the job metadata to {event.data.get('checkpoint_id')}"
-    if event.kind == Kind.OUTPUT_COMMITTED:
-        return f"committed output {event.data.get('key')}"
     if event.kind != Kind.STORAGE_OP or not event.data.get("ok", True):
         return ""
     op, key = event.data.get("op"), str(event.data.get("key", ""))
-    if op not in S3_WRITE_OPS | S3_DELETE_OPS:
-        return ""
-    if key.startswith(ctx.golden.output_prefix):
-        return f"wrote output object {key} ({op})"
-    if key in newer_keys:
+    if key not in newer_keys:
+        return ""  # a fresh object of its own, or an identical output: harmless
+    if op in S3_DELETE_OPS:
+        return f"deleted {key}, which a newer instance writes"
+    if op in S3_WRITE_OPS and _every_write_took_effect(ctx, key):
         return f"overwrote {key} ({op}), which a newer instance writes"
     return ""
+
+
+def _every_write_took_effect(ctx: CheckContext, key: str) -> bool:
+    """Whether S3 holds as many versions of ``key`` as writes were let through: then no write
+    was refused by a condition (``If-Match``), and this one changed the object."""
+    writes = [
+        op
+        for op in ctx.view.storage_ops()
+        if op.data.get("op") in S3_WRITE_OPS and op.data.get("key") == key
+    ]
+    return len(ctx.snapshot.versions_of(key)) >= len(writes)
 
 
 # -- completes ------------------------------------------------------------------------------------

@@ -142,18 +142,21 @@ async def take_snapshot(
     s3_client: Any,
     bucket: str,
     redis: Any | None,
-    local_dirs: Iterable[Path],
+    local_dirs: Mapping[str, Path] | Iterable[Path],
 ) -> StorageSnapshot:
     """Read the whole world's storage.
 
     ``s3_client`` is a boto3 S3 client (its calls are made inline: in simulation the bucket is
     in-process moto); ``redis`` a ``redis.asyncio.Redis`` or ``None``; ``local_dirs`` the dirs of
-    every instance incarnation (a missing dir, e.g. wiped on terminate, is recorded as empty).
+    every instance incarnation, as ``{name: path}`` where ``name`` is the ``local_dir`` that
+    ``instance.started`` recorded (a plain list of paths is keyed by ``str(path)``); a missing
+    dir (wiped on terminate) is recorded as empty.
     """
+    named = dict(local_dirs) if isinstance(local_dirs, Mapping) else {str(d): d for d in local_dirs}
     versions = _read_versions(s3_client, bucket)
     uploads = _read_uploads(s3_client, bucket)
     redis_state = await _read_redis(redis) if redis is not None else {}
-    files = {str(d): _read_dir(d) for d in local_dirs}
+    files = {name: _read_dir(path) for name, path in sorted(named.items())}
     return StorageSnapshot(
         bucket=bucket,
         versions=tuple(versions),

@@ -23,7 +23,8 @@ Status = Literal["verified", "unchecked", "unverifiable", "missing", "mismatch"]
 CONTRADICTED: frozenset[Status] = frozenset({"missing", "mismatch"})
 
 _REPLACING_OPS = S3_WRITE_OPS | S3_DELETE_OPS | LOCAL_WRITE_OPS | LOCAL_DELETE_OPS
-#: Operations that leave no complete checkpoint behind at the path they touch.
+#: Operations that leave no complete checkpoint behind at the path they touch (``local.write``
+#: only when it writes in place, see :meth:`Verifier.in_place`).
 GAP_OPS = S3_DELETE_OPS | LOCAL_DELETE_OPS | frozenset({"local.write"})
 
 
@@ -44,10 +45,20 @@ class Verifier:
         self.view = view
         self.snapshot = snapshot
         self._verdicts: dict[int, Verdict] = {}
-        self._writes = [e for e in view.storage_ops() if e.data.get("op") in _REPLACING_OPS]
+        self._in_place = _in_place_writes(view)
+        self._writes = [
+            e
+            for e in view.storage_ops()
+            if e.data.get("op") in _REPLACING_OPS
+            and (e.data.get("op") != "local.write" or e.seq in self._in_place)
+        ]
         self.observed_s3 = any(
             str(e.data.get("op", "")).startswith("s3.") for e in view.storage_ops(ok=None)
         )
+
+    def in_place(self, op: Event) -> bool:
+        """Whether a ``local.write`` rewrote its file in place (no rename of it followed)."""
+        return op.seq in self._in_place
 
     def verdict(self, checkpoint: Checkpoint) -> Verdict:
         seq = checkpoint.event.seq
@@ -117,6 +128,24 @@ class Verifier:
 
     def _same_path(self, op: Event, cp: Checkpoint) -> bool:
         return self.view.store_of(op) == cp.store and self.view.op_path(op) == cp.path
+
+
+def _in_place_writes(view: HistoryView) -> set[int]:
+    """Seqs of ``local.write`` steps not followed by a ``local.rename`` of the same name by the
+    same instance: the file itself was being rewritten (a crash there leaves it torn). A write
+    to a temp file followed by a rename over the target replaces it atomically."""
+    pending: dict[tuple[str | None, str], int] = {}
+    in_place: set[int] = set()
+    for op in view.storage_ops():
+        name = (op.instance, str(op.data.get("key") or ""))
+        if op.data.get("op") == "local.write":
+            if name in pending:
+                in_place.add(pending[name])
+            pending[name] = op.seq
+        elif op.data.get("op") == "local.rename":
+            pending.pop(name, None)
+    in_place.update(pending.values())
+    return in_place
 
 
 def _fault_hits(fault: Event, cp: Checkpoint) -> bool:

@@ -57,7 +57,7 @@ def test_saved_before_deadline_fails_without_an_emergency_save() -> None:
     assert not result.passed
     (violation,) = result.violations
     assert (
-        "position >= 12" in violation.message
+        "it had done 12 items" in violation.message
         and "newest reported: position 10" in violation.message
     )
     assert kinds_cited(result) == [
@@ -81,7 +81,10 @@ def test_saved_before_deadline_local_save_is_lost_on_terminate_but_kept_on_stop(
     terminate = good_run(emergency=local_only, resume_at=10)
     terminate.files = {"/l/1": {"ckpt-12.bin": STATE[12]}}
     result = check(terminate, "saved_before_deadline")
-    assert not result.passed and "on S3 by the deadline" in result.violations[0].message
+    assert (
+        not result.passed
+        and "on S3 between the notice and the deadline" in result.violations[0].message
+    )
 
     stop = good_run(emergency=local_only, action="stop")
     stop.files = {"/l/1": {"ckpt-12.bin": STATE[12]}}
@@ -286,23 +289,46 @@ def test_no_leaked_uploads_fails_on_an_upload_nobody_aborted() -> None:
     assert kinds_cited(result) == [Kind.STORAGE_OP, Kind.INSTANCE_KILLED]
 
 
-def test_fenced_fails_when_a_superseded_instance_keeps_writing() -> None:
-    def zombie(s: Story) -> None:
-        s.at(150).op("i-1", "s3.put_object", "outputs/part-0000")
-        s.target(Kind.METADATA_COMMITTED, "i-1", checkpoint_id="c12", position=12, epoch=1)
-
-    run = good_run(after_resume=zombie)
-    # i-1 was killed at the deadline; this run models an overlap where it kept running
+def overlap(run: Run) -> Run:
+    """The same run, but i-1 was not killed at its deadline: it kept running beside i-2."""
     events = run.story.history._events
     run.story.history._events = [
         e for e in events if not (e.kind == Kind.INSTANCE_KILLED and e.instance == "i-1")
     ]
+    return run
+
+
+def test_fenced_fails_when_a_superseded_instance_keeps_writing() -> None:
+    def zombie(s: Story) -> None:
+        s.at(150).op("i-1", "s3.put_object", "outputs/part-0000")  # identical output: harmless
+        s.target(Kind.METADATA_COMMITTED, "i-1", checkpoint_id="c12", position=12, epoch=1)
+        s.op("i-2", "s3.put_object", "checkpoints/000019")
+        s.op("i-1", "s3.put_object", "checkpoints/000019")
+        s.op("i-1", "s3.delete_object", "checkpoints/000020")
+
+    run = overlap(good_run(after_resume=zombie))
+    run.versions += [("checkpoints/000019", STATE[19])] * 2
     result = check(run, "fenced")
     assert not result.passed
     messages = [v.message for v in result.violations]
-    assert messages[0].startswith("i-1 wrote output object outputs/part-0000")
-    assert "moved the job metadata to c12" in messages[1]
+    assert [m.split(" at ")[0] for m in messages] == [
+        "i-1 moved the job metadata to c12",
+        "i-1 overwrote checkpoints/000019 (s3.put_object), which a newer instance writes",
+        "i-1 deleted checkpoints/000020, which a newer instance writes",
+    ]
     assert kinds_cited(result)[0] == Kind.EPOCH
+
+
+def test_fenced_accepts_a_conditional_write_that_storage_refused() -> None:
+    def refused(s: Story) -> None:
+        s.at(150).op("i-2", "s3.put_object", "checkpoints/000019")
+        s.op("i-1", "s3.put_object", "checkpoints/000019")  # If-Match: refused, no version
+
+    run = overlap(good_run(after_resume=refused))
+    run.versions.append(("checkpoints/000019", STATE[19]))
+    assert check(run, "fenced").passed
+    run.versions.append(("checkpoints/000019", STATE[19]))
+    assert not check(run, "fenced").passed
 
 
 def test_completes_fails_when_unfinished_late_or_without_outputs() -> None:
