@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from fake_imds.control import (
     BodyError,
@@ -314,11 +315,8 @@ class GcpMetadata:
     def __init__(self, plane: MetadataPlane, identity: GcpIdentity | None = None) -> None:
         self.plane = plane
         self.identity = identity or GcpIdentity()
-
-    def add_routes(self, app: web.Application) -> None:
-        """Serve ``/computeMetadata/v1`` and everything under it (any method: GCP answers 405)."""
-        for path in (PREFIX, PREFIX + "/{tail:.*}"):
-            app.router.add_route("*", path, self.handle)
+        #: Hanging GETs being held right now.
+        self.waiters = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -355,6 +353,15 @@ class GcpMetadata:
         self, sub: str, query: Mapping[str, str], baseline: str, limit: float | None
     ) -> Rendered:
         """Hold the request until the ETag differs from ``baseline`` or ``limit`` s pass."""
+        self.waiters += 1
+        try:
+            return await self._hold(sub, query, baseline, limit)
+        finally:
+            self.waiters -= 1
+
+    async def _hold(
+        self, sub: str, query: Mapping[str, str], baseline: str, limit: float | None
+    ) -> Rendered:
         loop = asyncio.get_running_loop()
         ends = None if limit is None else loop.time() + limit
         while True:
@@ -414,11 +421,27 @@ def soft_off_at(notice: Notice) -> float:
     return notice.deadline - float(notice.params.get("shutdown", GCP_MAX_SHUTDOWN))
 
 
+GCP_KEY: web.AppKey[GcpMetadata] = web.AppKey("gcp_metadata")
+
+
 def install(site: DialectSite) -> None:
     """Serve ``/computeMetadata/v1/``; ``site.options`` may give a :class:`GcpIdentity`."""
     identity = site.options(GcpIdentity())
     if not isinstance(identity, GcpIdentity):
         raise TypeError(f"gcp options must be a GcpIdentity, got {type(identity).__name__}")
     metadata = GcpMetadata(site.plane, identity)
+    site.app[GCP_KEY] = metadata
     for path in (PREFIX, PREFIX + "/{tail:.*}"):
         site.add_route("*", path, metadata.handle)
+    # ``/`` is shared with AWS (whose root lists versions): a request carrying GCP's flavor
+    # header is GCP's, which is how google-auth's ``ping`` tells it is on Compute Engine.
+    site.app.middlewares.append(_gcp_root)
+
+
+@web.middleware
+async def _gcp_root(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path != "/" or request.headers.get("Metadata-Flavor") != FLAVOR:
+        return await handler(request)
+    if "X-Forwarded-For" in request.headers:
+        return forbidden_forwarded(request.path)
+    return _respond(Rendered("computeMetadata/\n", "application/text"))

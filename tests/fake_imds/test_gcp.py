@@ -336,3 +336,19 @@ def test_the_control_api_schedules_a_gcp_preemption_with_its_deadline() -> None:
     )
     assert created["deadline"] == "2026-01-01T00:00:30Z"
     assert preempted == "TRUE"
+
+
+def test_the_shared_root_is_gcps_with_the_flavor_header_and_aws_without() -> None:
+    async def test(gcp: Gcp) -> list[tuple[int, str, str | None]]:
+        results = []
+        for headers in (FLAVOR, {}):
+            async with gcp.session.get(f"{gcp.base}/", headers=headers) as response:
+                flavor = response.headers.get("Metadata-Flavor")
+                results.append((response.status, await response.text(), flavor))
+        return results
+
+    (gcp_status, gcp_body, gcp_flavor), (aws_status, aws_body, aws_flavor) = run(test)
+    assert (gcp_status, gcp_body, gcp_flavor) == (200, "computeMetadata/\n", "Google")
+    assert aws_status == 200
+    assert "latest" in aws_body.split()
+    assert aws_flavor is None
