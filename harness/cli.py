@@ -24,6 +24,7 @@ EXIT_INTERRUPTED = 130
 
 #: name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
+    "agent": "harness.commands.agent:agent",
     "demo": "harness.commands.demo:demo",
     "inject": "harness.commands.inject:inject",
     "notice": "harness.commands.notice:notice",
