@@ -106,8 +106,11 @@ class History:
         source: Source,
         kind: str,
         instance: str | None = None,
+        /,
         **data: Any,
     ) -> Event:
+        """Append an event. The first three are positional-only, so that ``data`` may carry
+        keys named ``source``, ``kind`` or ``instance`` (a notice's source, a notice kind)."""
         event = Event(
             seq=len(self._events),
             t=self._time(),
