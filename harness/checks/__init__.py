@@ -10,7 +10,13 @@ the events (seq, time) that prove them. See ``docs/checks.md`` for what each che
 which events it reads.
 """
 
-from harness.checks.golden import Golden, digest_matches, same_digest, sha256_digest
+from harness.checks.golden import (
+    Golden,
+    digest_matches,
+    golden_from_run,
+    same_digest,
+    sha256_digest,
+)
 from harness.checks.results import CheckResult, EventRef, Violation
 from harness.checks.snapshot import (
     Blob,
@@ -47,6 +53,7 @@ __all__ = [
     "Violation",
     "digest_matches",
     "evaluate",
+    "golden_from_run",
     "parse_check_spec",
     "same_digest",
     "sha256_digest",

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.checks.snapshot import Blob
+from harness.checks.snapshot import Blob, StorageSnapshot
+from harness.history import History, Kind
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,27 @@ def same_digest(a: str, b: str) -> bool:
         return (algorithm.lower() or {64: "sha256", 32: "md5"}.get(len(value), "")), value
 
     return split(a) == split(b)
+
+
+def golden_from_run(
+    history: History, snapshot: StorageSnapshot, *, output_prefix: str = "outputs/"
+) -> Golden:
+    """The golden outcome of an uninterrupted run of any target: its outputs as stored, the
+    states its durable checkpoints held, and the position it completed at."""
+    completed = history.of_kind(Kind.JOB_COMPLETED)
+    states = {
+        int(e.data["position"]): str(e.data["checksum"])
+        for e in history.of_kind(Kind.CHECKPOINT_DURABLE)
+        if e.data.get("checksum") and e.data.get("position") is not None
+    }
+    outputs = {}
+    for key in snapshot.keys(output_prefix):
+        current = snapshot.current(key)
+        if current is not None and current.blob is not None:
+            outputs[key] = "sha256:" + current.blob.sha256
+    return Golden(
+        items=int(completed[0].data.get("position", 0)) if completed else None,
+        outputs=outputs,
+        states=states,
+        output_prefix=output_prefix,
+    )

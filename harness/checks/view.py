@@ -79,7 +79,10 @@ class Notice:
 
     @property
     def advisory(self) -> bool:
-        return self.kind in ADVISORY_KINDS or self.action in ADVISORY_KINDS
+        """A notice that ends nothing by itself (rebalance, Azure Freeze): no deadline."""
+        data = self.issued.data
+        no_deadline = "deadline" in data and data["deadline"] is None
+        return no_deadline or self.kind in ADVISORY_KINDS or self.action in ADVISORY_KINDS
 
 
 @dataclass(frozen=True)
