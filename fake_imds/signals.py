@@ -484,6 +484,15 @@ class SignalOptions:
     pids: tuple[int, ...] = ()
     pre_stop: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        for pid in self.pids:
+            if not _pid_running(pid):
+                raise ValueError(
+                    f"no running process has pid {pid}; give the pid of a live process"
+                )
+        if self.pre_stop is not None and not self.pre_stop:
+            raise ValueError("the preStop command is empty; give a command such as 'sh drain.sh'")
+
 
 DISPATCHER_KEY: web.AppKey[SignalDispatcher] = web.AppKey("signal_dispatcher")
 

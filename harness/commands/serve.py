@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import shlex
 import signal
 from pathlib import Path
 
 import click
 
 from fake_imds.aws import AwsOptions
+from fake_imds.azure import AzureOptions
 from fake_imds.eventbridge import sink_from_spec
 from fake_imds.model import Notice
 from fake_imds.server import DIALECTS, IMDSV2_MODES, FakeImds, ImdsV2Mode, UnsafeBindError
+from fake_imds.signals import SignalOptions
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
 
 DEFAULT_PORT = 1338
@@ -126,6 +129,22 @@ def notice_line(server: FakeImds, notice: Notice) -> str:
 )
 @click.option("--asg-state", help="autoscaling/target-lifecycle-state, e.g. InService.")
 @click.option("--seed", default=0, show_default=True, help="Seed for tokens and ids.")
+@click.option(
+    "--signal-pid",
+    "signal_pids",
+    multiple=True,
+    type=click.IntRange(1),
+    metavar="PID",
+    help="Process that gets SIGTERM, then SIGKILL, on kubernetes eviction and GCP preemption "
+    "notices (repeatable).",
+)
+@click.option(
+    "--pre-stop",
+    metavar="COMMAND",
+    help="preStop command run before SIGTERM on a kubernetes eviction; its time counts "
+    "against the grace period.",
+)
+@click.option("--azure-throttle", is_flag=True, help="Azure: answer 429 past 5 requests/s.")
 def serve(
     host: str,
     port: int,
@@ -140,6 +159,9 @@ def serve(
     tags: tuple[str, ...],
     asg_state: str | None,
     seed: int,
+    signal_pids: tuple[int, ...],
+    pre_stop: str | None,
+    azure_throttle: bool,
 ) -> int:
     """Run the fake metadata server (AWS IMDS and the other clouds' paths on one port).
 
@@ -149,6 +171,7 @@ def serve(
       harness serve --imdsv2 required --port 0
       harness serve --events events.jsonl --tag Name=trainer
       harness serve --host 0.0.0.0 --control-token "$TOKEN"
+      harness serve --signal-pid 4242 --pre-stop "sh drain.sh"   # evictions signal 4242
     Then, from another shell: harness notice --action terminate --lead 2m
     """
     options = aws_options(instance_id, instance_type, availability_zone, user_data, tags, asg_state)
@@ -162,7 +185,11 @@ def serve(
             control_token=control_token,
             events=sink,
             dialects=names,
-            options={"aws": options},
+            options={
+                "aws": options,
+                "signals": SignalOptions(signal_pids, tuple(shlex.split(pre_stop or "")) or None),
+                "azure": AzureOptions(throttle=azure_throttle),
+            },
             seed=seed,
         )
     except (UnsafeBindError, ValueError) as refused:
