@@ -1,0 +1,174 @@
+"""The runner: instances come and go as the timeline says, and the history shows it in order."""
+
+from __future__ import annotations
+
+from pytest import approx
+
+from harness.history import Kind
+from tests.sim.conftest import kinds, run
+
+
+def test_uninterrupted_run_completes_on_one_instance() -> None:
+    result = run()
+    assert result.status == "passed"
+    assert result.end_reason == "completed"
+    order = [
+        e.kind
+        for e in kinds(
+            result,
+            Kind.RUN_STARTED,
+            Kind.INSTANCE_STARTED,
+            Kind.JOB_COMPLETED,
+            Kind.INSTANCE_EXITED,
+            Kind.RUN_FINISHED,
+        )
+    ]
+    assert order == [
+        Kind.RUN_STARTED,
+        Kind.INSTANCE_STARTED,
+        Kind.JOB_COMPLETED,
+        Kind.INSTANCE_EXITED,
+        Kind.RUN_FINISHED,
+    ]
+    assert kinds(result, Kind.JOB_COMPLETED)[0].t == approx(120.0)  # 12 items of 10 s
+
+
+def test_same_scenario_and_seed_give_byte_identical_history() -> None:
+    timeline = [
+        {"at": "45s", "notice": {"action": "terminate", "lead": "30s"}},
+        {"at": "3m", "s3": {"error": "SlowDown", "for": "20s"}},
+    ]
+    first, second = run(timeline), run(timeline)
+    assert first.history.to_jsonl() == second.history.to_jsonl()
+    assert len(first.history) > 50
+    other_seed = run(timeline, seed=4)
+    assert other_seed.history.to_jsonl() != first.history.to_jsonl()  # instance ids differ
+
+
+def test_terminate_notice_ends_the_instance_at_its_deadline_and_wipes_its_disk() -> None:
+    result = run([{"at": "45s", "notice": {"action": "terminate", "lead": "30s"}}])
+    issued = kinds(result, Kind.NOTICE_ISSUED)[0]
+    assert issued.t == 45.0 and issued.data["deadline"] == 75.0
+    seen = next(e for e in kinds(result, "probe.imds") if e.data["status"] == 200)
+    assert '"action": "terminate"' in seen.data["body"] and seen.t == 45.0
+    killed = kinds(result, Kind.INSTANCE_KILLED)[0]
+    assert (killed.t, killed.data["reason"], killed.data["local_wiped"]) == (75.0, "deadline", True)
+    first, second = kinds(result, Kind.INSTANCE_STARTED)
+    assert second.t == 105.0  # the replacement delay after the deadline
+    assert second.data["incarnation"] == 2 and second.instance != first.instance
+    assert second.data["local_dir"] != first.data["local_dir"]
+    assert kinds(result, Kind.RESUMED)[1].data["position"] == 7  # what reached S3 before 75 s
+    assert result.snapshot is not None and result.snapshot.files[first.data["local_dir"]] == {}
+
+
+def test_stop_keeps_the_local_disk_for_the_next_incarnation() -> None:
+    result = run([{"at": "45s", "notice": {"action": "stop", "lead": "30s"}}])
+    first, second = kinds(result, Kind.INSTANCE_STARTED)
+    assert second.data["local_dir"] == first.data["local_dir"]
+    assert kinds(result, Kind.INSTANCE_KILLED)[0].data["local_wiped"] is False
+    assert result.snapshot is not None
+    assert result.snapshot.files[first.data["local_dir"]]["position"].data == b"12"
+
+
+def test_hibernate_ends_the_instance_at_once() -> None:
+    result = run([{"at": "45s", "notice": {"action": "hibernate"}}])
+    killed = kinds(result, Kind.INSTANCE_KILLED)[0]
+    assert killed.t == 45.0 and killed.data["action"] == "hibernate"
+
+
+def test_hard_kill_comes_without_notice() -> None:
+    result = run([{"at": "55s", "kill": {}}])
+    assert kinds(result, Kind.NOTICE_ISSUED) == []
+    killed = kinds(result, Kind.INSTANCE_KILLED)[0]
+    assert (killed.t, killed.data["reason"]) == (55.0, "hard_kill")
+    assert len(kinds(result, Kind.INSTANCE_STARTED)) == 2
+
+
+def test_on_trigger_fires_after_the_nth_event_plus_delay() -> None:
+    trigger = {"event": "job.item_done", "nth": 3, "delay": "5s"}
+    result = run([{"on": trigger, "kill": {}}])
+    third = kinds(result, Kind.ITEM_DONE)[2]
+    killed = kinds(result, Kind.INSTANCE_KILLED)[0]
+    assert (third.t, killed.t) == approx((30.0, 35.0))
+
+
+def test_on_trigger_can_match_event_data() -> None:
+    trigger = {"event": "job.item_done", "where": {"position": 5}}
+    result = run([{"on": trigger, "kill": {}}])
+    assert kinds(result, Kind.INSTANCE_KILLED)[0].t == approx(50.0)
+
+
+def test_crash_point_ends_the_instance_before_the_nth_step() -> None:
+    result = run([{"at": 0, "crash": {"at": "s3.put_object", "nth": 2}}])
+    puts = [e for e in kinds(result, Kind.STORAGE_OP) if e.data["op"] == "s3.put_object"]
+    assert puts[0].data["ok"] is True and puts[1].data["error"] == "crash"
+    killed = kinds(result, Kind.INSTANCE_KILLED)[0]
+    assert killed.data["reason"] == "crash" and killed.t == puts[1].t
+    # The crashed step never happened: the next incarnation resumes from the first put.
+    assert kinds(result, Kind.RESUMED)[1].data["position"] == 1
+    # A process crash keeps the machine's disk.
+    first, second = kinds(result, Kind.INSTANCE_STARTED)
+    assert second.data["local_dir"] == first.data["local_dir"]
+
+
+def test_overlap_keeps_the_superseded_instance_running_after_its_replacement_starts() -> None:
+    result = run(
+        [
+            {"at": 0, "overlap": {"for": "40s"}},
+            {"at": "45s", "notice": {"action": "terminate", "lead": "30s"}},
+        ],
+        job={"items": 30, "step": 10},
+    )
+    first, second = kinds(result, Kind.INSTANCE_STARTED)
+    superseded = kinds(result, "instance.superseded")[0]
+    assert superseded.t == 75.0 and superseded.instance == first.instance
+    assert second.t == 105.0
+    killed = kinds(result, Kind.INSTANCE_KILLED)[0]
+    assert (killed.instance, killed.t, killed.data["reason"]) == (
+        first.instance,
+        145.0,
+        "superseded",
+    )
+    late_work = [
+        e
+        for e in kinds(result, Kind.ITEM_DONE)
+        if e.instance == first.instance and second.t < e.t < killed.t
+    ]
+    assert late_work, "the old instance kept working beside its replacement"
+
+
+def test_budget_ends_a_run_that_cannot_complete() -> None:
+    result = run(env={"budget": "1m"}, expect=["durable"])
+    assert result.end_reason == "budget"
+    assert kinds(result, Kind.RUN_FINISHED)[0].t == 60.0
+
+
+def test_replacement_can_come_up_on_another_cloud() -> None:
+    result = run(
+        [{"at": "45s", "notice": {"lead": "30s"}}],
+        env={"cloud": "aws", "replacement": {"delay": "10s", "cloud": "gcp"}},
+    )
+    clouds = [e.data["cloud"] for e in kinds(result, Kind.INSTANCE_STARTED)]
+    assert clouds == ["aws", "gcp"]
+
+
+def test_a_failing_expectation_names_the_check() -> None:
+    result = run(expect=[{"completes": {"within": "1m"}}])
+    assert result.status == "failed"
+    assert [c.spec.name for c in result.failed_checks] == ["completes"]
+
+
+def test_known_bad_expectation_is_xfailed_and_an_unexpected_pass_is_xpassed() -> None:
+    bad = run(expect=[{"completes": {"within": "1m", "fails": "too slow on purpose"}}])
+    assert bad.status == "xfailed" and bad.ok
+    good = run(expect=[{"completes": {"within": "1h", "fails": "claims to be slow"}}])
+    assert good.status == "xpassed" and not good.ok
+
+
+def test_an_unimportable_target_is_a_run_error_not_a_crash() -> None:
+    from harness.scenario import load_text
+    from harness.sim.runner import run_scenario
+
+    text = "description: x\ntarget: {python: 'no_such_module_xyz:target'}\n"
+    result = run_scenario(load_text(text)[0].scenario)
+    assert result.status == "error" and "no_such_module_xyz" in (result.error or "")
