@@ -134,10 +134,14 @@ class S3Tier:
         found = await self.store.get(manifest_key(self.job))
         if found is None:
             self.manifest_etag = None
+            self._cached = Manifest(job=self.job, epoch=0, checkpoints=())
             return None
         data, etag = found
         self.manifest_etag = etag
-        return Manifest.decode(data)
+        self._cached = None
+        manifest = Manifest.decode(data)
+        self._cached = manifest
+        return manifest
 
     async def upload(
         self,
@@ -225,8 +229,8 @@ class S3Tier:
         raise Fenced("the manifest kept changing under this instance")
 
     async def _current_manifest(self) -> Manifest:
-        if self._cached is not None and self.manifest_etag is not None:
-            return self._cached
+        if self._cached is not None:
+            return self._cached  # as last read or written; a stale one fails its If-Match
         try:
             found = await self.manifest()
         except ValueError:

@@ -20,10 +20,15 @@ TEMP_SUFFIX = ".tmp"
 class LocalDisk:
     """Files under ``root``; names are relative POSIX paths such as ``checkpoints/x.ckpt``."""
 
-    def __init__(self, root: Path, hook: IoHook, *, inline_io: bool = True) -> None:
+    def __init__(
+        self, root: Path, hook: IoHook, *, inline_io: bool = True, sync: bool | None = None
+    ) -> None:
+        """``sync``: call fsync for real (default: in real mode only). In simulation a crash is
+        a simulated one, the page cache survives it, and the io_hook models the fsync's time."""
         self.root = root
         self._hook = hook
         self._call = BlockingCaller(inline=inline_io)
+        self._sync = (not inline_io) if sync is None else sync
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -40,7 +45,8 @@ class LocalDisk:
             handle = await self._call(_open_and_write, temp, data)
             try:
                 await self._hook("local.fsync", nbytes=nbytes, key=temp_name)
-                await self._call(os.fsync, handle)
+                if self._sync:
+                    await self._call(os.fsync, handle)
             finally:
                 os.close(handle)
         except BaseException:
@@ -50,7 +56,8 @@ class LocalDisk:
         await self._hook("local.rename", key=name)
         os.replace(temp, target)
         await self._hook("local.fsync_dir", key=name)
-        await self._call(_fsync_dir, target.parent)
+        if self._sync:
+            await self._call(_fsync_dir, target.parent)
 
     async def read(self, name: str, *, nominal: int | None = None) -> bytes | None:
         """The content of ``name``, or ``None`` if there is no such file."""

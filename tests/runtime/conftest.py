@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from moto import mock_aws
 
-from tests.runtime.world import World
+from tests.runtime.world import World, new_s3_client
 
 SMALL_JOB = {
     "items": 200,
@@ -18,8 +20,14 @@ SMALL_JOB = {
 }
 
 
+@pytest.fixture(scope="module")
+def s3_client() -> Iterator[Any]:
+    with mock_aws():
+        yield new_s3_client()
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path, dict(SMALL_JOB))
+def world(tmp_path: Path, s3_client: Any) -> Iterator[World]:
+    w = World(tmp_path, dict(SMALL_JOB), s3_client)
     yield w
     w.close()

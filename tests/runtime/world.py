@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,16 @@ from harness.history import History
 from harness.runtime import reference_target
 from harness.target import InstanceContext, InstanceCrash
 
-BUCKET = "runtime-tests"
+_BUCKETS = itertools.count(1)
+
+
+def new_s3_client() -> Any:
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def slow_down(op: str) -> ClientError:
@@ -64,26 +74,30 @@ class Hook:
 class World:
     """One bucket, one Redis server, local dirs under ``root``; instances run one at a time."""
 
-    def __init__(self, root: Path, job: dict[str, Any]) -> None:
+    def __init__(self, root: Path, job: dict[str, Any], s3: Any | None = None) -> None:
+        """``s3``: a client inside an active moto mock, shared across worlds (each gets its
+        own bucket); without one the world starts its own mock."""
         self.root = root
         self.job = job
-        self._mock = mock_aws()
-        self._mock.start()
-        self.s3 = boto3.client(
-            "s3",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+        self._mock = None
+        if s3 is None:
+            self._mock = mock_aws()
+            self._mock.start()
+            s3 = new_s3_client()
+        self.s3 = s3
+        self.bucket = f"runtime-{next(_BUCKETS):06d}"
+        self.s3.create_bucket(Bucket=self.bucket)
+        self.s3.put_bucket_versioning(
+            Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"}
         )
-        self.s3.create_bucket(Bucket=BUCKET)
-        self.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         self.redis_server = fakeredis.FakeServer()
         self.history: History | None = None
         self.incarnation = 0
         self.local_dir = root / "local"
 
     def close(self) -> None:
-        self._mock.stop()
+        if self._mock is not None:
+            self._mock.stop()
 
     def wipe_local(self) -> None:
         shutil.rmtree(self.local_dir, ignore_errors=True)
@@ -121,7 +135,7 @@ class World:
             cloud=cloud,
             clock=LoopClock(loop),
             imds_url=imds_url,
-            bucket=BUCKET,
+            bucket=self.bucket,
             local_dir=self.local_dir,
             job=self.job,
             emit=lambda kind, **data: history.record("target", kind, instance, **data),
@@ -153,15 +167,17 @@ class World:
 
     # -- storage as the checks see it ----------------------------------------------------------
     def object_versions(self, prefix: str) -> dict[str, int]:
-        versions = self.s3.list_object_versions(Bucket=BUCKET, Prefix=prefix).get("Versions", [])
+        versions = self.s3.list_object_versions(Bucket=self.bucket, Prefix=prefix).get(
+            "Versions", []
+        )
         counts: dict[str, int] = {}
         for version in versions:
             counts[version["Key"]] = counts.get(version["Key"], 0) + 1
         return counts
 
     def read(self, key: str) -> bytes:
-        return bytes(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
     def incomplete_uploads(self) -> list[str]:
-        uploads = self.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+        uploads = self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
         return [u["Key"] for u in uploads]
