@@ -320,6 +320,11 @@ class AzureMetadata:
         self.approve(ids)
         return web.Response(status=200)
 
+    async def not_found(self, request: web.Request) -> web.Response:
+        """Any other ``/metadata/`` path: Azure's checks first, then its JSON 404."""
+        refused = _check_request(request, INSTANCE_VERSIONS)
+        return refused or azure_error(404, "Not found")
+
     async def instance(self, request: web.Request) -> web.Response:
         refused = _check_request(request, INSTANCE_VERSIONS)
         if refused is not None:
@@ -389,3 +394,4 @@ def install(site: DialectSite) -> None:
     site.add_route("*", SCHEDULED_EVENTS_PATH, metadata.scheduled_events)
     site.add_route("*", INSTANCE_PATH, metadata.instance)
     site.add_route("*", INSTANCE_PATH + "/{tail:.*}", metadata.instance)
+    site.add_route("*", "/metadata/{tail:.*}", metadata.not_found)

@@ -315,8 +315,17 @@ class GcpMetadata:
     def __init__(self, plane: MetadataPlane, identity: GcpIdentity | None = None) -> None:
         self.plane = plane
         self.identity = identity or GcpIdentity()
-        #: Hanging GETs being held right now.
-        self.waiters = 0
+        self._held: set[asyncio.Task[Any]] = set()
+
+    @property
+    def waiters(self) -> int:
+        """How many hanging GETs are held right now."""
+        return len(self._held)
+
+    async def release_waiters(self, _app: web.Application | None = None) -> None:
+        """Cancel every held GET (at shutdown), so closing the server never waits for them."""
+        for task in list(self._held):
+            task.cancel()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -353,11 +362,13 @@ class GcpMetadata:
         self, sub: str, query: Mapping[str, str], baseline: str, limit: float | None
     ) -> Rendered:
         """Hold the request until the ETag differs from ``baseline`` or ``limit`` s pass."""
-        self.waiters += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._held.add(task)
         try:
             return await self._hold(sub, query, baseline, limit)
         finally:
-            self.waiters -= 1
+            self._held.discard(task)
 
     async def _hold(
         self, sub: str, query: Mapping[str, str], baseline: str, limit: float | None
@@ -431,6 +442,7 @@ def install(site: DialectSite) -> None:
         raise TypeError(f"gcp options must be a GcpIdentity, got {type(identity).__name__}")
     metadata = GcpMetadata(site.plane, identity)
     site.app[GCP_KEY] = metadata
+    site.app.on_shutdown.append(metadata.release_waiters)
     for path in (PREFIX, PREFIX + "/{tail:.*}"):
         site.add_route("*", path, metadata.handle)
     # ``/`` is shared with AWS (whose root lists versions): a request carrying GCP's flavor

@@ -264,6 +264,24 @@ def test_instance_metadata_says_spot_with_its_eviction_policy() -> None:
     assert (missing, no_header) == (404, 400)
 
 
+def test_other_metadata_paths_get_azures_json_404_after_its_checks() -> None:
+    async def test(azure: Azure) -> list[tuple[int, Any]]:
+        results = []
+        for headers in (HEADERS, {}):
+            async with azure.session.get(
+                f"{azure.base}/metadata/nothing",
+                headers=headers,
+                params={"api-version": "2021-02-01"},
+            ) as response:
+                results.append((response.status, await response.json()))
+        return results
+
+    assert run(test) == [
+        (404, {"error": "Not found"}),
+        (400, {"error": "Bad request. Required metadata header not specified"}),
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [

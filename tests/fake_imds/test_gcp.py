@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from fake_imds.control import schedule_notice
-from fake_imds.gcp import soft_off_at
+from fake_imds.gcp import GCP_KEY, soft_off_at
 from fake_imds.model import MetadataPlane, Notice
 from fake_imds.server import FakeImds
 from harness.clock import run_virtual
@@ -352,3 +352,22 @@ def test_the_shared_root_is_gcps_with_the_flavor_header_and_aws_without() -> Non
     assert aws_status == 200
     assert "latest" in aws_body.split()
     assert aws_flavor is None
+
+
+def test_closing_the_server_releases_held_gets() -> None:
+    async def main() -> tuple[int, int, bool]:
+        async with aiohttp.ClientSession() as session:
+            server = await FakeImds().start()
+            gcp = Gcp(server.plane, server.url, session)
+            hanging = asyncio.create_task(gcp.get("instance/preempted", wait_for_change="true"))
+            await asyncio.sleep(1)  # virtual: the GET arrives and is held
+            held = server.app[GCP_KEY].waiters
+            await server.close()
+            try:
+                await hanging
+                failed = False
+            except aiohttp.ClientError:
+                failed = True
+            return held, server.app[GCP_KEY].waiters, failed
+
+    assert run_virtual(main) == (1, 0, True)
