@@ -37,9 +37,12 @@ class Instance:
     id: str
     order: int
     started: Event
+    #: The process's end: its kill or its own exit, whichever came first.
     ended: Event | None
     cloud: str
     local_dir: str
+    #: The machine's end (``instance.killed``), which may follow a clean exit (at a deadline).
+    killed: Event | None = None
 
     @property
     def start(self) -> float:
@@ -168,6 +171,7 @@ class HistoryView:
                 for e in self.by(name, Kind.INSTANCE_KILLED, Kind.INSTANCE_EXITED)
                 if e.seq > started.seq
             ]
+            kills = [e for e in ends if e.kind == Kind.INSTANCE_KILLED]
             found.append(
                 Instance(
                     id=name,
@@ -176,6 +180,7 @@ class HistoryView:
                     ended=ends[0] if ends else None,
                     cloud=str(started.data.get("cloud", "")),
                     local_dir=str(started.data.get("local_dir", "")),
+                    killed=kills[0] if kills else None,
                 )
             )
         return found
@@ -258,6 +263,8 @@ class HistoryView:
         """Whether the instance's end took its local dir with it."""
         if instance.ended is None:
             return False
+        if instance.killed is not None and instance.killed.data.get("local_wiped") is not None:
+            return bool(instance.killed.data["local_wiped"])
         flag = instance.ended.data.get("local_wiped")
         if flag is not None:
             return bool(flag)
@@ -268,13 +275,14 @@ class HistoryView:
         """The end event, between two history positions, of an instance whose end wiped
         ``local_dir``."""
         for inst in self.instances:
+            gone = inst.killed or inst.ended
             if (
                 inst.local_dir == local_dir
-                and inst.ended is not None
-                and after_seq < inst.ended.seq < before_seq
+                and gone is not None
+                and after_seq < gone.seq < before_seq
                 and self.local_wiped(inst)
             ):
-                return inst.ended
+                return gone
         return None
 
     def positions(self, instance: str) -> list[Event]:
