@@ -170,6 +170,8 @@ async def upstream_identity(upstream: Upstream) -> dict[str, str]:
     for name, path in fields.items():
         value = await upstream.get_text(path)
         if value is None:
+            if not found:
+                break  # the service is not there (not on EC2): do not wait for every field
             continue
         if name == "account_id":
             value = _account_from_document(value)
