@@ -29,13 +29,18 @@ REDIS_ATTEMPTS = 3
 
 @dataclass
 class Bandwidth:
-    """Observed upload bandwidth (bytes/s, nominal), an exponential moving average."""
+    """Upload bandwidth (bytes/s, nominal): the configured assumption until the first upload,
+    then an exponential moving average of what uploads achieved."""
 
     estimate: float
+    observed: int = 0
 
     def observe(self, nbytes: int, seconds: float) -> None:
-        if nbytes > 0 and seconds > 0:
-            self.estimate = 0.5 * self.estimate + 0.5 * (nbytes / seconds)
+        if nbytes <= 0 or seconds <= 0:
+            return
+        rate = nbytes / seconds
+        self.estimate = rate if not self.observed else 0.5 * self.estimate + 0.5 * rate
+        self.observed += 1
 
     def seconds_for(self, nbytes: int) -> float:
         return nbytes / self.estimate

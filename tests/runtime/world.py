@@ -54,10 +54,11 @@ class Hook:
     the instance dies; ``fail``: op name -> a function returning the error to raise (or None).
     """
 
-    bandwidth: float = 100e6
+    bandwidth: float = 100e6  # S3
+    disk_bandwidth: float = 1e9
     latency: float = 0.01
     crash_at: int | None = None
-    fail: dict[str, Callable[[], BaseException | None]] = field(default_factory=dict)
+    fail: dict[str, Callable[..., BaseException | None]] = field(default_factory=dict)
     steps: list[tuple[str, str | None]] = field(default_factory=list)
 
     async def __call__(self, op: str, *, nbytes: int = 0, key: str | None = None) -> None:
@@ -65,10 +66,11 @@ class Hook:
         if self.crash_at is not None and len(self.steps) == self.crash_at:
             raise InstanceCrash(f"crash at step {self.crash_at} ({op})")
         failure = self.fail.get(op)
-        error = failure() if failure else None
+        error = failure(key) if failure else None
         if error is not None:
             raise error
-        await asyncio.sleep(self.latency + nbytes / self.bandwidth)
+        rate = self.disk_bandwidth if op.startswith("local.") else self.bandwidth
+        await asyncio.sleep(self.latency + nbytes / rate)
 
 
 class World:
@@ -119,6 +121,8 @@ class World:
         cloud: str = "kubernetes",
         extra: dict[str, Any] | None = None,
         imds_url: str = "http://127.0.0.1:9",
+        local_dir: Path | None = None,
+        job: dict[str, Any] | None = None,
     ) -> str:
         """Run one incarnation; returns ``completed``, ``exited`` (clean stop), ``crashed`` or
         ``killed`` (cut off at ``until`` seconds)."""
@@ -128,7 +132,8 @@ class World:
         history = self.history
         self.incarnation += 1
         instance = f"i-{self.incarnation:04d}"
-        self.local_dir.mkdir(parents=True, exist_ok=True)
+        local = local_dir or self.local_dir
+        local.mkdir(parents=True, exist_ok=True)
         ctx = InstanceContext(
             instance_id=instance,
             incarnation=self.incarnation,
@@ -136,8 +141,8 @@ class World:
             clock=LoopClock(loop),
             imds_url=imds_url,
             bucket=self.bucket,
-            local_dir=self.local_dir,
-            job=self.job,
+            local_dir=local,
+            job=job or self.job,
             emit=lambda kind, **data: history.record("target", kind, instance, **data),
             s3_client=self.s3,
             redis=fakeredis.FakeAsyncRedis(server=self.redis_server),
@@ -181,3 +186,19 @@ class World:
     def incomplete_uploads(self) -> list[str]:
         uploads = self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
         return [u["Key"] for u in uploads]
+
+
+def fail_first(count: int, make: Callable[[], BaseException], *, key_part: str = "") -> Any:
+    """A ``Hook.fail`` entry raising ``make()`` for the first ``count`` calls (whose key contains
+    ``key_part``)."""
+    remaining = [count]
+
+    def failure(key: str | None = None) -> BaseException | None:
+        if key_part and key_part not in (key or ""):
+            return None
+        if remaining[0] <= 0:
+            return None
+        remaining[0] -= 1
+        return make()
+
+    return failure
