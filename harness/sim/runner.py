@@ -193,15 +193,17 @@ async def _play(
         tempfile.TemporaryDirectory(prefix="spot-harness-") as root,
         simulated_bucket(BUCKET, now=calendar.now, seed=scenario.seed) as s3,
     ):
+        run_start = loop.time()
         world = World(scenario, target, history, s3_client=s3, bucket=BUCKET, root=Path(root))
         history.record(
             "harness", Kind.RUN_STARTED, scenario=scenario.description, seed=scenario.seed
         )
         timeline = Timeline(world)
-        timeline.arm()
+        timeline.watch()
         world.later(scenario.env.budget, world.finish, "budget")
         try:
             await world.boot()
+            timeline.schedule(start=run_start)
             await world.done.wait()
         except Exception as error:
             world.fail(error)

@@ -114,5 +114,8 @@ def corrupt_newest(bucket: str, pattern: str) -> str | None:
     else:
         data = bytearray(b"\0")
     fake_key.value = bytes(data)
-    fake_key._etag = etag  # keep the old ETag: the corruption is silent
+    # Silent: the ETag stays, and no stored checksum is left that a reader could check.
+    fake_key._etag = etag
+    fake_key.checksum_value = None
+    fake_key.checksum_algorithm = None
     return str(key)

@@ -37,12 +37,18 @@ class Timeline:
         self.entries = world.scenario.timeline
         self._unsubscribes: list[Callable[[], None]] = []
 
-    def arm(self) -> None:
+    def watch(self) -> None:
+        """Start counting events for ``on:`` entries (before the first instance boots)."""
+        for index, entry in enumerate(self.entries):
+            if entry.on is not None:
+                self._watch(index, entry.on)
+
+    def schedule(self, start: float) -> None:
+        """Set the timers of ``at:`` entries, relative to ``start`` (once instance 1 is up)."""
+        elapsed = self.world.now() - start
         for index, entry in enumerate(self.entries):
             if entry.at is not None:
-                self.world.later(entry.at, self.fire, index)
-            elif entry.on is not None:
-                self._watch(index, entry.on)
+                self.world.later(entry.at - elapsed, self.fire, index)
 
     def disarm(self) -> None:
         for unsubscribe in self._unsubscribes:

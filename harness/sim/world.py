@@ -161,7 +161,6 @@ class World:
         local_dir = previous.local_dir if previous is not None else self.root / instance_id
         local_name = previous.local_name if previous is not None else f"local/{instance_id}"
         local_dir.mkdir(parents=True, exist_ok=True)
-        clock = SkewedClock(self.cloud_clock, self.skew)
         imds = FakeImds(
             "127.0.0.1",
             0,
@@ -171,6 +170,7 @@ class World:
             options={"aws": AwsOptions(instance_id=instance_id)},
         )
         await imds.start()
+        clock = SkewedClock(self.cloud_clock, self.skew)
         instance = Instance(incarnation, instance_id, cloud, local_dir, local_name, clock, imds)
         self.instances.append(instance)
         self._apply_imds_faults(instance)

@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from botocore.exceptions import ClientError
 
 from harness.target import InstanceContext
@@ -33,14 +34,19 @@ async def probe_target(ctx: InstanceContext) -> None:
         asyncio.create_task(_watch_signals(ctx)),
         asyncio.create_task(_poll_imds(ctx, float(ctx.job.get("poll", 5.0)))),
     ]
+    receiver = await _webhook_receiver(ctx) if ctx.job.get("webhook") else None
     try:
         while position < items:
             await ctx.clock.sleep(step)
             position += 1
             ctx.emit("job.item_done", position=position)
+            if ctx.job.get("report_clock"):
+                ctx.emit("probe.clock", now=ctx.clock.now().isoformat())
             await _io_round(ctx, position)
         ctx.emit("job.completed", position=position)
     finally:
+        if receiver is not None:
+            await receiver.cleanup()
         for task in watchers:
             task.cancel()
         for task in watchers:
@@ -49,8 +55,8 @@ async def probe_target(ctx: InstanceContext) -> None:
 
 
 async def _resume(ctx: InstanceContext) -> int:
-    await ctx.io_hook("s3.get_object", key=POSITION_KEY)
     try:
+        await ctx.io_hook("s3.get_object", key=POSITION_KEY)
         body = ctx.s3_client.get_object(Bucket=ctx.bucket, Key=POSITION_KEY)["Body"].read()
     except ClientError:
         return 0
@@ -94,8 +100,8 @@ async def _s3_put(ctx: InstanceContext, position: int) -> None:
 
 
 async def _redis_write(ctx: InstanceContext, position: int) -> None:
-    await ctx.io_hook("redis.write", key="probe:position")
-    await ctx.redis.set("probe:position", position)
+    await ctx.io_hook("redis.write", key=f"probe:item:{position}")
+    await ctx.redis.set(f"probe:item:{position}", position)
 
 
 async def _watch_signals(ctx: InstanceContext) -> None:
@@ -105,18 +111,38 @@ async def _watch_signals(ctx: InstanceContext) -> None:
 
 
 async def _poll_imds(ctx: InstanceContext, every: float) -> None:
+    """Poll one metadata path; report each change of (status, body)."""
+    path = str(ctx.job.get("imds_path", SPOT_PATH))
+    headers = dict(ctx.job.get("imds_headers", {}))
     timeout = aiohttp.ClientTimeout(total=2.0)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        seen = False
+    last: tuple[int | None, str] | None = None
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as http:
         while True:
             try:
-                async with http.get(ctx.imds_url + SPOT_PATH) as response:
-                    status = response.status
-                    body = await response.text()
+                async with http.get(ctx.imds_url + path) as response:
+                    now: tuple[int | None, str] = (response.status, await response.text())
             except (aiohttp.ClientError, TimeoutError) as error:
-                ctx.emit("probe.imds", status=None, error=type(error).__name__)
-            else:
-                if status != 404 and not (status == 200 and seen):
-                    ctx.emit("probe.imds", status=status, body=body)
-                seen = seen or status == 200
+                now = (None, type(error).__name__)
+            if now != last:
+                ctx.emit("probe.imds", status=now[0], body=now[1])
+                last = now
             await ctx.clock.sleep(every)
+
+
+async def _webhook_receiver(ctx: InstanceContext) -> web.AppRunner:
+    """Listen on 127.0.0.1 (port 0) and announce the URL through ``register_webhook``."""
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.json()
+        ctx.emit("probe.webhook", action=body.get("action"), instance=body.get("instance_id"))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/notice", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    ctx.extra["register_webhook"](f"http://127.0.0.1:{port}/notice")
+    return runner

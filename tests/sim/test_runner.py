@@ -50,6 +50,7 @@ def test_terminate_notice_ends_the_instance_at_its_deadline_and_wipes_its_disk()
     issued = kinds(result, Kind.NOTICE_ISSUED)[0]
     assert issued.t == 45.0 and issued.data["deadline"] == 75.0
     seen = next(e for e in kinds(result, "probe.imds") if e.data["status"] == 200)
+    assert kinds(result, "probe.imds")[0].data["status"] == 404
     assert '"action": "terminate"' in seen.data["body"] and seen.t == 45.0
     killed = kinds(result, Kind.INSTANCE_KILLED)[0]
     assert (killed.t, killed.data["reason"], killed.data["local_wiped"]) == (75.0, "deadline", True)
