@@ -414,7 +414,10 @@ def lost_work(ctx: CheckContext, at_most: float) -> CheckResult:
     violations = []
     worst = 0.0
     instances = ctx.view.instances
-    for previous, following in itertools.pairwise(instances):
+    for index, previous in enumerate(instances):
+        following = next((i for i in instances[index + 1 :] if _restart(ctx, i) is not None), None)
+        if following is None:
+            continue
         lost, cite = _work_lost(ctx, previous, following)
         worst = max(worst, lost)
         if lost > at_most:
@@ -433,25 +436,47 @@ def lost_work(ctx: CheckContext, at_most: float) -> CheckResult:
     )
 
 
+def _restart(ctx: CheckContext, instance: Instance) -> int | None:
+    """Where an instance restarted the job: its resume, else the item before its first one."""
+    resumed = ctx.view.resumed(instance)
+    if resumed is not None:
+        return int(resumed.data.get("position") or 0)
+    items = ctx.view.positions(instance.id)
+    return int(items[0].data.get("position", 1)) - 1 if items else None
+
+
 def _work_lost(
     ctx: CheckContext, previous: Instance, following: Instance
 ) -> tuple[float, list[Event | None]]:
-    resumed = ctx.view.resumed(following)
-    items = ctx.view.positions(following.id)
-    if resumed is not None:
-        restart = int(resumed.data.get("position") or 0)
-    elif items:
-        restart = int(items[0].data.get("position", 1)) - 1
-    else:
+    """Seconds ``previous`` worked past the position ``following`` restarted from.
+
+    Work ends at the last item done when the instance stopped on its own (a notice, the end of
+    the job), else at the kill: the batch in progress was lost too. The time the restart
+    position was reached is interpolated between the items reported around it.
+    """
+    restart = _restart(ctx, following)
+    origin = ctx.view.resumed(previous)
+    if restart is None or origin is None and not ctx.view.positions(previous.id):
         return 0.0, []
-    done = ctx.view.positions(previous.id)
-    beyond = [e for e in done if int(e.data.get("position", 0)) > restart]
-    if not beyond:
+    points = [(_restart(ctx, previous) or 0, (origin or previous.started).t)]
+    points += [(int(e.data.get("position", 0)), e.t) for e in ctx.view.positions(previous.id)]
+    reached = _time_reached(points, restart)
+    if reached is None:
         return 0.0, []
-    at_restart = [e for e in done if int(e.data.get("position", 0)) == restart]
-    start = ctx.view.resumed(previous) or previous.started
-    since = at_restart[-1].t if at_restart else start.t
-    return beyond[-1].t - since, [beyond[-1], previous.ended, resumed or items[0]]
+    stopped = ctx.view.by(previous.id, Kind.JOB_STOPPED, Kind.JOB_COMPLETED)
+    end = points[-1][1] if stopped or previous.ended is None else previous.end
+    cite = [previous.ended, ctx.view.resumed(following)] + ctx.view.positions(previous.id)[-1:]
+    return max(0.0, end - reached), cite
+
+
+def _time_reached(points: list[tuple[int, float]], position: int) -> float | None:
+    """When ``position`` was reached, interpolated; ``None`` if it never was."""
+    for (p0, t0), (p1, t1) in itertools.pairwise([points[0], *points]):
+        if p1 >= position:
+            if p1 == p0 or position <= p0:
+                return t1 if position > p0 else t0
+            return t0 + (t1 - t0) * (position - p0) / (p1 - p0)
+    return None
 
 
 # -- detects_notice -------------------------------------------------------------------------------

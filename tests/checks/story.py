@@ -155,6 +155,7 @@ def good_run(
     else:
         s.checkpoint("i-1", 12, t=16)
         s.at(16.5).target(Kind.METADATA_COMMITTED, "i-1", checkpoint_id="c12", position=12, epoch=1)
+        s.at(17).target(Kind.JOB_STOPPED, "i-1", position=12, reason="notice")
     s.at(132.5).harness(Kind.NOTICE_DEADLINE, "i-1", notice_id="n-1", action=action)
     s.harness(Kind.INSTANCE_KILLED, "i-1", reason="deadline")
     s.at(140).harness(

@@ -363,3 +363,12 @@ def test_bad_specs_are_refused_with_a_fix(raw: Any, message: str) -> None:
 
 def test_spec_durations_are_parsed() -> None:
     assert parse_check_spec({"lost_work": {"at_most": "1m30s"}}).params == {"at_most": 90.0}
+
+
+def test_lost_work_counts_the_work_in_progress_when_killed_without_stopping() -> None:
+    def kept_working(s: Story) -> None:
+        s.checkpoint("i-1", 10, t=13)  # an older state saved again; work goes on until the kill
+
+    result = check(good_run(emergency=kept_working, resume_at=10), {"lost_work": {"at_most": "2m"}})
+    assert not result.passed
+    assert result.violations[0].message.startswith("2m2.5s of work done by i-1")
