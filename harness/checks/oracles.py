@@ -456,7 +456,7 @@ def _work_lost(
     """
     restart = _restart(ctx, following)
     origin = ctx.view.resumed(previous)
-    if restart is None or origin is None and not ctx.view.positions(previous.id):
+    if restart is None or (origin is None and not ctx.view.positions(previous.id)):
         return 0.0, []
     points = [(_restart(ctx, previous) or 0, (origin or previous.started).t)]
     points += [(int(e.data.get("position", 0)), e.t) for e in ctx.view.positions(previous.id)]
@@ -465,7 +465,7 @@ def _work_lost(
         return 0.0, []
     stopped = ctx.view.by(previous.id, Kind.JOB_STOPPED, Kind.JOB_COMPLETED)
     end = points[-1][1] if stopped or previous.ended is None else previous.end
-    cite = [previous.ended, ctx.view.resumed(following)] + ctx.view.positions(previous.id)[-1:]
+    cite = [previous.ended, ctx.view.resumed(following), *ctx.view.positions(previous.id)[-1:]]
     return max(0.0, end - reached), cite
 
 
