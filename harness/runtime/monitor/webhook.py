@@ -38,10 +38,12 @@ class WebhookSource:
         self.host = host
         self.url: str | None = None
         self._count = 0
+        self._monitor: Monitor | None = None
 
     async def run(self, monitor: Monitor) -> None:
+        self._monitor = monitor
         app = web.Application()
-        app.router.add_post("/{tail:.*}", lambda request: self._receive(request, monitor))
+        app.router.add_post("/{tail:.*}", self._receive)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, 0)
@@ -57,7 +59,9 @@ class WebhookSource:
         finally:
             await runner.cleanup()
 
-    async def _receive(self, request: web.Request, monitor: Monitor) -> web.Response:
+    async def _receive(self, request: web.Request) -> web.Response:
+        monitor = self._monitor
+        assert monitor is not None
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
