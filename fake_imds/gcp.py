@@ -252,7 +252,11 @@ def _google_error(status: int, path: str, why: str) -> web.Response:
         status=status,
         text=body,
         content_type="text/html",
-        headers={"Metadata-Flavor": FLAVOR, "Server": "Metadata Server for VM"},
+        headers={
+            "Metadata-Flavor": FLAVOR,
+            "Server": "Metadata Server for VM",
+            "ETag": Rendered(body, "text/html").etag,
+        },
     )
 
 
@@ -349,7 +353,11 @@ class GcpMetadata:
                 location += f"?{request.query_string}"
             return web.Response(
                 status=301,
-                headers={"Location": location, "Metadata-Flavor": FLAVOR},
+                headers={
+                    "Location": location,
+                    "Metadata-Flavor": FLAVOR,
+                    "ETag": Rendered(location, "").etag,
+                },
             )
         except BadRequest as error:
             return _google_error(400, path, str(error))

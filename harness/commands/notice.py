@@ -117,7 +117,8 @@ def describe(notice: dict[str, Any]) -> str:
 @click.option(
     "--kind",
     help="The cloud's notice kind; AWS: spot-interruption (default), rebalance, "
-    "scheduled-event, asg-termination, fis-spot-interruption.",
+    "scheduled-event, asg-termination, fis-spot-interruption. GCP: preemption, maintenance. "
+    "Azure: preempt, terminate, freeze, reboot, redeploy. Kubernetes: eviction.",
 )
 @click.option("--action", help="AWS spot: terminate (default), stop, hibernate.")
 @click.option("--lead", help=f"Time from the notice to the action: {DURATION_HELP}.")
@@ -165,6 +166,8 @@ def notice(
       harness notice --kind scheduled-event --action system-reboot --lead 1h
       harness notice --cloud gcp --kind preemption --lead 30s
       harness notice --cloud webhook --param url=http://127.0.0.1:9000/hook --lead 2m
+      harness notice --cloud azure --kind preempt --lead 30s
+      harness notice --cloud kubernetes --kind eviction --param grace=30s
       harness notice --list
       harness notice --cancel notice-0001
     """

@@ -63,6 +63,7 @@ def test_requests_without_the_flavor_header_get_googles_403_with_the_flavor_echo
             assert status == 403
             assert "Missing Metadata-Flavor:Google header" in body
             assert response_headers["Metadata-Flavor"] == "Google"
+            assert len(response_headers["ETag"]) == 16
 
     run(test)
 
@@ -82,6 +83,7 @@ def test_failure_statuses_not_found_bad_timeout_bad_alt_wrong_method_and_redirec
     async def test(gcp: Gcp) -> None:
         status, body, headers = await gcp.get("instance/no-such-key")
         assert (status, headers["Metadata-Flavor"]) == (404, "Google")
+        assert "ETag" in headers
         assert "/computeMetadata/v1/instance/no-such-key" in body
         status, body, _ = await gcp.get(
             "instance/preempted", wait_for_change="true", timeout_sec="soon"
