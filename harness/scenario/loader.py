@@ -263,7 +263,27 @@ def validate_document(data: Any, source: SourceMap) -> tuple[Scenario | None, li
         problems = [_problem_from_error(e, source) for e in error.errors()]
         return None, problems + _entry_problems(data, source)
     problems = [Problem(source.find(loc), msg) for loc, msg in semantic_problems(scenario)]
+    problems.extend(_job_problems(scenario, source))
     return (None if problems else scenario), problems
+
+
+def _job_problems(scenario: Scenario, source: SourceMap) -> list[Problem]:
+    """The reference runtime's own validation of ``job:`` (and ``job.runtime``)."""
+    if not scenario.target.reference:
+        return []
+    from harness.runtime import ConfigError, JobSpec, JobSpecError, RuntimeConfig
+
+    try:
+        spec = JobSpec.from_mapping(scenario.job)
+        RuntimeConfig.from_mapping(spec.extra.get("runtime"))
+    except (JobSpecError, ConfigError) as error:
+        message = str(error)
+        named = [k for k in scenario.job if f"'{k}'" in message or f"job.{k}" in message]
+        loc: Loc = ("job", named[0]) if named else ("job",)
+        if "runtime" in scenario.job and isinstance(error, ConfigError):
+            loc = ("job", "runtime")
+        return [Problem(source.find(loc, key=bool(named)), f"job: {message}{_hint(message)}")]
+    return []
 
 
 def _entry_problems(data: dict[str, Any], source: SourceMap) -> list[Problem]:
@@ -284,6 +304,15 @@ def _entry_problems(data: dict[str, Any], source: SourceMap) -> list[Problem]:
         for loc, message in entry_problems(entry, ("timeline", index), default):
             problems.append(Problem(source.find(loc), message))
     return problems
+
+
+def _hint(message: str) -> str:
+    """A did-you-mean for "unknown ... 'x'; known: a, b" messages."""
+    unknown, _, known = message.partition("; known: ")
+    if not known or "'" not in unknown:
+        return ""
+    word = unknown.split("'")[1]
+    return did_you_mean(word, [k.strip() for k in known.split(",")])
 
 
 def load_text(text: str, file: str | Path = "<string>") -> list[LoadedScenario]:
