@@ -106,7 +106,7 @@ def _saved_in_time(
         and ctx.verifier.available_before(cp, deadline_seq)
     ]
     if saved:
-        return None
+        return _kept_working(ctx, notice, instance, max(cp.position for cp in saved))
     tiers = "local disk or S3" if keeps_local else "S3"
     late = [cp for cp in ctx.view.checkpoints if cp.event.instance == instance.id]
     last_item = [e for e in ctx.view.positions(instance.id) if e.t <= notice.issued.t][-1:]
@@ -126,6 +126,31 @@ def _saved_in_time(
             *last_item,
             *(cp.event for cp in late[-1:]),
         ],
+    )
+
+
+def _kept_working(
+    ctx: CheckContext, notice: Notice, instance: Instance, saved: int
+) -> Violation | None:
+    """A save is not enough if the instance went on working until the deadline took it: the
+    work after the save is lost. It must stop (``job.stopped``, completion or exit) in time,
+    unless nothing it did is beyond what was saved."""
+    stopped = [
+        e
+        for e in ctx.view.by(
+            instance.id, Kind.JOB_STOPPED, Kind.JOB_COMPLETED, Kind.INSTANCE_EXITED
+        )
+        if e.t <= notice.deadline
+    ]
+    done = [e for e in ctx.view.positions(instance.id) if e.t <= notice.deadline]
+    beyond = [e for e in done if int(e.data.get("position", 0)) > saved]
+    if stopped or not beyond:
+        return None
+    return Violation.citing(
+        f"{instance.id} kept working after notice {notice.id} ({notice.action}) until its "
+        f"deadline {_t(notice.deadline)}: items {saved + 1}.."
+        f"{beyond[-1].data.get('position')} and the batch in progress were never saved",
+        [notice.issued, beyond[-1], notice.deadline_event or instance.killed or instance.ended],
     )
 
 

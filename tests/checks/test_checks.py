@@ -372,3 +372,14 @@ def test_lost_work_counts_the_work_in_progress_when_killed_without_stopping() ->
     result = check(good_run(emergency=kept_working, resume_at=10), {"lost_work": {"at_most": "2m"}})
     assert not result.passed
     assert result.violations[0].message.startswith("2m2.5s of work done by i-1")
+
+
+def test_saved_before_deadline_fails_when_the_instance_never_stops_working() -> None:
+    def periodic_only(s: Story) -> None:
+        s.checkpoint("i-1", 12, t=16)  # a periodic save after the notice, then more work
+        s.items("i-1", 13, 15, start=100)
+
+    result = check(good_run(emergency=periodic_only), "saved_before_deadline")
+    assert not result.passed
+    assert "i-1 kept working after notice n-1 (terminate)" in result.violations[0].message
+    assert "items 13..15" in result.violations[0].message
