@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "inject": "harness.commands.inject:inject",
     "notice": "harness.commands.notice:notice",
     "run": "harness.commands.run:run",
+    "runtime": "harness.commands.runtime:runtime",
     "schema": "harness.commands.schema:schema",
     "serve": "harness.commands.serve:serve",
     "validate": "harness.commands.validate:validate",

@@ -1,0 +1,131 @@
+"""Real mode: config from file and environment, clear errors, and one real-clock run against a
+moto server and a Redis-protocol server on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import fakeredis
+import pytest
+import yaml
+from moto.server import ThreadedMotoServer
+
+from harness.cli import EXIT_OK, EXIT_USAGE, main
+from harness.runtime import JobSpec, expected_outputs
+from harness.runtime.realmode import RealModeError, load_config
+
+ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def test_locations_come_from_the_environment_when_the_file_omits_them(tmp_path: Path) -> None:
+    env = {
+        "HARNESS_S3_BUCKET": "b1",
+        "REDIS_URL": "redis://user:secret@10.0.0.5:6379/0",
+        "HARNESS_LOCAL_DIR": str(tmp_path),
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:1338/",
+        "HARNESS_JOB": json.dumps({"items": 10, "name": "embed"}),
+    }
+    config = load_config({"cloud": "aws"}, env)
+    assert (config.bucket, config.imds_url, config.spec.name) == (
+        "b1",
+        "http://127.0.0.1:1338",
+        "embed",
+    )
+    assert config.spec.materialize  # real mode writes real bytes
+    described = "\n".join(config.describe())
+    assert "secret" not in described and "user:***@10.0.0.5" in described
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"job": {"items": 5}}, "HARNESS_S3_BUCKET"),
+        ({"job": {"items": 5}, "storage": {"bucket": "b"}}, "REDIS_URL"),
+        ({"job": {"items": 5}, "colud": "aws"}, "unknown key(s) 'colud'"),
+        ({"job": {"items": 5}, "cloud": "oracle"}, "cloud must be one of"),
+        ({}, "`job:` is missing"),
+    ],
+)
+def test_bad_configs_are_refused_with_the_fix(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(RealModeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(raw, {})
+
+
+def test_cli_reports_a_bad_job_value_with_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("job: {items: 5, checkpoint_every: soon}\n")
+    assert main(["runtime", "run", "--config", str(path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "job.checkpoint_every" in err and "duration" in err
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[str, str]]:
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    redis_server = fakeredis.TcpFakeServer(("127.0.0.1", 0), server_type="redis")
+    thread = threading.Thread(target=redis_server.serve_forever, daemon=True)
+    thread.start()
+    host, port = moto.get_host_and_port()
+    redis_host, redis_port = redis_server.server_address[:2]
+    try:
+        yield f"http://{host}:{port}", f"redis://{redis_host!s}:{redis_port}/0"
+    finally:
+        redis_server.shutdown()
+        redis_server.server_close()
+        moto.stop()
+
+
+def test_a_real_clock_run_completes_and_records_its_events(
+    tmp_path: Path, servers: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, redis_url = servers
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="real-mode")
+    s3.put_bucket_versioning(Bucket="real-mode", VersioningConfiguration={"Status": "Enabled"})
+    job = {
+        "items": 6,
+        "seconds_per_item": "20ms",
+        "checkpoint_every": "50ms",
+        "state_size": "64KiB",
+        "output_size": "1KiB",
+        "output_every": 3,
+    }
+    config = {
+        "job": job,
+        "cloud": "kubernetes",
+        "storage": {
+            "bucket": "real-mode",
+            "s3_endpoint": endpoint,
+            "region": "us-east-1",
+            "redis_url": redis_url,
+            "local_dir": str(tmp_path / "nvme"),
+        },
+        "events": str(tmp_path / "events.jsonl"),
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["runtime", "run", "--config", str(path), "--quiet"]) == EXIT_OK
+    kinds = [
+        json.loads(line)["kind"] for line in (tmp_path / "events.jsonl").read_text().splitlines()
+    ]
+    assert kinds[:3] == ["job.started", "job.epoch", "job.resumed"] and kinds[-1] == "job.completed"
+    spec = JobSpec.from_mapping(job, materialize=True)
+    for key in expected_outputs(spec):
+        assert s3.head_object(Bucket="real-mode", Key=key)["ContentLength"] == 1024
+    # a second run finds the job complete and does nothing but say so
+    assert main(["runtime", "run", "--config", str(path), "--quiet"]) == EXIT_OK
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    resumed = [
+        json.loads(line)["data"] for line in lines if json.loads(line)["kind"] == "job.resumed"
+    ]
+    assert resumed[-1]["position"] == 6
