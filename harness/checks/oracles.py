@@ -56,7 +56,7 @@ def _interrupting(ctx: CheckContext) -> Iterable[tuple[Notice, Instance]]:
         if notice.advisory:
             continue
         for instance in ctx.view.notice_targets(notice):
-            if instance.alive_at(notice.issued.t):
+            if instance.alive_during(notice.issued):
                 yield notice, instance
 
 

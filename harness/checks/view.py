@@ -55,6 +55,12 @@ class Instance:
     def alive_at(self, t: float) -> bool:
         return self.start <= t < self.end
 
+    def alive_during(self, event: Event) -> bool:
+        """Whether the process was running when ``event`` was recorded (by history order, so
+        that events at the same instant are told apart)."""
+        ended = self.ended.seq if self.ended is not None else float("inf")
+        return self.started.seq < event.seq < ended
+
 
 @dataclass(frozen=True)
 class Notice:
@@ -208,7 +214,7 @@ class HistoryView:
         named = self.instance(notice.issued.instance)
         if named is not None:
             return [named]
-        return self.alive_at(notice.issued.t)
+        return [i for i in self.instances if i.alive_during(notice.issued)]
 
     @cached_property
     def checkpoints(self) -> list[Checkpoint]:
