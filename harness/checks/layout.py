@@ -46,6 +46,8 @@ class Problem:
 
     message: str
     key: str
+    #: The object the metadata points to, when the problem is about one.
+    target: str = ""
 
 
 def is_manifest(key: str) -> bool:
@@ -73,9 +75,12 @@ def _decode(blob: Blob | None) -> Manifest | str:
         return str(error)
 
 
-def metadata_problems(snapshot: StorageSnapshot) -> list[Problem]:
+def metadata_problems(
+    snapshot: StorageSnapshot, corrupted: frozenset[str] | set[str] = frozenset()
+) -> list[Problem]:
     """Manifests (every S3 version, every local dir) and Redis metadata that name a checkpoint
-    storage does not hold intact, or that are not readable metadata at all."""
+    storage does not hold intact, or that are not readable metadata at all. Keys in
+    ``corrupted`` were damaged by the harness on purpose and are not held against the target."""
     problems: list[Problem] = []
     for version, manifest in _manifest_versions(snapshot):
         where = f"s3 manifest {version.key} (version {version.index + 1})"
@@ -83,7 +88,7 @@ def metadata_problems(snapshot: StorageSnapshot) -> list[Problem]:
             problems.append(Problem(f"{where} is unreadable: {manifest}", version.key))
             continue
         for record in manifest.checkpoints:
-            if not any(
+            if record.key not in corrupted and not any(
                 v.blob is not None and digest_matches(record.checksum, v.blob)
                 for v in snapshot.versions_of(record.key)
             ):
@@ -92,7 +97,7 @@ def metadata_problems(snapshot: StorageSnapshot) -> list[Problem]:
                 )
     for local_dir, files in sorted(snapshot.files.items()):
         problems.extend(_local_manifest_problems(local_dir, files))
-    problems.extend(_redis_problems(snapshot))
+    problems.extend(p for p in _redis_problems(snapshot) if p.target not in corrupted)
     return problems
 
 
@@ -129,7 +134,11 @@ def _redis_problems(snapshot: StorageSnapshot) -> list[Problem]:
             for v in snapshot.versions_of(str(target))
         ):
             problems.append(
-                Problem(f"redis {key} points to {target}, which S3 never held intact", key)
+                Problem(
+                    f"redis {key} points to {target}, which S3 never held intact",
+                    key,
+                    str(target),
+                )
             )
     return problems
 

@@ -339,7 +339,8 @@ def durable(ctx: CheckContext) -> CheckResult:
         violations.extend(_reported_durable_holds(ctx, cp))
     violations.extend(_metadata_points_to_durable(ctx))
     violations.extend(_always_one_valid(ctx))
-    violations.extend(_storage_problems(ctx, layout.metadata_problems(ctx.snapshot)))
+    problems = layout.metadata_problems(ctx.snapshot, ctx.verifier.corrupted_keys())
+    violations.extend(_storage_problems(ctx, problems))
     return CheckResult.from_violations(
         "durable", violations, summary=f"{len(ctx.view.checkpoints)} durable report(s)"
     )

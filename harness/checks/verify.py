@@ -76,6 +76,8 @@ class Verifier:
             return Verdict("unchecked", "reported without a checksum")
         if any(v.blob is not None and digest_matches(cp.checksum, v.blob) for v in versions):
             return Verdict("verified", f"a version of {cp.key} has checksum {cp.checksum}")
+        if any(_fault_hits(f, cp) for f in self.view.corruptions() if f.seq > cp.event.seq):
+            return Verdict("unverifiable", f"{cp.key} was corrupted by an injected fault")
         return Verdict(
             "mismatch",
             f"none of the {len(versions)} version(s) of {cp.key} has checksum {cp.checksum}",
@@ -92,6 +94,16 @@ class Verifier:
         if blob is None:
             return Verdict("missing", f"{cp.path} is not in {cp.local_dir}")
         return Verdict("mismatch", f"{cp.path} in {cp.local_dir} does not have {cp.checksum}")
+
+    def corrupted_keys(self) -> set[str]:
+        """S3 keys the harness itself corrupted (their content proves nothing about the target)."""
+        keys = set()
+        for fault in self.view.corruptions():
+            params = fault.data.get("params") or {}
+            key = fault.data.get("key") or params.get("key")
+            if isinstance(key, str) and key:
+                keys.add(key)
+        return keys
 
     def written_before(self, cp: Checkpoint) -> Event | None:
         """The successful storage op that wrote the checkpoint's object before it was reported."""

@@ -383,3 +383,30 @@ def test_saved_before_deadline_fails_when_the_instance_never_stops_working() -> 
     assert not result.passed
     assert "i-1 kept working after notice n-1 (terminate)" in result.violations[0].message
     assert "items 13..15" in result.violations[0].message
+
+
+def test_an_injected_corruption_moves_the_expected_resume_back() -> None:
+    def corrupt(s: Story) -> None:
+        s.at(133).harness(
+            Kind.FAULT_STARTED,
+            None,
+            fault="s3.corrupt",
+            params={"pattern": "checkpoints/*", "key": "checkpoints/000012"},
+        )
+
+    run = good_run(resume_at=10)
+    assert not check(run, "resume_correct").passed  # 12 was readable: resuming at 10 is wrong
+
+    events = good_run(resume_at=10).history._events
+    killed = next(e for e in events if e.kind == Kind.INSTANCE_KILLED)
+    story = Story()
+    story.history._events = events[: killed.seq + 1]
+    story.now = killed.t
+    corrupt(story)
+    for e in events[killed.seq + 1 :]:
+        story.at(e.t).record(e.source, e.kind, e.instance, dict(e.data))
+    fixed = Run(story=story)
+    fixed.versions = good_run().versions
+    fixed.versions[1] = ("checkpoints/000012", b"bit rot")  # corrupted in place
+    assert check(fixed, "resume_correct").passed
+    assert check(fixed, "durable").passed
