@@ -1,0 +1,123 @@
+"""`pytest scenarios`: collection, failure reports, xfail, positions, xdist."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROBE = "{python: 'tests.sim.probe:probe_target'}"
+FAST_ENV = "{s3: {latency: 0}, redis: {latency: 0}, disk: {latency: 0, fsync: 0}}"
+
+
+def scenario(description: str, expect: str, timeline: str = "[]") -> str:
+    return textwrap.dedent(
+        f"""\
+        description: {description}
+        seed: 5
+        target: {PROBE}
+        job: {{items: 6, step: 10}}
+        env: {FAST_ENV}
+        timeline: {timeline}
+        expect: {expect}
+        """
+    )
+
+
+@pytest.fixture
+def scenarios(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.syspath_prepend(str(REPO))
+    folder = pytester.mkdir("scenarios")
+    return Path(folder)
+
+
+def test_one_test_per_file_and_per_document(pytester: pytest.Pytester, scenarios: Path) -> None:
+    (scenarios / "single.yaml").write_text(scenario("one", "[{completes: {within: 1h}}]"))
+    multi = scenario("a", "[durable]") + "---\n" + scenario("b", "[durable]")
+    (scenarios / "nested").mkdir()
+    (scenarios / "nested" / "multi.yml").write_text(multi)
+    (scenarios / "README.txt").write_text("not collected")
+    result = pytester.runpytest("scenarios", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "scenarios/nested/multi.yml::multi[[]1[]]",
+            "scenarios/nested/multi.yml::multi[[]2[]]",
+            "scenarios/single.yaml::single",
+        ]
+    )
+
+
+def test_yaml_outside_a_scenarios_folder_is_not_collected(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", config="description: not a test\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    assert "config.yaml" not in result.stdout.str()
+
+
+def test_bad_file_is_a_collection_error_with_every_problem(
+    pytester: pytest.Pytester, scenarios: Path
+) -> None:
+    (scenarios / "bad.yaml").write_text("descripton: x\nenv: {cloud: asw}\n")
+    result = pytester.runpytest("scenarios")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR collecting scenarios/bad.yaml*",
+            "invalid scenario file:",
+            "*bad.yaml:1:1: the scenario needs `description`",
+            "*bad.yaml:1:1: unknown key `descripton` in the scenario; did you mean `description`?",
+            "*bad.yaml:2:14: `cloud` cannot be `asw`*did you mean `aws`?",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_outcomes_pass_fail_xfail_xpass_in_one_session(
+    pytester: pytest.Pytester, scenarios: Path
+) -> None:
+    (scenarios / "ok.yaml").write_text(scenario("fine", "[{completes: {within: 1h}}]"))
+    (scenarios / "slow.yaml").write_text(
+        scenario("too slow", "[{completes: {within: 30s}}]", "[{at: 25s, kill: {}}]")
+    )
+    (scenarios / "known_bad.yaml").write_text(
+        scenario("bad on purpose", '[{completes: {within: 10s, fails: "takes a minute"}}]')
+    )
+    (scenarios / "not_bad.yaml").write_text(
+        scenario("claims badness", '[{completes: {within: 1h, fails: "it does not"}}]')
+    )
+    result = pytester.runpytest("scenarios", "-rxX", "--scenario-seed", "77")
+    result.assert_outcomes(passed=1, failed=2, xfailed=1)
+    # A failure is a short timeline: the broken check, what happened when, the replay line.
+    result.stdout.fnmatch_lines(
+        [
+            "*scenario: too slow*",
+            "FAILED: too slow (seed 77)",
+            "check completes(within=30s) broke*",
+            "timeline (ended: completed*",
+            "*0:00:25.000  #1   instance.killed*reason=hard_kill*",
+            "*0:00:55.000  #2   instance.started*",
+            "replay: harness run scenarios/slow.yaml --seed 77",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*passed, but the scenario says it fails: it does not*"])
+    result.stdout.fnmatch_lines(["*XFAIL*known_bad*known-bad target: completes: takes a minute*"])
+
+
+def test_reportinfo_points_at_the_document(pytester: pytest.Pytester, scenarios: Path) -> None:
+    text = scenario("a", "[durable]") + "---\n" + scenario("b", "[durable]")
+    (scenarios / "two.yaml").write_text(text)
+    items, _ = pytester.inline_genitems("scenarios")
+    assert [item.location[1] for item in items] == [0, 8]
+    assert items[1].location[2] == "scenario: b"
+
+
+def test_works_with_xdist(pytester: pytest.Pytester, scenarios: Path) -> None:
+    for index in range(2):
+        (scenarios / f"s{index}.yaml").write_text(
+            scenario(f"n{index}", "[{completes: {within: 1h}}]")
+        )
+    result = pytester.runpytest_subprocess("scenarios", "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
