@@ -71,6 +71,7 @@ class Attempt:
     t: float
     status: int | None = None
     error: str | None = None
+    retryable: bool = True
 
     @property
     def ok(self) -> bool:
@@ -173,7 +174,9 @@ class WebhookSender:
             if attempt.ok:
                 delivery.outcome = "delivered"
                 return delivery
-            final = attempt.status is not None and attempt.status not in RETRYABLE_STATUSES
+            final = not attempt.retryable or (
+                attempt.status is not None and attempt.status not in RETRYABLE_STATUSES
+            )
             if final or number == self.policy.attempts:
                 break
             await asyncio.sleep(max(retry_after or 0.0, self.policy.delay_after(number)))
@@ -196,6 +199,11 @@ class WebhookSender:
             return Attempt(number, t, error=f"timed out after {self.policy.timeout:g}s"), None
         except aiohttp.ClientError as error:
             return Attempt(number, t, error=f"{type(error).__name__}: {error}"), None
+        except (RuntimeError, ValueError) as error:
+            # Not the receiver's fault (e.g. a host name needing a thread in virtual time):
+            # recorded as a final failure, since a retry would meet the same error.
+            error_text = f"{type(error).__name__}: {error}"
+            return Attempt(number, t, error=error_text, retryable=False), None
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -228,3 +228,16 @@ def test_malformed_webhook_notices_get_400_naming_the_field(
     status, error = run_virtual(main)
     assert status == 400
     assert error["field"] == field
+
+
+def test_a_host_name_in_virtual_time_fails_at_once_with_the_reason_recorded() -> None:
+    async def main() -> tuple[str, list[str | None]]:
+        sender = WebhookSender()
+        delivery = await sender.send("http://receiver.invalid/hook", {})
+        await sender.close()
+        return delivery.outcome, [a.error for a in delivery.attempts]
+
+    outcome, errors = run_virtual(main)
+    assert outcome == "failed"
+    assert len(errors) == 1
+    assert errors[0] is not None and "ThreadUseError" in errors[0]
