@@ -221,7 +221,8 @@ def render(
     if node is None:
         raise NotFound(path)
     recursive = query.get("recursive", "false").lower() == "true"
-    alt = query.get("alt", "json" if recursive else "text")
+    # A recursive directory is JSON unless asked otherwise; a leaf is text unless asked.
+    alt = query.get("alt", "json" if recursive and isinstance(node, dict) else "text")
     if alt not in ("json", "text"):
         raise BadRequest(f"Invalid alt parameter value: {alt}")
     if not isinstance(node, dict):

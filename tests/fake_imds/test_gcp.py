@@ -373,3 +373,14 @@ def test_closing_the_server_releases_held_gets() -> None:
             return held, server.app[GCP_KEY].waiters, failed
 
     assert run_virtual(main) == (1, 0, True)
+
+
+def test_a_leaf_is_text_even_when_recursive_and_json_only_when_asked() -> None:
+    async def test(gcp: Gcp) -> list[tuple[str, str]]:
+        results = []
+        for params in ({"recursive": "true"}, {"alt": "json"}):
+            _, body, headers = await gcp.get("instance/preempted", **params)
+            results.append((body, headers["Content-Type"]))
+        return results
+
+    assert run(test) == [("FALSE", "application/text"), ('"FALSE"', "application/json")]
