@@ -13,8 +13,9 @@ import pytest
 
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import GCP_KEY, soft_off_at
-from fake_imds.model import MetadataPlane, Notice
+from fake_imds.model import Notice
 from fake_imds.server import FakeImds
+from fake_imds.signals import DISPATCHER_KEY, InProcessTarget
 from harness.clock import run_virtual
 
 FLAVOR = {"Metadata-Flavor": "Google"}
@@ -23,9 +24,10 @@ FLAVOR = {"Metadata-Flavor": "Google"}
 class Gcp:
     """A fake metadata server on loopback inside the running (virtual) loop, plus a client."""
 
-    def __init__(self, plane: MetadataPlane, base: str, session: aiohttp.ClientSession) -> None:
-        self.plane = plane
-        self.base = base
+    def __init__(self, server: FakeImds, session: aiohttp.ClientSession) -> None:
+        self.plane = server.plane
+        self.base = server.url
+        self.server_app = server.app
         self.session = session
 
     def notice(self, **body: Any) -> Notice:
@@ -45,7 +47,7 @@ class Gcp:
 @asynccontextmanager
 async def serve() -> AsyncIterator[Gcp]:
     async with FakeImds() as server, aiohttp.ClientSession() as session:
-        yield Gcp(server.plane, server.url, session)
+        yield Gcp(server, session)
 
 
 def run(test: Callable[[Gcp], Awaitable[Any]]) -> Any:
@@ -360,7 +362,7 @@ def test_closing_the_server_releases_held_gets() -> None:
     async def main() -> tuple[int, int, bool]:
         async with aiohttp.ClientSession() as session:
             server = await FakeImds().start()
-            gcp = Gcp(server.plane, server.url, session)
+            gcp = Gcp(server, session)
             hanging = asyncio.create_task(gcp.get("instance/preempted", wait_for_change="true"))
             await asyncio.sleep(1)  # virtual: the GET arrives and is held
             held = server.app[GCP_KEY].waiters
@@ -384,3 +386,37 @@ def test_a_leaf_is_text_even_when_recursive_and_json_only_when_asked() -> None:
         return results
 
     assert run(test) == [("FALSE", "application/text"), ('"FALSE"', "application/json")]
+
+
+def test_an_in_process_spot_vm_sees_the_notice_then_the_soft_off_then_the_hard_off() -> None:
+    """The whole GCP story in one virtual loop: a hanging GET, SIGTERM, cancellation."""
+
+    async def test(gcp: Gcp) -> list[tuple[float, str]]:
+        loop = asyncio.get_running_loop()
+        story: list[tuple[float, str]] = []
+        signals: asyncio.Queue[str] = asyncio.Queue()
+
+        async def instance() -> None:
+            try:
+                _, value, _ = await gcp.get("instance/preempted", wait_for_change="true")
+                story.append((loop.time(), f"preempted={value}"))
+                name = await signals.get()
+                story.append((loop.time(), f"got {name}"))
+                await asyncio.sleep(3600)  # checkpointing far too slowly
+            except asyncio.CancelledError:
+                story.append((loop.time(), "hard off"))
+                raise
+
+        task = asyncio.create_task(instance())
+        dispatcher = gcp.server_app[DISPATCHER_KEY]
+        dispatcher.register(InProcessTarget.for_queue(signals, task))
+        await asyncio.sleep(10)
+        gcp.notice(kind="preemption", lead="100s", shutdown="25s")
+        await dispatcher.drain()
+        return story
+
+    assert run(test) == [
+        (10.0, "preempted=TRUE"),
+        (85.0, "got SIGTERM"),
+        (110.0, "hard off"),
+    ]
