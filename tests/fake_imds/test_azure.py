@@ -324,3 +324,16 @@ def test_the_control_api_schedules_each_documented_kind() -> None:
         (201, kind, "2026-01-01T00:00:30Z")
         for kind in ("preempt", "terminate", "freeze", "reboot", "redeploy")
     ]
+
+
+def test_the_same_story_gives_byte_identical_documents() -> None:
+    async def test(azure: Azure) -> str:
+        documents = []
+        azure.notice(kind="freeze", lead="60s", duration=9)
+        azure.notice(kind="preempt", lead="90s")
+        for _ in range(4):
+            documents.append((await azure.events())[1])
+            await asyncio.sleep(40)
+        return json.dumps(documents, sort_keys=True)
+
+    assert run(test) == run(test)
