@@ -241,3 +241,17 @@ def test_a_host_name_in_virtual_time_fails_at_once_with_the_reason_recorded() ->
     assert outcome == "failed"
     assert len(errors) == 1
     assert errors[0] is not None and "ThreadUseError" in errors[0]
+
+
+def test_the_delivery_and_signal_listings_need_the_control_token_when_one_is_set() -> None:
+    async def main() -> list[int]:
+        statuses = []
+        async with FakeImds(control_token="s3cret") as server, aiohttp.ClientSession() as session:
+            for path in ("webhooks", "signals"):
+                for headers in ({}, {"Authorization": "Bearer s3cret"}):
+                    url = f"{server.control_url}/{path}"
+                    async with session.get(url, headers=headers) as response:
+                        statuses.append(response.status)
+        return statuses
+
+    assert run_virtual(main) == [401, 200, 401, 200]
