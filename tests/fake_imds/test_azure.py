@@ -337,3 +337,21 @@ def test_the_same_story_gives_byte_identical_documents() -> None:
         return json.dumps(documents, sort_keys=True)
 
     assert run(test) == run(test)
+
+
+def test_a_throttle_fault_from_the_control_api_reaches_the_polling_client() -> None:
+    async def test(azure: Azure) -> list[int]:
+        async with azure.session.post(
+            f"{azure.base}/_harness/v1/faults",
+            json={"kind": "throttle", "path": "/metadata/*", "limit": 2},
+        ) as response:
+            assert response.status == 201
+        statuses = []
+        for _ in range(3):
+            async with azure.session.get(
+                f"{azure.base}/metadata/scheduledevents", headers=HEADERS, params=VERSION
+            ) as response:
+                statuses.append(response.status)
+        return statuses
+
+    assert run(test) == [200, 200, 429]

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import google.auth.exceptions
 import google.auth.transport.requests
 import pytest
 import requests
@@ -173,3 +174,13 @@ def test_a_documented_request_without_the_flavor_header_is_forbidden(imds: SyncF
     assert response.status_code == 403
     assert response.headers["Metadata-Flavor"] == "Google"
     assert "Missing Metadata-Flavor:Google header" in response.text
+
+
+def test_google_auth_retries_a_503_fault_then_reports_it(imds: SyncFakeImds) -> None:
+    request = google.auth.transport.requests.Request()
+    root = f"{imds.url}/computeMetadata/v1/"
+    imds.fault(kind="status", status=503, path="/computeMetadata/v1/*")
+    with pytest.raises(google.auth.exceptions.TransportError, match="Response status: 503"):
+        _metadata.get(request, "instance/preempted", root=root, retry_count=2)
+    served = [r for r in imds.requests() if r.path == "/computeMetadata/v1/instance/preempted"]
+    assert [r.status for r in served] == [503, 503]
