@@ -287,7 +287,11 @@ async def _run_pre_stop(pre_stop: PreStop, report: SignalReport, budget: float) 
     if callable(pre_stop):
         hook: asyncio.Future[object] = asyncio.ensure_future(pre_stop())
     else:
-        process = await asyncio.create_subprocess_exec(*pre_stop)
+        try:
+            process = await asyncio.create_subprocess_exec(*pre_stop)
+        except OSError as error:  # e.g. the command does not exist: the eviction goes on
+            report.record("prestop.failed", error=f"{type(error).__name__}: {error}")
+            return True
         hook = asyncio.ensure_future(process.wait())
     try:
         result = await asyncio.wait_for(hook, max(budget, 0.0))

@@ -137,6 +137,13 @@ def test_a_failing_prestop_command_does_not_stop_the_eviction(tmp_path: Path) ->
         report = await evict(ProcessTarget(process), grace=30, pre_stop=pre_stop)
         assert report.names() == ["prestop.started", "prestop.failed", "signal", "exited"]
         assert report.steps[1].detail == {"returncode": 3}
+        missing = await evict(
+            InProcessTarget(lambda name: None, on_kill=lambda: None),
+            grace=0,
+            pre_stop=[str(tmp_path / "no-such-command")],
+        )
+        assert missing.names()[:2] == ["prestop.started", "prestop.failed"]
+        assert "FileNotFoundError" in missing.steps[1].detail["error"]
 
     asyncio.run(main())
 
