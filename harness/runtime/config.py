@@ -37,7 +37,6 @@ _DURATIONS = {
     "retry_max",
     "recovery_patience",
     "token_ttl",
-    "rebalance_checkpoint_within",
 }
 _SIZES = {"multipart_threshold", "part_size"}
 _BANDWIDTHS = {"assumed_upload_bandwidth", "assumed_disk_bandwidth"}
@@ -60,7 +59,6 @@ class RuntimeConfig:
     sources: tuple[str, ...] = ()
     poll_interval: float = 5.0
     rebalance_interval: float = 30.0
-    rebalance_checkpoint_within: float = 0.0
     http_timeout: float = 2.0
     blind_after: int = 3
     token_ttl: float = 21600.0

@@ -58,6 +58,7 @@ class Recovery:
         known_epochs = [redis_epoch, local_manifest.epoch, s3_manifest.epoch if s3_manifest else 0]
         known_epochs += [r.epoch for r in candidates]
         epoch = await self._claim_epoch(max(known_epochs) + 1)
+        await self._claim_manifest(epoch, s3_records)
         await self._sweep_uploads()
         position = chosen.position if chosen else 0
         self.emit(Kind.EPOCH, epoch=epoch)
@@ -138,6 +139,14 @@ class Recovery:
                     return at_least  # provisional: the first metadata commit records it
                 await self.clock.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    async def _claim_manifest(self, epoch: int, found: list[CheckpointRecord]) -> None:
+        """Stamp the S3 manifest with the new epoch (a conditional write), so that an older
+        instance's next manifest write fails its condition and finds itself fenced."""
+        try:
+            await self.s3.claim(epoch, found)
+        except Exception:
+            return  # S3 unavailable: Redis fences meanwhile; the first commit stamps it
 
     async def _sweep_uploads(self) -> None:
         try:

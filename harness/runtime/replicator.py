@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
@@ -56,6 +56,7 @@ class Replicator:
     epoch: Callable[[], int]
     on_fenced: Callable[[str], None]
     on_crash: Callable[[BaseException], None]
+    still_owner: Callable[[], Awaitable[bool]]
     bandwidth: Bandwidth = field(default_factory=lambda: Bandwidth(100e6))
     newest_durable: CheckpointRecord | None = None
     current: CheckpointRecord | None = None
@@ -120,6 +121,8 @@ class Replicator:
         started = self.clock.monotonic()
         version_id = await self.s3.upload(record, data, on_upload=self._track)
         self.bandwidth.observe(record.nominal_size, self.clock.monotonic() - started)
+        if not await self.still_owner():
+            raise Fenced("a newer instance claimed the job")
         dropped = await self.s3.commit_manifest(record, self.epoch())
         self.newest_durable = record
         self.emit(
@@ -164,12 +167,6 @@ class Replicator:
 
     def _track(self, upload: Upload | None) -> None:
         self._upload = upload
-
-    def remaining_estimate(self) -> float:
-        """Seconds until the upload in flight (if any) is likely done."""
-        if self.current is None:
-            return 0.0
-        return self.bandwidth.seconds_for(self.current.nominal_size)
 
     async def wait(self, within: float | None = None) -> bool:
         """Wait until idle (or ``within`` seconds); True when everything submitted is done."""

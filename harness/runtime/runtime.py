@@ -11,6 +11,8 @@ import contextlib
 import math
 from dataclasses import replace
 
+from redis.exceptions import RedisError
+
 from harness.history import Kind
 from harness.runtime.config import RuntimeConfig
 from harness.runtime.job import (
@@ -68,6 +70,7 @@ class Runtime:
             epoch=lambda: self.epoch,
             on_fenced=self._fenced,
             on_crash=self._background_crash,
+            still_owner=self._still_owner,
             bandwidth=Bandwidth(config.assumed_upload_bandwidth),
         )
         self.epoch = 0
@@ -112,6 +115,20 @@ class Runtime:
         self._crash = error
         if self._main is not None and not self._main.done():
             self._main.cancel()
+
+    async def _still_owner(self) -> bool:
+        """Whether no newer instance has claimed the job (asked of Redis before each write
+        others may also make; unknown while Redis is down, then the S3 conditions fence)."""
+        if self.fenced_reason is not None:
+            return False
+        try:
+            newest = await self.redis.current_epoch()
+        except (RedisError, OSError):
+            return True
+        if newest > self.epoch:
+            self._fenced(f"epoch {newest} claimed by a newer instance (this one is {self.epoch})")
+            return False
+        return True
 
     def _fenced(self, reason: str) -> None:
         self.fenced_reason = reason
@@ -219,6 +236,8 @@ class Runtime:
         digest = checksum(data)
         delay = self.config.retry_base
         while True:
+            if not await self._still_owner():
+                return False
             try:
                 existing = await self._put_output(key, data, digest)
             except InstanceCrash:

@@ -228,6 +228,26 @@ class S3Tier:
             return current.dropped_by(updated)
         raise Fenced("the manifest kept changing under this instance")
 
+    async def claim(self, epoch: int, found: list[CheckpointRecord]) -> None:
+        """Write the manifest unchanged but for ``epoch`` (conditionally). If it was lost or
+        unreadable, the checkpoints ``found`` by listing take its place."""
+        current = await self._current_manifest()
+        if current.epoch >= epoch:
+            return
+        entries = current.checkpoints
+        if not entries and found:
+            ordered = sorted(found, key=lambda r: (r.position, r.epoch, r.id), reverse=True)
+            entries = tuple(ordered[: self.keep])
+        claimed = Manifest(job=self.job, epoch=epoch, checkpoints=entries)
+        result = await self.store.put(
+            manifest_key(self.job),
+            claimed.encode(),
+            if_match=self.manifest_etag,
+            if_none_match=self.manifest_etag is None,
+        )
+        self.manifest_etag = str(result["etag"])
+        self._cached = claimed
+
     async def _current_manifest(self) -> Manifest:
         if self._cached is not None:
             return self._cached  # as last read or written; a stale one fails its If-Match

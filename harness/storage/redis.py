@@ -58,6 +58,12 @@ class RedisMeta:
         epoch = int(epoch_raw) if epoch_raw is not None else 0
         return epoch, {_text(k): _text(v) for k, v in (meta_raw or {}).items()}
 
+    async def current_epoch(self) -> int:
+        """The newest claimed epoch (0 if none)."""
+        await self._hook("redis.read", key=self.epoch_key)
+        raw = await self.client.get(self.epoch_key)
+        return int(raw) if raw is not None else 0
+
     async def claim_epoch(self, at_least: int = 0) -> int:
         """Become the newest instance: a fresh epoch above every earlier one (and ``at_least``)."""
         await self._hook("redis.write", key=self.epoch_key)
