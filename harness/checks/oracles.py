@@ -410,23 +410,30 @@ def _storage_problems(ctx: CheckContext, problems: list[layout.Problem]) -> list
 
 
 def _always_one_valid(ctx: CheckContext) -> list[Violation]:
-    """Once a valid checkpoint exists, the target's own deletes and in-place writes must never
-    leave none (wipes and injected corruption are the cloud's doing, not the target's)."""
+    """Once a valid checkpoint exists on a tier, the target's own deletes and in-place rewrites
+    must never leave that tier without one: a crash at that instant would find none there (wipes
+    and injected corruption are the cloud's doing, not the target's)."""
     violations = []
     for op in ctx.view.storage_ops():
         if op.data.get("op") not in GAP_OPS:
             continue
         if op.data.get("op") == "local.write" and not ctx.verifier.in_place(op):
             continue
-        before = [cp for cp in ctx.view.checkpoints if ctx.verifier.available_before(cp, op.seq)]
+        store = ctx.view.store_of(op)
+        before = [
+            cp
+            for cp in ctx.view.checkpoints
+            if cp.store == store and ctx.verifier.available_before(cp, op.seq)
+        ]
         after = [cp for cp in before if ctx.verifier.available_before(cp, op.seq + 1)]
         if before and not after:
             victim = max(before, key=lambda cp: cp.position)
+            tier = "S3" if store == "s3" else f"local dir {store}"
             violations.append(
                 Violation.citing(
                     f"{op.data.get('op')} of {ctx.view.op_path(op)} by {op.instance} at "
-                    f"{_t(op.t)} left no valid checkpoint (it destroyed {victim.id}, "
-                    f"position {victim.position})",
+                    f"{_t(op.t)} left {tier} without a valid checkpoint (it destroyed "
+                    f"{victim.id}, position {victim.position})",
                     [victim.event, op],
                 )
             )

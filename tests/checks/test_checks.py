@@ -221,7 +221,7 @@ def test_durable_fails_when_the_only_valid_checkpoint_is_overwritten_in_place() 
     run.files = {"/l/1": {"ckpt-12.bin": STATE[12]}}
     messages = [v.message for v in check(run, "durable").violations]
     assert any(
-        "local.write of ckpt-12.bin by i-1" in m and "left no valid checkpoint" in m
+        "local.write of ckpt-12.bin by i-1" in m and "without a valid checkpoint" in m
         for m in messages
     )
 

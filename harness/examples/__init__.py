@@ -1,0 +1,1 @@
+"""Example targets: known-bad variations of the reference runtime."""

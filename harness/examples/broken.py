@@ -1,0 +1,254 @@
+"""Known-bad targets: the reference runtime with exactly one of the mistakes real checkpoint
+handlers make. Each proves that a check can tell good from bad; scenarios in
+``scenarios/known_bad/`` run them with the broken check marked ``fails:``.
+
+Use one as ``target: {python: "harness.examples.broken:<name>"}``:
+
+- ``blind_on_401``: plain IMDSv1 GETs; the 401 of an IMDSv2-only instance is read as "no
+  notice", so the notice is never seen (breaks ``saved_before_deadline``).
+- ``torn_checkpoint``: the local checkpoint is rewritten in place, no temp file and rename
+  (breaks ``durable``).
+- ``pointer_before_upload``: the ``latest`` pointer (Redis) moves to a checkpoint before it is
+  uploaded (breaks ``durable``).
+- ``off_by_one_resume``: resumes one item after the checkpoint's position (breaks
+  ``resume_correct``).
+- ``upload_not_awaited``: the emergency upload is started, then the process exits without
+  waiting for it (breaks ``saved_before_deadline``).
+- ``duplicate_outputs``: outputs are written without ``If-None-Match``, so redone items write
+  them again (breaks ``exactly_once``).
+- ``unfenced``: metadata and manifest are written without the epoch check, so a superseded
+  instance keeps moving them (breaks ``fenced``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+
+from harness.history import Kind
+from harness.runtime.config import RuntimeConfig
+from harness.runtime.job import JobSpec, checksum
+from harness.runtime.layout import CheckpointRecord, checkpoint_folder, manifest_key
+from harness.runtime.monitor.aws import INSTANCE_ACTION, AwsImdsSource, parse_notice
+from harness.runtime.monitor.core import Monitor, NoticeSource
+from harness.runtime.monitor.http import Unreachable, new_session, request
+from harness.runtime.runtime import Runtime
+from harness.runtime.store import S3Tier
+from harness.storage.redis import RedisMeta
+from harness.target import InstanceContext, Target
+
+__all__ = [
+    "BROKEN",
+    "blind_on_401",
+    "duplicate_outputs",
+    "off_by_one_resume",
+    "pointer_before_upload",
+    "torn_checkpoint",
+    "unfenced",
+    "upload_not_awaited",
+]
+
+
+# -- blind_on_401 ---------------------------------------------------------------------------------
+
+
+class NaiveImdsSource(AwsImdsSource):
+    """Polls the notice path with plain IMDSv1 GETs and takes any non-200 answer for "no
+    notice": with IMDSv2 required every answer is 401, and the notice is never seen."""
+
+    async def run(self, monitor: Monitor) -> None:
+        async with new_session() as session:
+            while True:
+                try:
+                    reply = await request(
+                        session,
+                        "GET",
+                        self.base_url + INSTANCE_ACTION,
+                        headers={},
+                        timeout=monitor.config.http_timeout,
+                    )
+                except Unreachable:
+                    reply = None
+                if reply is not None and reply.status == 200:
+                    notice = parse_notice(INSTANCE_ACTION, reply.text, monitor)
+                    if notice is not None:
+                        monitor.report(notice)
+                await monitor.clock.sleep(monitor.config.poll_interval)
+
+
+class _BlindOn401(Runtime):
+    def __init__(self, ctx: InstanceContext, spec: JobSpec, config: RuntimeConfig) -> None:
+        super().__init__(ctx, spec, config)
+        start = self.monitor.start
+
+        def start_naive(sources: list[NoticeSource]) -> None:
+            start([_naive(source) for source in sources])
+
+        self.monitor.start = start_naive  # type: ignore[method-assign]
+
+
+def _naive(source: NoticeSource) -> NoticeSource:
+    if isinstance(source, AwsImdsSource):
+        return NaiveImdsSource(source.base_url)
+    return source
+
+
+# -- torn_checkpoint ------------------------------------------------------------------------------
+
+
+class _TornCheckpoint(Runtime):
+    """Saves the local checkpoint by rewriting one file in place (``latest.ckpt``), the way
+    ``torch.save(state, path)`` does: between the two halves the only local checkpoint is torn."""
+
+    async def _save_local(self, record: CheckpointRecord, data: bytes) -> CheckpointRecord:
+        name = f"{checkpoint_folder(self.spec.name)}/latest.ckpt"
+        path = self.ctx.local_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        half = len(data) // 2
+        nominal = self.spec.state_size
+        await self.ctx.io_hook("local.write", nbytes=nominal // 2, key=name)
+        path.write_bytes(data[:half])
+        await self.ctx.io_hook("local.write", nbytes=nominal - nominal // 2, key=name)
+        with path.open("ab") as handle:
+            handle.write(data[half:])
+        record = replace(record, checksum=checksum(data))
+        local = replace(record, key=name)
+        manifest = (await self.local.manifest()).with_newest(local, self.epoch, keep=2)
+        await self.local.disk.write_atomic(manifest_key(self.spec.name), manifest.encode())
+        self.latest_local = local
+        self.emit(
+            Kind.CHECKPOINT_DURABLE,
+            checkpoint_id=record.id,
+            tier="local",
+            position=record.position,
+            key=name,
+            checksum=record.checksum,
+        )
+        return record  # replicated to S3 under its own key
+
+
+# -- pointer_before_upload ------------------------------------------------------------------------
+
+
+class _PointerBeforeUpload(Runtime):
+    """Moves the ``latest`` pointer (Redis metadata) to a checkpoint before uploading it: a
+    crash or a failed upload leaves the pointer naming an object that does not exist."""
+
+    def __init__(self, ctx: InstanceContext, spec: JobSpec, config: RuntimeConfig) -> None:
+        super().__init__(ctx, spec, config)
+        commit, attempt = self.replicator._commit_metadata, self.replicator._attempt
+
+        async def pointer_then_upload(record: CheckpointRecord, data: bytes) -> None:
+            await commit(record)
+            await attempt(record, data)
+
+        self.replicator._attempt = pointer_then_upload  # type: ignore[method-assign]
+
+
+# -- off_by_one_resume ----------------------------------------------------------------------------
+
+
+class _OffByOne(Runtime):
+    """Takes the checkpoint's position for the last item done *before* it, not the count of items
+    done: the first item after a resume is skipped."""
+
+    async def _recover(self) -> None:
+        await super()._recover()
+        if self.position > 0:
+            self.position += 1  # item position + 1 is never done: the state misses it
+            self.safe = (self.position, self.digest)
+
+
+# -- upload_not_awaited ---------------------------------------------------------------------------
+
+
+class _UploadNotAwaited(Runtime):
+    """On a terminate notice, starts the upload and exits at once; the process's exit kills the
+    upload (``asyncio.create_task(upload)`` never awaited)."""
+
+    async def _emergency_remote(self, position: int, deadline: float, nominal: int) -> None:
+        await self._checkpoint("notice:terminate", local=False)
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            self.replicator.kill()
+
+
+# -- duplicate_outputs ----------------------------------------------------------------------------
+
+
+class _DuplicateOutputs(Runtime):
+    """Writes each output unconditionally, so items redone after a resume write it again."""
+
+    async def _put_output(self, key: str, data: bytes, digest: str) -> bool:
+        await self.s3_store.put(key, data, nominal=self.spec.output_size)
+        return False
+
+
+# -- unfenced -------------------------------------------------------------------------------------
+
+
+class _UnfencedRedis(RedisMeta):
+    async def commit(self, epoch: int, fields: Mapping[str, str | int]) -> bool:
+        await self._hook("redis.write", key=self.meta_key)
+        await self.client.delete(self.meta_key)
+        await self.client.hset(self.meta_key, mapping={k: str(v) for k, v in fields.items()})
+        return True
+
+
+class _UnfencedTier(S3Tier):
+    async def commit_manifest(self, record: CheckpointRecord, epoch: int) -> list[CheckpointRecord]:
+        current = await self._current_manifest()
+        updated = current.with_newest(record, epoch, self.keep)
+        updated = replace(updated, epoch=epoch)
+        result = await self.store.put(manifest_key(self.job), updated.encode())
+        self.manifest_etag = str(result["etag"])
+        self._cached = updated
+        return current.dropped_by(updated)
+
+
+class _Unfenced(Runtime):
+    """Never checks its epoch: a superseded instance keeps moving the metadata."""
+
+    def __init__(self, ctx: InstanceContext, spec: JobSpec, config: RuntimeConfig) -> None:
+        super().__init__(ctx, spec, config)
+        self.redis.__class__ = _UnfencedRedis
+        self.s3.__class__ = _UnfencedTier
+
+    async def _still_owner(self) -> bool:
+        return True
+
+
+# -- targets --------------------------------------------------------------------------------------
+
+
+def _target(runtime: type[Runtime]) -> Target:
+    async def target(ctx: InstanceContext) -> None:
+        spec = JobSpec.from_mapping(ctx.job)
+        config = RuntimeConfig.from_mapping(spec.extra.get("runtime"))
+        await runtime(ctx, spec, config).run()
+
+    target.__doc__ = runtime.__doc__
+    return target
+
+
+blind_on_401 = _target(_BlindOn401)
+torn_checkpoint = _target(_TornCheckpoint)
+pointer_before_upload = _target(_PointerBeforeUpload)
+off_by_one_resume = _target(_OffByOne)
+upload_not_awaited = _target(_UploadNotAwaited)
+duplicate_outputs = _target(_DuplicateOutputs)
+unfenced = _target(_Unfenced)
+
+#: name -> (target, the check it breaks)
+BROKEN: Mapping[str, tuple[Callable[[InstanceContext], Awaitable[None]], str]] = {
+    "blind_on_401": (blind_on_401, "saved_before_deadline"),
+    "torn_checkpoint": (torn_checkpoint, "durable"),
+    "pointer_before_upload": (pointer_before_upload, "durable"),
+    "off_by_one_resume": (off_by_one_resume, "resume_correct"),
+    "upload_not_awaited": (upload_not_awaited, "saved_before_deadline"),
+    "duplicate_outputs": (duplicate_outputs, "exactly_once"),
+    "unfenced": (unfenced, "fenced"),
+}
