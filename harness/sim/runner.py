@@ -29,7 +29,7 @@ from harness.clock import LoopClock, VirtualEventLoop
 from harness.history import History, Kind
 from harness.scenario.model import CheckSpec, Scenario
 from harness.sim.golden import cached_golden, golden_for
-from harness.sim.s3 import simulated_bucket
+from harness.sim.s3 import BackendReader, simulated_bucket
 from harness.sim.targets import resolve_target
 from harness.sim.timeline import Timeline
 from harness.sim.world import World
@@ -211,7 +211,10 @@ async def _play(
             timeline.disarm()
             history.record("harness", Kind.RUN_FINISHED, reason=world.end_reason or "error")
             await world.shutdown()
-        snapshot = await take_snapshot(s3, BUCKET, world.admin_redis, world.local_dirs().values())
+        reader = BackendReader(BUCKET)
+        snapshot = await take_snapshot(
+            reader, BUCKET, world.admin_redis, world.local_dirs().values()
+        )
         await world.admin_redis.aclose()
     return world, _named_dirs(snapshot, world.local_dirs())
 

@@ -1,0 +1,167 @@
+"""How fast the simulation tier runs, on one core.
+
+Prints three figures:
+
+1. the median wall time of a standard single-notice AWS scenario (about 30 simulated minutes,
+   the reference runtime polling IMDSv2 every 5 s over HTTP, moto S3, fakeredis), floor 100 ms;
+2. the total wall time of the scenario library (``scenarios/``), one run each;
+3. the time compression (simulated seconds per wall second) of a 24-hour churn scenario with a
+   terminate notice every 20-60 minutes, floor 5,000x.
+
+Run: ``.venv/bin/python benchmarks/sim_speed.py [--runs 15]``. The script re-executes itself
+under ``taskset -c 0`` when taskset exists, so the figures are for one core; it says so when it
+cannot pin itself. Each figure is measured after a warm-up run (imports, the boto3 client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PINNED_ENV = "SIM_SPEED_PINNED"
+SINGLE_FLOOR_MS = 100.0
+COMPRESSION_FLOOR = 5000.0
+
+STANDARD = """\
+description: Benchmark - one 2-minute AWS notice in a 30-minute job.
+seed: 1
+target: reference
+job: {items: 330, seconds_per_item: 5s, checkpoint_every: 5m, state_size: 64MiB}
+env: {cloud: aws, imdsv2: required}
+timeline:
+  - at: 12m
+    notice: {action: terminate, lead: 2m}
+expect: [saved_before_deadline, exactly_once, resume_correct, durable]
+"""
+
+
+def pin_to_one_core() -> str:
+    """Re-exec under taskset once; returns a note on how the figures were taken."""
+    if os.environ.get(PINNED_ENV):
+        return "pinned to one core with taskset -c 0"
+    taskset = shutil.which("taskset")
+    if taskset is None:
+        return "NOT pinned (taskset not found): figures may use more than one core"
+    os.environ[PINNED_ENV] = "1"
+    os.execv(taskset, [taskset, "-c", "0", sys.executable, *sys.argv])
+    raise AssertionError("unreachable")
+
+
+def churn_scenario(hours: float = 24.0, seed: int = 24) -> str:
+    """A day of work with a terminate notice every 20-60 minutes (seeded)."""
+    rng = random.Random(seed)
+    timeline, t = [], 0.0
+    while True:
+        t += rng.uniform(20 * 60, 60 * 60)
+        if t >= hours * 3600:
+            break
+        timeline.append({"at": f"{t:.0f}s", "notice": {"action": "terminate", "lead": "2m"}})
+    document = {
+        "description": "Benchmark - 24 hours of churn, a notice every 20-60 minutes.",
+        "seed": seed,
+        "target": "reference",
+        "job": {
+            "items": int(hours * 3600 / 5),
+            "seconds_per_item": "5s",
+            "checkpoint_every": "5m",
+            "state_size": "64MiB",
+        },
+        "env": {"cloud": "aws", "imdsv2": "required", "budget": f"{hours:g}h"},
+        "timeline": timeline,
+        "expect": ["saved_before_deadline", "durable"],
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def single_notice(runs: int) -> tuple[float, float, str]:
+    from harness.scenario import load_text
+    from harness.sim.runner import run_scenario
+
+    scenario = load_text(STANDARD, "standard.yaml")[0].scenario
+    warm = run_scenario(scenario)
+    walls = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = run_scenario(scenario)
+        walls.append(time.perf_counter() - started)
+    return statistics.median(walls) * 1000, warm.sim_seconds, result.status
+
+
+def library() -> tuple[int, float, float, dict[str, int]]:
+    from harness.scenario import load_paths
+    from harness.sim.runner import run_scenario
+
+    loaded, problems = load_paths([REPO / "scenarios"])
+    if problems:
+        print(f"  ({len(problems)} invalid scenario file(s) skipped)")
+    statuses: dict[str, int] = {}
+    simulated = 0.0
+    started = time.perf_counter()
+    for item in loaded:
+        result = run_scenario(item.scenario)
+        simulated += result.sim_seconds
+        statuses[result.status] = statuses.get(result.status, 0) + 1
+    return len(loaded), time.perf_counter() - started, simulated, statuses
+
+
+def churn() -> tuple[float, float, int, int]:
+    from harness.history import Kind
+    from harness.scenario import load_text
+    from harness.sim.runner import run_scenario
+
+    scenario = load_text(churn_scenario(), "churn.yaml")[0].scenario
+    started = time.perf_counter()
+    result = run_scenario(scenario)
+    wall = time.perf_counter() - started
+    instances = len(result.history.of_kind(Kind.INSTANCE_STARTED))
+    return result.sim_seconds, wall, instances, len(scenario.timeline)
+
+
+def verdict(ok: bool) -> str:
+    return "meets the floor" if ok else "BELOW THE FLOOR"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="runs of the standard scenario")
+    parser.add_argument("--skip-library", action="store_true", help="skip figure 2")
+    args = parser.parse_args()
+    note = pin_to_one_core()
+    sys.path.insert(0, str(REPO))
+    print(f"sim_speed: {note}; python {sys.version.split()[0]}")
+
+    median_ms, simulated, status = single_notice(args.runs)
+    print(
+        f"1. standard single-notice AWS scenario ({simulated / 60:.0f} simulated minutes, "
+        f"5 s IMDS polling over HTTP, moto S3, fakeredis): median {median_ms:.1f} ms wall over "
+        f"{args.runs} runs (floor {SINGLE_FLOOR_MS:.0f} ms: "
+        f"{verdict(median_ms <= SINGLE_FLOOR_MS)}); verdict {status}"
+    )
+    if not args.skip_library:
+        count, wall, lib_simulated, statuses = library()
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+        print(
+            f"2. scenario library: {count} scenarios in {wall:.2f} s wall "
+            f"({lib_simulated / 3600:.1f} simulated hours; {summary})"
+        )
+    sim_seconds, wall, instances, notices = churn()
+    compression = sim_seconds / wall
+    print(
+        f"3. 24-hour churn ({notices} notices, {instances} instances): "
+        f"{sim_seconds / 3600:.1f} simulated hours in {wall:.2f} s wall = {compression:,.0f}x "
+        f"(floor {COMPRESSION_FLOOR:,.0f}x: {verdict(compression >= COMPRESSION_FLOOR)})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

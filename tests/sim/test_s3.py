@@ -1,0 +1,81 @@
+"""The simulated bucket: virtual timestamps, deterministic ids, the fast snapshot reader."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from harness.checks import take_snapshot
+from harness.sim.s3 import BackendReader, corrupt_newest, simulated_bucket
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_backend_reader_snapshot_equals_the_client_snapshot() -> None:
+    # moto lists versions by timestamp, so give every write its own second for the comparison.
+    clock = [EPOCH]
+
+    def tick() -> None:
+        clock[0] += timedelta(seconds=1)
+
+    with simulated_bucket("sim-test", now=lambda: clock[0], seed=1) as client:
+        for body in (b"one", b"two", b"three"):
+            tick()
+            client.put_object(Bucket="sim-test", Key="a/state", Body=body)
+        tick()
+        client.put_object(Bucket="sim-test", Key="b/gone", Body=b"x")
+        tick()
+        client.delete_object(Bucket="sim-test", Key="b/gone")
+        client.create_multipart_upload(Bucket="sim-test", Key="c/big")
+        via_client = asyncio.run(take_snapshot(client, "sim-test", None, []))
+        direct = asyncio.run(take_snapshot(BackendReader("sim-test"), "sim-test", None, []))
+    assert direct.versions == via_client.versions
+    assert [(u.key, u.upload_id) for u in direct.uploads] == [
+        (u.key, u.upload_id) for u in via_client.uploads
+    ]
+    assert [v.blob.data for v in direct.versions_of("a/state") if v.blob] == [
+        b"one",
+        b"two",
+        b"three",
+    ]
+    assert direct.current("b/gone") is None
+
+
+def test_backend_reader_keeps_write_order_when_timestamps_tie() -> None:
+    with simulated_bucket("sim-test", now=lambda: EPOCH, seed=1) as client:
+        for body in (b"one", b"two", b"three"):
+            client.put_object(Bucket="sim-test", Key="a/state", Body=body)
+        direct = asyncio.run(take_snapshot(BackendReader("sim-test"), "sim-test", None, []))
+    versions = direct.versions_of("a/state")
+    assert [v.blob.data for v in versions if v.blob] == [b"one", b"two", b"three"]
+    assert versions[-1].is_latest
+
+
+def test_timestamps_come_from_the_run_clock_and_ids_from_the_seed() -> None:
+    now = [EPOCH]
+    seen = []
+    for _ in range(2):
+        with simulated_bucket("sim-test", now=lambda: now[0], seed=7) as client:
+            now[0] = EPOCH + timedelta(hours=3)
+            client.put_object(Bucket="sim-test", Key="k", Body=b"v")
+            head = client.head_object(Bucket="sim-test", Key="k")
+            seen.append((head["LastModified"], head["VersionId"]))
+    assert seen[0] == seen[1]
+    assert seen[0][0] == EPOCH + timedelta(hours=3)
+
+
+def test_bucket_is_gone_after_the_run() -> None:
+    with simulated_bucket("sim-test", now=lambda: EPOCH, seed=1) as client:
+        client.put_object(Bucket="sim-test", Key="k", Body=b"v")
+    with simulated_bucket("sim-test", now=lambda: EPOCH, seed=1) as client:
+        assert client.list_objects_v2(Bucket="sim-test").get("KeyCount") == 0
+
+
+def test_corruption_changes_bytes_but_not_the_etag() -> None:
+    with simulated_bucket("sim-test", now=lambda: EPOCH, seed=1) as client:
+        put = client.put_object(Bucket="sim-test", Key="ckpt/1", Body=b"abcdef")
+        assert corrupt_newest("sim-test", "ckpt/*") == "ckpt/1"
+        assert corrupt_newest("sim-test", "nothing/*") is None
+        got = client.get_object(Bucket="sim-test", Key="ckpt/1")
+        assert got["Body"].read() == b"abc\x9bef"
+        assert got["ETag"] == put["ETag"]
