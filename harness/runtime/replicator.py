@@ -19,6 +19,7 @@ from harness.clock import Clock
 from harness.history import Kind
 from harness.runtime.config import RuntimeConfig
 from harness.runtime.layout import CheckpointRecord
+from harness.runtime.reports import report_durable, report_failed
 from harness.runtime.store import Fenced, S3Tier
 from harness.storage.redis import RedisMeta
 from harness.storage.s3 import Upload
@@ -103,12 +104,7 @@ class Replicator:
             except InstanceCrash:
                 raise
             except Exception as error:
-                self.emit(
-                    Kind.CHECKPOINT_FAILED,
-                    checkpoint_id=record.id,
-                    tier="s3",
-                    error=f"{type(error).__name__}: {error}",
-                )
+                report_failed(self.emit, record, "s3", error)
             if self._pending is not None:
                 return  # superseded by a newer checkpoint
             await self.clock.sleep(delay)
@@ -125,15 +121,7 @@ class Replicator:
             raise Fenced("a newer instance claimed the job")
         dropped = await self.s3.commit_manifest(record, self.epoch())
         self.newest_durable = record
-        self.emit(
-            Kind.CHECKPOINT_DURABLE,
-            checkpoint_id=record.id,
-            tier="s3",
-            position=record.position,
-            key=record.key,
-            checksum=record.checksum,
-            version_id=version_id,
-        )
+        report_durable(self.emit, record, "s3", version_id=version_id)
         await self._commit_metadata(record)
         with contextlib.suppress(Exception):  # rotation is housekeeping; a failure is harmless
             await self.s3.delete(dropped)
@@ -144,12 +132,7 @@ class Replicator:
             try:
                 committed = await self.redis.commit(self.epoch(), record.redis_fields("s3"))
             except (RedisError, OSError) as error:
-                self.emit(
-                    Kind.CHECKPOINT_FAILED,
-                    checkpoint_id=record.id,
-                    tier="redis",
-                    error=f"{type(error).__name__}: {error}",
-                )
+                report_failed(self.emit, record, "redis", error)
                 if attempt + 1 < REDIS_ATTEMPTS and self._pending is None:
                     await self.clock.sleep(delay)
                     delay *= 2

@@ -29,6 +29,7 @@ from harness.runtime.layout import CheckpointRecord, checkpoint_id, checkpoint_k
 from harness.runtime.monitor import InterruptionNotice, Monitor, build_sources
 from harness.runtime.recovery import Recovery
 from harness.runtime.replicator import Bandwidth, Replicator
+from harness.runtime.reports import describe, report_durable, report_failed
 from harness.runtime.store import LocalTier, S3Tier
 from harness.storage.blocking import BlockingCaller
 from harness.storage.local import LocalDisk
@@ -243,7 +244,7 @@ class Runtime:
             except InstanceCrash:
                 raise
             except Exception as error:
-                self.emit(Kind.OUTPUT_FAILED, key=key, error=f"{type(error).__name__}: {error}")
+                self.emit(Kind.OUTPUT_FAILED, key=key, error=describe(error))
                 self.monitor.wake.clear()
                 if await self._wait_for_wake(delay) and self.monitor.urgent is not None:
                     return False
@@ -317,22 +318,10 @@ class Runtime:
         except InstanceCrash:
             raise
         except Exception as error:
-            self.emit(
-                Kind.CHECKPOINT_FAILED,
-                checkpoint_id=record.id,
-                tier="local",
-                error=f"{type(error).__name__}: {error}",
-            )
+            report_failed(self.emit, record, "local", error)
             return record
         self.latest_local = record
-        self.emit(
-            Kind.CHECKPOINT_DURABLE,
-            checkpoint_id=record.id,
-            tier="local",
-            position=record.position,
-            key=record.key,
-            checksum=record.checksum,
-        )
+        report_durable(self.emit, record, "local")
         with contextlib.suppress(Exception):  # rotation is housekeeping: retried next time
             await self.local.rotate(record)
         return record

@@ -64,17 +64,21 @@ MULTIPART = {
 }
 
 
-def test_an_upload_in_flight_is_aborted_for_a_newer_one_that_fits(world: World) -> None:
-    hook = Hook(bandwidth=1e6)  # 16 MiB: about 17 s per upload
+def sigterm_during_upload(world: World, grace: str) -> list[tuple[str, float, dict[str, Any]]]:
+    """SIGTERM at 62 s while the 60 s checkpoint (16 MiB at 1 MB/s: 17 s) is uploading."""
 
     async def scenario() -> None:
         outcome = await world.run_instance(
-            hook, signal_at=62, job=MULTIPART, extra={"grace_period": "60s"}
+            Hook(bandwidth=1e6), signal_at=62, job=MULTIPART, extra={"grace_period": grace}
         )
         assert outcome == "exited"
 
     run_virtual(scenario())
-    evs = events(world, "i-0001")
+    return events(world, "i-0001")
+
+
+def test_an_upload_in_flight_is_aborted_for_a_newer_one_that_fits(world: World) -> None:
+    evs = sigterm_during_upload(world, "60s")
     seen_t, _ = first(evs, Kind.NOTICE_SEEN)
     aborted = [d for k, t, d in evs if k == Kind.UPLOAD_ABORTED]
     assert len(aborted) == 1 and "0000000060" in aborted[0]["key"]
@@ -87,16 +91,7 @@ def test_an_upload_in_flight_is_aborted_for_a_newer_one_that_fits(world: World) 
 
 
 def test_when_nothing_fits_the_runtime_aborts_the_upload_and_exits_in_time(world: World) -> None:
-    hook = Hook(bandwidth=1e6)
-
-    async def scenario() -> None:
-        outcome = await world.run_instance(
-            hook, signal_at=62, job=MULTIPART, extra={"grace_period": "5s"}
-        )
-        assert outcome == "exited"
-
-    run_virtual(scenario())
-    evs = events(world, "i-0001")
+    evs = sigterm_during_upload(world, "5s")
     seen_t, seen = first(evs, Kind.NOTICE_SEEN)
     assert not [d for k, t, d in evs if k == Kind.CHECKPOINT_STARTED and t >= seen_t]
     assert next(d["reason"] for k, t, d in evs if k == Kind.UPLOAD_ABORTED).startswith("deadline")
