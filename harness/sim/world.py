@@ -222,7 +222,9 @@ class World:
         error: BaseException | None = None
         try:
             await self.target(instance.ctx)
-        except (asyncio.CancelledError, Exception, BaseException) as caught:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as caught:  # InstanceCrash, cancellation, the target's own bugs
             error = caught
         if not instance.alive:
             return  # killed: the kill recorded it
