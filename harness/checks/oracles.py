@@ -566,24 +566,42 @@ def detects_notice(ctx: CheckContext, within: float) -> CheckResult:
 def no_leaked_uploads(ctx: CheckContext) -> CheckResult:
     violations = []
     for upload in ctx.snapshot.uploads:
-        created = [
-            op
-            for op in ctx.view.storage_ops()
-            if op.data.get("op") == "s3.create_multipart" and op.data.get("key") == upload.key
-        ]
-        creator = ctx.view.instance(created[-1].instance) if created else None
+        opened = _unfinished_creates(ctx, upload.key)
+        creator = ctx.view.instance(opened[0].instance) if opened else None
         if creator is not None and _nobody_could_clean(ctx, creator):
             continue
         violations.append(
             Violation.citing(
-                f"multipart upload {upload.upload_id} of {upload.key} was never completed or "
-                "aborted",
-                [*created[-1:], creator.ended if creator else None],
+                f"a multipart upload of {upload.key} was never completed or aborted"
+                + (f" (started by {creator.id} at {_t(opened[0].t)})" if creator else ""),
+                [*opened, *_failed_aborts(ctx, upload.key), creator.ended if creator else None],
             )
         )
     return CheckResult.from_violations(
         "no_leaked_uploads", violations, summary=f"{len(ctx.snapshot.uploads)} open upload(s)"
     )
+
+
+def _unfinished_creates(ctx: CheckContext, key: str) -> list[Event]:
+    """``s3.create_multipart`` steps on ``key`` that no successful complete or abort closed."""
+    pending: list[Event] = []
+    for op in ctx.view.storage_ops():
+        if op.data.get("key") != key:
+            continue
+        name = op.data.get("op")
+        if name == "s3.create_multipart":
+            pending.append(op)
+        elif name in ("s3.complete_multipart", "s3.abort_multipart") and pending:
+            pending.pop()
+    return pending
+
+
+def _failed_aborts(ctx: CheckContext, key: str) -> list[Event]:
+    return [
+        op
+        for op in ctx.view.storage_ops(ok=False)
+        if op.data.get("op") == "s3.abort_multipart" and op.data.get("key") == key
+    ]
 
 
 def _nobody_could_clean(ctx: CheckContext, creator: Instance) -> bool:

@@ -285,7 +285,7 @@ def test_no_leaked_uploads_fails_on_an_upload_nobody_aborted() -> None:
     run.uploads = [("checkpoints/000012", "u-1")]
     result = check(run, "no_leaked_uploads")
     assert not result.passed
-    assert "u-1 of checkpoints/000012" in result.violations[0].message
+    assert "upload of checkpoints/000012 was never completed" in result.violations[0].message
     assert kinds_cited(result) == [Kind.STORAGE_OP, Kind.INSTANCE_KILLED]
 
 
