@@ -26,6 +26,7 @@ EXIT_INTERRUPTED = 130
 COMMANDS: dict[str, str] = {
     "agent": "harness.commands.agent:agent",
     "demo": "harness.commands.demo:demo",
+    "explore": "harness.commands.explore:explore",
     "inject": "harness.commands.inject:inject",
     "notice": "harness.commands.notice:notice",
     "run": "harness.commands.run:run",

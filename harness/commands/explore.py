@@ -1,0 +1,139 @@
+"""``harness explore``: search generated interruption schedules for one that breaks a check."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.explore import explore as run_explore
+from harness.scenario.model import CLOUDS, Cloud
+from harness.sim.runner import RunResult
+
+_PYTHON_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def parse_target(text: str) -> Any:
+    """``reference`` or ``pkg.module:attribute`` (scenario syntax for the latter)."""
+    if text == "reference":
+        return "reference"
+    if _PYTHON_TARGET.match(text.removeprefix("python:")):
+        return {"python": text.removeprefix("python:")}
+    raise HarnessError(
+        f"unknown target {text!r}; use `reference` or `package.module:attribute` "
+        "(e.g. harness.examples.broken:off_by_one_resume)",
+        EXIT_USAGE,
+    )
+
+
+@click.command("explore")
+@click.option(
+    "--examples",
+    "-n",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="How many schedules to try before giving up.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    help="Seed of the search (default: a fixed derandomized search).",
+)
+@click.option(
+    "--target",
+    default="reference",
+    show_default=True,
+    help="`reference` or an in-process target `package.module:attribute`.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("explore-failures"),
+    show_default=True,
+    help="Folder for the failing schedule (an existing file is never overwritten).",
+)
+@click.option(
+    "--cloud",
+    "clouds",
+    type=click.Choice(CLOUDS),
+    multiple=True,
+    help="Only schedules on these clouds (repeatable; default: every cloud).",
+)
+@click.option(
+    "--max-entries",
+    type=click.IntRange(min=1, max=12),
+    default=4,
+    show_default=True,
+    help="Most timeline entries in one schedule.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def explore(
+    examples: int,
+    seed: int | None,
+    target: str,
+    out: Path,
+    clouds: tuple[Cloud, ...],
+    max_entries: int,
+    quiet: bool,
+) -> int:
+    """Generate interruption schedules and look for one that breaks a check.
+
+    Each schedule mixes notices (every cloud) with S3, Redis, disk, metadata-service, clock
+    and process faults, runs in virtual time, and is judged by the checks every target must
+    pass whatever happens (exactly_once, resume_correct, durable, no_leaked_uploads, fenced,
+    completes). The first failure is shrunk to the smallest schedule that still fails and
+    written to OUT as a scenario file, with the `harness run` line that replays it. Exit
+    status 1 when a failing schedule was found.
+
+    \b
+    Examples:
+      harness explore --examples 200
+      harness explore --seed 7 --target harness.examples.broken:off_by_one_resume
+      harness explore --cloud aws --cloud gcp --out failures/
+    """
+    chosen = parse_target(target)
+    console = Console(highlight=False)
+    with _progress(console, examples, quiet) as bar:
+        task = bar.add_task("exploring", total=examples)
+
+        def advance(count: int, result: RunResult) -> None:
+            bar.update(task, completed=min(count, examples), description=f"{result.status:8}")
+
+        report = run_explore(
+            examples=examples,
+            seed=seed,
+            target=chosen,
+            out=out,
+            clouds=clouds or CLOUDS,
+            max_entries=max_entries,
+            progress=advance,
+        )
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
+    if report.failure is None:
+        click.echo(f"no failing schedule in {report.examples} runs ({counts})")
+        return EXIT_OK
+    failure = report.failure
+    click.echo(f"{report.examples} runs ({counts}); smallest failing schedule:")
+    click.echo(f"  breaks: {', '.join(failure.broken)}")
+    click.echo(f"  written to: {failure.path}")
+    click.echo(f"  replay: {failure.command}")
+    return EXIT_FAILED
+
+
+def _progress(console: Console, total: int, quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs incl. shrinking"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
+    )

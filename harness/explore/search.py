@@ -1,0 +1,144 @@
+"""Property-based search for a failing interruption schedule, shrunk to the smallest one.
+
+:func:`explore` lets Hypothesis generate schedules (:mod:`harness.explore.strategies`), runs each
+in simulation and, on the first schedule whose checks fail, shrinks it and writes the smallest
+reproduction as a scenario file, never over an existing file, with the ``harness run FILE --seed
+N`` line that replays it. The search is deterministic: the same ``seed`` (or none, derandomized)
+explores the same schedules, and nothing is read from or written to a Hypothesis database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from harness.explore.strategies import Data, schedules
+from harness.scenario.loader import load_text
+from harness.scenario.model import CLOUDS, Cloud
+from harness.sim.runner import RunResult, run_scenario
+
+Progress = Callable[[int, RunResult], None]
+
+
+class ScheduleFailed(Exception):
+    """Raised inside the property when a generated schedule breaks a check."""
+
+    def __init__(self, data: Data, result: RunResult) -> None:
+        broken = ", ".join(c.spec.label for c in result.failed_checks) or result.status
+        super().__init__(f"checks broken: {broken}")
+        self.data = data
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """The smallest failing schedule found, as written to disk."""
+
+    path: Path
+    seed: int
+    broken: tuple[str, ...]
+    yaml_text: str
+
+    @property
+    def command(self) -> str:
+        return f"harness run {self.path} --seed {self.seed}"
+
+
+@dataclass
+class ExploreReport:
+    examples: int = 0
+    failure: Reproduction | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def explore(
+    *,
+    examples: int = 50,
+    seed: int | None = None,
+    target: Any = "reference",
+    out: Path = Path("explore-failures"),
+    clouds: tuple[Cloud, ...] = CLOUDS,
+    max_entries: int = 4,
+    progress: Progress | None = None,
+) -> ExploreReport:
+    """Search ``examples`` schedules against ``target``; shrink and write the first failure.
+
+    ``target`` is scenario syntax: ``"reference"`` or ``{"python": "pkg.mod:factory"}``.
+    """
+    report = ExploreReport()
+
+    def check(data: Data) -> None:
+        result = run_scenario(to_scenario(data))
+        report.examples += 1
+        report.statuses[result.status] = report.statuses.get(result.status, 0) + 1
+        if progress is not None:
+            progress(report.examples, result)
+        if not result.ok:
+            raise ScheduleFailed(data, result)
+
+    search = settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        derandomize=seed is None,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        print_blob=False,
+    )(given(schedules(target=target, clouds=clouds, max_entries=max_entries))(check))
+    if seed is not None:
+        search = hypothesis_seed(seed)(search)
+    try:
+        search()
+    except ScheduleFailed as failure:
+        report.failure = write_reproduction(failure.data, failure.result, out)
+    return report
+
+
+def to_scenario(data: Data) -> Any:
+    """Validate generated data exactly as a scenario file would be."""
+    (loaded,) = load_text(dump(data), file="<generated>")
+    return loaded.scenario
+
+
+def dump(data: Data) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+def write_reproduction(data: Data, result: RunResult, out: Path) -> Reproduction:
+    """Write the failing schedule under ``out`` with a name no existing file has."""
+    broken = tuple(c.spec.name for c in result.failed_checks) or (result.status,)
+    described = {
+        **data,
+        "description": (
+            f"Smallest schedule found by `harness explore` that breaks {', '.join(broken)}."
+        ),
+    }
+    text = (
+        f"# Replay: harness run FILE --seed {data['seed']}\n"
+        f"# Broken: {', '.join(c.spec.label for c in result.failed_checks) or result.status}\n"
+        + dump(described)
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+    path = _free_path(out, f"explore-{digest}")
+    with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
+        handle.write(text.replace("FILE", str(path), 1))
+    return Reproduction(path=path, seed=int(data["seed"]), broken=broken, yaml_text=text)
+
+
+def _free_path(folder: Path, stem: str) -> Path:
+    candidate = folder / f"{stem}.yaml"
+    number = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}-{number}.yaml"
+        number += 1
+    return candidate

@@ -1,0 +1,193 @@
+"""Hypothesis strategies for interruption schedules: notices of every cloud mixed with storage,
+metadata-service (network), clock and process faults.
+
+Strategies build plain YAML-shaped data (what a scenario file holds), so a generated case is
+written out as it was generated and validated by the same loader as hand-written files. Choices
+are listed simplest first, so shrinking moves towards fewer entries, earlier times, milder faults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from harness.scenario.model import CLOUDS, Cloud
+
+Data = dict[str, Any]
+
+#: Checks every schedule must leave intact on a correct target, whatever the faults: nothing
+#: lost that was durable, nothing written twice, exact resumes, fencing, completion.
+INVARIANTS: tuple[Any, ...] = (
+    "exactly_once",
+    "resume_correct",
+    "durable",
+    "no_leaked_uploads",
+    "fenced",
+    {"completes": {"within": "6h"}},
+)
+
+#: A small job: a few simulated minutes, large enough for several checkpoints and outputs.
+JOB: Data = {
+    "items": 480,
+    "seconds_per_item": "1s",
+    "checkpoint_every": "90s",
+    "state_size": "64MiB",
+    "output_every": 40,
+}
+
+_EVENTS = ("checkpoint.upload_started", "checkpoint.durable", "job.resumed", "output.committed")
+_CRASH_STEPS = (
+    "s3.put_object",
+    "s3.complete_multipart",
+    "local.rename",
+    "local.write",
+    "redis.write",
+    "s3.upload_part",
+    "s3.create_multipart",
+    "local.fsync_dir",
+)
+
+
+def _seconds(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.integers(low, high).map(lambda s: f"{s}s")
+
+
+def triggers() -> st.SearchStrategy[Data]:
+    """``at:`` a time in the first ten minutes, or ``on:`` the nth of a target event."""
+    at = _seconds(0, 600).map(lambda t: {"at": t})
+    on = st.fixed_dictionaries(
+        {
+            "event": st.sampled_from(_EVENTS),
+            "nth": st.integers(1, 3),
+            "delay": _seconds(0, 30),
+        }
+    ).map(lambda trigger: {"on": trigger})
+    return st.one_of(at, on)
+
+
+def notices(cloud: Cloud) -> st.SearchStrategy[Data]:
+    """A notice in the dialect of ``cloud`` with a lead the cloud can give."""
+    if cloud == "aws":
+        return st.fixed_dictionaries(
+            {
+                "action": st.sampled_from(("terminate", "stop", "hibernate")),
+                "lead": _seconds(0, 180),
+            },
+            optional={"rebalance_before": _seconds(10, 300)},
+        ).map(_aws_notice)
+    if cloud == "gcp":
+        return st.just({"kind": "preemption"})
+    if cloud == "azure":
+        return st.fixed_dictionaries(
+            {"kind": st.sampled_from(("preempt", "terminate")), "lead": _seconds(30, 300)}
+        )
+    if cloud == "kubernetes":
+        return st.fixed_dictionaries({"kind": st.just("eviction"), "grace": _seconds(1, 90)})
+    return st.fixed_dictionaries({"kind": st.just("interruption"), "lead": _seconds(10, 180)})
+
+
+def _aws_notice(notice: Data) -> Data:
+    if notice["action"] == "hibernate":  # hibernation starts at once
+        notice = {**notice, "lead": "0s"}
+        notice.pop("rebalance_before", None)
+    return notice
+
+
+def faults() -> st.SearchStrategy[Data]:
+    """One non-notice action: storage, metadata service, clock or process."""
+    duration = _seconds(5, 240)
+    return st.one_of(
+        st.fixed_dictionaries(
+            {
+                "s3": st.fixed_dictionaries(
+                    {
+                        "error": st.sampled_from(
+                            ("SlowDown", "InternalError", "ServiceUnavailable")
+                        ),
+                        "count": st.integers(1, 6),
+                    }
+                )
+            }
+        ),
+        st.fixed_dictionaries(
+            {"s3": st.fixed_dictionaries({"outage": st.just(True), "for": duration})}
+        ),
+        st.fixed_dictionaries(
+            {
+                "s3": st.fixed_dictionaries(
+                    {"bandwidth": st.sampled_from(("20MB/s", "50MB/s", "200MB/s")), "for": duration}
+                )
+            }
+        ),
+        st.just({"s3": {"corrupt": "checkpoints/*.ckpt"}}),
+        st.fixed_dictionaries(
+            {
+                "imds": st.fixed_dictionaries(
+                    {"status": st.sampled_from((500, 503, 401)), "for": duration}
+                )
+            }
+        ),
+        st.fixed_dictionaries(
+            {"imds": st.fixed_dictionaries({"timeout": st.just(True), "for": _seconds(5, 60)})}
+        ),
+        st.fixed_dictionaries({"imds": st.fixed_dictionaries({"throttle": st.integers(1, 5)})}),
+        st.fixed_dictionaries(
+            {"redis": st.fixed_dictionaries({"down": st.just(True), "for": duration})}
+        ),
+        st.just({"redis": {"restart": True}}),
+        st.fixed_dictionaries({"redis": st.fixed_dictionaries({"latency": _seconds(1, 3)})}),
+        st.fixed_dictionaries(
+            {"disk": st.fixed_dictionaries({"full": st.just(True), "for": duration})}
+        ),
+        st.fixed_dictionaries(
+            {
+                "disk": st.fixed_dictionaries(
+                    {"bandwidth": st.sampled_from(("50MB/s", "200MB/s")), "for": duration}
+                )
+            }
+        ),
+        st.fixed_dictionaries({"clock": st.fixed_dictionaries({"skew": _seconds(0, 120)})}),
+        st.fixed_dictionaries(
+            {
+                "crash": st.fixed_dictionaries(
+                    {"at": st.sampled_from(_CRASH_STEPS), "nth": st.integers(1, 3)}
+                )
+            }
+        ),
+        st.fixed_dictionaries({"kill": st.sampled_from(({}, {"local_disk": "kept"}))}),
+        st.fixed_dictionaries({"overlap": st.fixed_dictionaries({"for": _seconds(10, 180)})}),
+    )
+
+
+@st.composite
+def timeline_entries(draw: st.DrawFn, cloud: Cloud) -> Data:
+    trigger = draw(triggers())
+    action = draw(st.one_of(notices(cloud).map(lambda n: {"notice": n}), faults()))
+    return {**trigger, **action}
+
+
+@st.composite
+def schedules(
+    draw: st.DrawFn,
+    target: Any = "reference",
+    clouds: tuple[Cloud, ...] = CLOUDS,
+    max_entries: int = 4,
+) -> Data:
+    """A whole scenario (YAML-shaped): cloud, a replacement cloud, 1..max_entries entries."""
+    cloud = draw(st.sampled_from(clouds))
+    env: Data = {"cloud": cloud, "replacement": {"delay": draw(_seconds(5, 60))}}
+    if cloud == "aws":
+        env["imdsv2"] = draw(st.sampled_from(("required", "optional")))
+    if draw(st.booleans()):
+        env["replacement"]["cloud"] = draw(st.sampled_from(clouds))
+    entries = draw(st.lists(timeline_entries(cloud), min_size=1, max_size=max_entries))
+    return {
+        "description": "A generated interruption schedule (smallest failing case found).",
+        "seed": draw(st.integers(0, 1000)),
+        "target": target,
+        "job": dict(JOB),
+        "env": env,
+        "timeline": entries,
+        "expect": list(INVARIANTS),
+    }
