@@ -189,17 +189,29 @@ class Runtime:
         if self._first_chunk:  # the first item after a resume is reported on its own
             count, self._first_chunk = 1, False
         started = self.clock.monotonic()
-        self.monitor.wake.clear()
-        woken = await self._wait_for_wake(count * spi)
-        if woken:
-            done = min(count, int((self.clock.monotonic() - started) / spi + 1e-6))
-            if self.monitor.urgent is None and done < count:
-                # "checkpoint soon": finish the item in progress rather than lose it
-                await self.clock.sleep(started + (done + 1) * spi - self.clock.monotonic())
-                done += 1
-        else:
-            done = count
+        finished = await self._work_until(started + count * spi, stop_on_rebalance=True)
+        done = count if finished else self._items_since(started)
+        quiet = self.monitor.urgent is None and self.fenced_reason is None
+        # "checkpoint soon": finish the item in progress rather than lose it
+        if done < count and quiet and await self._work_until(started + (done + 1) * spi):
+            done += 1
         self._advance(done)
+
+    def _items_since(self, started: float) -> int:
+        return int((self.clock.monotonic() - started) / self.spec.seconds_per_item + 1e-6)
+
+    async def _work_until(self, end: float, *, stop_on_rebalance: bool = False) -> bool:
+        """Sleep until ``end``; False if an urgent notice or a fence (or, if asked, a
+        rebalance recommendation) cut it short."""
+        while (remaining := end - self.clock.monotonic()) > 1e-9:
+            self.monitor.wake.clear()
+            if not await self._wait_for_wake(remaining):
+                return True
+            if self.monitor.urgent is not None or self.fenced_reason is not None:
+                return False
+            if stop_on_rebalance and self.monitor.rebalance is not None:
+                return False
+        return True
 
     async def _wait_for_wake(self, seconds: float) -> bool:
         try:

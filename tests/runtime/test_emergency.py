@@ -3,8 +3,10 @@ save what fits on a tier that survives, abort what cannot finish, exit before th
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from fake_imds.server import FakeImds
 from harness.clock import run_virtual
 from harness.history import Kind
 from harness.runtime import state_checksum
@@ -99,3 +101,55 @@ def test_when_nothing_fits_the_runtime_aborts_the_upload_and_exits_in_time(world
     assert stopped_t < seen["deadline"]
     assert stopped["saved_position"] == 30  # the newest checkpoint durable in S3
     assert world.incomplete_uploads() == []
+
+
+def test_aws_stop_notice_saves_locally_and_the_restarted_instance_resumes_from_disk(
+    world: World,
+) -> None:
+    async def scenario() -> float:
+        async with FakeImds(imdsv2="required") as imds:
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                100.5, lambda: imds.plane.add_notice("aws", "spot-interruption", "stop", lead=120)
+            )
+            outcome = await world.run_instance(cloud="aws", imds_url=imds.url)
+            assert outcome == "exited"
+            notice = imds.plane.notices()[0]
+            # the stopped instance comes back with its disk
+            assert await world.run_instance() == "completed"
+            return notice.deadline
+
+    deadline = run_virtual(scenario())
+    evs = events(world, "i-0001")
+    seen_t, seen = first(evs, Kind.NOTICE_SEEN)
+    assert seen["action"] == "stop"
+    assert deadline - 1 < seen["deadline"] <= deadline  # the notice's time has whole seconds
+    _, started = first([e for e in evs if e[1] >= seen_t], Kind.CHECKPOINT_STARTED)
+    assert started["reason"] == "notice:stop"
+    local = [d for k, t, d in evs if k == Kind.CHECKPOINT_DURABLE and t >= seen_t]
+    assert local[0]["tier"] == "local" and local[0]["position"] == started["position"]
+    stopped_t, stopped = first(evs, Kind.JOB_STOPPED)
+    assert stopped["action"] == "stop" and stopped_t < deadline
+    resumed = first(events(world, "i-0002"), Kind.RESUMED)[1]
+    assert resumed["position"] == started["position"]
+
+
+def test_aws_rebalance_triggers_a_checkpoint_at_the_next_item_boundary(world: World) -> None:
+    async def scenario() -> None:
+        async with FakeImds(imdsv2="required") as imds:
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                40.2, lambda: imds.plane.add_notice("aws", "rebalance", "rebalance", lead=0)
+            )
+            job = {**world.job, "runtime": {"rebalance_interval": "10s"}}
+            outcome = await world.run_instance(cloud="aws", imds_url=imds.url, job=job)
+            assert outcome == "completed"
+
+    run_virtual(scenario())
+    evs = events(world, "i-0001")
+    seen_t, seen = first(evs, Kind.NOTICE_SEEN)
+    assert seen["effect"] == "rebalance" and 40.2 <= seen_t <= 50.2
+    started_t, started = first([e for e in evs if e[1] >= seen_t], Kind.CHECKPOINT_STARTED)
+    assert started["reason"] == "rebalance"
+    assert started_t - seen_t < 1.0  # at the end of the item in progress (1 s per item)
+    assert not [k for k, _, _ in evs if k == Kind.JOB_STOPPED]
