@@ -37,6 +37,7 @@ from fake_imds.control import (
     duration_field,
     int_field,
 )
+from fake_imds.middleware import STATE_KEY, Unfaked
 from fake_imds.model import MetadataPlane, Notice
 
 if TYPE_CHECKING:
@@ -262,9 +263,13 @@ def parse_start_requests(raw: str) -> list[str]:
 class AzureMetadata:
     """The dialect's state over one plane: DocumentIncarnation and the throttle window."""
 
-    def __init__(self, plane: MetadataPlane, options: AzureOptions | None = None) -> None:
+    def __init__(
+        self, plane: MetadataPlane, options: AzureOptions | None = None, *, fallback: bool = False
+    ) -> None:
         self.plane = plane
         self.options = options or AzureOptions()
+        #: Whether paths this fake does not have go to the server's fallback (a real service).
+        self.fallback = fallback
         self._incarnation = 0
         self._signature = "[]"
         self._window: deque[float] = deque()
@@ -322,6 +327,8 @@ class AzureMetadata:
 
     async def not_found(self, request: web.Request) -> web.Response:
         """Any other ``/metadata/`` path: Azure's checks first, then its JSON 404."""
+        if self.fallback:
+            raise Unfaked(request.path)
         refused = _check_request(request, INSTANCE_VERSIONS)
         return refused or azure_error(404, "Not found")
 
@@ -388,7 +395,7 @@ def install(site: DialectSite) -> None:
     options = site.options(AzureOptions())
     if not isinstance(options, AzureOptions):
         raise TypeError(f"azure options must be AzureOptions, got {type(options).__name__}")
-    metadata = AzureMetadata(site.plane, options)
+    metadata = AzureMetadata(site.plane, options, fallback=site.app[STATE_KEY].fallback is not None)
     site.plane.subscribe(metadata.on_change)
     site.on_reset(metadata.on_change)
     site.add_route("*", SCHEDULED_EVENTS_PATH, metadata.scheduled_events)

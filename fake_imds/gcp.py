@@ -40,6 +40,7 @@ from fake_imds.control import (
     choice_field,
     duration_field,
 )
+from fake_imds.middleware import STATE_KEY, Unfaked
 from fake_imds.model import MetadataPlane, Notice
 from fake_imds.signals import GCP_MAX_SHUTDOWN
 
@@ -317,9 +318,17 @@ def _wait_params(query: Mapping[str, str]) -> tuple[bool, str | None, float | No
 class GcpMetadata:
     """The dialect's handlers over one plane and one identity."""
 
-    def __init__(self, plane: MetadataPlane, identity: GcpIdentity | None = None) -> None:
+    def __init__(
+        self,
+        plane: MetadataPlane,
+        identity: GcpIdentity | None = None,
+        *,
+        fallback: bool = False,
+    ) -> None:
         self.plane = plane
         self.identity = identity or GcpIdentity()
+        #: Whether keys this fake does not have go to the server's fallback (a real service).
+        self.fallback = fallback
         self._held: set[asyncio.Task[Any]] = set()
 
     @property
@@ -347,6 +356,8 @@ class GcpMetadata:
             if wait:
                 rendered = await self._wait(sub, request.query, last_etag or rendered.etag, timeout)
         except NotFound:
+            if self.fallback:
+                raise Unfaked(path) from None
             return not_found(path)
         except Redirect as moved:
             location = f"{PREFIX}/{moved.args[0]}"
@@ -449,7 +460,7 @@ def install(site: DialectSite) -> None:
     identity = site.options(GcpIdentity())
     if not isinstance(identity, GcpIdentity):
         raise TypeError(f"gcp options must be a GcpIdentity, got {type(identity).__name__}")
-    metadata = GcpMetadata(site.plane, identity)
+    metadata = GcpMetadata(site.plane, identity, fallback=site.app[STATE_KEY].fallback is not None)
     site.app[GCP_KEY] = metadata
     site.app.on_shutdown.append(metadata.release_waiters)
     for path in (PREFIX, PREFIX + "/{tail:.*}"):

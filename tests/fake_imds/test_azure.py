@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from fake_imds.azure import AzureOptions
 from fake_imds.control import schedule_notice
@@ -355,3 +356,20 @@ def test_a_throttle_fault_from_the_control_api_reaches_the_polling_client() -> N
         return statuses
 
     assert run(test) == [200, 200, 429]
+
+
+def test_with_a_fallback_other_metadata_paths_go_to_it() -> None:
+    async def fallback(request: web.Request) -> web.Response:
+        return web.json_response({"real": request.path})
+
+    async def main() -> tuple[Any, int]:
+        async with FakeImds(fallback=fallback) as server, aiohttp.ClientSession() as session:
+            azure = Azure(server.plane, server.url, session)
+            async with session.get(
+                f"{server.url}/metadata/attested/document", headers=HEADERS, params=VERSION
+            ) as response:
+                passed = await response.json()
+            status, _ = await azure.events()
+        return passed, status
+
+    assert run_virtual(main) == ({"real": "/metadata/attested/document"}, 200)

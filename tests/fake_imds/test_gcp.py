@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import GCP_KEY, soft_off_at
@@ -419,4 +420,25 @@ def test_an_in_process_spot_vm_sees_the_notice_then_the_soft_off_then_the_hard_o
         (10.0, "preempted=TRUE"),
         (85.0, "got SIGTERM"),
         (110.0, "hard off"),
+    ]
+
+
+def test_with_a_fallback_unknown_gcp_keys_go_to_it_and_known_ones_stay_fake() -> None:
+    async def fallback(request: web.Request) -> web.Response:
+        return web.Response(text=f"real {request.path}", headers={"Metadata-Flavor": "Google"})
+
+    async def main() -> list[tuple[int, str]]:
+        async with FakeImds(fallback=fallback) as server, aiohttp.ClientSession() as session:
+            gcp = Gcp(server, session)
+            return [
+                (status, body)
+                for status, body, _ in (
+                    await gcp.get("instance/attributes/startup-script"),
+                    await gcp.get("instance/preempted"),
+                )
+            ]
+
+    assert run_virtual(main) == [
+        (200, "real /computeMetadata/v1/instance/attributes/startup-script"),
+        (200, "FALSE"),
     ]
