@@ -27,6 +27,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -242,7 +243,7 @@ def render(
 # -- HTTP -----------------------------------------------------------------------------------
 
 
-def _google_error(status: int, path: str, why: str) -> web.Response:
+def _google_error(status: int, why: str) -> web.Response:
     title = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
     body = (
         "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n"
@@ -265,8 +266,7 @@ def _google_error(status: int, path: str, why: str) -> web.Response:
 def forbidden_without_flavor(path: str) -> web.Response:
     return _google_error(
         403,
-        path,
-        f"Your client does not have permission to get URL <code>{path}</code> from this "
+        f"Your client does not have permission to get URL <code>{escape(path)}</code> from this "
         "server. Missing Metadata-Flavor:Google header.",
     )
 
@@ -274,15 +274,14 @@ def forbidden_without_flavor(path: str) -> web.Response:
 def forbidden_forwarded(path: str) -> web.Response:
     return _google_error(
         403,
-        path,
-        f"Your client does not have permission to get URL <code>{path}</code> from this "
+        f"Your client does not have permission to get URL <code>{escape(path)}</code> from this "
         "server. Request had X-Forwarded-For header: metadata is not served through a proxy.",
     )
 
 
 def not_found(path: str) -> web.Response:
     return _google_error(
-        404, path, f"The requested URL <code>{path}</code> was not found on this server."
+        404, f"The requested URL <code>{escape(path)}</code> was not found on this server."
     )
 
 
@@ -298,6 +297,12 @@ def _respond(rendered: Rendered) -> web.Response:
             "X-Frame-Options": "SAMEORIGIN",
         },
     )
+
+
+def _redirect(location: str) -> web.Response:
+    """A directory asked for without its slash: 301 to the slash form, as GCP answers."""
+    headers = {"Location": location, "Metadata-Flavor": FLAVOR, "ETag": Rendered(location, "").etag}
+    return web.Response(status=301, headers=headers)
 
 
 def _wait_params(query: Mapping[str, str]) -> tuple[bool, str | None, float | None]:
@@ -348,7 +353,7 @@ class GcpMetadata:
         if request.headers.get("Metadata-Flavor") != FLAVOR:
             return forbidden_without_flavor(path)
         if request.method != "GET":
-            return _google_error(405, path, f"The request method {request.method} is not allowed.")
+            return _google_error(405, f"The request method {request.method} is not allowed.")
         sub = path[len(PREFIX) :].lstrip("/")
         try:
             wait, last_etag, timeout = _wait_params(request.query)
@@ -360,19 +365,10 @@ class GcpMetadata:
                 raise Unfaked(path) from None
             return not_found(path)
         except Redirect as moved:
-            location = f"{PREFIX}/{moved.args[0]}"
-            if request.query_string:
-                location += f"?{request.query_string}"
-            return web.Response(
-                status=301,
-                headers={
-                    "Location": location,
-                    "Metadata-Flavor": FLAVOR,
-                    "ETag": Rendered(location, "").etag,
-                },
-            )
+            query = f"?{request.query_string}" if request.query_string else ""
+            return _redirect(f"{PREFIX}/{moved.args[0]}{query}")
         except BadRequest as error:
-            return _google_error(400, path, str(error))
+            return _google_error(400, escape(str(error)))
         return _respond(rendered)
 
     def _render(self, sub: str, query: Mapping[str, str]) -> Rendered:
