@@ -8,8 +8,8 @@ step with its loop time in a :class:`SignalReport`.
 
 - :func:`evict`: Kubernetes pod deletion. The optional preStop hook runs first and its time
   counts against the grace period (default 30 s); then SIGTERM; then SIGKILL when the grace
-  period is over. A preStop hook still running when the period ends is stopped, and the
-  container gets the kubelet's one-off 2 s extension between SIGTERM and SIGKILL.
+  period is over, but never less than 2 s after SIGTERM (the kubelet's minimum window). A
+  preStop hook still running when the period ends is stopped.
 - :func:`acpi_shutdown`: ACPI soft off (SIGTERM) with a configurable hard-kill delay.
 - :func:`gcp_preemption`: an optional notice period, then the soft off, then the hard off after
   up to 30 s.
@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 
 #: Kubernetes' default ``terminationGracePeriodSeconds``.
 DEFAULT_GRACE = 30.0
-#: The kubelet's one-off extension when a preStop hook outlives the grace period.
-PRESTOP_EXTENSION = 2.0
+#: The kubelet always leaves a container at least this long between SIGTERM and SIGKILL, even
+#: when the preStop hook used up (or outlived) the grace period.
+MIN_TERM_WINDOW = 2.0
 #: GCP's longest wait between the ACPI soft off (G2) and the hard off (G3).
 GCP_MAX_SHUTDOWN = 30.0
 
@@ -280,8 +281,8 @@ async def _soft_then_hard(
     return report
 
 
-async def _run_pre_stop(pre_stop: PreStop, report: SignalReport, budget: float) -> bool:
-    """Run the hook for at most ``budget`` seconds; record how it ended; False on a timeout."""
+async def _run_pre_stop(pre_stop: PreStop, report: SignalReport, budget: float) -> None:
+    """Run the hook for at most ``budget`` seconds and record how it ended."""
     report.record("prestop.started")
     process: asyncio.subprocess.Process | None = None
     if callable(pre_stop):
@@ -291,7 +292,7 @@ async def _run_pre_stop(pre_stop: PreStop, report: SignalReport, budget: float) 
             process = await asyncio.create_subprocess_exec(*pre_stop)
         except OSError as error:  # e.g. the command does not exist: the eviction goes on
             report.record("prestop.failed", error=f"{type(error).__name__}: {error}")
-            return True
+            return
         hook = asyncio.ensure_future(process.wait())
     try:
         result = await asyncio.wait_for(hook, max(budget, 0.0))
@@ -300,15 +301,14 @@ async def _run_pre_stop(pre_stop: PreStop, report: SignalReport, budget: float) 
             process.kill()
             await process.wait()
         report.record("prestop.timed_out")
-        return False
+        return
     except Exception as error:  # a failing hook does not stop the eviction
         report.record("prestop.failed", error=repr(error))
-        return True
+        return
     if process is not None and result != 0:
         report.record("prestop.failed", returncode=result)
-        return True
+        return
     report.record("prestop.finished")
-    return True
 
 
 async def evict(
@@ -318,15 +318,15 @@ async def evict(
     pre_stop: PreStop | None = None,
     listener: StepListener | None = None,
 ) -> SignalReport:
-    """Kubernetes pod eviction: preStop, SIGTERM, SIGKILL when ``grace`` seconds are over."""
+    """Kubernetes pod eviction: preStop, SIGTERM, SIGKILL when ``grace`` seconds are over
+    (at least :data:`MIN_TERM_WINDOW` after SIGTERM, as the kubelet does)."""
     _check_delay("grace", grace)
     report = SignalReport("kubernetes-eviction", listener=listener)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    remaining = grace
     if pre_stop is not None:
-        in_time = await _run_pre_stop(pre_stop, report, grace)
-        remaining = max(0.0, grace - (loop.time() - started)) if in_time else PRESTOP_EXTENSION
+        await _run_pre_stop(pre_stop, report, grace)
+    remaining = max(MIN_TERM_WINDOW, grace - (loop.time() - started))
     return await _soft_then_hard(target, report, "SIGTERM", remaining)
 
 

@@ -137,11 +137,13 @@ def test_a_failing_prestop_command_does_not_stop_the_eviction(tmp_path: Path) ->
         report = await evict(ProcessTarget(process), grace=30, pre_stop=pre_stop)
         assert report.names() == ["prestop.started", "prestop.failed", "signal", "exited"]
         assert report.steps[1].detail == {"returncode": 3}
+        polite = asyncio.get_running_loop().create_future()
         missing = await evict(
-            InProcessTarget(lambda name: None, on_kill=lambda: None),
+            InProcessTarget(lambda name: polite.set_result(name), task=polite),
             grace=0,
             pre_stop=[str(tmp_path / "no-such-command")],
         )
+        assert missing.outcome == "exited"
         assert missing.names()[:2] == ["prestop.started", "prestop.failed"]
         assert "FileNotFoundError" in missing.steps[1].detail["error"]
 
@@ -202,6 +204,27 @@ def test_a_prestop_hook_outliving_the_grace_period_gets_the_two_second_extension
         (5.0, "signal"),
         (7.0, "signal"),
         (7.0, "killed"),
+    ]
+
+
+def test_the_kubelet_leaves_at_least_two_seconds_between_sigterm_and_sigkill() -> None:
+    async def main() -> list[tuple[float, str]]:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        task = asyncio.create_task(stubborn_instance(queue, []))
+
+        async def pre_stop() -> None:
+            await asyncio.sleep(9)  # uses up almost all of the grace period
+
+        short = await evict(InProcessTarget.for_queue(queue, task), grace=1)
+        task = asyncio.create_task(stubborn_instance(queue, []))
+        used_up = await evict(InProcessTarget.for_queue(queue, task), grace=10, pre_stop=pre_stop)
+        return [(s.t, s.name) for s in short.steps + used_up.steps if s.name == "signal"]
+
+    assert run_virtual(main) == [
+        (0.0, "signal"),
+        (2.0, "signal"),
+        (11.0, "signal"),
+        (13.0, "signal"),
     ]
 
 
