@@ -478,7 +478,9 @@ def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[Noti
     choice_field(body, "kind", ("eviction",), "eviction")
     grace = duration_field(body, "grace", DEFAULT_GRACE)
     at = at_field(body, plane)
-    return [NoticeSpec("kubernetes", "eviction", "terminate", grace, at, {"grace": grace})]
+    # The deadline is the SIGKILL, which the kubelet never sends sooner than 2 s after SIGTERM.
+    lead = max(grace, MIN_TERM_WINDOW)
+    return [NoticeSpec("kubernetes", "eviction", "terminate", lead, at, {"grace": grace})]
 
 
 @dataclass(frozen=True)
