@@ -55,6 +55,7 @@ _SHOWN_KEYS = (
     "fault",
     "op",
     "key",
+    "clean",
     "error",
 )
 MAX_TIMELINE_LINES = 40

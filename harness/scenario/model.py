@@ -597,6 +597,12 @@ class Scenario(_Model):
         description="checks that must pass (or, with `fails`, are known to fail)",
     )
 
+    @field_validator("description")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        """Folded YAML (``>``) leaves a trailing newline; reports want one clean line."""
+        return " ".join(value.split())
+
     def with_seed(self, seed: int | None) -> Scenario:
         """This scenario with its seed overridden (``harness run --seed N``)."""
         return self if seed is None else self.model_copy(update={"seed": seed})

@@ -173,3 +173,22 @@ def test_an_unimportable_target_is_a_run_error_not_a_crash() -> None:
     text = "description: x\ntarget: {python: 'no_such_module_xyz:target'}\n"
     result = run_scenario(load_text(text)[0].scenario)
     assert result.status == "error" and "no_such_module_xyz" in (result.error or "")
+
+
+def test_reference_runtime_runs_are_byte_identical_too() -> None:
+    from harness.scenario import load_text
+    from harness.sim.runner import run_scenario
+
+    text = """\
+description: reference target, notice during an upload
+seed: 9
+job: {items: 240, seconds_per_item: 1s, checkpoint_every: 1m, state_size: 64MiB}
+timeline:
+  - on: {event: checkpoint.upload_started, nth: 2}
+    notice: {action: terminate, lead: 30s}
+"""
+    scenario = load_text(text)[0].scenario
+    first, second = run_scenario(scenario), run_scenario(scenario)
+    assert first.status == "passed", [c.result.violations for c in first.failed_checks]
+    assert first.history.to_jsonl() == second.history.to_jsonl()
+    assert len(kinds(first, Kind.INSTANCE_STARTED)) == 2
