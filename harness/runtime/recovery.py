@@ -50,8 +50,9 @@ class Recovery:
     async def run(self) -> Recovered:
         self.local.disk.remove_temp_files(self.local.folder)
         redis_epoch, redis_meta = await self._redis_read()
-        s3_manifest, s3_records = await self._s3_candidates()
         local_manifest = await self.local.manifest()
+        hints = bool(redis_meta or local_manifest.checkpoints or redis_epoch)
+        s3_manifest, s3_records = await self._s3_candidates(list_if_missing=hints)
         local_ids = {r.id for r in local_manifest.checkpoints}
         candidates = _merge(s3_records, local_manifest.checkpoints, redis_meta)
         chosen, tier, digest = await self._first_valid(candidates, local_ids)
@@ -110,14 +111,19 @@ class Recovery:
     def _reject(self, record: CheckpointRecord, tier: str, reason: str) -> None:
         self.emit(Kind.CHECKPOINT_REJECTED, checkpoint_id=record.id, tier=tier, reason=reason)
 
-    async def _s3_candidates(self) -> tuple[Manifest | None, list[CheckpointRecord]]:
+    async def _s3_candidates(
+        self, *, list_if_missing: bool
+    ) -> tuple[Manifest | None, list[CheckpointRecord]]:
+        """The S3 manifest's checkpoints; if it is unreadable, or missing while Redis or the
+        local disk say the job has run before, the checkpoint objects found by listing."""
+
         async def load() -> tuple[Manifest | None, list[CheckpointRecord]]:
             try:
                 manifest = await self.s3.manifest()
             except ValueError:
                 return None, await self.s3.listed_records()  # unreadable manifest: list
             if manifest is None:
-                return None, await self.s3.listed_records()
+                return None, await self.s3.listed_records() if list_if_missing else []
             return manifest, list(manifest.checkpoints)
 
         return await self._patiently(load, default=(None, []))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,11 @@ class Reply:
 
 class Unreachable(Exception):
     """No HTTP answer at all: refused, reset, timed out."""
+
+
+@functools.lru_cache(maxsize=16)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 def new_session() -> aiohttp.ClientSession:
@@ -35,13 +41,10 @@ async def request(
 ) -> Reply:
     try:
         async with session.request(
-            method,
-            url,
-            headers=headers,
-            json=json,
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            method, url, headers=headers, json=json, timeout=_timeout(timeout)
         ) as response:
-            text = await response.text()
+            # Metadata bodies are ASCII/UTF-8 text: skip charset detection.
+            text = (await response.read()).decode("utf-8", errors="replace")
             return Reply(response.status, text, dict(response.headers))
     except (aiohttp.ClientError, TimeoutError, OSError) as error:
         raise Unreachable(f"{type(error).__name__}: {error}".rstrip(": ")) from None
