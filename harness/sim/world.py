@@ -18,7 +18,7 @@ import json
 import random
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -62,7 +62,6 @@ class Instance:
     overlap_for: float = 0.0  # how long it outlives its replacement's boot, when superseded
     superseded_disk: LocalDisk = "wiped"
     superseded_action: str | None = None
-    timers: list[asyncio.TimerHandle] = field(default_factory=list)
 
 
 class World:
@@ -102,7 +101,6 @@ class World:
         self.error: BaseException | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._closing: set[asyncio.Task[None]] = set()
-        self._booting = False
         self._grace_period = _first_grace(scenario)
         history.subscribe(self._watch)
 
@@ -241,7 +239,7 @@ class World:
     def _exited(self, instance: Instance) -> None:
         """The process ended by itself: the instance stays until its notice's deadline, if any."""
         if self.completed_by is not None:
-            if self.completed_by is instance or not self._working():
+            if self.completed_by is instance or not self._working(besides=instance):
                 self.finish("completed")
             return
         if instance.doomed or instance.superseded:
@@ -250,8 +248,11 @@ class World:
         self._close_later(instance)
         self.later(self.env.replacement.delay, self._boot_soon, None)
 
-    def _working(self) -> bool:
-        return any(i.task is not None and not i.task.done() for i in self.live())
+    def _working(self, besides: Instance | None = None) -> bool:
+        """Whether any live instance other than ``besides`` is still running its target."""
+        return any(
+            i.task is not None and not i.task.done() for i in self.live() if i is not besides
+        )
 
     def _boot_soon(self, previous: Instance | None) -> None:
         task = self.loop.create_task(self._boot_guarded(previous))
@@ -335,8 +336,6 @@ class World:
         task.add_done_callback(self._closing.discard)
 
     async def _close(self, instance: Instance) -> None:
-        for timer in instance.timers:
-            timer.cancel()
         if instance.webhook is not None:
             await instance.webhook.close()
         await instance.imds.close()
