@@ -212,8 +212,11 @@ Leaf = str | Callable[[], str | None]
 Node = Leaf | dict[str, "Node"]
 
 
+_TEXT_HEADERS = {"Server": "EC2ws", "Content-Type": "text/plain"}
+
+
 def _text(body: str) -> web.Response:
-    return web.Response(text=body, content_type="text/plain", headers={"Server": "EC2ws"})
+    return web.Response(body=body.encode(), headers=_TEXT_HEADERS)
 
 
 def _json_text(document: Any) -> str:
@@ -237,6 +240,7 @@ class AwsMetadata:
         self.options = options
         self.seed = seed
         self.tree = self._build_tree()
+        self._nodes: dict[str, object] = {}
 
     # -- identity -------------------------------------------------------------------------------
     def _build_tree(self) -> dict[str, Node]:
@@ -411,13 +415,30 @@ class AwsMetadata:
         }
 
     # -- lookup ---------------------------------------------------------------------------------
-    def lookup(self, parts: Sequence[str]) -> str | None:
-        """The body for a path under ``/<version>/`` (parts without empty segments), or None."""
+    def lookup(self, rest: str) -> str | None:
+        """The body for the path after ``/<version>`` (``/meta-data/mac``), or None if missing.
+
+        Where a path leads in the tree never changes, so it is resolved once per path.
+        """
+        node = self._nodes.get(rest, _UNRESOLVED)
+        if node is _UNRESOLVED:
+            node = self._resolve([p for p in rest.split("/") if p])
+            if len(self._nodes) < 4096:
+                self._nodes[rest] = node
+        if node is None:
+            return None
+        return self._render(cast(Node, node))
+
+    def _resolve(self, parts: Sequence[str]) -> Node | None:
         node: Node = self.tree
         for part in parts:
             if not isinstance(node, dict) or part not in node:
                 return None
             node = node[part]
+        return node
+
+    @staticmethod
+    def _render(node: Node) -> str | None:
         if isinstance(node, dict):
             listing = [
                 name + ("/" if isinstance(child, dict) else "")
@@ -426,6 +447,9 @@ class AwsMetadata:
             ]
             return "\n".join(sorted(listing)) if listing else None
         return node() if callable(node) else node
+
+
+_UNRESOLVED = object()
 
 
 def _present(node: Node) -> bool:
@@ -450,10 +474,13 @@ def _scheduled_state(notice: Notice, now: float) -> str | None:
 
 # -- HTTP ---------------------------------------------------------------------------------------
 class AwsHandlers:
-    def __init__(self, metadata: AwsMetadata, tokens: TokenStore, mode: ImdsV2Mode) -> None:
+    def __init__(
+        self, metadata: AwsMetadata, tokens: TokenStore, mode: ImdsV2Mode, passthrough: bool
+    ) -> None:
         self.metadata = metadata
         self.tokens = tokens
         self.mode = mode
+        self.passthrough = passthrough
 
     async def root(self, request: web.Request) -> web.StreamResponse:
         if request.method != "GET":
@@ -469,10 +496,12 @@ class AwsHandlers:
         denied = self.check_access(request)
         if denied is not None:
             return denied
-        body = self.metadata.lookup([p for p in rest.split("/") if p])
-        if body is None:
-            raise Unfaked
-        return _text(body)
+        body = self.metadata.lookup(rest)
+        if body is not None:
+            return _text(body)
+        if self.passthrough:
+            raise Unfaked  # the server's fallback answers
+        return error_page(404)
 
     def token(self, request: web.Request, version: str) -> web.Response:
         if request.method != "PUT":
@@ -499,7 +528,8 @@ def install(site: DialectSite) -> None:
     """Serve the AWS metadata paths; emit EventBridge events if the server has a sink."""
     options = cast(AwsOptions, site.options(AwsOptions()))
     metadata = AwsMetadata(site.plane, options, site.config.seed)
-    handlers = AwsHandlers(metadata, TokenStore(site.plane, site.config.seed), site.config.imdsv2)
+    tokens = TokenStore(site.plane, site.config.seed)
+    handlers = AwsHandlers(metadata, tokens, site.config.imdsv2, site.has_fallback)
     site.add_route("*", "/", handlers.root)
     site.add_route("*", rf"/{{version:{_VERSION_PATTERN}}}{{rest:(/.*)?}}", handlers.versioned)
     if site.config.events is not None:

@@ -50,20 +50,27 @@ def reason(status: int) -> str:
     return _REASONS.get(status, "Error")
 
 
-def error_page(status: int, headers: dict[str, str] | None = None) -> web.Response:
-    """An error worded the way EC2's metadata service does (XHTML titled ``404 - Not Found``)."""
+def _error_body(status: int) -> bytes:
     title = f"{status} - {reason(status)}"
-    body = (
+    return (
         '<?xml version="1.0" encoding="iso-8859-1"?>\n'
         '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n'
         '\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
         '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n'
         f" <head>\n  <title>{title}</title>\n </head>\n"
         f" <body>\n  <h1>{title}</h1>\n </body>\n</html>\n"
-    )
-    all_headers = {"Server": "EC2ws"}
-    all_headers.update(headers or {})
-    return web.Response(status=status, text=body, content_type="text/html", headers=all_headers)
+    ).encode("latin-1")
+
+
+_ERROR_BODIES: dict[int, bytes] = {status: _error_body(status) for status in _REASONS}
+_ERROR_HEADERS = {"Server": "EC2ws", "Content-Type": "text/html"}
+
+
+def error_page(status: int, headers: dict[str, str] | None = None) -> web.Response:
+    """An error worded the way EC2's metadata service does (XHTML titled ``404 - Not Found``)."""
+    body = _ERROR_BODIES.get(status) or _error_body(status)
+    all_headers = _ERROR_HEADERS if headers is None else {**_ERROR_HEADERS, **headers}
+    return web.Response(status=status, body=body, headers=all_headers)
 
 
 STATE_KEY: web.AppKey[ServerState] = web.AppKey("fake_imds_state")
@@ -83,25 +90,31 @@ class ServerState:
         self.fallback = fallback
         self._hanging: set[asyncio.Future[None]] = set()
 
-    @property
-    def middleware(self) -> Middleware:
+    def middleware(self, control_token: str | None) -> Middleware:
+        """The one middleware of the app: bearer check on the control API, else faults, the
+        fallback and the request log around the dialect's handler."""
+        check_bearer = bearer_check(control_token)
+
         @web.middleware
-        async def metadata_pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+        async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
             if request.path.startswith(CONTROL_PREFIX):
-                return await handler(request)
+                refused = check_bearer(request)
+                return refused if refused is not None else await handler(request)
             return await self.serve(request, handler)
 
-        return metadata_pipeline
+        return pipeline
 
     async def serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         plane = self.plane
         received = plane.now()
         fault = plane.fault_for(request.path) if plane.faults() else None
-        if fault is not None and fault.kind != "latency":
-            return await self._fail(request, fault, received)
-        if fault is not None:
+        if fault is None:
+            response = await self._answer(request, handler)
+        elif fault.kind == "latency":
             await plane.clock.sleep(fault.seconds)
-        response = await self._answer(request, handler)
+            response = await self._answer(request, handler)
+        else:
+            return await self._fail(request, fault, received)
         self._log(request, received, response.status, fault)
         return response
 
@@ -176,24 +189,27 @@ def forwarded(request: web.Request) -> bool:
     return "X-Forwarded-For" in request.headers
 
 
-def control_auth(token: str | None) -> Middleware:
-    """Require ``Authorization: Bearer <token>`` on every control call when a token is set."""
+def bearer_check(token: str | None) -> Callable[[web.Request], web.Response | None]:
+    """``check(request)``: None if the control call may proceed, else the 401 to send.
+
+    With a token set, every control call needs ``Authorization: Bearer <token>``.
+    """
     expected = f"Bearer {token}".encode() if token else b""
 
-    @web.middleware
-    async def check_bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path.startswith(CONTROL_PREFIX):
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return web.json_response(
-                    {
-                        "error": "this server needs 'Authorization: Bearer <control token>' "
-                        "on every control call (harness notice --token ...)",
-                        "field": "Authorization",
-                    },
-                    status=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="spot-harness"'},
-                )
-        return await handler(request)
+    def check(request: web.Request) -> web.Response | None:
+        if not token:
+            return None
+        given = request.headers.get("Authorization", "").encode()
+        if hmac.compare_digest(given, expected):
+            return None
+        return web.json_response(
+            {
+                "error": "this server needs 'Authorization: Bearer <control token>' "
+                "on every control call (harness notice --token ...)",
+                "field": "Authorization",
+            },
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="spot-harness"'},
+        )
 
-    return check_bearer
+    return check

@@ -82,8 +82,11 @@ class DialectSite:
         config: ServerConfig,
         route_dialects: dict[AbstractRoute, str],
         reset_hooks: list[Callable[[], None]],
+        has_fallback: bool = False,
     ) -> None:
         self.name = name
+        #: Whether a fallback answers unfaked paths: raise :class:`Unfaked` to hand it a request.
+        self.has_fallback = has_fallback
         self.app = app
         self.plane = plane
         self.config = config
@@ -141,13 +144,14 @@ def build_app(
     route_dialects: dict[AbstractRoute, str] = {}
     reset_hooks: list[Callable[[], None]] = []
     state = middleware.ServerState(plane, route_dialects, fallback)
-    app = web.Application(
-        middlewares=[middleware.control_auth(config.control_token), state.middleware]
-    )
+    app = web.Application(middlewares=[state.middleware(config.control_token)])
     app[middleware.STATE_KEY] = state
     control.install(app, plane, reset_hooks)
     for name in names:
-        load_dialect(name)(DialectSite(name, app, plane, config, route_dialects, reset_hooks))
+        site = DialectSite(
+            name, app, plane, config, route_dialects, reset_hooks, fallback is not None
+        )
+        load_dialect(name)(site)
     app.on_shutdown.append(state.release_hanging)
     return app
 
