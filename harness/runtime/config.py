@@ -65,6 +65,7 @@ class RuntimeConfig:
     imds_v1_fallback: bool = False
     gcp_grace: float = 30.0
     grace_period: float = 30.0
+    webhook_port: int = 0  # the receiver always binds 127.0.0.1; 0 picks a free port
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -104,6 +105,10 @@ def _parse(name: str, value: Any) -> Any:
     if name == "imds_v1_fallback":
         if not isinstance(value, bool):
             raise ConfigError(f"runtime.{name} must be true or false, got {value!r}")
+        return value
+    if name == "webhook_port":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+            raise ConfigError(f"runtime.webhook_port must be a port number, got {value!r}")
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"runtime.{name} must be a positive integer, got {value!r}")

@@ -113,17 +113,22 @@ def load_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> RealModeConfi
                 "HARNESS_LOCAL_DIR",
             )
         ),
-        imds_url=str(
-            raw.get("imds_url")
-            or env.get("HARNESS_IMDS_URL")
-            or env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
-            or DEFAULT_IMDS
-        ).rstrip("/"),
+        imds_url=_imds_url(raw, env, cloud),
         instance_id=str(raw.get("instance_id") or env.get("HARNESS_INSTANCE_ID") or "local"),
         events_path=_optional_path(raw.get("events") or env.get("HARNESS_EVENTS")),
         metrics_host=str(metrics.get("host", "127.0.0.1")),
         metrics_port=_port(metrics.get("port")),
     )
+
+
+def _imds_url(raw: Mapping[str, Any], env: Mapping[str, str], cloud: str) -> str:
+    """The metadata base URL: the file, HARNESS_IMDS_URL, then each cloud SDK's own variable."""
+    url = raw.get("imds_url") or env.get("HARNESS_IMDS_URL")
+    if not url and cloud == "aws":
+        url = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+    if not url and cloud == "gcp" and env.get("GCE_METADATA_HOST"):
+        url = "http://" + env["GCE_METADATA_HOST"]
+    return str(url or DEFAULT_IMDS).rstrip("/")
 
 
 def _refuse_unknown(raw: Mapping[str, Any], known: set[str], what: str) -> None:
@@ -260,6 +265,7 @@ async def run_real(config: RealModeConfig, progress: Callable[[str], None] | Non
             s3_client=s3,
             redis=redis_client,
             inline_io=False,
+            extra={"register_webhook": lambda url: progress and progress(f"webhook at {url}")},
         )
         for name in ("SIGTERM", "SIGINT"):
             loop.add_signal_handler(getattr(signal, name), ctx.signals.put_nowait, name)

@@ -95,6 +95,7 @@ class Runtime:
                 base_url=self.ctx.imds_url,
                 signals=self.ctx.signals,
                 extra=self.ctx.extra,
+                webhook_port=self.config.webhook_port,
             )
         )
         graceful = False

@@ -49,7 +49,9 @@ def calendar_to_clock(clock: Clock, when: datetime) -> float:
 
 
 class Monitor:
-    """Collects notices from every source; the job waits on :attr:`urgent_event`."""
+    """Collects notices from every source. The job waits on :attr:`wake` and then reads
+    :attr:`urgent` (save now and stop: the notice with the earliest deadline) and
+    :meth:`take_rebalance` (checkpoint soon)."""
 
     def __init__(self, clock: Clock, emit: Emit, config: RuntimeConfig) -> None:
         self.clock = clock
@@ -59,7 +61,6 @@ class Monitor:
         self._blind: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.urgent: InterruptionNotice | None = None
-        self.urgent_event = asyncio.Event()
         self.rebalance: InterruptionNotice | None = None
         self.wake = asyncio.Event()
 
@@ -80,7 +81,6 @@ class Monitor:
         if notice.urgent:
             if self.urgent is None or _earlier(notice, self.urgent):
                 self.urgent = notice
-            self.urgent_event.set()
         else:
             self.rebalance = notice
         self.wake.set()
@@ -144,6 +144,7 @@ def build_sources(
     base_url: str,
     signals: asyncio.Queue[str],
     extra: Mapping[str, Any],
+    webhook_port: int = 0,
 ) -> list[NoticeSource]:
     """One adapter per configured source name."""
     from harness.runtime.monitor.aws import AwsImdsSource
@@ -161,7 +162,7 @@ def build_sources(
         elif name == "azure":
             sources.append(AzureEventsSource(base_url))
         elif name == "webhook":
-            sources.append(WebhookSource(register=extra.get("register_webhook")))
+            sources.append(WebhookSource(register=extra.get("register_webhook"), port=webhook_port))
         elif name == "signals":
             sources.append(SignalSource(signals, grace=extra.get("grace_period")))
     return sources

@@ -33,9 +33,10 @@ AWS_LEAD = 120.0
 class WebhookSource:
     name = "webhook"
 
-    def __init__(self, register: Callable[[str], Any] | None = None, host: str = "127.0.0.1"):
+    def __init__(self, register: Callable[[str], Any] | None = None, port: int = 0) -> None:
         self.register = register
-        self.host = host
+        self.host = "127.0.0.1"  # loopback only: the receiver takes no credentials
+        self.port = port
         self.url: str | None = None
         self._count = 0
         self._monitor: Monitor | None = None
@@ -46,7 +47,7 @@ class WebhookSource:
         app.router.add_post("/{tail:.*}", self._receive)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, 0)
+        site = web.TCPSite(runner, self.host, self.port)
         await site.start()
         try:
             port = runner.addresses[0][1]
