@@ -1,9 +1,8 @@
 """The simulated S3: moto in-process, one boto3 client for the whole process, a bucket per run.
 
 Creating a boto3 client costs tens of milliseconds, so one client is made lazily and reused by
-every run in the process. moto is switched on only while a run needs it (``mock_aws`` nests, and
-``reset=False`` leaves other users' moto state alone); each run creates its own versioned
-bucket and removes it at the end.
+every run in the process. moto intercepts botocore only while a run needs it, and other users'
+moto state is left alone; each run creates its own versioned bucket and removes it at the end.
 
 moto stamps objects with the wall clock (``LastModified``) and orders versions by it. In
 simulation that would make the order of two versions written within the same wall millisecond
@@ -21,7 +20,7 @@ from typing import Any
 
 import boto3
 import moto.s3.models as moto_s3
-from moto import mock_aws
+from moto.core.models import botocore_stubber
 from moto.core.utils import utcnow as _wall_utcnow
 from moto.moto_api._internal import mock_random
 
@@ -73,8 +72,11 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
     Yields the shared client. The bucket is deleted on exit, whatever happened.
     """
     global _virtual_now
-    mock = mock_aws()
-    mock.start(reset=False)
+    # mock_aws().start() re-registers a thousand ``requests`` interceptors each time, half of a
+    # run's fixed cost; botocore clients only need moto's before-send stubber switched on. The
+    # previous state is restored, so a mock_aws the caller has active stays active.
+    was_enabled = botocore_stubber.enabled
+    botocore_stubber.enabled = True
     previous_now, _virtual_now = _virtual_now, now
     moto_s3.utcnow = _moto_utcnow  # type: ignore[attr-defined]
     moto_s3.S3Backend.urls = property(_cached_urls)  # type: ignore[method-assign,assignment]
@@ -82,14 +84,15 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
     client = shared_client()
     try:
         _drop_bucket(name)  # left over by a run that was interrupted hard
-        client.create_bucket(Bucket=name)
-        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
+        backend.create_bucket(name, REGION)
+        backend.put_bucket_versioning(name, "Enabled")
         yield client
     finally:
         _drop_bucket(name)
         _virtual_now = previous_now
         moto_s3.S3Backend.urls = _ORIGINAL_URLS  # type: ignore[method-assign]
-        mock.stop(remove_data=False)
+        botocore_stubber.enabled = was_enabled
 
 
 def _drop_bucket(name: str) -> None:
