@@ -8,6 +8,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp import web
+
 from fake_imds.server import FakeImds
 from harness.clock import LoopClock, run_virtual
 from harness.history import Kind
@@ -235,3 +237,46 @@ def test_sigterm_starts_the_grace_period() -> None:
 
     events = run_virtual(main())
     assert [(t, k, d["deadline"]) for t, k, d in events] == [(3.0, Kind.NOTICE_SEEN, 48.0)]
+
+
+def test_aws_a_401_on_a_live_token_fetches_a_new_token_once_and_carries_on() -> None:
+    """An IMDS that forgot its tokens (e.g. restarted) answers 401 once; the source gets a new
+    token and retries, without ever reporting blindness."""
+    issued: list[str] = []
+    log: list[tuple[str, str]] = []
+
+    async def token(_request: web.Request) -> web.Response:
+        issued.append(f"token-{len(issued) + 1}")
+        return web.Response(text=issued[-1])
+
+    async def instance_action(request: web.Request) -> web.Response:
+        sent = request.headers.get("X-aws-ec2-metadata-token", "")
+        log.append(("GET", sent))
+        if sent != issued[-1] or len(issued) == 1:  # the first token is forgotten at once
+            return web.Response(status=401)
+        return web.Response(status=404)
+
+    async def main() -> Events:
+        app = web.Application()
+        app.router.add_put("/latest/api/token", token)
+        app.router.add_get("/latest/meta-data/spot/instance-action", instance_action)
+        app.router.add_get("/latest/meta-data/events/recommendations/rebalance", instance_action)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+        async def script(monitor: Monitor) -> None:
+            await asyncio.sleep(12)
+
+        try:
+            events, _ = await watch(AwsImdsSource(url), script)
+        finally:
+            await runner.cleanup()
+        return events
+
+    events = run_virtual(main())
+    assert issued == ["token-1", "token-2"]
+    assert log[:2] == [("GET", "token-1"), ("GET", "token-2")]
+    assert all(sent == "token-2" for _, sent in log[1:])
+    assert events == []  # no blindness, no notice
