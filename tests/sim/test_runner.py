@@ -192,3 +192,38 @@ timeline:
     assert first.status == "passed", [c.result.violations for c in first.failed_checks]
     assert first.history.to_jsonl() == second.history.to_jsonl()
     assert len(kinds(first, Kind.INSTANCE_STARTED)) == 2
+
+
+async def _quitter(ctx: object) -> None:
+    """Exits at once without finishing: every incarnation gives up."""
+
+
+async def _crasher(ctx: object) -> None:
+    raise RuntimeError("bug in the handler")
+
+
+def test_a_target_that_never_finishes_uses_up_its_instances() -> None:
+    from harness.checks import Golden
+    from harness.scenario import load_text
+    from harness.sim.runner import run_scenario
+
+    text = "description: x\nenv: {max_instances: 3, replacement: {delay: 10s}}\nexpect: []\n"
+    result = run_scenario(load_text(text)[0].scenario, target=_quitter, golden=Golden())
+    assert result.end_reason == "gave_up"
+    starts = kinds(result, Kind.INSTANCE_STARTED)
+    assert [e.t for e in starts] == [0.0, 10.0, 20.0]
+    assert all(e.data["clean"] for e in kinds(result, Kind.INSTANCE_EXITED))
+
+
+def test_a_target_exception_is_recorded_and_the_next_instance_boots() -> None:
+    from harness.checks import Golden
+    from harness.scenario import load_text
+    from harness.sim.runner import run_scenario
+
+    text = "description: x\nenv: {max_instances: 2}\nexpect: []\n"
+    result = run_scenario(load_text(text)[0].scenario, target=_crasher, golden=Golden())
+    exits = kinds(result, Kind.INSTANCE_EXITED)
+    assert [(e.data["clean"], e.data["error"]) for e in exits] == [
+        (False, "RuntimeError: bug in the handler"),
+        (False, "RuntimeError: bug in the handler"),
+    ]
