@@ -44,8 +44,9 @@ DIALECTS: dict[str, str] = {
     "signals": "fake_imds.signals:install",
 }
 
-#: Dialects a server installs when none are named: all registered ones.
-DEFAULT_DIALECTS: tuple[str, ...] | None = None
+#: Dialects a server installs when none are named. A dialect registered elsewhere (such as the
+#: on-host agent's ``aws-overlay``, which replaces ``aws``) is installed only when named.
+DEFAULT_DIALECTS: tuple[str, ...] = ("aws", "gcp", "azure", "webhook", "signals")
 
 
 class UnsafeBindError(ValueError):
@@ -138,9 +139,10 @@ def build_app(
     dialects: Sequence[str] | None = None,
     fallback: Fallback | None = None,
 ) -> web.Application:
-    """The aiohttp application: the control API plus the named dialects (default: all)."""
+    """The aiohttp application: the control API plus the named dialects (default:
+    :data:`DEFAULT_DIALECTS`)."""
     config = config or ServerConfig()
-    names = list(DIALECTS if dialects is None else dialects)
+    names = list(DEFAULT_DIALECTS if dialects is None else dialects)
     route_dialects: dict[AbstractRoute, str] = {}
     reset_hooks: list[Callable[[], None]] = []
     state = middleware.ServerState(plane, route_dialects, fallback)
@@ -295,6 +297,7 @@ def _bound_port(runner: web.AppRunner) -> int:
 
 
 __all__ = [
+    "DEFAULT_DIALECTS",
     "DIALECTS",
     "IMDSV2_MODES",
     "DialectSite",

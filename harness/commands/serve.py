@@ -14,7 +14,14 @@ from fake_imds.aws import AwsOptions
 from fake_imds.azure import AzureOptions
 from fake_imds.eventbridge import sink_from_spec
 from fake_imds.model import Notice
-from fake_imds.server import DIALECTS, IMDSV2_MODES, FakeImds, ImdsV2Mode, UnsafeBindError
+from fake_imds.server import (
+    DEFAULT_DIALECTS,
+    DIALECTS,
+    IMDSV2_MODES,
+    FakeImds,
+    ImdsV2Mode,
+    UnsafeBindError,
+)
 from fake_imds.signals import SignalOptions
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
 
@@ -175,7 +182,7 @@ def serve(
     Then, from another shell: harness notice --action terminate --lead 2m
     """
     options = aws_options(instance_id, instance_type, availability_zone, user_data, tags, asg_state)
-    names = list(dialects) or sorted(DIALECTS)
+    names = list(dialects) or list(DEFAULT_DIALECTS)
     try:
         sink = None if events is None else sink_from_spec(events)
         server = FakeImds(

@@ -19,6 +19,7 @@ from fake_imds import eventbridge
 from fake_imds.aws import AwsOptions
 from fake_imds.control import BodyError
 from fake_imds.eventbridge import JsonLinesSink, MemorySink, sink_from_spec
+from fake_imds.middleware import STATE_KEY
 from fake_imds.server import DIALECTS, FakeImds, UnsafeBindError, check_bind, is_loopback
 from fake_imds.sync import SyncFakeImds
 from harness.clock import LoopClock, run_virtual
@@ -110,6 +111,23 @@ def test_unknown_dialect_is_refused_with_the_known_ones() -> None:
 
     run_virtual(main)
     assert "aws" in DIALECTS
+
+
+def test_a_dialect_registered_elsewhere_is_installed_only_when_named() -> None:
+    DIALECTS["test-extra"] = "fake_imds.aws:install"
+    try:
+
+        async def dialects_of(**kwargs: Any) -> set[str]:
+            async with FakeImds(**kwargs) as server:
+                return set(server.app[STATE_KEY].route_dialects.values())
+
+        async def main() -> None:
+            assert "test-extra" not in await dialects_of()
+            assert await dialects_of(dialects=["test-extra"]) == {"test-extra"}
+
+        run_virtual(main)
+    finally:
+        del DIALECTS["test-extra"]
 
 
 def test_fallback_answers_what_no_dialect_fakes() -> None:
