@@ -128,7 +128,8 @@ def write_reproduction(data: Data, result: RunResult, out: Path) -> Reproduction
         + dump(described)
     )
     out.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+    schedule = {k: v for k, v in data.items() if k != "description"}
+    digest = hashlib.sha256(json.dumps(schedule, sort_keys=True).encode()).hexdigest()[:10]
     path = _free_path(out, f"explore-{digest}")
     with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
         handle.write(text.replace("FILE", str(path), 1))

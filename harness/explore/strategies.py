@@ -8,6 +8,7 @@ are listed simplest first, so shrinking moves towards fewer entries, earlier tim
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from hypothesis import strategies as st
@@ -53,6 +54,7 @@ def _seconds(low: int, high: int) -> st.SearchStrategy[str]:
     return st.integers(low, high).map(lambda s: f"{s}s")
 
 
+@cache
 def triggers() -> st.SearchStrategy[Data]:
     """``at:`` a time in the first ten minutes, or ``on:`` the nth of a target event."""
     at = _seconds(0, 600).map(lambda t: {"at": t})
@@ -66,6 +68,7 @@ def triggers() -> st.SearchStrategy[Data]:
     return st.one_of(at, on)
 
 
+@cache
 def notices(cloud: Cloud) -> st.SearchStrategy[Data]:
     """A notice in the dialect of ``cloud`` with a lead the cloud can give."""
     if cloud == "aws":
@@ -94,6 +97,7 @@ def _aws_notice(notice: Data) -> Data:
     return notice
 
 
+@cache
 def faults() -> st.SearchStrategy[Data]:
     """One non-notice action: storage, metadata service, clock or process."""
     duration = _seconds(5, 240)
