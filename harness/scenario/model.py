@@ -261,6 +261,15 @@ NOTICE_KINDS: Mapping[Cloud, Mapping[str, bool]] = {
     "kubernetes": {"eviction": True},
 }
 
+#: The actions each cloud's notices can announce.
+_NOTICE_ACTIONS: Mapping[Cloud, tuple[NoticeAction, ...]] = {
+    "aws": ("terminate", "stop", "hibernate"),
+    "gcp": ("terminate", "stop"),
+    "azure": ("terminate",),
+    "webhook": ("terminate", "stop", "hibernate"),
+    "kubernetes": ("terminate",),
+}
+
 #: Default lead (notice to deadline) per cloud; on Kubernetes it is the grace period.
 DEFAULT_LEAD: Mapping[Cloud, float] = {
     "aws": 120.0,
@@ -649,10 +658,11 @@ def _notice_problems(notice: Notice, default: Cloud, here: Loc) -> list[tuple[Lo
         expected = ", ".join(kinds)
         message = f"unknown {cloud} notice kind `{notice.kind}`, expected one of: {expected}{hint}"
         problems.append(((*here, "kind"), message))
-    if notice.action != "terminate" and cloud != "aws":
-        problems.append(
-            ((*here, "action"), f"`{notice.action}` notices exist only on aws, not on {cloud}")
-        )
+    allowed = _NOTICE_ACTIONS[cloud]
+    if notice.action not in allowed:
+        where = ", ".join(c for c, actions in _NOTICE_ACTIONS.items() if notice.action in actions)
+        message = f"`{notice.action}` notices exist on {where}, not on {cloud}"
+        problems.append(((*here, "action"), message))
     preempt = cloud == "azure" and notice.resolved_kind(default) == "preempt"
     if preempt and notice.resolved_lead(default) < 30:
         problems.append(((*here, "lead"), "Azure gives a Preempt at least 30s notice"))

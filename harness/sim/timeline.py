@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fake_imds.control import schedule_notice
+from fake_imds.gcp import soft_off_at as gcp_soft_off_at
 from harness.history import Event, Kind
 from harness.scenario.model import (
     ClockFault,
@@ -109,22 +111,14 @@ class Timeline:
             self._issue(index, instance, notice)
 
     def _issue(self, index: int, instance: Instance, notice: Notice) -> None:
+        """Schedule the notice through the plane's own parser for its cloud, as the control
+        API would, so every dialect's rules apply (defaults, minimum grace, Azure types)."""
         world = self.world
         if not instance.alive or world.end_reason is not None:
             return
-        cloud = notice.resolved_cloud(instance.cloud)
-        kind = notice.resolved_kind(instance.cloud)
-        lead = notice.resolved_lead(instance.cloud)
-        params: dict[str, Any] = {}
-        if cloud == "gcp":
-            params["shutdown"] = min(30.0, lead)
-        if cloud == "kubernetes":
-            params["grace"] = lead
-        if cloud == "webhook":
-            params["url"] = instance.webhook_url or "http://127.0.0.1:9/unregistered"
-        issued = instance.imds.plane.add_notice(
-            cloud, kind, notice.action, lead=lead, params=params
-        )
+        body = _notice_body(notice, instance)
+        issued = schedule_notice(instance.imds.plane, body)[-1]
+        cloud, kind = issued.cloud, issued.kind
         ends = notice.ends_instance(instance.cloud)
         # AWS hibernation starts at once; everything else ends at the deadline.
         gone_at = world.now() if notice.action == "hibernate" else issued.deadline
@@ -136,12 +130,13 @@ class Timeline:
             notice_kind=kind,
             action=notice.action,
             deadline=gone_at if ends else None,
-            lead=lead,
+            lead=issued.deadline - issued.issued_at,
             entry=index,
         )
-        if cloud in ("kubernetes", "gcp") and ends:
-            soft_off = issued.deadline - params.get("shutdown", lead)
-            world.later(soft_off - world.now(), self._signal, instance, "SIGTERM")
+        if ends and cloud == "kubernetes":
+            world.later(0.0, self._signal, instance, "SIGTERM")
+        elif ends and cloud == "gcp":
+            world.later(gcp_soft_off_at(issued) - world.now(), self._signal, instance, "SIGTERM")
         if not ends:
             return
         instance.doomed = True
@@ -280,6 +275,29 @@ class Timeline:
 
     def _fault_ended(self, index: int, fault: str) -> None:
         self.world.record(Kind.FAULT_ENDED, fault=fault, entry=index)
+
+
+#: AWS scheduled-event codes standing for each action.
+_SCHEDULED_CODES = {"terminate": "instance-retirement", "stop": "instance-stop"}
+
+
+def _notice_body(notice: Notice, instance: Instance) -> dict[str, Any]:
+    """The control-API body of a scenario notice (``lead`` left to the dialect if not given)."""
+    cloud = notice.resolved_cloud(instance.cloud)
+    kind = notice.resolved_kind(instance.cloud)
+    body: dict[str, Any] = {"cloud": cloud, "kind": kind}
+    if notice.lead is not None:
+        body["grace" if cloud == "kubernetes" else "lead"] = notice.lead
+    takes_action = (cloud == "aws" and kind == "spot-interruption") or cloud == "webhook"
+    if takes_action or (cloud == "gcp" and kind == "preemption"):
+        body["action"] = notice.action
+    if cloud == "aws" and kind == "scheduled-event":
+        body["action"] = _SCHEDULED_CODES.get(notice.action, "instance-stop")
+    if cloud == "aws" and kind == "rebalance":
+        body.pop("lead", None)
+    if cloud == "webhook":
+        body["url"] = instance.webhook_url or "http://127.0.0.1:9/no-receiver-registered"
+    return body
 
 
 def _matches(event: Event, trigger: OnTrigger, world: World) -> bool:

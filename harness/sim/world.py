@@ -27,7 +27,6 @@ import fakeredis
 
 from fake_imds.aws import AwsOptions
 from fake_imds.server import FakeImds
-from fake_imds.webhook import WebhookDispatcher, WebhookSender
 from harness.clock import LoopClock, SkewedClock
 from harness.history import History, Kind
 from harness.scenario.model import Cloud, Scenario
@@ -54,7 +53,6 @@ class Instance:
     imds: FakeImds
     ctx: InstanceContext | None = None
     task: asyncio.Task[None] | None = None
-    webhook: WebhookDispatcher | None = None
     webhook_url: str | None = None
     alive: bool = True
     doomed: bool = False  # a notice will end it
@@ -172,8 +170,6 @@ class World:
         instance = Instance(incarnation, instance_id, cloud, local_dir, local_name, clock, imds)
         self.instances.append(instance)
         self._apply_imds_faults(instance)
-        instance.webhook = WebhookDispatcher(imds.plane, WebhookSender(), instance_id)
-        instance.webhook.start()
         instance.ctx = self._context(instance)
         self.record(
             Kind.INSTANCE_STARTED,
@@ -336,8 +332,6 @@ class World:
         task.add_done_callback(self._closing.discard)
 
     async def _close(self, instance: Instance) -> None:
-        if instance.webhook is not None:
-            await instance.webhook.close()
         await instance.imds.close()
         if instance.ctx is not None:
             with contextlib.suppress(Exception):

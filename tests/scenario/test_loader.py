@@ -133,7 +133,7 @@ def test_semantic_rules_point_at_the_field() -> None:
         "s.yaml:8:17: unknown event `checkpoint.upload_start`; "
         "did you mean `checkpoint.upload_started`?"
     )
-    assert problems[3] == "s.yaml:11:22: `stop` notices exist only on aws, not on azure"
+    assert problems[3] == "s.yaml:11:22: `stop` notices exist on aws, gcp, webhook, not on azure"
 
 
 def test_custom_event_kinds_are_allowed_when_not_a_near_miss() -> None:

@@ -177,7 +177,7 @@ def test_webhook_notice_is_posted_to_the_registered_receiver() -> None:
         env={"cloud": "webhook"},
         job={"items": 20, "step": 10, "webhook": True},
     )
-    posted = kinds(result, "probe.webhook")[0]
+    (posted,) = kinds(result, "probe.webhook")  # exactly one delivery
     assert posted.t == approx(25.0) and posted.instance == posted.data["instance"]
 
 
@@ -192,3 +192,34 @@ def test_a_notice_with_no_instance_running_is_skipped_and_recorded() -> None:
     result = run([{"at": "5s", "kill": {}}, {"at": "10s", "notice": {}}])
     skipped = kinds(result, "timeline.skipped")[0]
     assert skipped.t == 10.0 and skipped.data["entry"] == 1
+
+
+def test_kubernetes_never_kills_sooner_than_two_seconds_after_sigterm() -> None:
+    result = run(
+        [{"at": "25s", "notice": {"cloud": "kubernetes", "grace": "1s"}}],
+        env={"cloud": "kubernetes"},
+    )
+    assert kinds(result, Kind.INSTANCE_KILLED)[0].t == approx(27.0)
+
+
+def test_aws_scheduled_event_is_rendered_with_its_code() -> None:
+    job = {"items": 12, "step": 10, "imds_path": "/latest/meta-data/events/maintenance/scheduled"}
+    result = run([{"at": "25s", "notice": {"kind": "scheduled-event", "lead": "1m"}}], job=job)
+    shown = [e for e in kinds(result, "probe.imds") if "instance-retirement" in e.data["body"]]
+    assert shown and shown[0].t == approx(25.0)
+    assert kinds(result, Kind.INSTANCE_KILLED)[0].t == approx(85.0)
+
+
+def test_advisory_notices_do_not_end_the_instance() -> None:
+    result = run(
+        [
+            {"at": "15s", "notice": {"kind": "rebalance"}},
+            {"at": "25s", "notice": {"cloud": "gcp", "kind": "maintenance"}},
+        ]
+    )
+    assert [e.data["notice_kind"] for e in kinds(result, Kind.NOTICE_ISSUED)] == [
+        "rebalance",
+        "maintenance",
+    ]
+    assert kinds(result, Kind.INSTANCE_KILLED) == []
+    assert len(kinds(result, Kind.INSTANCE_STARTED)) == 1
