@@ -410,3 +410,27 @@ def test_an_injected_corruption_moves_the_expected_resume_back() -> None:
     fixed.versions[1] = ("checkpoints/000012", b"bit rot")  # corrupted in place
     assert check(fixed, "resume_correct").passed
     assert check(fixed, "durable").passed
+
+
+def test_a_local_checkpoint_is_lost_when_the_machine_is_killed_after_a_clean_exit() -> None:
+    def local_then_exit(s: Story) -> None:
+        s.checkpoint("i-1", 12, tier="local", t=16)
+        s.at(17).target(Kind.JOB_STOPPED, "i-1", position=12, reason="notice")
+        s.harness(Kind.INSTANCE_EXITED, "i-1", clean=True, error=None)
+
+    run = good_run(emergency=local_then_exit)  # terminate: the kill at the deadline wipes /l/1
+    for e in run.history:
+        if e.kind == Kind.INSTANCE_KILLED:
+            run.story.history._events[e.seq] = type(e)(
+                e.seq,
+                e.t,
+                e.source,
+                e.kind,
+                e.instance,
+                {"reason": "deadline", "local_wiped": True},
+            )
+    result = check(run, "resume_correct")
+    assert (
+        "beyond the newest valid durable checkpoint (position 10)" in result.violations[0].message
+    )
+    assert check(run, "durable").passed  # the file is gone with the disk: not a lie
