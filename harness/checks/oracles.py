@@ -704,7 +704,7 @@ def completes(ctx: CheckContext, within: float) -> CheckResult:
                     finished[-1:],
                 )
             ],
-            params={"within": within},
+            params=_finite(within=within),
         )
     took = completed.t - ctx.view.run_start
     violations = []
@@ -728,9 +728,14 @@ def completes(ctx: CheckContext, within: float) -> CheckResult:
     return CheckResult.from_violations(
         "completes",
         violations,
-        params={"within": within},
+        params=_finite(within=within),
         summary=f"completed after {format_duration(took)}",
     )
+
+
+def _finite(**params: float) -> dict[str, float]:
+    """Parameters worth reporting: an unlimited ``within`` is left out (and JSON has no inf)."""
+    return {k: v for k, v in params.items() if v != float("inf")}
 
 
 CheckFunction = Callable[..., CheckResult]

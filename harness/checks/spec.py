@@ -24,8 +24,10 @@ class CheckInfo:
     name: str
     description: str
     run: Callable[..., CheckResult]
-    #: parameter name -> kind (``duration``); all parameters are required.
+    #: parameter name -> kind (``duration``); required unless it has a default.
     params: Mapping[str, str] = field(default_factory=dict)
+    #: parameter name -> value when omitted.
+    defaults: Mapping[str, float] = field(default_factory=dict)
 
 
 CHECKS: dict[str, CheckInfo] = {
@@ -83,9 +85,11 @@ CHECKS: dict[str, CheckInfo] = {
         ),
         CheckInfo(
             "completes",
-            "the job completes within the given time from the start of the run, with all outputs",
+            "the job completes (within the given time from the start of the run, if given), "
+            "with all outputs",
             oracles.completes,
             {"within": "duration"},
+            {"within": float("inf")},
         ),
     )
 }
@@ -150,12 +154,16 @@ def _validated(name: str, params: dict[str, Any]) -> CheckSpec:
         if key not in info.params:
             hint = suggest(key, sorted(info.params)) if info.params else "; it takes none"
             raise CheckSpecError(f"unknown parameter `{key}` of check `{name}`{hint}")
+    params = {**info.defaults, **params}
     missing = [p for p in info.params if p not in params]
     if missing:
         example = ", ".join(f"{p}: 30s" for p in missing)
         raise CheckSpecError(f"check `{name}` needs {example} (e.g. {{{name}: {{{example}}}}})")
     parsed: dict[str, float] = {}
     for key, value in params.items():
+        if isinstance(value, float) and value == float("inf"):
+            parsed[key] = value
+            continue
         try:
             parsed[key] = parse_duration(value)
         except UnitError as error:

@@ -434,3 +434,18 @@ def test_a_local_checkpoint_is_lost_when_the_machine_is_killed_after_a_clean_exi
         "beyond the newest valid durable checkpoint (position 10)" in result.violations[0].message
     )
     assert check(run, "durable").passed  # the file is gone with the disk: not a lie
+
+
+def test_completes_without_a_limit_only_needs_completion() -> None:
+    assert parse_check_spec("completes").params == {"within": float("inf")}
+    assert check(good_run(), "completes").passed
+
+
+def test_check_names_and_parameters_agree_with_the_scenario_model() -> None:
+    from harness.scenario.model import CHECK_PARAMS
+
+    assert set(CHECK_PARAMS) == set(CHECKS)
+    for name, params in CHECK_PARAMS.items():
+        assert set(params) == set(CHECKS[name].params), name
+        required = {p for p, needed in params.items() if needed}
+        assert required == set(CHECKS[name].params) - set(CHECKS[name].defaults), name
