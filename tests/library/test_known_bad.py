@@ -53,3 +53,20 @@ def test_every_known_bad_scenario_names_a_broken_target() -> None:
     assert names == set(BROKEN)
     for name in names:
         assert scenario_of(name).target.python == f"harness.examples.broken:{name}"
+
+
+def test_lost_work_and_completes_fail_on_a_real_run_that_exceeds_them() -> None:
+    (loaded,) = load_file(KNOWN_BAD.parent / "process" / "hard_kill_without_notice.yaml")
+    strict = loaded.scenario.model_copy(
+        update={
+            "expect": (
+                CheckSpec(name="lost_work", params={"at_most": 5.0}),
+                CheckSpec(name="completes", params={"within": 60.0}),
+            )
+        }
+    )
+    result = run_scenario(strict)
+    lost, completes = (c.result for c in result.checks)
+    assert not lost.passed and "was redone by" in lost.violations[0].message
+    assert "instance.killed" in [e.kind for e in lost.violations[0].events]
+    assert not completes.passed and "the job completed after" in completes.violations[0].message
