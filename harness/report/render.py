@@ -39,6 +39,7 @@ NOTABLE = frozenset(
         "instance.superseded",
         "timeline.skipped",
         "signal.sent",
+        "imds.request",
     }
 )
 #: Data keys worth showing per event, in order; the rest is left out of the one-line summary.
@@ -54,6 +55,8 @@ _SHOWN_KEYS = (
     "checkpoint_id",
     "fault",
     "op",
+    "path",
+    "status",
     "key",
     "clean",
     "error",

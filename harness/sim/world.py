@@ -26,6 +26,7 @@ from typing import Any, Literal
 import fakeredis
 
 from fake_imds.aws import AwsOptions
+from fake_imds.model import ServedRequest
 from fake_imds.server import FakeImds
 from harness.clock import LoopClock, SkewedClock
 from harness.history import History, Kind
@@ -35,6 +36,9 @@ from harness.target import InstanceContext, Target
 
 LocalDisk = Literal["wiped", "kept"]
 EndReason = Literal["completed", "budget", "gave_up", "error"]
+
+#: History kind of a metadata request whose answer changed (see ``_record_imds_requests``).
+IMDS_REQUEST = "imds.request"
 
 #: How long an instance may keep running after it reported ``job.completed``.
 COMPLETION_GRACE = 600.0
@@ -169,6 +173,7 @@ class World:
         clock = SkewedClock(self.cloud_clock, self.skew)
         instance = Instance(incarnation, instance_id, cloud, local_dir, local_name, clock, imds)
         self.instances.append(instance)
+        self._record_imds_requests(instance)
         self._apply_imds_faults(instance)
         instance.ctx = self._context(instance)
         self.record(
@@ -180,6 +185,32 @@ class World:
         )
         instance.task = self.loop.create_task(self._live(instance), name=instance_id)
         return instance
+
+    def _record_imds_requests(self, instance: Instance) -> None:
+        """Put what the metadata server answered into the history, compactly: a request is
+        recorded when its path's status changes (the first 404, the notice's 200, a fault)."""
+        plane = instance.imds.plane
+        log = plane.log_request
+        last_status: dict[str, int] = {}
+
+        def log_request(served: ServedRequest) -> None:
+            log(served)
+            if not instance.alive or last_status.get(served.path) == served.status:
+                return
+            last_status[served.path] = served.status
+            self.history.record(
+                "imds",
+                IMDS_REQUEST,
+                instance.instance_id,
+                method=served.method,
+                path=served.path,
+                status=served.status,
+                dialect=served.dialect,
+                fault=served.fault,
+                requested_at=served.t,
+            )
+
+        plane.log_request = log_request  # type: ignore[method-assign,assignment]
 
     def _cloud_for(self, incarnation: int) -> Cloud:
         if incarnation > 1 and self.env.replacement.cloud is not None:

@@ -223,3 +223,14 @@ def test_advisory_notices_do_not_end_the_instance() -> None:
     ]
     assert kinds(result, Kind.INSTANCE_KILLED) == []
     assert len(kinds(result, Kind.INSTANCE_STARTED)) == 1
+
+
+def test_history_records_what_the_metadata_server_answered_when_it_changed() -> None:
+    result = run([{"at": "12s", "imds": {"status": 503, "for": "10s"}}], job={"items": 4})
+    seen = [
+        (e.t, e.data["status"], e.data["fault"] is not None)
+        for e in kinds(result, "imds.request")
+        if e.data["path"] == "/latest/meta-data/spot/instance-action"
+    ]
+    assert seen == [(0.0, 404, False), (approx(15.0), 503, True), (approx(25.0), 404, False)]
+    assert all(e.source == "imds" for e in kinds(result, "imds.request"))
