@@ -135,7 +135,7 @@ def run_scenario(
         if expected is None:
             expected = _on_fresh_loop(golden_for(scenario, chosen, _uninterrupted))
     except Exception as error:
-        return _setup_error(scenario, History(lambda: 0.0), started_wall, error)
+        return _error_result(scenario, History(lambda: 0.0), started_wall, error)
     return _on_fresh_loop(run_scenario_async(scenario, target=chosen, golden=expected))
 
 
@@ -168,11 +168,17 @@ async def run_scenario_async(
         chosen = target or resolve_target(scenario.target)
         expected = golden or await golden_for(scenario, chosen, _uninterrupted)
     except Exception as error:
-        return _setup_error(scenario, history, started_wall, error)
-    world, snapshot = await _play(scenario, chosen, history)
+        return _error_result(scenario, history, started_wall, error)
+    try:
+        world, snapshot = await _play(scenario, chosen, history)
+    except Exception as error:  # the world could not be built or read back
+        return _error_result(scenario, history, started_wall, error)
     if world.error is not None:
-        return _setup_error(scenario, history, started_wall, world.error)
-    outcomes = _judge(scenario, history, snapshot, expected)
+        return _error_result(scenario, history, started_wall, world.error)
+    try:
+        outcomes = _judge(scenario, history, snapshot, expected)
+    except Exception as error:
+        return _error_result(scenario, history, started_wall, error, "a check crashed: ")
     return RunResult(
         scenario=scenario,
         history=history,
@@ -236,17 +242,23 @@ def _judge(
     )
 
 
-def _setup_error(
-    scenario: Scenario, history: History, started_wall: float, error: BaseException
+def _error_result(
+    scenario: Scenario,
+    history: History,
+    started_wall: float,
+    error: BaseException,
+    prefix: str = "",
 ) -> RunResult:
+    """A run that could not be judged: the history so far and what went wrong."""
+    finished = history.of_kind(Kind.RUN_FINISHED)
     return RunResult(
         scenario=scenario,
         history=history,
         checks=(),
         end_reason="error",
-        sim_seconds=0.0,
+        sim_seconds=finished[-1].t if finished else 0.0,
         wall_seconds=time.perf_counter() - started_wall,
-        error=f"{type(error).__name__}: {error}",
+        error=f"{prefix}{type(error).__name__}: {error}",
     )
 
 

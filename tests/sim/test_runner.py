@@ -227,3 +227,15 @@ def test_a_target_exception_is_recorded_and_the_next_instance_boots() -> None:
         (False, "RuntimeError: bug in the handler"),
         (False, "RuntimeError: bug in the handler"),
     ]
+
+
+def test_a_crashing_check_is_a_run_error_not_a_traceback(monkeypatch: object) -> None:
+    import harness.sim.runner as runner
+
+    def broken(*args: object) -> None:
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(runner, "evaluate", broken)  # type: ignore[attr-defined]
+    result = run()
+    assert result.status == "error" and result.error == "a check crashed: ZeroDivisionError: oops"
+    assert result.sim_seconds > 0 and len(result.history) > 10
