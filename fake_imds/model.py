@@ -14,7 +14,7 @@ import asyncio
 import fnmatch
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -111,6 +111,53 @@ class ServedRequest:
     fault: str | None = None
 
 
+_ServedRow = tuple[float, str, str, int, str, str, "str | None"]
+
+
+class RequestLog:
+    """The served-request log: the newest ``limit`` entries, oldest first.
+
+    Reads like a deque of :class:`ServedRequest` (``len``, iteration, indexing, ``append``,
+    ``clear``). Entries are kept as plain tuples, which the garbage collector stops tracking, so
+    a long log costs nothing at collection time on a busy server.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._rows: deque[_ServedRow] = deque(maxlen=limit)
+
+    @property
+    def maxlen(self) -> int | None:
+        return self._rows.maxlen
+
+    def append(self, served: ServedRequest) -> None:
+        self._rows.append(
+            (
+                served.t,
+                served.method,
+                served.path,
+                served.status,
+                served.remote,
+                served.dialect,
+                served.fault,
+            )
+        )
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[ServedRequest]:
+        return (ServedRequest(*row) for row in list(self._rows))
+
+    def __getitem__(self, index: int) -> ServedRequest:
+        return ServedRequest(*self._rows[index])
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+
 Listener = Callable[[Notice], None]
 
 
@@ -125,7 +172,7 @@ class MetadataPlane:
         self._faults: dict[str, Fault] = {}
         self._ids = itertools.count(1)
         self._throttle_windows: dict[str, deque[float]] = {}
-        self.requests: deque[ServedRequest] = deque(maxlen=request_log_limit)
+        self.requests = RequestLog(request_log_limit)
         self._listeners: list[Listener] = []
         self._version = 0
         self._changed: asyncio.Event | None = None
