@@ -55,7 +55,7 @@ def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: 
     failed = [row for row in rows if not row.result.ok]
     for row in failed:
         click.echo()
-        click.echo(render_failure(row.result, row_file(row, loaded)))
+        click.echo(render_failure(row.result, row.file))
     if not quiet:
         console.print()
         console.print(summary_table(rows))
@@ -65,11 +65,10 @@ def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: 
     return EXIT_FAILED if failed or problems else EXIT_OK
 
 
-def row_file(row: Row, loaded: list[LoadedScenario]) -> Path | None:
-    for item in loaded:
-        if item.name == row.name:
-            return item.file
-    return None
+def display_name(item: LoadedScenario) -> str:
+    """The file as given (without its suffix), plus the document number if it holds several."""
+    name = str(item.file.with_suffix(""))
+    return name if item.documents == 1 else f"{name}[{item.document + 1}]"
 
 
 def _open_journal(path: Path | None, paths: tuple[Path, ...], seed: int | None) -> Journal | None:
@@ -102,8 +101,8 @@ def _run_all(
         for item in loaded:
             progress.update(task, description=item.name)
             result: RunResult = run_scenario(item.scenario, seed=seed)
-            rows.append(Row(item.name, result))
+            rows.append(Row(display_name(item), result, item.file))
             if book is not None:
-                book.add(result_json(result, item.file, item.name))
+                book.add(result_json(result, item.file, display_name(item)))
             progress.advance(task)
     return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.table import Table
 
@@ -23,6 +24,7 @@ STATUS_STYLE = {
 class Row:
     name: str
     result: RunResult
+    file: Path | None = None
 
 
 def summary_table(rows: Sequence[Row]) -> Table:

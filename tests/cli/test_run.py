@@ -86,7 +86,8 @@ def test_journal_is_complete_json_with_every_run(tmp_path: Path) -> None:
     assert document["format"] == FORMAT and document["finished"] is True
     assert document["summary"] == {"runs": 2, "failed": 1, "passed": 1}
     names = [(run["name"], run["status"]) for run in document["runs"]]
-    assert names == [("a", "passed"), ("b", "failed")]
+    assert names == [(str(tmp_path / "a"), "passed"), (str(tmp_path / "b"), "failed")]
+    assert document["runs"][0]["file"] == str(tmp_path / "a.yaml")
     assert document["runs"][1]["replay"].endswith("b.yaml --seed 4")
     kinds = [event["kind"] for event in document["runs"][0]["history"]]
     assert kinds[0] == "run.started" and kinds[-1] == "run.finished"
@@ -150,3 +151,15 @@ def test_schema_prints_a_valid_json_schema(capsys: pytest.CaptureFixture[str]) -
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--help"]) == 0
     assert "harness run scenarios --journal out.json" in capsys.readouterr().out
+
+
+def test_same_file_names_in_different_folders_replay_their_own_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for folder in ("aws", "gcp"):
+        (tmp_path / folder).mkdir()
+        write(tmp_path / folder, "slow.yaml", "30s", f"{folder} slow")
+    assert main(["run", str(tmp_path), "-q"]) == 1
+    out = capsys.readouterr().out
+    assert f"replay: harness run {tmp_path / 'aws' / 'slow.yaml'} --seed 4" in out
+    assert f"replay: harness run {tmp_path / 'gcp' / 'slow.yaml'} --seed 4" in out
