@@ -270,7 +270,8 @@ _NOTICE_ACTIONS: Mapping[Cloud, tuple[NoticeAction, ...]] = {
     "kubernetes": ("terminate",),
 }
 
-#: Default lead (notice to deadline) per cloud; on Kubernetes it is the grace period.
+#: Shortest default lead (notice to deadline) per cloud, for validation; the notice itself gets
+#: its cloud's default from the metadata plane. On Kubernetes it is the grace period.
 DEFAULT_LEAD: Mapping[Cloud, float] = {
     "aws": 120.0,
     "gcp": 30.0,
