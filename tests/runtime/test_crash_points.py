@@ -88,3 +88,39 @@ def test_crash_at_every_step_then_recover(
             assert_recovered_correctly(world, job, step)
         finally:
             world.close()
+
+
+def test_crash_at_every_step_of_a_recovery_then_recover_again(
+    tmp_path: Path, s3_client: Any
+) -> None:
+    """A second instance dies at each step of its recovery and first checkpoint in turn; a
+    third one still resumes from a verified checkpoint and finishes the job exactly once."""
+    job = {**TINY_JOB, "items": 24}
+    spec = JobSpec.from_mapping(job)
+    for step in range(1, 26):
+        world = World(tmp_path / f"again-{step}", job, s3_client)
+
+        async def scenario(world: World = world, step: int = step) -> None:
+            assert await world.run_instance(until=13.5) == "killed"
+            second = await world.run_instance(Hook(crash_at=step))
+            assert second in ("crashed", "completed")
+            if second == "crashed":
+                assert await world.run_instance() == "completed"
+
+        try:
+            run_virtual(scenario())
+            assert world.history is not None
+            durable = [
+                e.data["position"]
+                for e in world.history
+                if e.kind == Kind.CHECKPOINT_DURABLE and e.instance != f"i-{world.incarnation:04d}"
+            ]
+            last = [e for e in world.history if e.instance == f"i-{world.incarnation:04d}"]
+            resumed = next(e for e in last if e.kind == Kind.RESUMED)
+            assert resumed.data["position"] >= max(durable, default=0), f"step {step}"
+            if resumed.data["position"]:
+                assert resumed.data["checksum"] == state_checksum(spec, resumed.data["position"])
+            assert world.object_versions("outputs/") == dict.fromkeys(expected_outputs(spec), 1)
+            assert world.incomplete_uploads() == []
+        finally:
+            world.close()
