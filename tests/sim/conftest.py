@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import pytest
 import yaml
 
 from harness.history import Event
@@ -46,8 +44,3 @@ def run(timeline: list[dict[str, Any]] | None = None, **fields: Any) -> RunResul
 
 def kinds(result: RunResult, *wanted: str) -> list[Event]:
     return [e for e in result.history if e.kind in wanted]
-
-
-@pytest.fixture
-def run_probe() -> Callable[..., RunResult]:
-    return run
