@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from typing import Any, cast
 
 from harness.scenario.model import TargetSpec
@@ -32,9 +34,12 @@ def load_python_target(path: str) -> Target:
     """``pkg.mod:attr`` naming ``async def target(ctx)`` or a zero-argument factory of one."""
     module_name, _, attr = path.partition(":")
     try:
-        found: Any = importlib.import_module(module_name)
+        found: Any = _import(module_name)
     except ImportError as error:
-        raise TargetError(f"cannot import {module_name!r} for target {path!r}: {error}") from None
+        raise TargetError(
+            f"cannot import {module_name!r} for target {path!r}: {error} "
+            "(the module must be importable from the current directory or installed)"
+        ) from None
     for part in attr.split("."):
         try:
             found = getattr(found, part)
@@ -50,6 +55,18 @@ def load_python_target(path: str) -> Target:
         f"target {path!r} must be an `async def target(ctx)` or a zero-argument factory "
         "returning one"
     )
+
+
+def _import(module_name: str) -> Any:
+    """Import a user's module; like ``python -m``, the current directory is searched too."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        here = os.getcwd()
+        if error.name != module_name.split(".")[0] or here in sys.path:
+            raise
+        sys.path.insert(0, here)
+        return importlib.import_module(module_name)
 
 
 def target_label(target: Target) -> str:

@@ -163,3 +163,20 @@ def test_same_file_names_in_different_folders_replay_their_own_file(
     out = capsys.readouterr().out
     assert f"replay: harness run {tmp_path / 'aws' / 'slow.yaml'} --seed 4" in out
     assert f"replay: harness run {tmp_path / 'gcp' / 'slow.yaml'} --seed 4" in out
+
+
+def test_python_targets_are_imported_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "my_handler_pkg_xyz.py").write_text(
+        "async def target(ctx):\n    ctx.emit('job.completed', position=0)\n"
+    )
+    (tmp_path / "mine.yaml").write_text(
+        "description: my own target\n"
+        "target: {python: 'my_handler_pkg_xyz:target'}\n"
+        "expect: [{completes: {within: 1m}}]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p != str(tmp_path)])
+    assert main(["run", "mine.yaml", "-q"]) == 0
+    assert "1 runs: 1 passed" in capsys.readouterr().out
