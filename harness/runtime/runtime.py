@@ -108,7 +108,9 @@ class Runtime:
                 raise self._crash from None
             raise
         finally:
-            if not graceful:
+            if graceful:  # normally idle by now; a fenced instance abandons its upload
+                await self.replicator.cancel("the instance is leaving")
+            else:
                 self.replicator.kill()
             await self.monitor.close()
 
