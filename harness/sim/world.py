@@ -40,6 +40,10 @@ EndReason = Literal["completed", "budget", "gave_up", "error"]
 #: History kind of a metadata request whose answer changed (see ``_record_imds_requests``).
 IMDS_REQUEST = "imds.request"
 
+#: At the end of a run, how often and how long (virtual seconds) to wait for tasks to stop.
+STOP_ATTEMPTS = 3
+STOP_PATIENCE = 60.0
+
 #: How long an instance may keep running after it reported ``job.completed``.
 COMPLETION_GRACE = 600.0
 
@@ -401,14 +405,18 @@ class World:
         """Stop everything still running; leave storage as it is for the snapshot."""
         for timer in self._timers:
             timer.cancel()
-        tasks = [i.task for i in self.instances if i.task is not None and not i.task.done()]
+        running = {i.task: i for i in self.instances if i.task is not None and not i.task.done()}
         for instance in self.instances:
             instance.alive = False
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        pending = set(running)
+        for _ in range(STOP_ATTEMPTS):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=STOP_PATIENCE)
+        for task in pending:  # a target that swallows cancellation: leave it, say so
+            self.record("instance.unkillable", running[task], attempts=STOP_ATTEMPTS)
         for instance in self.instances:
             with contextlib.suppress(Exception):
                 await self._close(instance)

@@ -239,3 +239,25 @@ def test_a_crashing_check_is_a_run_error_not_a_traceback(monkeypatch: object) ->
     result = run()
     assert result.status == "error" and result.error == "a check crashed: ZeroDivisionError: oops"
     assert result.sim_seconds > 0 and len(result.history) > 10
+
+
+async def _stubborn(ctx: object) -> None:
+    """Swallows every cancellation: the run must still end."""
+    import asyncio
+
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            continue
+
+
+def test_a_target_that_swallows_cancellation_cannot_hang_the_run() -> None:
+    from harness.checks import Golden
+    from harness.scenario import load_text
+    from harness.sim.runner import run_scenario
+
+    text = "description: x\nenv: {budget: 1h}\nexpect: []\n"
+    result = run_scenario(load_text(text)[0].scenario, target=_stubborn, golden=Golden())
+    assert result.end_reason == "budget"
+    assert [e.kind for e in result.history][-1] == "instance.unkillable"
