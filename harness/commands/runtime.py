@@ -36,13 +36,14 @@ def runtime() -> None:
 @click.option(
     "--config",
     "config_path",
-    required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="YAML file with job:, cloud:, storage:, runtime: and metrics: (see docs/runtime.md).",
+    help="YAML file with job:, cloud:, storage:, runtime: and metrics: (see docs/runtime.md). "
+    "Without it everything comes from the environment (HARNESS_JOB, HARNESS_S3_BUCKET, "
+    "REDIS_URL, HARNESS_LOCAL_DIR, ...), as the process tier sets it.",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would run and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
-def run(config_path: Path, dry_run: bool, quiet: bool) -> int:
+def run(config_path: Path | None, dry_run: bool, quiet: bool) -> int:
     """Run the job until it completes or an interruption stops it.
 
     It resumes from the newest checkpoint that verifies (local disk, S3, with Redis as a hint),
@@ -54,6 +55,8 @@ def run(config_path: Path, dry_run: bool, quiet: bool) -> int:
     Examples:
       harness runtime run --config job.yaml
       HARNESS_EVENTS=events.jsonl harness runtime run --config job.yaml --quiet
+      HARNESS_JOB='{"items": 500}' HARNESS_S3_BUCKET=b REDIS_URL=redis://127.0.0.1:6379 \\
+        HARNESS_LOCAL_DIR=/tmp/nvme harness runtime run
     """
     config = _load(config_path)
     for line in config.describe():
@@ -69,14 +72,17 @@ def run(config_path: Path, dry_run: bool, quiet: bool) -> int:
     return EXIT_OK if outcome == "completed" else EXIT_INTERRUPTED
 
 
-def _load(path: Path) -> RealModeConfig:
-    try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise HarnessError(f"{path}: not valid YAML: {error}", EXIT_USAGE) from None
-    if not isinstance(raw, dict):
-        raise HarnessError(f"{path}: expected a mapping with job:, storage:, ...", EXIT_USAGE)
+def _load(path: Path | None) -> RealModeConfig:
+    raw: Any = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise HarnessError(f"{path}: not valid YAML: {error}", EXIT_USAGE) from None
+        if not isinstance(raw, dict):
+            raise HarnessError(f"{path}: expected a mapping with job:, storage:, ...", EXIT_USAGE)
     try:
         return load_config(raw, environment())
     except (RealModeError, JobSpecError, ConfigError) as error:
-        raise HarnessError(f"{path}: {error}", EXIT_USAGE) from None
+        where = path if path is not None else "environment"
+        raise HarnessError(f"{where}: {error}", EXIT_USAGE) from None

@@ -3,8 +3,8 @@
 The config file (YAML) names the job and where things are; every location can also come from the
 environment variables the process tier sets (``HARNESS_S3_BUCKET``, ``AWS_ENDPOINT_URL_S3``,
 ``REDIS_URL``, ``HARNESS_LOCAL_DIR``, ``HARNESS_IMDS_URL`` / ``AWS_EC2_METADATA_SERVICE_ENDPOINT``,
-``HARNESS_INSTANCE_ID``, ``HARNESS_EVENTS``, ``HARNESS_JOB``). The file wins over the
-environment. Example::
+``HARNESS_INSTANCE_ID``, ``HARNESS_EVENTS``, ``HARNESS_JOB``, ``HARNESS_CLOUD``). The file wins
+over the environment. Example::
 
     job: {name: nightly-embed, items: 20000, seconds_per_item: 250ms, checkpoint_every: 5m,
           state_size: 2GiB}
@@ -88,7 +88,7 @@ def load_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> RealModeConfi
     runtime = RuntimeConfig.from_mapping(raw.get("runtime") or spec.extra.get("runtime"))
     storage = _mapping(raw, "storage")
     _refuse_unknown(storage, _STORAGE, "storage key")
-    cloud = str(raw.get("cloud", "aws"))
+    cloud = str(raw.get("cloud") or env.get("HARNESS_CLOUD") or "aws")
     if cloud not in CLOUDS:
         raise RealModeError(f"cloud must be one of {', '.join(CLOUDS)}, got {cloud!r}")
     metrics = _mapping(raw, "metrics")

@@ -129,3 +129,23 @@ def test_a_real_clock_run_completes_and_records_its_events(
         json.loads(line)["data"] for line in lines if json.loads(line)["kind"] == "job.resumed"
     ]
     assert resumed[-1]["position"] == 6
+
+
+def test_without_a_config_file_everything_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {
+        "HARNESS_JOB": json.dumps({"items": 50, "name": "env-job"}),
+        "HARNESS_CLOUD": "gcp",
+        "HARNESS_S3_BUCKET": "bucket-from-env",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "HARNESS_LOCAL_DIR": str(tmp_path),
+        "GCE_METADATA_HOST": "127.0.0.1:8080",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["runtime", "run", "--dry-run"]) == EXIT_OK
+    plan = capsys.readouterr().err
+    assert "job env-job: 50 items" in plan
+    assert "cloud gcp: watching gcp, signals (metadata at http://127.0.0.1:8080)" in plan
+    assert "S3 bucket bucket-from-env" in plan
