@@ -3,7 +3,10 @@ moto server and a Redis-protocol server on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ from moto.server import ThreadedMotoServer
 
 from harness.cli import EXIT_OK, EXIT_USAGE, main
 from harness.runtime import JobSpec, expected_outputs
-from harness.runtime.realmode import RealModeError, load_config
+from harness.runtime.realmode import RealModeError, load_config, run_real
 
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -149,3 +152,52 @@ def test_without_a_config_file_everything_comes_from_the_environment(
     assert "job env-job: 50 items" in plan
     assert "cloud gcp: watching gcp, signals (metadata at http://127.0.0.1:8080)" in plan
     assert "S3 bucket bucket-from-env" in plan
+
+
+def test_a_real_sigterm_stops_the_job_cleanly_and_the_next_run_resumes(
+    tmp_path: Path, servers: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, redis_url = servers
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="real-sigterm")
+    raw = {
+        "job": {
+            "items": 40,
+            "seconds_per_item": "25ms",
+            "checkpoint_every": "100ms",
+            "state_size": "64KiB",
+            "output_size": "1KiB",
+            "output_every": 10,
+        },
+        "cloud": "kubernetes",
+        "storage": {
+            "bucket": "real-sigterm",
+            "s3_endpoint": endpoint,
+            "region": "us-east-1",
+            "redis_url": redis_url,
+            "local_dir": str(tmp_path / "nvme"),
+        },
+        "runtime": {"grace_period": "10s"},
+        "events": str(tmp_path / "events.jsonl"),
+    }
+    config = load_config(raw, {})
+    sent: list[str] = []
+
+    def progress(line: str) -> None:
+        # the handlers are installed while the job runs: signal ourselves on the first save
+        if line.startswith("checkpoint.durable") and not sent:
+            sent.append(line)
+            asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    assert asyncio.run(run_real(config, progress)) == "stopped"
+    assert asyncio.run(run_real(config, None)) == "completed"
+    records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    kinds = [r["kind"] for r in records]
+    seen = kinds.index("notice.seen")
+    assert records[seen]["data"]["source"] == "signals"
+    stopped = next(r["data"] for r in records if r["kind"] == "job.stopped")
+    assert stopped["reason"] == "notice" and stopped["saved_position"] == stopped["position"]
+    resumed = [r["data"] for r in records if r["kind"] == "job.resumed"]
+    assert resumed[-1]["position"] == stopped["saved_position"] > 0
