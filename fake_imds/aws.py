@@ -241,6 +241,7 @@ class AwsMetadata:
         self.seed = seed
         self.tree = self._build_tree()
         self._nodes: dict[str, object] = {}
+        self._action_bodies: dict[tuple[str, str, float], str] = {}
 
     # -- identity -------------------------------------------------------------------------------
     def _build_tree(self) -> dict[str, Node]:
@@ -370,7 +371,12 @@ class AwsMetadata:
         notice = self._spot_notice()
         if notice is None:
             return None
-        return json.dumps({"action": notice.action, "time": self.plane.iso(notice.deadline)})
+        key = (notice.id, notice.action, notice.deadline)
+        body = self._action_bodies.get(key)
+        if body is None:  # fixed once issued: rendered once per notice, not once per poll
+            body = json.dumps({"action": notice.action, "time": self.plane.iso(notice.deadline)})
+            self._action_bodies[key] = body
+        return body
 
     def _term(self) -> str | None:
         notice = self._spot_notice()
