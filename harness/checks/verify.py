@@ -3,6 +3,7 @@ the content it claimed, and was it still there at a given instant?"""
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +53,10 @@ class Verifier:
             if e.data.get("op") in _REPLACING_OPS
             and (e.data.get("op") != "local.write" or e.seq in self._in_place)
         ]
+        self._writes_at: dict[tuple[str, str], list[Event]] = {}
+        for op in self._writes:
+            self._writes_at.setdefault((view.store_of(op), view.op_path(op)), []).append(op)
+        self._removals: dict[int, Event | None] = {}
         self.observed_s3 = any(
             str(e.data.get("op", "")).startswith("s3.") for e in view.storage_ops(ok=None)
         )
@@ -107,10 +112,10 @@ class Verifier:
 
     def written_before(self, cp: Checkpoint) -> Event | None:
         """The successful storage op that wrote the checkpoint's object before it was reported."""
-        for op in self._writes:
+        for op in self._writes_at.get((cp.store, cp.path), []):
             if op.seq > cp.event.seq:
                 break
-            if op.data.get("op") in S3_WRITE_OPS | LOCAL_WRITE_OPS and self._same_path(op, cp):
+            if op.data.get("op") in S3_WRITE_OPS | LOCAL_WRITE_OPS:
                 return op
         return None
 
@@ -118,17 +123,24 @@ class Verifier:
         """The first event after the report and before history position ``until_seq`` that made
         the checkpoint unreadable: a delete or overwrite of its path, a wipe of its local dir, an
         injected corruption."""
-        for op in self._writes:
-            if cp.event.seq < op.seq < until_seq and self._same_path(op, cp):
-                return op
+        first = self._first_removal(cp)
+        return first if first is not None and first.seq < until_seq else None
+
+    def _first_removal(self, cp: Checkpoint) -> Event | None:
+        seq = cp.event.seq
+        if seq in self._removals:
+            return self._removals[seq]
+        found: list[Event] = []
+        ops = self._writes_at.get((cp.store, cp.path), [])
+        after = bisect.bisect_right([op.seq for op in ops], seq)
+        found += ops[after : after + 1]
         if cp.tier == "local":
-            wiped = self.view.wiped_between(cp.local_dir, cp.event.seq, until_seq)
-            if wiped is not None:
-                return wiped
-        for fault in self.view.corruptions():
-            if cp.event.seq < fault.seq < until_seq and _fault_hits(fault, cp):
-                return fault
-        return None
+            wiped = self.view.wiped_between(cp.local_dir, seq, len(self.view.events))
+            found += [wiped] if wiped is not None else []
+        found += [f for f in self.view.corruptions() if f.seq > seq and _fault_hits(f, cp)][:1]
+        first = min(found, key=lambda e: e.seq, default=None)
+        self._removals[seq] = first
+        return first
 
     def available_before(self, cp: Checkpoint, until_seq: int) -> bool:
         """Reported before ``until_seq``, not contradicted by storage, and still readable then."""

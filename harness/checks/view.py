@@ -126,12 +126,12 @@ class Checkpoint:
     def t(self) -> float:
         return self.event.t
 
-    @property
+    @cached_property
     def store(self) -> str:
         """Where the checkpoint lives: ``s3`` or the local dir it was written to."""
         return "s3" if self.tier != "local" else self.local_dir
 
-    @property
+    @cached_property
     def path(self) -> str:
         """The key within its store (local paths made relative to the dir)."""
         return relative_key(self.key, self.local_dir) if self.tier == "local" else self.key
@@ -151,12 +151,21 @@ class HistoryView:
     def __init__(self, history: History) -> None:
         self.history = history
         self.events: list[Event] = list(history)
+        # Indexes: checks ask the same questions many times over long histories.
+        self._by_kind: dict[str, list[Event]] = {}
+        self._by_instance: dict[str | None, list[Event]] = {}
+        for event in self.events:
+            self._by_kind.setdefault(event.kind, []).append(event)
+            self._by_instance.setdefault(event.instance, []).append(event)
+        self._where: dict[int, tuple[str, str]] = {}
 
     def of_kind(self, *kinds: str) -> list[Event]:
+        if len(kinds) == 1:
+            return list(self._by_kind.get(kinds[0], ()))
         return [e for e in self.events if e.kind in kinds]
 
     def by(self, instance: str, *kinds: str) -> list[Event]:
-        return [e for e in self.events if e.instance == instance and e.kind in kinds]
+        return [e for e in self._by_instance.get(instance, ()) if e.kind in kinds]
 
     @cached_property
     def run_start(self) -> float:
@@ -191,8 +200,12 @@ class HistoryView:
             )
         return found
 
+    @cached_property
+    def _instances_by_id(self) -> dict[str, Instance]:
+        return {i.id: i for i in reversed(self.instances)}  # the first of a name wins
+
     def instance(self, name: str | None) -> Instance | None:
-        return next((i for i in self.instances if i.id == name), None)
+        return self._instances_by_id.get(name) if name is not None else None
 
     def alive_at(self, t: float) -> list[Instance]:
         return [i for i in self.instances if i.alive_at(t)]
@@ -233,18 +246,25 @@ class HistoryView:
 
     def store_of(self, op: Event) -> str:
         """``s3``, ``redis`` or the local dir a storage op touched."""
-        name = str(op.data.get("op", ""))
-        if name.startswith("local."):
-            owner = self.instance(op.instance)
-            return owner.local_dir if owner else ""
-        return name.partition(".")[0]
+        return self._locate(op)[0]
 
     def op_path(self, op: Event) -> str:
-        key = str(op.data.get("key") or "")
-        if str(op.data.get("op", "")).startswith("local."):
-            owner = self.instance(op.instance)
-            return relative_key(key, owner.local_dir if owner else "")
-        return key
+        """The key a storage op touched, local paths relative to the instance's dir."""
+        return self._locate(op)[1]
+
+    def _locate(self, op: Event) -> tuple[str, str]:
+        found = self._where.get(op.seq)
+        if found is None:
+            name = str(op.data.get("op", ""))
+            key = str(op.data.get("key") or "")
+            if name.startswith("local."):
+                owner = self.instance(op.instance)
+                local_dir = owner.local_dir if owner else ""
+                found = (local_dir, relative_key(key, local_dir))
+            else:
+                found = (name.partition(".")[0], key)
+            self._where[op.seq] = found
+        return found
 
     def ending_action(self, instance: Instance) -> str:
         """How it ended: a notice action, ``crash``, ``hard_kill``, ``exit`` or ``running``."""
@@ -311,8 +331,12 @@ class HistoryView:
         found = self.of_kind(Kind.JOB_COMPLETED)
         return found[0] if found else None
 
-    def corruptions(self) -> list[Event]:
-        """Injected faults that corrupt stored bytes (``fault.started`` whose fault names it)."""
+    @cached_property
+    def _corruptions(self) -> list[Event]:
         return [
             e for e in self.of_kind(Kind.FAULT_STARTED) if "corrupt" in str(e.data.get("fault"))
         ]
+
+    def corruptions(self) -> list[Event]:
+        """Injected faults that corrupt stored bytes (``fault.started`` whose fault names it)."""
+        return self._corruptions
