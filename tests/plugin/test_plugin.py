@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 REPO = Path(__file__).resolve().parents[2]
 PROBE = "{python: 'tests.sim.probe:probe_target'}"
 FAST_ENV = "{s3: {latency: 0}, redis: {latency: 0}, disk: {latency: 0, fsync: 0}}"
