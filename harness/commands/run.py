@@ -35,7 +35,7 @@ def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: 
     \b
     Examples:
       harness run scenarios
-      harness run scenarios/aws/terminate_during_upload.yaml --seed 42
+      harness run scenarios/aws/notice_during_checkpoint_upload.yaml --seed 42
       harness run scenarios --journal out.json
     """
     console = Console(stderr=False, highlight=False)
