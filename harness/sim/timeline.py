@@ -314,9 +314,15 @@ def _matches(event: Event, trigger: OnTrigger, world: World) -> bool:
 
 
 async def _restart_redis(world: World) -> None:
-    """A restart without persistence: every key and every loaded script is gone."""
-    await world.admin_redis.flushall()
-    await world.admin_redis.script_flush()
+    """A restart without persistence: every key and every loaded script is gone (also when the
+    server is down at the time: it comes back empty)."""
+    server = world.redis_server
+    was_connected, server.connected = server.connected, True
+    try:
+        await world.admin_redis.flushall()
+        await world.admin_redis.script_flush()
+    finally:
+        server.connected = was_connected
 
 
 def _reconnect(world: World) -> None:

@@ -234,3 +234,16 @@ def test_history_records_what_the_metadata_server_answered_when_it_changed() -> 
     ]
     assert seen == [(0.0, 404, False), (approx(15.0), 503, True), (approx(25.0), 404, False)]
     assert all(e.source == "imds" for e in kinds(result, "imds.request"))
+
+
+def test_redis_restarted_while_down_comes_back_empty() -> None:
+    result = run(
+        [
+            {"at": "95s", "redis": {"down": True, "for": "20s"}},
+            {"at": "100s", "redis": {"restart": True}},
+        ],
+        job={"items": 12, "step": 10},
+    )
+    assert result.snapshot is not None
+    assert sorted(result.snapshot.redis) == ["probe:item:12"]
+    assert [t for t, _ in errors(result, "redis")] == [approx(100.0), approx(110.0)]
