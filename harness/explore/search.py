@@ -74,6 +74,7 @@ def explore(
     ``target`` is scenario syntax: ``"reference"`` or ``{"python": "pkg.mod:factory"}``.
     """
     report = ExploreReport()
+    first_broken: list[tuple[str, ...]] = []
 
     def check(data: Data) -> None:
         result = run_scenario(to_scenario(data))
@@ -81,7 +82,13 @@ def explore(
         report.statuses[result.status] = report.statuses.get(result.status, 0) + 1
         if progress is not None:
             progress(report.examples, result)
-        if not result.ok:
+        if result.ok:
+            return
+        broken = _broken(result)
+        if not first_broken:
+            first_broken.append(broken)
+        # Shrink towards the failure first found, not towards another one met on the way.
+        if broken == first_broken[0]:
             raise ScheduleFailed(data, result)
 
     search = settings(
@@ -103,6 +110,10 @@ def explore(
     return report
 
 
+def _broken(result: RunResult) -> tuple[str, ...]:
+    return tuple(c.spec.name for c in result.failed_checks) or (result.status,)
+
+
 def to_scenario(data: Data) -> Any:
     """Validate generated data exactly as a scenario file would be."""
     (loaded,) = load_text(dump(data), file="<generated>")
@@ -115,7 +126,7 @@ def dump(data: Data) -> str:
 
 def write_reproduction(data: Data, result: RunResult, out: Path) -> Reproduction:
     """Write the failing schedule under ``out`` with a name no existing file has."""
-    broken = tuple(c.spec.name for c in result.failed_checks) or (result.status,)
+    broken = _broken(result)
     described = {
         **data,
         "description": (

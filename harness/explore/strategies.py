@@ -193,5 +193,26 @@ def schedules(
         "job": dict(JOB),
         "env": env,
         "timeline": entries,
-        "expect": list(INVARIANTS),
+        "expect": expectations(env, entries),
     }
+
+
+#: Below this lead a 64 MiB state may not reach S3 in time, whatever the target does.
+SAVE_LEAD = 30
+
+
+def expectations(env: Data, entries: list[Data]) -> list[Any]:
+    """The invariants, plus ``saved_before_deadline`` when the schedule leaves room to save:
+    only notices with at least :data:`SAVE_LEAD` seconds of lead, on one cloud, no faults."""
+    leads = [_lead(entry["notice"]) for entry in entries if "notice" in entry]
+    roomy = len(leads) == len(entries) and all(lead >= SAVE_LEAD for lead in leads)
+    if roomy and "cloud" not in env["replacement"]:
+        return ["saved_before_deadline", *INVARIANTS]
+    return list(INVARIANTS)
+
+
+def _lead(notice: Data) -> int:
+    if notice.get("action") == "hibernate":
+        return SAVE_LEAD  # judged as "no time to save": the check skips it
+    raw = notice.get("lead", notice.get("grace", "30s"))
+    return int(str(raw).removesuffix("s"))
