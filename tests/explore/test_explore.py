@@ -24,7 +24,9 @@ OFF_BY_ONE = {"python": "harness.examples.broken:off_by_one_resume"}
 def test_every_generated_schedule_is_a_valid_scenario(data: dict) -> None:  # type: ignore[type-arg]
     scenario = to_scenario(data)
     assert 1 <= len(scenario.timeline) <= 4
-    assert [c.name for c in scenario.expect][:3] == ["exactly_once", "resume_correct", "durable"]
+    names = [c.name for c in scenario.expect]
+    assert names[-6:-3] == ["exactly_once", "resume_correct", "durable"]
+    assert names[:-6] in ([], ["saved_before_deadline"])
 
 
 def test_schedules_reach_every_kind_of_fault_and_every_cloud() -> None:
@@ -125,3 +127,17 @@ def test_cli_prints_the_file_and_the_replay_line(
 def test_cli_refuses_an_unknown_target(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", "--target", "not a target"]) == 2
     assert "use `reference` or `package.module:attribute`" in capsys.readouterr().err
+
+
+def test_saving_is_expected_only_when_the_schedule_leaves_room_for_it() -> None:
+    from harness.explore.strategies import expectations
+
+    env = {"cloud": "aws", "replacement": {"delay": "5s"}}
+    roomy = [{"at": "60s", "notice": {"action": "terminate", "lead": "120s"}}]
+    tight = [{"at": "60s", "notice": {"kind": "eviction", "grace": "5s"}}]
+    faulty = [*roomy, {"at": "10s", "s3": {"outage": True, "for": "60s"}}]
+    assert expectations(env, roomy)[0] == "saved_before_deadline"
+    assert "saved_before_deadline" not in expectations(env, tight)
+    assert "saved_before_deadline" not in expectations(env, faulty)
+    moved = {**env, "replacement": {"delay": "5s", "cloud": "gcp"}}
+    assert "saved_before_deadline" not in expectations(moved, roomy)
