@@ -29,6 +29,8 @@ class ConfigError(ValueError):
 _DURATIONS = {
     "poll_interval",
     "rebalance_interval",
+    "maintenance_interval",
+    "maintenance_lead",
     "http_timeout",
     "gcp_grace",
     "grace_period",
@@ -59,6 +61,8 @@ class RuntimeConfig:
     sources: tuple[str, ...] = ()
     poll_interval: float = 5.0
     rebalance_interval: float = 30.0
+    maintenance_interval: float = 120.0  # AWS scheduled events (announced days ahead)
+    maintenance_lead: float = 300.0  # save and stop this long before a scheduled event acts
     http_timeout: float = 2.0
     blind_after: int = 3
     token_ttl: float = 21600.0

@@ -171,7 +171,7 @@ class World:
             clock=self.cloud_clock,
             imdsv2=self.env.imdsv2,
             seed=self.scenario.seed,
-            options={"aws": AwsOptions(instance_id=instance_id)},
+            options={"aws": AwsOptions(instance_id=instance_id, asg_state=self._asg_state)},
         )
         await imds.start()
         clock = SkewedClock(self.cloud_clock, self.skew)
@@ -215,6 +215,16 @@ class World:
             )
 
         plane.log_request = log_request  # type: ignore[method-assign,assignment]
+
+    @property
+    def _asg_state(self) -> str | None:
+        """``InService`` when the story ends an instance through its Auto Scaling group (such an
+        instance is in one from the start), else None: in no group, the path is 404."""
+        for entry in self.scenario.timeline:
+            notice = entry.notice
+            if notice is not None and notice.kind == "asg-termination":
+                return "InService"
+        return None
 
     def _cloud_for(self, incarnation: int) -> Cloud:
         if incarnation > 1 and self.env.replacement.cloud is not None:

@@ -1,4 +1,12 @@
-"""AWS IMDSv2: the spot interruption notice and the rebalance recommendation, by polling.
+"""AWS IMDSv2, by polling: the spot interruption notice, the rebalance recommendation, the Auto
+Scaling lifecycle state and EC2 scheduled maintenance events.
+
+``spot/instance-action`` is polled every ``poll_interval``; the others change slowly or come long
+before they act, so they are polled less often: the rebalance recommendation and the lifecycle
+state every ``rebalance_interval`` (the lifecycle state every ``maintenance_interval`` while the
+instance is in no Auto Scaling group, i.e. the path is 404), scheduled events every
+``maintenance_interval``. A scheduled event is reported at once as "checkpoint soon" and becomes
+urgent ``maintenance_lead`` before its ``NotBefore``, so the job keeps working until then.
 
 The session token is cached, refreshed before it expires, and fetched again once when a GET
 answers 401. Unreachable IMDS or repeated 401s make the source *blind* (reported), never "no
@@ -9,6 +17,7 @@ refused with 403/404/405, as botocore does.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import aiohttp
@@ -18,12 +27,37 @@ from harness.runtime.monitor.http import Unreachable, new_session, request
 
 INSTANCE_ACTION = "/latest/meta-data/spot/instance-action"
 REBALANCE = "/latest/meta-data/events/recommendations/rebalance"
+LIFECYCLE = "/latest/meta-data/autoscaling/target-lifecycle-state"
+SCHEDULED = "/latest/meta-data/events/maintenance/scheduled"
 TOKEN = "/latest/api/token"
+#: Scheduled-event code -> (effect on the job, action reported). A retirement may stop or
+#: terminate the instance (instance-store volumes are lost either way), so only S3 counts; a
+#: reboot keeps the disk but not the process, like a stop; system maintenance leaves the
+#: instance running, so it only asks for a checkpoint.
+SCHEDULED_EFFECTS = {
+    "instance-stop": ("stop", "stop"),
+    "instance-retirement": ("terminate", "terminate"),
+    "instance-reboot": ("stop", "reboot"),
+    "system-reboot": ("stop", "reboot"),
+    "system-maintenance": ("rebalance", "maintenance"),
+}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
 _REFRESH_FRACTION = 0.9  # refresh when 90 % of the TTL has passed
 
 
 class TokenRefused(Exception):
     """The token PUT failed in a way that v1 fallback may answer (403/404/405)."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int  # 200 or 404
+    body: str
 
 
 class AwsImdsSource:
@@ -35,36 +69,85 @@ class AwsImdsSource:
         self._token_expires = 0.0
         self._v1 = False
         self._failures = 0
+        self._pending: dict[str, InterruptionNotice] = {}
 
     async def run(self, monitor: Monitor) -> None:
         config = monitor.config
-        next_rebalance = monitor.clock.monotonic()
+        now = monitor.clock.monotonic()
+        due = {REBALANCE: now, LIFECYCLE: now, SCHEDULED: now}
         async with new_session() as session:
             while True:
-                await self._poll(session, monitor, INSTANCE_ACTION)
-                if monitor.clock.monotonic() >= next_rebalance:
-                    await self._poll(session, monitor, REBALANCE)
-                    next_rebalance = monitor.clock.monotonic() + config.rebalance_interval
+                answer = await self._poll(session, monitor, INSTANCE_ACTION)
+                if answer is not None and answer.status == 200:
+                    self._report(monitor, parse_notice(INSTANCE_ACTION, answer.body, monitor))
+                for path, when in due.items():
+                    if monitor.clock.monotonic() >= when:
+                        interval = await self._poll_slow(session, monitor, path)
+                        due[path] = monitor.clock.monotonic() + interval
+                self._escalate(monitor)
                 await monitor.clock.sleep(config.poll_interval)
 
-    async def _poll(self, session: aiohttp.ClientSession, monitor: Monitor, path: str) -> None:
+    async def _poll_slow(
+        self, session: aiohttp.ClientSession, monitor: Monitor, path: str
+    ) -> float:
+        """Poll one of the slower paths; the seconds until it is due again."""
+        config = monitor.config
+        answer = await self._poll(session, monitor, path)
+        if path == REBALANCE:
+            if answer is not None and answer.status == 200:
+                self._report(monitor, parse_notice(REBALANCE, answer.body, monitor))
+            return config.rebalance_interval
+        if path == LIFECYCLE:
+            if answer is not None and answer.status == 404:
+                return config.maintenance_interval  # in no Auto Scaling group
+            if answer is not None:
+                self._report(monitor, parse_lifecycle(answer.body))
+            return config.rebalance_interval
+        if answer is not None:
+            self._schedule(monitor, answer)
+        return config.maintenance_interval
+
+    def _schedule(self, monitor: Monitor, answer: _Answer) -> None:
+        """Report new scheduled events as "checkpoint soon"; keep the ones that will act."""
+        events = parse_scheduled(answer.body, monitor) if answer.status == 200 else []
+        self._pending = {n.ident: n for n in events if n.effect != "rebalance"}
+        lead = monitor.config.maintenance_lead
+        for notice in events:
+            due = notice.deadline is None or notice.deadline - lead <= monitor.clock.monotonic()
+            if notice.effect == "rebalance" or not due:
+                monitor.report(replace(notice, effect="rebalance", ident=notice.ident + "/soon"))
+
+    def _escalate(self, monitor: Monitor) -> None:
+        """A pending scheduled event becomes urgent ``maintenance_lead`` before it acts."""
+        now = monitor.clock.monotonic()
+        for ident, notice in list(self._pending.items()):
+            if notice.deadline is None or notice.deadline - monitor.config.maintenance_lead <= now:
+                del self._pending[ident]
+                monitor.report(notice)
+
+    @staticmethod
+    def _report(monitor: Monitor, notice: InterruptionNotice | None) -> None:
+        if notice is not None:
+            monitor.report(notice)
+
+    async def _poll(
+        self, session: aiohttp.ClientSession, monitor: Monitor, path: str
+    ) -> _Answer | None:
+        """The answer (200 or 404), or None when the poll failed (counted towards blindness)."""
         try:
             status, body = await self._get(session, monitor, path)
         except (Unreachable, TokenRefused) as error:
             self._failed(monitor, str(error) or type(error).__name__)
-            return
+            return None
         if status == 401:
             self._failed(monitor, "401 Unauthorized after a fresh token")
-            return
+            return None
         if status not in (200, 404):
             self._failed(monitor, f"HTTP {status}")
-            return
+            return None
         self._failures = 0
         monitor.sighted(self.name)
-        if status == 200:
-            notice = parse_notice(path, body, monitor)
-            if notice is not None:
-                monitor.report(notice)
+        return _Answer(status, body)
 
     def _failed(self, monitor: Monitor, reason: str) -> None:
         self._failures += 1
@@ -145,6 +228,74 @@ def parse_notice(path: str, body: str, monitor: Monitor) -> InterruptionNotice |
         ident=f"{action}/{when}",
         notice_time=when,
     )
+
+
+def parse_lifecycle(body: str) -> InterruptionNotice | None:
+    """``Terminated`` in ``autoscaling/target-lifecycle-state``: the group is terminating us.
+
+    The state carries no time: the deadline is unknown (the runtime then allows its
+    ``grace_period``; a lifecycle hook's heartbeat usually allows more)."""
+    if body.strip() != "Terminated":
+        return None
+    return InterruptionNotice(
+        source="aws",
+        effect="terminate",
+        action="terminate",
+        deadline=None,
+        ident="autoscaling/Terminated",
+        notice_time=None,
+    )
+
+
+def parse_scheduled(body: str, monitor: Monitor) -> list[InterruptionNotice]:
+    """The active events of ``events/maintenance/scheduled``, each with the effect of its code
+    and ``NotBefore`` as its deadline; unknown codes and malformed entries are skipped."""
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError:
+        return []
+    notices = []
+    for event in document if isinstance(document, list) else []:
+        if not isinstance(event, dict) or event.get("State", "active") != "active":
+            continue
+        meaning = SCHEDULED_EFFECTS.get(str(event.get("Code")))
+        not_before = str(event.get("NotBefore", ""))
+        when = parse_scheduled_time(not_before)
+        if meaning is None or when is None:
+            continue
+        effect, action = meaning
+        notices.append(
+            InterruptionNotice(
+                source="aws",
+                effect=effect,
+                action=action,
+                deadline=calendar_to_clock(monitor.clock, when),
+                ident=f"scheduled/{event.get('EventId')}",
+                notice_time=not_before,
+            )
+        )
+    return notices
+
+
+def parse_scheduled_time(text: str) -> datetime | None:
+    """``21 Jan 2019 09:00:43 GMT`` (scheduled events' format; English month names whatever
+    the locale)."""
+    parts = text.split()
+    if len(parts) != 5 or parts[4] != "GMT" or parts[1] not in _MONTHS:
+        return None
+    try:
+        clock = datetime.strptime(parts[3], "%H:%M:%S")
+        return datetime(
+            int(parts[2]),
+            _MONTHS[parts[1]],
+            int(parts[0]),
+            clock.hour,
+            clock.minute,
+            clock.second,
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None
 
 
 def parse_aws_time(text: str) -> datetime | None:
