@@ -37,7 +37,7 @@ from fake_imds.control import (
     duration_field,
     int_field,
 )
-from fake_imds.middleware import STATE_KEY, Unfaked
+from fake_imds.middleware import STATE_KEY, Unfaked, reason
 from fake_imds.model import MetadataPlane, Notice
 
 if TYPE_CHECKING:
@@ -204,6 +204,20 @@ def instance_document(options: AzureOptions) -> dict[str, Any]:
 
 def azure_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
+
+
+#: Azure IMDS' documented wording for the statuses a fault may inject.
+_FAULT_MESSAGES = {
+    410: "Gone. Retry after some time for a max of 70 seconds.",
+    429: "Too many requests",
+    500: "Internal server error. Retry after some time.",
+    503: "Service unavailable. Retry after some time.",
+}
+
+
+def fault_page(status: int) -> web.Response:
+    """A fault's injected error status as Azure's JSON error document."""
+    return azure_error(status, _FAULT_MESSAGES.get(status, f"{reason(status)}. Retry later."))
 
 
 def _newest(versions: Sequence[str]) -> list[str]:
@@ -402,3 +416,4 @@ def install(site: DialectSite) -> None:
     site.add_route("*", INSTANCE_PATH, metadata.instance)
     site.add_route("*", INSTANCE_PATH + "/{tail:.*}", metadata.instance)
     site.add_route("*", "/metadata/{tail:.*}", metadata.not_found)
+    site.error_page(fault_page)

@@ -41,7 +41,7 @@ from fake_imds.control import (
     choice_field,
     duration_field,
 )
-from fake_imds.middleware import STATE_KEY, Unfaked
+from fake_imds.middleware import STATE_KEY, Unfaked, reason
 from fake_imds.model import MetadataPlane, Notice
 from fake_imds.signals import GCP_MAX_SHUTDOWN
 
@@ -244,10 +244,9 @@ def render(
 
 
 def _google_error(status: int, why: str) -> web.Response:
-    title = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
     body = (
         "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n"
-        f"  <title>Error {status} ({title.get(status, 'Error')})!!1</title>\n"
+        f"  <title>Error {status} ({reason(status)})!!1</title>\n"
         f"  <p><b>{status}.</b> <ins>That\u2019s an error.</ins>\n"
         f"  <p>{why} <ins>That\u2019s all we know.</ins>\n"
     )
@@ -261,6 +260,22 @@ def _google_error(status: int, why: str) -> web.Response:
             "ETag": Rendered(body, "text/html").etag,
         },
     )
+
+
+#: What Google's error pages say for the statuses a fault may inject.
+_FAULT_WHY = {
+    429: "We're sorry, but you have sent too many requests to us recently. Please try again later.",
+    500: "The server encountered an error and could not complete your request.",
+    502: "The server encountered a temporary error and could not complete your request. "
+    "Please try again in 30 seconds.",
+    503: "The service you requested is not available at this time. Please try again in 30 seconds.",
+}
+
+
+def fault_page(status: int) -> web.Response:
+    """A fault's injected error status, worded as Google's front end words it."""
+    why = _FAULT_WHY.get(status, "The server could not complete your request.")
+    return _google_error(status, why)
 
 
 def forbidden_without_flavor(path: str) -> web.Response:
@@ -461,6 +476,7 @@ def install(site: DialectSite) -> None:
     site.app.on_shutdown.append(metadata.release_waiters)
     for path in (PREFIX, PREFIX + "/{tail:.*}"):
         site.add_route("*", path, metadata.handle)
+    site.error_page(fault_page)
     # ``/`` is shared with AWS (whose root lists versions): a request carrying GCP's flavor
     # header is GCP's, which is how google-auth's ``ping`` tells it is on Compute Engine.
     site.app.middlewares.append(_gcp_root)

@@ -33,6 +33,7 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    410: "Gone",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -73,6 +74,9 @@ def error_page(status: int, headers: dict[str, str] | None = None) -> web.Respon
     return web.Response(status=status, body=body, headers=all_headers)
 
 
+#: Renders a dialect's own error page for a status (a fault's injected error, for instance).
+ErrorPage = Callable[[int], web.Response]
+
 STATE_KEY: web.AppKey[ServerState] = web.AppKey("fake_imds_state")
 
 
@@ -88,6 +92,8 @@ class ServerState:
         self.plane = plane
         self.route_dialects = route_dialects
         self.fallback = fallback
+        #: dialect name -> its error page; dialects without one answer the EC2 way.
+        self.error_pages: dict[str, ErrorPage] = {}
         self._hanging: set[asyncio.Future[None]] = set()
 
     def middleware(self, control_token: str | None) -> Middleware:
@@ -132,17 +138,20 @@ class ServerState:
         return error_page(404)
 
     async def _fail(self, request: web.Request, fault: Fault, received: float) -> web.Response:
-        if fault.kind == "status":
-            self._log(request, received, fault.status, fault)
-            return error_page(fault.status)
-        if fault.kind == "throttle":
-            self._log(request, received, 429, fault)
-            return error_page(429)
+        if fault.kind in ("status", "throttle"):
+            status = fault.status if fault.kind == "status" else 429
+            self._log(request, received, status, fault)
+            return self.error_page_for(request)(status)
         self._log(request, received, NO_ANSWER, fault)
         if fault.kind == "reset":
             reset_connection(request)
         await self._hang()  # timeout: accepted, never answered; reset: the peer is gone
         raise AssertionError("unreachable: a hanging request only ends by cancellation")
+
+    def error_page_for(self, request: web.Request) -> ErrorPage:
+        """The error page of the dialect whose route the request matched (EC2's by default)."""
+        dialect = self.route_dialects.get(request.match_info.route)
+        return self.error_pages.get(dialect, error_page) if dialect else error_page
 
     async def _hang(self) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -104,6 +104,11 @@ class DialectSite:
         self._route_dialects[route] = self.name
         return route
 
+    def error_page(self, page: middleware.ErrorPage) -> None:
+        """Word this dialect's injected error statuses (faults) its own way: ``page(status)``
+        returns the response. Without one, errors are worded the way EC2 does."""
+        self.app[middleware.STATE_KEY].error_pages[self.name] = page
+
     def options(self, default: Any) -> Any:
         """This dialect's entry in ``config.options``, or ``default``."""
         return self.config.options.get(self.name, default)
