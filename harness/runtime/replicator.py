@@ -3,7 +3,12 @@
 One upload at a time; a newer checkpoint submitted meanwhile replaces any older one still
 waiting. Transient S3 errors are retried with exponential backoff unless a newer checkpoint has
 superseded the one failing. The order per checkpoint is: object (verified), manifest, event
-``checkpoint.durable`` (tier s3), Redis compare-and-set, event ``metadata.committed``.
+``checkpoint.durable`` (tier s3), Redis compare-and-set, event ``metadata.committed``. A retry
+resumes after the last step that succeeded: an object already stored is not sent again.
+
+Multipart uploads that a failure left incomplete (their abort failed too, or the create's answer
+was lost) are aborted between uploads as soon as S3 answers again, with backoff while it does
+not; the job does not complete while one is left.
 """
 
 from __future__ import annotations
@@ -64,16 +69,25 @@ class Replicator:
     _pending: tuple[CheckpointRecord, bytes] | None = None
     _task: asyncio.Task[None] | None = None
     _upload: Upload | None = None
+    #: Set while no checkpoint waits or uploads (cleaning up after failures may go on).
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Checkpoint id -> version id of objects stored by an attempt that failed later on.
+    _stored: dict[str, str | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
 
     def submit(self, record: CheckpointRecord, data: bytes) -> None:
         self._pending = (record, data)
+        self._idle.clear()
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._work())
             self._task.add_done_callback(self._finished)
 
     @property
     def busy(self) -> bool:
-        return self._task is not None and not self._task.done()
+        """A checkpoint waits or is uploading."""
+        return not self._idle.is_set() and self._task is not None and not self._task.done()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -83,14 +97,44 @@ class Replicator:
             self.on_crash(error)
 
     async def _work(self) -> None:
-        while self._pending is not None:
-            record, data = self._pending
-            self._pending = None
-            self.current = record
-            try:
-                await self._replicate(record, data)
-            finally:
-                self.current = None
+        try:
+            delay = self.config.retry_base
+            while True:
+                if self._pending is not None:
+                    await self._replicate_pending()
+                    continue
+                self._idle.set()
+                if await self._abort_unfinished():
+                    return
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, self.config.retry_max)
+        finally:
+            self._idle.set()
+
+    async def _replicate_pending(self) -> None:
+        assert self._pending is not None
+        record, data = self._pending
+        self._pending = None
+        self.current = record
+        try:
+            await self._replicate(record, data)
+        finally:
+            self.current = None
+
+    async def _abort_unfinished(self) -> bool:
+        """Abort incomplete uploads failures left behind; True when none is left."""
+        if not self.s3.unfinished:
+            return True
+        try:
+            await self.s3.abort_unfinished(on_aborted=self._report_cleaned)
+        except InstanceCrash:
+            raise
+        except Exception:
+            return False
+        return not self.s3.unfinished
+
+    def _report_cleaned(self, key: str) -> None:
+        self.emit(Kind.UPLOAD_ABORTED, key=key, reason="left by a failed upload; aborted later")
 
     async def _replicate(self, record: CheckpointRecord, data: bytes) -> None:
         delay = self.config.retry_base
@@ -111,20 +155,30 @@ class Replicator:
             delay = min(delay * 2, self.config.retry_max)
 
     async def _attempt(self, record: CheckpointRecord, data: bytes) -> None:
+        await self._abort_unfinished()  # before a new upload may reuse a key
+        if record.id in self._stored:
+            version_id = self._stored[record.id]  # an earlier attempt stored it
+        else:
+            version_id = await self._store_object(record, data)
+        if not await self.still_owner():
+            raise Fenced("a newer instance claimed the job")
+        dropped = await self.s3.commit_manifest(record, self.epoch())
+        self._stored.clear()
+        self.newest_durable = record
+        report_durable(self.emit, record, "s3", version_id=version_id)
+        await self._commit_metadata(record)
+        with contextlib.suppress(Exception):  # rotation is housekeeping; a failure is harmless
+            await self.s3.delete(dropped)
+
+    async def _store_object(self, record: CheckpointRecord, data: bytes) -> str | None:
         self.emit(
             Kind.CHECKPOINT_UPLOAD_STARTED, checkpoint_id=record.id, bytes=record.nominal_size
         )
         started = self.clock.monotonic()
         version_id = await self.s3.upload(record, data, on_upload=self._track)
         self.bandwidth.observe(record.nominal_size, self.clock.monotonic() - started)
-        if not await self.still_owner():
-            raise Fenced("a newer instance claimed the job")
-        dropped = await self.s3.commit_manifest(record, self.epoch())
-        self.newest_durable = record
-        report_durable(self.emit, record, "s3", version_id=version_id)
-        await self._commit_metadata(record)
-        with contextlib.suppress(Exception):  # rotation is housekeeping; a failure is harmless
-            await self.s3.delete(dropped)
+        self._stored = {record.id: version_id}
+        return version_id
 
     async def _commit_metadata(self, record: CheckpointRecord) -> None:
         delay = self.config.retry_base
@@ -151,12 +205,18 @@ class Replicator:
     def _track(self, upload: Upload | None) -> None:
         self._upload = upload
 
-    async def wait(self, within: float | None = None) -> bool:
-        """Wait until idle (or ``within`` seconds); True when everything submitted is done."""
+    async def wait(self, within: float | None = None, *, cleaned: bool = False) -> bool:
+        """Wait until everything submitted is done (and, if ``cleaned``, every upload a failure
+        left incomplete is aborted), for at most ``within`` seconds; True when it is."""
         task = self._task
         if task is None or task.done():
             return True
-        done, _ = await asyncio.wait({task}, timeout=within)
+        waiter = task if cleaned else asyncio.ensure_future(self._idle.wait())
+        try:
+            done, _ = await asyncio.wait({waiter}, timeout=within)
+        finally:
+            if waiter is not task:
+                waiter.cancel()
         return bool(done)
 
     async def cancel(self, reason: str) -> None:
@@ -168,10 +228,9 @@ class Replicator:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         upload, self._upload = self._upload, None
-        if upload is not None:
-            with contextlib.suppress(Exception):
-                await self.s3.store.abort_multipart(upload)
+        if upload is not None and await self.s3.abort_or_remember(upload):
             self.emit(Kind.UPLOAD_ABORTED, key=upload.key, reason=reason)
+        # An abort that failed is left to the next recovery's sweep of stale uploads.
 
     def kill(self) -> None:
         """The instance is gone: stop without any further I/O."""

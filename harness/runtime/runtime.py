@@ -345,7 +345,8 @@ class Runtime:
         newest = self.replicator.newest_durable
         if newest is None or newest.position < self.spec.items:
             await self._checkpoint("final")
-        while not await self.replicator.wait(within=self.config.poll_interval):
+        # Completion waits for the uploads and for aborting any a failure left incomplete.
+        while not await self.replicator.wait(within=self.config.poll_interval, cleaned=True):
             if self.monitor.urgent is not None or self.fenced_reason is not None:
                 await self._should_stop()
                 return

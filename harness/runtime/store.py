@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from harness.runtime.job import checksum, decode_state
 from harness.runtime.layout import (
@@ -34,6 +35,10 @@ MANIFEST_RETRIES = 3
 
 class Fenced(Exception):
     """A newer instance owns the job: this one must stop writing."""
+
+
+class ObjectConflict(RuntimeError):
+    """A checkpoint key is taken by an object that is not the one this instance wrote."""
 
 
 class CorruptCheckpoint(ValueError):
@@ -121,6 +126,8 @@ class S3Tier:
     part_size: int = 16 * 2**20
     manifest_etag: str | None = None
     _cached: Manifest | None = None
+    #: Keys of this instance's checkpoints that may have an incomplete multipart upload left.
+    unfinished: set[str] = field(default_factory=set)
 
     @property
     def folder(self) -> str:
@@ -149,26 +156,69 @@ class S3Tier:
         data: bytes,
         on_upload: Callable[[Upload | None], None] = lambda upload: None,
     ) -> str | None:
-        """Store the checkpoint object; returns its version id. Never overwrites an object."""
+        """Store the checkpoint object; returns its version id. Never overwrites an object.
+
+        A conditional write that finds the key taken (412) is this instance's own earlier
+        attempt whose answer was lost (checkpoint keys are unique to their writer): if the
+        stored object's metadata names this checksum, position and size, the step is done.
+        """
         metadata = {"sha256": record.checksum, "position": str(record.position)}
-        if record.nominal_size < self.multipart_threshold:
-            result = await self.store.put(
-                record.key, data, nominal=record.nominal_size, if_none_match=True, metadata=metadata
-            )
-            return _optional(result["version_id"])
-        upload = await self.store.create_multipart(record.key, metadata)
+        try:
+            if record.nominal_size < self.multipart_threshold:
+                result = await self.store.put(
+                    record.key,
+                    data,
+                    nominal=record.nominal_size,
+                    if_none_match=True,
+                    metadata=metadata,
+                )
+            else:
+                result = await self._upload_multipart(record, data, metadata, on_upload)
+        except Exception as error:
+            if not is_precondition_failed(error):
+                raise
+            return await self._already_stored(record, error)
+        return _optional(result["version_id"])
+
+    async def _upload_multipart(
+        self,
+        record: CheckpointRecord,
+        data: bytes,
+        metadata: dict[str, str],
+        on_upload: Callable[[Upload | None], None],
+    ) -> dict[str, Any]:
+        try:
+            upload = await self.store.create_multipart(record.key, metadata)
+        except Exception as error:
+            if not _surely_not_sent(error):
+                self.unfinished.add(record.key)  # the upload may exist with its answer lost
+            raise
         on_upload(upload)
         try:
             parts = await self._upload_parts(upload, record, data)
             result = await self.store.complete_multipart(upload, parts)
         except Exception:
-            await self._abort_quietly(upload)
+            await self.abort_or_remember(upload)
             on_upload(None)
             raise
         # Cancelled or crashed: the upload stays tracked; the caller aborts it when it may still
         # do I/O, otherwise the next recovery sweeps it.
         on_upload(None)
-        return _optional(result["version_id"])
+        return result
+
+    async def _already_stored(self, record: CheckpointRecord, conflict: Exception) -> str | None:
+        """The version id of ``record``'s object if S3 already holds exactly it, else raise."""
+        head = await self.store.head(record.key)
+        if head is None:
+            raise conflict  # the condition failed on an object that is gone again: retry
+        meta = head.get("Metadata", {})
+        stored = (meta.get("sha256"), meta.get("position"), head.get("ContentLength"))
+        if stored != (record.checksum, str(record.position), record.size):
+            raise ObjectConflict(
+                f"{record.key} already exists with other content "
+                f"(sha256 {meta.get('sha256')!r}, {head.get('ContentLength')} bytes)"
+            ) from conflict
+        return _optional(head.get("VersionId"))
 
     async def _upload_parts(
         self, upload: Upload, record: CheckpointRecord, data: bytes
@@ -193,10 +243,27 @@ class S3Tier:
             parts.append(await self.store.upload_part(upload, number, chunk, nominal=nominal_part))
         return parts
 
-    async def _abort_quietly(self, upload: Upload) -> None:
-        # If this fails too, the next recovery sweeps the upload.
-        with contextlib.suppress(Exception):
+    async def abort_or_remember(self, upload: Upload) -> bool:
+        """Abort ``upload``; if that fails too, remember its key for :meth:`abort_unfinished`.
+        True when it is gone."""
+        try:
             await self.store.abort_multipart(upload)
+        except Exception:
+            self.unfinished.add(upload.key)
+            return False
+        return True
+
+    async def abort_unfinished(self, on_aborted: Callable[[str], None]) -> None:
+        """Abort the incomplete uploads this instance may have left under its own checkpoint
+        keys (an abort that failed, a create whose answer was lost), calling ``on_aborted``
+        with the key of each. Call only while no upload is in flight: a key is listed as a
+        prefix. Raises on S3 errors; keys not yet cleaned stay remembered."""
+        for key in sorted(self.unfinished):
+            for upload in await self.store.list_uploads(key):
+                if upload.key == key:
+                    await self.store.abort_multipart(upload)
+                    on_aborted(key)
+            self.unfinished.discard(key)
 
     async def commit_manifest(self, record: CheckpointRecord, epoch: int) -> list[CheckpointRecord]:
         """Name ``record`` in the manifest (conditional write); returns entries it dropped.
@@ -302,6 +369,12 @@ class S3Tier:
     async def delete(self, records: list[CheckpointRecord]) -> None:
         for record in records:
             await self.store.delete(record.key)
+
+
+def _surely_not_sent(error: BaseException) -> bool:
+    """Whether a failed request certainly created nothing: S3 answered with an error, or no
+    connection was ever made. A timeout or a dropped connection may have lost S3's answer."""
+    return isinstance(error, ClientError | EndpointConnectionError)
 
 
 def _part_count(nominal: int, part_size: int) -> int:
