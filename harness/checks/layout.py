@@ -1,43 +1,23 @@
 """Knowledge of the reference runtime's storage layout, in one place (``docs/runtime.md``).
 
 The checks are generic: they read events and storage. What only makes sense for the reference
-layout lives here: its golden outcome, and the storage-level invariants of its manifests and
-Redis metadata. Targets that do not use the layout simply have none of these objects, and the
-functions here find nothing to judge.
+layout lives here: the storage-level invariants of its manifests and Redis metadata (its golden
+outcome is ``harness.sim.golden.reference_golden``). Targets that do not use the layout simply
+have none of these objects, and the functions here find nothing to judge.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from harness.checks.golden import Golden, digest_matches
+from harness.checks.golden import digest_matches
 from harness.checks.snapshot import Blob, ObjectVersion, StorageSnapshot
-from harness.runtime.job import OUTPUT_PREFIX as REFERENCE_OUTPUT_PREFIX
-from harness.runtime.job import JobSpec, checksum, expected_outputs, state_after
 from harness.runtime.layout import CHECKPOINT_SUFFIX, Manifest
 
 MANIFEST_NAME = "manifest.json"
 REDIS_META_SUFFIX = ":meta"
 REDIS_EPOCH_SUFFIX = ":epoch"
-
-
-def reference_golden(job: Mapping[str, Any]) -> Golden:
-    """The golden outcome of the reference job ``job`` (the scenario's ``job:`` mapping),
-    computed from the job's pure functions: no run needed."""
-    spec = JobSpec.from_mapping(job)
-    return Golden(
-        items=spec.items,
-        outputs={key: "sha256:" + digest for key, digest in expected_outputs(spec).items()},
-        final_state="sha256:" + checksum(state_after(spec, spec.items)),
-        output_prefix=REFERENCE_OUTPUT_PREFIX,
-        state_of=lambda position: (
-            "sha256:" + checksum(state_after(spec, position))
-            if 0 <= position <= spec.items
-            else None
-        ),
-    )
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ no older epoch overwrites a newer one's manifest."""
 from __future__ import annotations
 
 from harness.checks import Blob, ObjectVersion, RedisEntry, StorageSnapshot, same_digest
-from harness.checks.layout import fencing_problems, metadata_problems, reference_golden
+from harness.checks.layout import fencing_problems, metadata_problems
 from harness.runtime.job import JobSpec, checksum, expected_outputs, state_after
 from harness.runtime.layout import CheckpointRecord, Manifest
+from harness.sim.golden import reference_golden
 
 JOB = {"items": 40, "seconds_per_item": 1, "checkpoint_every": "10s", "name": "j"}
 SPEC = JobSpec.from_mapping(JOB)
