@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from aiohttp import web
 
 from fake_imds.control import NoticeSpec, at_field, check_fields, choice_field, duration_field
+from fake_imds.dispatch import NoticeDispatcher
 from fake_imds.model import MetadataPlane, Notice
 
 if TYPE_CHECKING:
@@ -377,7 +378,7 @@ def _check_delay(name: str, seconds: float) -> None:
 # -- bound to the metadata plane: notices become signal sequences -------------------------------
 
 
-class SignalDispatcher:
+class SignalDispatcher(NoticeDispatcher):
     """Runs the signal sequence of each Kubernetes eviction and GCP preemption notice.
 
     When such a notice is issued, every registered target gets its sequence: an eviction runs
@@ -396,27 +397,19 @@ class SignalDispatcher:
         pre_stop: PreStop | None = None,
         listener: StepListener | None = None,
     ) -> None:
-        self.plane = plane
+        super().__init__(plane)
         self.pre_stop = pre_stop
         self.listener = listener
         self._targets: list[SignalTarget] = list(targets)
         self.reports: list[tuple[str, SignalReport]] = []
         self._handled: set[str] = set()
-        self._tasks: set[asyncio.Task[SignalReport]] = set()
-        self._unsubscribe: Callable[[], None] | None = None
 
     def register(self, target: SignalTarget) -> Callable[[], None]:
         """Deliver future sequences to ``target`` too; returns a function that unregisters it."""
         self._targets.append(target)
         return lambda: self._targets.remove(target)
 
-    def start(self) -> None:
-        if self._unsubscribe is None:
-            self._unsubscribe = self.plane.subscribe(self._on_change)
-        for notice in self.plane.notices():
-            self._on_change(notice)
-
-    def _on_change(self, notice: Notice) -> None:
+    def on_change(self, notice: Notice) -> None:
         signalled = (notice.cloud, notice.kind) in (
             ("kubernetes", "eviction"),
             ("gcp", "preemption"),
@@ -429,11 +422,8 @@ class SignalDispatcher:
         self._handled.add(notice.id)
         if not self._targets:
             self.reports.append((notice.id, SignalReport(f"{notice.cloud}-{notice.kind}")))
-        loop = asyncio.get_running_loop()
         for target in list(self._targets):
-            task = loop.create_task(self._sequence(notice, target, now))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._sequence(notice, target, now))
 
     async def _sequence(self, notice: Notice, target: SignalTarget, now: float) -> SignalReport:
         remaining = max(0.0, notice.deadline - now)
@@ -451,21 +441,6 @@ class SignalDispatcher:
         report = await coro
         self.reports.append((notice.id, report))
         return report
-
-    async def drain(self) -> None:
-        """Wait for every sequence in flight to end."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
-
-    async def close(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 # -- notices (control API) and the server hook ----------------------------------------------

@@ -13,7 +13,6 @@ thread).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,6 +30,7 @@ from fake_imds.control import (
     duration_field,
     string_field,
 )
+from fake_imds.dispatch import NoticeDispatcher
 from fake_imds.model import MetadataPlane, Notice
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def _retry_after(value: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(NoticeDispatcher):
     """Sends a webhook notice's document when the notice is issued (once per notice).
 
     Subscribes to the plane's change notification, so a notice scheduled for later fires at
@@ -236,46 +236,22 @@ class WebhookDispatcher:
     """
 
     def __init__(self, plane: MetadataPlane, sender: WebhookSender, instance_id: str) -> None:
-        self.plane = plane
+        super().__init__(plane)
         self.sender = sender
         self.instance_id = instance_id
         self._sent: set[str] = set()
-        self._tasks: set[asyncio.Task[Delivery]] = set()
-        self._unsubscribe: Callable[[], None] | None = None
 
-    def start(self) -> None:
-        if self._unsubscribe is None:
-            self._unsubscribe = self.plane.subscribe(self._on_change)
-        for notice in self.plane.notices("webhook"):
-            self._on_change(notice)
-
-    def _on_change(self, notice: Notice) -> None:
+    def on_change(self, notice: Notice) -> None:
         if notice.cloud != "webhook" or notice.id in self._sent:
             return
         if not notice.visible(self.plane.now()):
             return
         self._sent.add(notice.id)
         payload = webhook_payload(notice, self.plane, self.instance_id)
-        task = asyncio.get_running_loop().create_task(
-            self.sender.send(str(notice.params["url"]), payload, notice_id=notice.id)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def drain(self) -> None:
-        """Wait for every delivery in flight to finish (delivered or failed)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        self.spawn(self.sender.send(str(notice.params["url"]), payload, notice_id=notice.id))
 
     async def close(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await super().close()
         await self.sender.close()
 
 
