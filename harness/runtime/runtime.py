@@ -281,7 +281,9 @@ class Runtime:
     async def _put_output(self, key: str, data: bytes, digest: str) -> bool:
         """Put once; True if an identical object was already there (an earlier instance's)."""
         try:
-            await self.s3_store.put(key, data, nominal=self.spec.output_size, if_none_match=True)
+            await self.s3_store.put(
+                key, data, nominal=self.spec.output_size, if_none_match=True, sha256_hex=digest
+            )
             return False
         except Exception as error:
             if not is_precondition_failed(error):
@@ -291,7 +293,11 @@ class Runtime:
             return True
         # Present but wrong (damaged): replace exactly that version.
         await self.s3_store.put(
-            key, data, nominal=self.spec.output_size, if_match=found[1] if found else None
+            key,
+            data,
+            nominal=self.spec.output_size,
+            if_match=found[1] if found else None,
+            sha256_hex=digest,
         )
         return False
 

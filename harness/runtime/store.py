@@ -171,6 +171,7 @@ class S3Tier:
                     nominal=record.nominal_size,
                     if_none_match=True,
                     metadata=metadata,
+                    sha256_hex=record.checksum,  # computed once, at the save
                 )
             else:
                 result = await self._upload_multipart(record, data, metadata, on_upload)

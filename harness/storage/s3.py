@@ -75,16 +75,23 @@ class S3Store:
         if_none_match: bool = False,
         if_match: str | None = None,
         metadata: dict[str, str] | None = None,
+        sha256_hex: str | None = None,
     ) -> dict[str, Any]:
         """PutObject with a SHA-256 checksum; returns ``{"etag", "version_id"}``.
 
-        Raises ``ClientError`` (use :func:`is_precondition_failed`) when a condition fails.
+        ``sha256_hex``: the content's SHA-256 if already known (then it is not computed again,
+        and S3 checks it against the bytes that arrive). Raises ``ClientError`` (use
+        :func:`is_precondition_failed`) when a condition fails.
         """
         await self._hook("s3.put_object", nbytes=len(data) if nominal is None else nominal, key=key)
+        if sha256_hex:
+            digest = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+        else:
+            digest = await self._call(sha256_b64, data)  # a worker thread in real mode
         params: dict[str, Any] = {
             "Key": key,
             "Body": data,
-            "ChecksumSHA256": sha256_b64(data),
+            "ChecksumSHA256": digest,
             "Metadata": metadata or {},
         }
         if if_none_match:
@@ -150,7 +157,7 @@ class S3Store:
         """Upload part ``number`` (1-based); returns the part entry for completion."""
         nbytes = len(data) if nominal is None else nominal
         await self._hook("s3.upload_part", nbytes=nbytes, key=upload.key)
-        digest = sha256_b64(data)
+        digest = await self._call(sha256_b64, data)  # a worker thread in real mode
         response = await self._request(
             "upload_part",
             Key=upload.key,
