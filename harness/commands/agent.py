@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import errno
-import signal
 from pathlib import Path
 
 import click
 
 from fake_imds.eventbridge import EventSink, sink_from_spec
-from fake_imds.server import (
-    IMDSV2_MODES,
-    FakeImds,
-    ImdsV2Mode,
-    UnsafeBindError,
-    check_bind,
-    is_loopback,
-)
+from fake_imds.server import FakeImds, ImdsV2Mode, UnsafeBindError, check_bind, is_loopback
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
 from harness.clock import RealClock
-from harness.commands.serve import DEFAULT_PORT, notice_line
+from harness.commands.options import (
+    HttpUrl,
+    events_option,
+    host_option,
+    imdsv2_option,
+    port_option,
+    read_secret,
+    serve_until_stopped,
+    token_option,
+)
+from harness.commands.serve import notice_line
 from harness.inject.agent import TOKEN_ENV
 from harness.inject.overlay import (
     DEFAULT_UPSTREAM,
@@ -30,35 +31,12 @@ from harness.inject.overlay import (
 )
 
 
-def read_token(token: str | None, token_file: Path | None) -> str | None:
-    if token and token_file:
-        raise HarnessError(
-            "give the token by --token-file or the environment, not both", EXIT_USAGE
-        )
-    if token_file is None:
-        return token or None
-    try:
-        text = token_file.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise HarnessError(
-            f"cannot read --token-file {token_file}: {error.strerror}", EXIT_USAGE
-        ) from None
-    if not text:
-        raise HarnessError(f"--token-file {token_file} is empty", EXIT_USAGE)
-    return text
-
-
 @click.command("agent")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=DEFAULT_PORT,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port (0: any free port).",
-)
+@host_option
+@port_option
 @click.option(
     "--upstream",
+    type=HttpUrl(),
     default=DEFAULT_UPSTREAM,
     show_default=True,
     help="The real metadata service every path not faked is passed to.",
@@ -66,25 +44,15 @@ def read_token(token: str | None, token_file: Path | None) -> str | None:
 @click.option(
     "--token-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="File holding the control token (or set the environment variable).",
+    help=f"File holding the control token (or set {TOKEN_ENV}); never printed.",
 )
-@click.option(
-    "--token",
-    envvar=TOKEN_ENV,
-    show_envvar=True,
+@token_option(
+    TOKEN_ENV,
+    "The control token (prefer --token-file or the environment; never printed).",
     hidden=True,
-    help="The control token (prefer --token-file or the environment; never printed).",
 )
-@click.option(
-    "--imdsv2",
-    type=click.Choice(IMDSV2_MODES),
-    default="optional",
-    show_default=True,
-    help="Token rules the overlay enforces for its clients.",
-)
-@click.option(
-    "--events", metavar="FILE|URL", help="EventBridge-shaped events: file, URL or sqs:<url>."
-)
+@imdsv2_option("Token rules the overlay enforces for its clients.")
+@events_option
 def agent(
     host: str,
     port: int,
@@ -96,11 +64,11 @@ def agent(
 ) -> int:
     """Serve the metadata overlay on the spot host and take notices from `harness inject`.
 
-    Interruption paths (spot/instance-action, spot/termination-time, events/recommendations/
-    rebalance, events/maintenance/*, autoscaling/*) are faked when a notice is scheduled; every
-    other path (credentials, identity, user data) is answered by the real metadata service.
-    Point the job at the overlay with AWS_EC2_METADATA_SERVICE_ENDPOINT. Beyond loopback a
-    control token is required.
+    Interruption paths (spot/instance-action, spot/termination-time,
+    events/recommendations/rebalance, events/maintenance/*, autoscaling/*) are faked when a
+    notice is scheduled; every other path (credentials, identity, user data) is answered by the
+    real metadata service. Point the job at the overlay with AWS_EC2_METADATA_SERVICE_ENDPOINT.
+    Beyond loopback a control token is required.
 
     \b
     Examples:
@@ -112,20 +80,15 @@ def agent(
       harness agent --host 0.0.0.0 --token-file /etc/spot-harness/agent-token
       HARNESS_AGENT_TOKEN=... harness inject --via agent --target http://10.0.0.12:1338
     """
-    secret = read_token(token, token_file)
+    secret = read_secret(token, token_file, "--token-file", TOKEN_ENV)
     try:
         check_bind(host, secret)
         sink = None if events is None else sink_from_spec(events)
     except (UnsafeBindError, ValueError) as refused:
         raise HarnessError(str(refused), EXIT_USAGE) from None
-    try:
-        asyncio.run(_run(host, port, upstream, secret, imdsv2, sink))
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            raise HarnessError(
-                f"port {port} on {host} is in use; choose another with --port (0: any free port)"
-            ) from None
-        raise HarnessError(f"cannot listen on {host}:{port}: {error}") from None
+    serve_until_stopped(
+        lambda stop: _run(host, port, upstream, secret, imdsv2, sink, stop), host, port
+    )
     return EXIT_OK
 
 
@@ -136,11 +99,8 @@ async def _run(
     secret: str | None,
     imdsv2: ImdsV2Mode,
     sink: EventSink | None,
+    stop: asyncio.Event,
 ) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     upstream = Upstream(upstream_url, RealClock())
     try:
         identity = await upstream_identity(upstream)
@@ -166,7 +126,7 @@ async def _run(
 def banner(
     server: FakeImds, upstream: Upstream, host: str, has_token: bool, identity: dict[str, str]
 ) -> list[str]:
-    who = identity.get("instance_id", "unknown instance (upstream identity not readable)")
+    who = identity.get("instance_id", "unknown (the upstream did not answer)")
     lines = [
         f"metadata overlay: {server.url}/  (fakes interruption paths; the rest from "
         f"{upstream.base_url})",
@@ -175,6 +135,12 @@ def banner(
         + ("  (bearer token required)" if has_token else "  (loopback only, no token)"),
         f"point the job at it: export AWS_EC2_METADATA_SERVICE_ENDPOINT={server.url}/",
     ]
+    if "instance_id" not in identity:
+        lines.append(
+            f"warning: {upstream.base_url} did not answer; the paths the overlay does not fake "
+            "(credentials, identity, user data) fail until it does. Is this a cloud instance, "
+            "and is --upstream right?"
+        )
     if not is_loopback(host):
         lines.append(
             "warning: beyond loopback the overlay also relays this instance's credentials to "

@@ -15,9 +15,10 @@ import click
 
 from fake_imds.aws import TOKEN_HEADER, TOKEN_TTL_HEADER
 from fake_imds.server import FakeImds
-from harness.cli import EXIT_FAILED, EXIT_OK, HarnessError
+from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
 from harness.clock import run_virtual
-from harness.units import DURATION_HELP, UnitError, format_duration, parse_duration
+from harness.commands.options import Duration
+from harness.units import format_duration
 
 SPOT_PATH = "/latest/meta-data/spot/instance-action"
 REBALANCE_PATH = "/latest/meta-data/events/recommendations/rebalance"
@@ -100,28 +101,29 @@ class Demo:
             await asyncio.sleep(self.poll)
 
 
-def _duration(name: str, value: str) -> float:
-    try:
-        return parse_duration(value)
-    except UnitError:
-        raise HarnessError(f"--{name}: expected {DURATION_HELP}, got {value!r}", 2) from None
-
-
 @click.command("demo")
 @click.option(
     "--lead",
+    type=Duration(seconds=True),
     default="3m",
     show_default=True,
     help="Interruption this long after the notice sequence starts (at least 2m).",
 )
-@click.option("--poll", default="5s", show_default=True, help="Client polling interval.")
+@click.option(
+    "--poll",
+    type=Duration(seconds=True, positive=True),
+    default="5s",
+    show_default=True,
+    help="Client polling interval.",
+)
 @click.option(
     "--quiet-for",
+    type=Duration(seconds=True),
     default="30s",
     show_default=True,
     help="Polling time before the harness schedules the interruption.",
 )
-def demo(lead: str, poll: str, quiet_for: str) -> int:
+def demo(lead: float, poll: float, quiet_for: float) -> int:
     """Show a spot interruption end to end, in virtual time (takes well under a second).
 
     Starts the fake EC2 metadata service with IMDSv2 required, runs a client that polls
@@ -133,19 +135,12 @@ def demo(lead: str, poll: str, quiet_for: str) -> int:
       harness demo
       harness demo --lead 5m --poll 2s
     """
-    lead_s, poll_s, quiet_s = (
-        _duration("lead", lead),
-        _duration("poll", poll),
-        _duration("quiet-for", quiet_for),
-    )
-    if lead_s < 120:
-        raise HarnessError("--lead must be at least 2m (a spot notice comes 2m ahead)", 2)
-    if poll_s <= 0:
-        raise HarnessError("--poll must be more than 0s", 2)
+    if lead < 120:
+        raise HarnessError("--lead must be at least 2m (a spot notice comes 2m ahead)", EXIT_USAGE)
     click.echo("spot-harness demo: a spot interruption end to end, in virtual time\n")
 
     async def main() -> DemoResult:
-        return await Demo(lead_s, poll_s, quiet_s).run()
+        return await Demo(lead, poll, quiet_for).run()
 
     result = run_virtual(main)
     if result.notice_seen is None:

@@ -20,6 +20,7 @@ import click
 from botocore.exceptions import BotoCoreError
 
 from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.commands.options import Duration, token_option
 from harness.inject import fis as fis_apply
 from harness.inject import ssm as ssm_apply
 from harness.inject.agent import TOKEN_ENV, AgentClient, ScheduledNotice, apply_agent
@@ -34,6 +35,7 @@ from harness.inject.plan import (
     S3Location,
     SignalPlan,
     SsmPlan,
+    check_fis_request,
     parse_instance_ids,
     plan_agent,
     plan_fis,
@@ -121,7 +123,13 @@ def make_runtime() -> Runtime:
     help="terminate (default), stop or hibernate. Through FIS the instance's own interruption "
     "behaviour decides; a different --action is refused.",
 )
-@click.option("--lead", default="2m", show_default=True, help=f"Warning time: {DURATION_HELP}.")
+@click.option(
+    "--lead",
+    type=Duration(),
+    default="2m",
+    show_default=True,
+    help=f"Warning time: {DURATION_HELP}.",
+)
 @click.option("--region", help="AWS region (default: the profile's or AWS_REGION).")
 @click.option("--profile", help="AWS profile.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and template; change nothing.")
@@ -146,12 +154,7 @@ def make_runtime() -> Runtime:
     metavar="s3://BUCKET/PREFIX",
     help="After the deadline, check that a checkpoint newer than the notice landed there.",
 )
-@click.option(
-    "--token",
-    envvar=TOKEN_ENV,
-    show_envvar=True,
-    help="Agent: the control token (better from the environment; never printed).",
-)
+@token_option(TOKEN_ENV, "Agent: the control token (better from the environment; never printed).")
 @click.option(
     "--kind",
     type=click.Choice(AGENT_KINDS),
@@ -325,6 +328,7 @@ def _run_fis(
     instance_ids = parse_instance_ids(request.targets)
     if not instance_ids and not request.tags:
         raise PlanError("name the instances: --target i-... or --tag KEY=VALUE")
+    check_fis_request(request)
     clients = runtime.aws(request.region, profile)
     facts = preflight_aws(clients, request, need_fis=True, instance_ids=instance_ids)
     plan = plan_fis(request, facts, runtime.new_token())

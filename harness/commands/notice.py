@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
+from harness.commands.options import Duration
 from harness.units import DURATION_HELP
 
 DEFAULT_URL = "http://127.0.0.1:1338"
@@ -121,7 +122,9 @@ def describe(notice: dict[str, Any]) -> str:
     "Azure: preempt, terminate, freeze, reboot, redeploy. Kubernetes: eviction.",
 )
 @click.option("--action", help="AWS spot: terminate (default), stop, hibernate.")
-@click.option("--lead", help=f"Time from the notice to the action: {DURATION_HELP}.")
+@click.option(
+    "--lead", type=Duration(), help=f"Time from the notice to the action: {DURATION_HELP}."
+)
 @click.option(
     "--at",
     help="When the notice appears: an ISO-8601 time (2026-01-01T00:05:00Z) or +DURATION "

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import shlex
-import signal
 from pathlib import Path
 
 import click
@@ -14,18 +12,17 @@ from fake_imds.aws import AwsOptions
 from fake_imds.azure import AzureOptions
 from fake_imds.eventbridge import sink_from_spec
 from fake_imds.model import Notice
-from fake_imds.server import (
-    DEFAULT_DIALECTS,
-    DIALECTS,
-    IMDSV2_MODES,
-    FakeImds,
-    ImdsV2Mode,
-    UnsafeBindError,
-)
+from fake_imds.server import DEFAULT_DIALECTS, DIALECTS, FakeImds, ImdsV2Mode, UnsafeBindError
 from fake_imds.signals import SignalOptions
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
-
-DEFAULT_PORT = 1338
+from harness.commands.options import (
+    events_option,
+    host_option,
+    imdsv2_option,
+    port_option,
+    read_secret,
+    serve_until_stopped,
+)
 
 
 def aws_options(
@@ -85,33 +82,22 @@ def notice_line(server: FakeImds, notice: Notice) -> str:
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=DEFAULT_PORT,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port (0: any free port).",
-)
-@click.option(
-    "--imdsv2",
-    type=click.Choice(IMDSV2_MODES),
-    default="optional",
-    show_default=True,
-    help="optional: v1 and v2; required: v1 gets 401; disabled: 403 everywhere.",
-)
+@host_option
+@port_option
+@imdsv2_option("optional: v1 and v2; required: v1 gets 401; disabled: 403 everywhere.")
 @click.option(
     "--control-token",
     envvar="HARNESS_CONTROL_TOKEN",
-    help="Bearer token every control call must carry; required beyond loopback. "
-    "Env: HARNESS_CONTROL_TOKEN.",
+    help="Bearer token every control call must carry; required beyond loopback. Better from "
+    "the environment (HARNESS_CONTROL_TOKEN) or --control-token-file: a command line is "
+    "visible to every user of the machine. Never printed.",
 )
 @click.option(
-    "--events",
-    metavar="FILE|URL",
-    help="Where EventBridge-shaped events go when notices fire: a JSON-lines file (appended), "
-    "an http(s) URL (POST), or sqs:<queue url>.",
+    "--control-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the control token.",
 )
+@events_option
 @click.option(
     "--dialect",
     "dialects",
@@ -157,6 +143,7 @@ def serve(
     port: int,
     imdsv2: ImdsV2Mode,
     control_token: str | None,
+    control_token_file: Path | None,
     events: str | None,
     dialects: tuple[str, ...],
     instance_id: str | None,
@@ -177,10 +164,16 @@ def serve(
       harness serve                                   # http://127.0.0.1:1338/
       harness serve --imdsv2 required --port 0
       harness serve --events events.jsonl --tag Name=trainer
-      harness serve --host 0.0.0.0 --control-token "$TOKEN"
+      HARNESS_CONTROL_TOKEN=$(cat token) harness serve --host 0.0.0.0
       harness serve --signal-pid 4242 --pre-stop "sh drain.sh"   # evictions signal 4242
     Then, from another shell: harness notice --action terminate --lead 2m
     """
+    control_token = read_secret(
+        control_token,
+        control_token_file,
+        "--control-token-file",
+        "--control-token or HARNESS_CONTROL_TOKEN",
+    )
     options = aws_options(instance_id, instance_type, availability_zone, user_data, tags, asg_state)
     names = list(dialects) or list(DEFAULT_DIALECTS)
     try:
@@ -201,22 +194,15 @@ def serve(
         )
     except (UnsafeBindError, ValueError) as refused:
         raise HarnessError(str(refused), EXIT_USAGE) from None
-    try:
-        asyncio.run(_run(server, names, imdsv2, bool(control_token)))
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            raise HarnessError(
-                f"port {port} on {host} is in use; choose another with --port (0: any free port)"
-            ) from None
-        raise HarnessError(f"cannot listen on {host}:{port}: {error}") from None
+    serve_until_stopped(
+        lambda stop: _run(server, names, imdsv2, bool(control_token), stop), host, port
+    )
     return EXIT_OK
 
 
-async def _run(server: FakeImds, names: list[str], imdsv2: str, token: bool) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+async def _run(
+    server: FakeImds, names: list[str], imdsv2: str, token: bool, stop: asyncio.Event
+) -> None:
     async with server:
         for line in banner(server, names, imdsv2, token):
             click.echo(line)

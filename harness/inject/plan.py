@@ -250,8 +250,10 @@ def _tag_text(tags: Mapping[str, str]) -> str:
     return ", ".join(f"{key}={value}" for key, value in sorted(tags.items()))
 
 
-def plan_fis(request: InjectRequest, facts: AwsFacts, client_token: str) -> FisPlan:
-    """Build and validate the FIS plan for a request against the preflight's facts."""
+def check_fis_request(request: InjectRequest) -> dict[str, str]:
+    """What a FIS request gets wrong without asking AWS (tags, role, lead); returns the tags.
+
+    Run before the preflight, so a typo is refused before any AWS call is made."""
     tags = parse_tags(request.tags)
     if tags and request.targets:
         raise PlanError(
@@ -264,6 +266,16 @@ def plan_fis(request: InjectRequest, facts: AwsFacts, client_token: str) -> FisP
             "instances (see docs/inject.md for its trust policy and permissions), or set "
             "HARNESS_FIS_ROLE_ARN"
         )
+    try:
+        lead_to_iso(request.lead)
+    except TemplateError as error:
+        raise PlanError("; ".join(error.problems)) from None
+    return tags
+
+
+def plan_fis(request: InjectRequest, facts: AwsFacts, client_token: str) -> FisPlan:
+    """Build and validate the FIS plan for a request against the preflight's facts."""
+    tags = check_fis_request(request)
     _check_action_for_fis(request.action, facts.tag_matches if tags else facts.instances)
     try:
         lead_iso = lead_to_iso(request.lead)
@@ -274,7 +286,7 @@ def plan_fis(request: InjectRequest, facts: AwsFacts, client_token: str) -> FisP
         ]
         template = spot_template(
             description=_description(request, facts),
-            role_arn=request.role_arn,
+            role_arn=request.role_arn or "",  # checked by check_fis_request
             lead_iso=lead_iso,
             instance_arns=arns,
             tags=tags or None,

@@ -175,9 +175,11 @@ def test_notice_list_and_cancel(
 def test_notice_bad_input_is_refused_naming_the_field(
     fake_imds: SyncFakeImds, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["notice", "--url", fake_imds.url, "--lead", "2 minutes"]) == 2
+    assert main(["notice", "--url", fake_imds.url, "--action", "explode"]) == 2
     err = capsys.readouterr().err
-    assert "HTTP 400" in err and "[field: lead]" in err
+    assert "HTTP 400" in err and "[field: action]" in err
+    assert main(["notice", "--url", fake_imds.url, "--lead", "2 minutes"]) == 2
+    assert "Invalid value for '--lead'" in capsys.readouterr().err  # refused before sending
     assert main(["notice", "--url", fake_imds.url, "--param", "novalue"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["notice", "--url", fake_imds.url, "--lead", "2m", "--param", "lead=3m"]) == 2

@@ -1,0 +1,151 @@
+"""Options and helpers the ``harness`` commands share, so each is spelled and checked once."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import click
+
+from fake_imds.server import IMDSV2_MODES
+from harness.cli import EXIT_USAGE, HarnessError
+from harness.units import DURATION_HELP, UnitError, parse_duration
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[Any]
+else:  # click < 8.2 has no generic ParamType
+    _ParamType = click.ParamType
+
+#: The port the fake metadata server and the agent listen on by default.
+DEFAULT_PORT = 1338
+
+
+class Duration(_ParamType):
+    """A duration in the project's grammar, checked when the command line is read.
+
+    The value stays the text the user gave (servers and plans take the same grammar, and show
+    it as written) unless ``seconds=True``, which converts it to a float.
+    """
+
+    name = "duration"
+
+    def __init__(self, *, seconds: bool = False, positive: bool = False) -> None:
+        self.seconds = seconds
+        self.positive = positive
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float) and self.seconds:
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except UnitError:
+            self.fail(f"expected {DURATION_HELP}, got {value!r}", param, ctx)
+        if self.positive and seconds <= 0:
+            self.fail(f"must be more than 0s, got {value!r}", param, ctx)
+        return seconds if self.seconds else str(value)
+
+
+class HttpUrl(_ParamType):
+    """An ``http://`` or ``https://`` URL with a host."""
+
+    name = "url"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        parts = urlsplit(str(value))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.fail(f"expected an http:// or https:// URL with a host, got {value!r}", param, ctx)
+        return str(value)
+
+
+def host_option(command: F) -> F:
+    return click.option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address to listen on. Beyond loopback a control token is required.",
+    )(command)
+
+
+def port_option(command: F) -> F:
+    return click.option(
+        "--port",
+        default=DEFAULT_PORT,
+        show_default=True,
+        type=click.IntRange(0, 65535),
+        help="Port (0: any free port).",
+    )(command)
+
+
+def imdsv2_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--imdsv2",
+        type=click.Choice(IMDSV2_MODES),
+        default="optional",
+        show_default=True,
+        help=help_text,
+    )
+
+
+def events_option(command: F) -> F:
+    return click.option(
+        "--events",
+        metavar="FILE|URL",
+        help="Where EventBridge-shaped events go when notices fire: a JSON-lines file (appended "
+        "to, never truncated), an http(s) URL (one POST each), or sqs:<queue url>.",
+    )(command)
+
+
+def token_option(envvar: str, help_text: str, *, hidden: bool = False) -> Callable[[F], F]:
+    """``--token``, also read from ``envvar`` (shown in --help by name, never by value)."""
+    return click.option("--token", envvar=envvar, show_envvar=True, hidden=hidden, help=help_text)
+
+
+def read_secret(value: str | None, path: Path | None, option: str, env: str) -> str | None:
+    """A token given directly (or by ``env``) or in the file ``path``; never both."""
+    if value and path:
+        raise HarnessError(f"give the token by {option} or by {env}, not both", EXIT_USAGE)
+    if path is None:
+        return value or None
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise HarnessError(f"cannot read {option} {path}: {error.strerror}", EXIT_USAGE) from None
+    if not text:
+        raise HarnessError(f"{option} {path} is empty", EXIT_USAGE)
+    return text
+
+
+def serve_until_stopped(
+    serve: Callable[[asyncio.Event], Coroutine[Any, Any, None]], host: str, port: int
+) -> None:
+    """Run ``serve(stop)`` until Ctrl-C or SIGTERM sets ``stop``; a port that cannot be bound is
+    a clear error instead of a traceback."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(stop)
+
+    try:
+        asyncio.run(main())
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise HarnessError(
+                f"port {port} on {host} is in use; choose another with --port (0: any free port)"
+            ) from None
+        raise HarnessError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
