@@ -41,6 +41,16 @@ class JsonLinesSink:
         self.path = Path(path)
         if self.path.is_dir():
             raise ValueError(f"events sink {self.path} is a directory; give a file path")
+        if not self.path.parent.is_dir():
+            raise ValueError(
+                f"events sink {self.path}: the folder {self.path.parent} does not exist; "
+                "create it or choose another path"
+            )
+        if not _holds_json_lines(self.path):
+            raise ValueError(
+                f"events sink {self.path} exists and is not a JSON-lines file; refusing to "
+                "append events to it (choose another path or remove the file)"
+            )
 
     async def send(self, event: dict[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as out:
@@ -117,6 +127,23 @@ class MemorySink:
         return None
 
 
+def _holds_json_lines(path: Path) -> bool:
+    """Whether ``path`` is missing, empty, or starts with a JSON object on its first line."""
+    try:
+        with path.open("rb") as existing:
+            first = existing.readline(1 << 20).strip()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    if not first:
+        return True
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
+
+
 def sink_from_spec(spec: str) -> EventSink:
     """A sink from a CLI/config string: a file path, an http(s) URL, or ``sqs:<queue url>``."""
     if spec.startswith("sqs:"):
@@ -128,6 +155,11 @@ def sink_from_spec(spec: str) -> EventSink:
         return HttpPostSink(spec)
     if not spec:
         raise ValueError("events sink is empty: give a file path, an http(s) URL or sqs:<url>")
+    if "://" in spec:
+        raise ValueError(
+            f"events sink {spec!r}: unknown scheme; give a file path, an http(s) URL or "
+            "sqs:<queue url>"
+        )
     return JsonLinesSink(spec)
 
 
