@@ -3,13 +3,17 @@
 1. Local save throughput: a local checkpoint of a 256 MiB state (temp file, fsync, rename,
    directory fsync, manifest written last) as a ratio to a plain sequential write + fsync of the
    same bytes, measured in rotating order in the same run (floor: 0.8). Shown twice: with the
-   checksum supplied (the persistence path the floor applies to) and with the runtime computing
-   the SHA-256 of the content itself (the hash is CPU-bound and is reported on its own).
-2. Recovery time from the local tier (read back and verify) and from S3 (moto, in-process:
+   runtime computing the SHA-256 of the content itself (in a worker thread, overlapped with the
+   write and the fsync) and with the checksum supplied (the persistence path alone).
+2. What the checksum costs on its own: SHA-256 (the layout's content checksum) and, for
+   comparison, CRC-32 (zlib, hardware-accelerated where the CPU allows). A save that computes
+   the SHA-256 cannot be faster than the hash: the best ratio it can reach is
+   plain / max(plain, SHA-256), printed as the bound.
+3. Recovery time from the local tier (read back and verify) and from S3 (moto, in-process:
    download, verify), with the local dir wiped.
 
-Run:  .venv/bin/python benchmarks/checkpoint.py [--size 256MiB] [--repeat 3] [--dir DIR]
-Exit code 1 when the throughput ratio is below the floor.
+Run:  .venv/bin/python benchmarks/checkpoint.py [--size 256MiB] [--repeat 5] [--dir DIR]
+Exit code 1 when the throughput ratio of the persistence path is below the floor.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -182,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         times = save_times(spec, data, base, args.repeat)
         best = {name: min(values) for name, values in times.items()}
         median = {name: statistics.median(values) for name, values in times.items()}
-        hashing = timed(lambda: hashlib.sha256(data).hexdigest())
-        print(f"SHA-256 of the state alone:          {hashing:.3f} s")
+        hashing = min(timed(lambda: hashlib.sha256(data).digest()) for _ in range(3))
+        crc = min(timed(lambda: zlib.crc32(data)) for _ in range(3))
+        for label, seconds in (("SHA-256 of the state alone:", hashing), ("CRC-32 (zlib):", crc)):
+            print(f"{label:36} {seconds:.3f} s ({size / seconds / 1e6:.0f} MB/s)")
         for name, label in (
             ("plain", "plain write+fsync"),
             ("save", "runtime local save"),
@@ -195,10 +202,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         ratio = best["plain"] / best["save_prehashed"]
         full = best["plain"] / best["save"]
+        bound = best["plain"] / max(best["plain"], hashing)
         verdict = "ok" if ratio >= FLOOR else "BELOW FLOOR"
+        full_verdict = "ok" if full >= FLOOR else "below the floor"
         runs = f"best-of-{args.repeat}"
         print(f"ratio, persistence path (floor {FLOOR}): {ratio:.2f} {runs} ({verdict})")
-        print(f"ratio, including SHA-256 of content:  {full:.2f} {runs}")
+        print(f"ratio, SHA-256 computed by the save: {full:.2f} {runs} ({full_verdict})")
+        print(f"  bound set by the hash alone:       {bound:.2f}")
         from_local, from_s3 = recovery_times(spec, data, base)
         print(f"recovery from local:  {from_local:.3f} s")
         print(f"recovery from S3:     {from_s3:.3f} s  (moto, in-process)")

@@ -45,11 +45,15 @@ class CorruptCheckpoint(ValueError):
     """Stored content does not match its record (checksum, header, size)."""
 
 
-def verify(record: CheckpointRecord, data: bytes, *, job: str, seed: int) -> dict[str, Any]:
-    """Check content against its record; returns the state header or raises CorruptCheckpoint."""
+def verify(
+    record: CheckpointRecord, data: bytes, *, job: str, seed: int, digest: str | None = None
+) -> dict[str, Any]:
+    """Check content against its record; returns the state header or raises CorruptCheckpoint.
+
+    ``digest``: the content's SHA-256 if already computed (in a worker thread, in real mode)."""
     if len(data) != record.size:
         raise CorruptCheckpoint(f"{record.id}: {len(data)} bytes stored, {record.size} expected")
-    if checksum(data) != record.checksum:
+    if (digest or checksum(data)) != record.checksum:
         raise CorruptCheckpoint(f"{record.id}: checksum mismatch")
     try:
         header = decode_state(data)
@@ -109,7 +113,8 @@ class LocalTier:
         data = await self.read(newest)
         if data is None:
             return []
-        verify(newest, data, job=self.job, seed=self.seed)
+        digest = await self.disk.call(checksum, data)  # off the event loop in real mode
+        verify(newest, data, job=self.job, seed=self.seed, digest=digest)
         listed = {r.key for r in (await self.manifest()).checkpoints}
         stale = [n for n in self.disk.names(self.folder, CHECKPOINT_SUFFIX) if n not in listed]
         for name in stale:

@@ -30,6 +30,11 @@ class LocalDisk:
         self._call = BlockingCaller(inline=inline_io)
         self._sync = (not inline_io) if sync is None else sync
 
+    @property
+    def call(self) -> BlockingCaller:
+        """How blocking work on this disk's data runs: inline (simulation) or in a thread."""
+        return self._call
+
     def path(self, name: str) -> Path:
         return self.root / name
 
