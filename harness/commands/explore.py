@@ -14,6 +14,7 @@ from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
 from harness.explore import explore as run_explore
 from harness.scenario.model import CLOUDS, Cloud
 from harness.sim.runner import RunResult
+from harness.sim.targets import TargetError, load_python_target
 
 _PYTHON_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -22,8 +23,13 @@ def parse_target(text: str) -> Any:
     """``reference`` or ``pkg.module:attribute`` (scenario syntax for the latter)."""
     if text == "reference":
         return "reference"
-    if _PYTHON_TARGET.match(text.removeprefix("python:")):
-        return {"python": text.removeprefix("python:")}
+    path = text.removeprefix("python:")
+    if _PYTHON_TARGET.match(path):
+        try:  # refused now, not as an "error" run written out as a failing schedule
+            load_python_target(path)
+        except TargetError as error:
+            raise HarnessError(f"--target: {error}", EXIT_USAGE) from None
+        return {"python": path}
     raise HarnessError(
         f"unknown target {text!r}; use `reference` or `package.module:attribute` "
         "(e.g. harness.examples.broken:off_by_one_resume)",

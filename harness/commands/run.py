@@ -22,7 +22,8 @@ from harness.sim.runner import RunResult, run_scenario
 @click.option(
     "--journal",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Write every run (history, verdict, replay line) to this JSON file as it goes.",
+    help="Write every run (history, verdict, replay line) to this JSON file as it goes. An "
+    "earlier journal there is replaced (and the command says so); any other file is refused.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; failures and totals only.")
 def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: bool) -> int:
@@ -43,10 +44,12 @@ def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: 
     for problem in problems:
         click.echo(f"{problem}", err=True)
     if not loaded:
-        raise HarnessError(
-            "no scenario to run" + (" (see the problems above)" if problems else ""), EXIT_USAGE
-        )
+        where = ", ".join(str(path) for path in paths)
+        why = " (see the problems above)" if problems else f": no *.yaml or *.yml file in {where}"
+        raise HarnessError("no scenario to run" + why, EXIT_USAGE)
     book = _open_journal(journal, paths, seed)
+    if book is not None and book.replaced:
+        click.echo(f"replacing the earlier journal {book.path}", err=True)
     if book is not None and problems:
         book.add_problems([str(p) for p in problems])
     rows = _run_all(loaded, seed, book, console, quiet)

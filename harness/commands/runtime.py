@@ -78,7 +78,7 @@ def _load(path: Path | None) -> RealModeConfig:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as error:
-            raise HarnessError(f"{path}: not valid YAML: {error}", EXIT_USAGE) from None
+            raise HarnessError(_yaml_problem(path, error), EXIT_USAGE) from None
         if not isinstance(raw, dict):
             raise HarnessError(f"{path}: expected a mapping with job:, storage:, ...", EXIT_USAGE)
     try:
@@ -86,3 +86,12 @@ def _load(path: Path | None) -> RealModeConfig:
     except (RealModeError, JobSpecError, ConfigError) as error:
         where = path if path is not None else "environment"
         raise HarnessError(f"{where}: {error}", EXIT_USAGE) from None
+
+
+def _yaml_problem(path: Path, error: yaml.YAMLError) -> str:
+    """``file:line:col: not valid YAML: what``, as scenario files report it."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    if mark is None:
+        return f"{path}: not valid YAML: {problem}"
+    return f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"

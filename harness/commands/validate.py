@@ -25,9 +25,15 @@ def validate(paths: tuple[Path, ...]) -> int:
     loaded, problems = load_paths(paths)
     for problem in problems:
         click.echo(str(problem), err=True)
+    if not loaded and not problems:
+        click.echo(f"no *.yaml or *.yml file in {_listed(paths)}", err=True)
     files = len({item.file for item in loaded})
     click.echo(
         f"{len(loaded)} scenario(s) in {files} file(s) valid"
         + (f"; {len(problems)} problem(s)" if problems else "")
     )
     return EXIT_USAGE if problems or not loaded else EXIT_OK
+
+
+def _listed(paths: tuple[Path, ...]) -> str:
+    return ", ".join(str(path) for path in paths)

@@ -2,7 +2,8 @@
 
 Each update goes to a temporary file in the same directory, is flushed and fsynced, then renamed
 over the journal: a reader (or a crash) sees either the previous complete journal or the new
-one, never half of one. A file that exists and is not a journal is never overwritten.
+one, never half of one. A file that exists and is not a journal is never overwritten; an earlier
+journal at the same path is replaced (``Journal.replaced`` says so, for the command to tell).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Journal:
         self.meta = dict(meta or {})
         self.runs: list[dict[str, Any]] = []
         self.problems: list[str] = []
-        _refuse_foreign(self.path)
+        #: Whether an earlier journal was at ``path`` (this one replaces it).
+        self.replaced = _refuse_foreign(self.path)
         self.write()
 
     def add(self, record: dict[str, Any]) -> None:
@@ -59,13 +61,14 @@ class Journal:
         self.write(finished=True)
 
 
-def _refuse_foreign(path: Path) -> None:
+def _refuse_foreign(path: Path) -> bool:
+    """Raise unless ``path`` is free or holds an earlier journal; True in the latter case."""
     if path.is_dir():
         raise JournalError(f"{path} is a directory; give a file name such as journal.json")
     if not path.exists():
         if not path.parent.is_dir():
             raise JournalError(f"{path.parent} does not exist; create it or choose another path")
-        return
+        return False
     try:
         existing = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -75,6 +78,7 @@ def _refuse_foreign(path: Path) -> None:
             f"{path} exists and is not a harness journal; refusing to overwrite it "
             "(choose another path or remove the file)"
         )
+    return True
 
 
 def write_atomic(path: Path, text: str) -> None:
