@@ -73,6 +73,8 @@ class Replicator:
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     #: Checkpoint id -> version id of objects stored by an attempt that failed later on.
     _stored: dict[str, str | None] = field(default_factory=dict)
+    #: Checkpoint id of the last attempt that failed (its object may have landed unseen).
+    _failed: str | None = None
 
     def __post_init__(self) -> None:
         self._idle.set()
@@ -149,6 +151,7 @@ class Replicator:
                 raise
             except Exception as error:
                 report_failed(self.emit, record, "s3", error)
+                self._failed = record.id
             if self._pending is not None:
                 return  # superseded by a newer checkpoint
             await self.clock.sleep(delay)
@@ -174,6 +177,11 @@ class Replicator:
         self.emit(
             Kind.CHECKPOINT_UPLOAD_STARTED, checkpoint_id=record.id, bytes=record.nominal_size
         )
+        if self._failed == record.id:  # an answer lost last time may hide a stored object
+            found, version_id = await self.s3.stored(record)
+            if found:
+                self._stored = {record.id: version_id}
+                return version_id
         started = self.clock.monotonic()
         version_id = await self.s3.upload(record, data, on_upload=self._track)
         self.bandwidth.observe(record.nominal_size, self.clock.monotonic() - started)

@@ -213,18 +213,26 @@ class S3Tier:
         return result
 
     async def _already_stored(self, record: CheckpointRecord, conflict: Exception) -> str | None:
-        """The version id of ``record``'s object if S3 already holds exactly it, else raise."""
+        found, version_id = await self.stored(record)
+        if not found:
+            raise conflict  # the condition failed on an object that is gone again: retry
+        return version_id
+
+    async def stored(self, record: CheckpointRecord) -> tuple[bool, str | None]:
+        """Whether S3 already holds ``record``'s object (its metadata names this checksum,
+        position and size), and its version id. Raises :class:`ObjectConflict` if the key
+        holds something else."""
         head = await self.store.head(record.key)
         if head is None:
-            raise conflict  # the condition failed on an object that is gone again: retry
+            return False, None
         meta = head.get("Metadata", {})
         stored = (meta.get("sha256"), meta.get("position"), head.get("ContentLength"))
         if stored != (record.checksum, str(record.position), record.size):
             raise ObjectConflict(
                 f"{record.key} already exists with other content "
                 f"(sha256 {meta.get('sha256')!r}, {head.get('ContentLength')} bytes)"
-            ) from conflict
-        return _optional(head.get("VersionId"))
+            )
+        return True, _optional(head.get("VersionId"))
 
     async def _upload_parts(
         self, upload: Upload, record: CheckpointRecord, data: bytes
