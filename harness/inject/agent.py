@@ -100,7 +100,7 @@ def _decode(method: str, path: str, status: int, text: str) -> dict[str, Any]:
         raise HarnessError(
             "the agent refused the token (401): pass the agent's control token with --token or "
             f"{TOKEN_ENV}",
-            EXIT_USAGE,
+            EXIT_ENVIRONMENT,  # like `harness notice`: a refused credential, not a typo
         )
     if status >= 400:
         detail = payload.get("error", "") if isinstance(payload, dict) else ""
