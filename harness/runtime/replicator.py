@@ -75,6 +75,8 @@ class Replicator:
     _stored: dict[str, str | None] = field(default_factory=dict)
     #: Checkpoint id of the last attempt that failed (its object may have landed unseen).
     _failed: str | None = None
+    #: Set by :meth:`submit`: wakes the clean-up backoff so a new checkpoint never waits.
+    _submitted: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._idle.set()
@@ -82,6 +84,7 @@ class Replicator:
     def submit(self, record: CheckpointRecord, data: bytes) -> None:
         self._pending = (record, data)
         self._idle.clear()
+        self._submitted.set()
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._work())
             self._task.add_done_callback(self._finished)
@@ -106,12 +109,19 @@ class Replicator:
                     await self._replicate_pending()
                     continue
                 self._idle.set()
+                self._submitted.clear()
                 if await self._abort_unfinished():
                     return
-                await self.clock.sleep(delay)
+                await self._nap(delay)
                 delay = min(delay * 2, self.config.retry_max)
         finally:
             self._idle.set()
+
+    async def _nap(self, seconds: float) -> None:
+        """Wait ``seconds``, or until a checkpoint is submitted."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._submitted.wait()
 
     async def _replicate_pending(self) -> None:
         assert self._pending is not None

@@ -20,7 +20,7 @@ from harness.runtime.store import Fenced, ObjectConflict, S3Tier
 from harness.storage import S3Store
 from harness.target import no_io_hook
 from tests.runtime.conftest import SMALL_JOB
-from tests.runtime.world import Hook, World
+from tests.runtime.world import Hook, World, fail_first
 
 #: Multipart from 16 MiB: a 64 MiB state goes up as eight 8 MiB parts.
 MULTIPART_JOB = {
@@ -307,3 +307,32 @@ def test_a_manifest_412_from_a_newer_epoch_still_fences(s3_client: Any) -> None:
     final = run_virtual(newer.manifest())
     assert final is not None and final.epoch == 3
     assert [r.position for r in final.checkpoints] == [10]
+
+
+def test_a_new_checkpoint_does_not_wait_for_the_clean_up_backoff(
+    tmp_path: Path, s3_client: Any
+) -> None:
+    world = World(tmp_path, dict(MULTIPART_JOB), s3_client)
+    hook = Hook(
+        fail={
+            "s3.upload_part": fail_first(1, lambda: service_unavailable("UploadPart")),
+            "s3.abort_multipart": fail_first(1, lambda: service_unavailable("AbortMultipart")),
+            # listing the leftover keeps failing: backoff 1, 2, 4, 8, 16 s while the job goes on
+            "s3.list_uploads": fail_first(7, lambda: service_unavailable("ListMultipartUploads")),
+        }
+    )
+    assert run_virtual(world.run_instance(hook)) == "completed"
+    assert world.history is not None
+    local_durable = {
+        e.data["checkpoint_id"]: e.t
+        for e in world.history.of_kind(Kind.CHECKPOINT_DURABLE)
+        if e.data["tier"] == "local"
+    }
+    started = {
+        e.data["checkpoint_id"]: e.t for e in world.history.of_kind(Kind.CHECKPOINT_UPLOAD_STARTED)
+    }
+    second = sorted(local_durable)[1]
+    assert started[second] - local_durable[second] < 0.5  # not at the end of a 16 s backoff
+    aborted = [d["key"] for _, d in events(world, Kind.UPLOAD_ABORTED)]
+    assert aborted == [first_checkpoint_key(world)]
+    assert world.incomplete_uploads() == []
