@@ -177,6 +177,7 @@ class Replicator:
             raise Fenced("a newer instance claimed the job")
         dropped = await self.s3.commit_manifest(record, self.epoch())
         self._stored.clear()
+        self._failed = None
         self.newest_durable = record
         report_durable(self.emit, record, "s3", version_id=version_id)
         await self._commit_metadata(record)
@@ -248,7 +249,8 @@ class Replicator:
         upload, self._upload = self._upload, None
         if upload is not None and await self.s3.abort_or_remember(upload):
             self.emit(Kind.UPLOAD_ABORTED, key=upload.key, reason=reason)
-        # An abort that failed is left to the next recovery's sweep of stale uploads.
+        # An abort that failed is remembered: the next upload's clean-up or, if this instance
+        # uploads nothing more, the next recovery's sweep of stale uploads aborts it.
 
     def kill(self) -> None:
         """The instance is gone: stop without any further I/O."""
