@@ -7,19 +7,33 @@ moto state is left alone; each run creates its own versioned bucket and removes 
 moto stamps objects with the wall clock (``LastModified``) and orders versions by it. In
 simulation that would make the order of two versions written within the same wall millisecond
 arbitrary, so while a run is active moto's clock is the run's virtual calendar clock.
+
+The client is configured for simulation, where a call's cost is all Python: SigV4-shaped request
+headers without the HMAC work (moto does not verify signatures), path-style addressing, and
+response timestamps parsed without dateutil (the same values). While a run is active, moto
+tries S3's URL patterns before those of its 180 other services. What S3 does with each request
+is moto's own, unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import fnmatch
 import io
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import boto3
+import botocore.auth
+import botocore.session
+import botocore.utils
+import moto.backend_index as moto_backend_index
+import moto.core.responses as moto_responses
 import moto.s3.models as moto_s3
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from moto.core.models import botocore_stubber
 from moto.core.utils import utcnow as _wall_utcnow
 from moto.moto_api._internal import mock_random
@@ -52,17 +66,100 @@ def _moto_utcnow() -> datetime:
     return _wall_utcnow()
 
 
+#: The tzinfo botocore puts on the timestamps it parses (dateutil's UTC).
+_BOTOCORE_UTC = botocore.utils.parse_timestamp("1970-01-01T00:00:00Z").tzinfo
+
+#: Signature version name of :class:`_SimulatedSigV4` in botocore's table of signers.
+SIM_SIGNER = "spot-harness-sim-v4"
+
+
+class _SimulatedSigV4(botocore.auth.SigV4Auth):
+    """Headers shaped as SigV4 (credential scope included, which moto reads the account and
+    region from) without hashing the request: moto does not verify signatures."""
+
+    def add_auth(self, request: AWSRequest) -> None:
+        stamp = _moto_utcnow().strftime("%Y%m%dT%H%M%SZ")  # the run's calendar, as moto's
+        credentials = self.credentials
+        assert credentials is not None
+        region, service = getattr(self, "_region_name"), getattr(self, "_service_name")  # noqa: B009
+        scope = f"{stamp[:8]}/{region}/{service}/aws4_request"
+        for name in ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256"):
+            del request.headers[name]
+        request.headers["X-Amz-Date"] = stamp
+        # A body sent aws-chunked with a checksum trailer must say so: moto decodes it then.
+        algorithm = request.context.get("checksum", {}).get("request_algorithm")
+        streaming = isinstance(algorithm, dict) and algorithm.get("in") == "trailer"
+        request.headers["X-Amz-Content-SHA256"] = (
+            botocore.auth.STREAMING_UNSIGNED_PAYLOAD_TRAILER
+            if streaming
+            else botocore.auth.UNSIGNED_PAYLOAD
+        )
+        request.headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
+            "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=simulated"
+        )
+
+
+def _choose_simulated_signer(**_: Any) -> str:
+    return SIM_SIGNER
+
+
+def _parse_timestamp(value: Any) -> datetime:
+    """botocore's ``parse_timestamp`` without dateutil's general parser for the two formats S3
+    answers with (RFC 7231 headers, ISO 8601 bodies); the same aware datetimes."""
+    if isinstance(value, str):
+        try:
+            if value.endswith("GMT"):
+                return email.utils.parsedate_to_datetime(value).astimezone(_BOTOCORE_UTC)
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(_BOTOCORE_UTC)
+        except (TypeError, ValueError):
+            pass
+    parsed_any: datetime = botocore.utils.parse_timestamp(value)
+    return parsed_any
+
+
 def shared_client() -> Any:
-    """The process-wide boto3 S3 client (created on first use)."""
+    """The process-wide boto3 S3 client for simulation (created on first use)."""
     global _client
     if _client is None:
-        _client = boto3.client(
+        botocore.auth.AUTH_TYPE_MAPS.setdefault(SIM_SIGNER, _SimulatedSigV4)
+        session = botocore.session.get_session()
+        session.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=_parse_timestamp
+        )
+        session.register("choose-signer.s3", cast(Any, _choose_simulated_signer))
+        _client = boto3.Session(botocore_session=session).client(
             "s3",
             region_name=REGION,
             aws_access_key_id=CREDENTIALS["aws_access_key_id"],
             aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+            config=Config(s3={"addressing_style": "path"}),
         )
     return _client
+
+
+_ORIGINAL_PATTERNS = moto_backend_index.backend_url_patterns
+#: moto's response module calls the request-id generator it imported by name.
+_REQUEST_ID_NAME = "gen_amzn_requestid_long"
+_ORIGINAL_REQUEST_ID = getattr(moto_responses, _REQUEST_ID_NAME)
+
+
+def _request_id(headers: dict[str, Any] | None = None) -> str:
+    """moto's ``x-amzn-requestid`` (52 characters from its seeded random), drawn in one call
+    instead of 52."""
+    request_id = f"{mock_random.getrandbits(208):052X}"
+    if isinstance(headers, dict):
+        headers["x-amzn-requestid"] = request_id
+    return request_id
+
+
+def _s3_patterns_first() -> list[Any]:
+    """moto's URL patterns with S3's first. No other service's pattern matches an S3 URL (else
+    moto could not serve S3), so S3 requests route as before, 140 regex matches sooner."""
+    patterns = list(_ORIGINAL_PATTERNS)
+    return [p for p in patterns if p[0] == "s3"] + [p for p in patterns if p[0] != "s3"]
 
 
 @contextlib.contextmanager
@@ -80,6 +177,8 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
     previous_now, _virtual_now = _virtual_now, now
     moto_s3.utcnow = _moto_utcnow  # type: ignore[attr-defined]
     moto_s3.S3Backend.urls = property(_cached_urls)  # type: ignore[method-assign,assignment]
+    moto_backend_index.backend_url_patterns = _s3_patterns_first()
+    setattr(moto_responses, _REQUEST_ID_NAME, _request_id)
     mock_random.seed(seed)  # version and upload ids, deterministic per run
     client = shared_client()
     try:
@@ -92,6 +191,8 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
         _drop_bucket(name)
         _virtual_now = previous_now
         moto_s3.S3Backend.urls = _ORIGINAL_URLS  # type: ignore[method-assign]
+        moto_backend_index.backend_url_patterns = _ORIGINAL_PATTERNS
+        setattr(moto_responses, _REQUEST_ID_NAME, _ORIGINAL_REQUEST_ID)
         botocore_stubber.enabled = was_enabled
 
 

@@ -20,10 +20,8 @@ import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-import aiohttp
-
 from harness.runtime.monitor.core import InterruptionNotice, Monitor, calendar_to_clock
-from harness.runtime.monitor.http import Unreachable, new_session, request
+from harness.runtime.monitor.http import HttpSession, Unreachable, new_session, request
 
 INSTANCE_ACTION = "/latest/meta-data/spot/instance-action"
 REBALANCE = "/latest/meta-data/events/recommendations/rebalance"
@@ -87,9 +85,7 @@ class AwsImdsSource:
                 self._escalate(monitor)
                 await monitor.clock.sleep(config.poll_interval)
 
-    async def _poll_slow(
-        self, session: aiohttp.ClientSession, monitor: Monitor, path: str
-    ) -> float:
+    async def _poll_slow(self, session: HttpSession, monitor: Monitor, path: str) -> float:
         """Poll one of the slower paths; the seconds until it is due again."""
         config = monitor.config
         answer = await self._poll(session, monitor, path)
@@ -130,9 +126,7 @@ class AwsImdsSource:
         if notice is not None:
             monitor.report(notice)
 
-    async def _poll(
-        self, session: aiohttp.ClientSession, monitor: Monitor, path: str
-    ) -> _Answer | None:
+    async def _poll(self, session: HttpSession, monitor: Monitor, path: str) -> _Answer | None:
         """The answer (200 or 404), or None when the poll failed (counted towards blindness)."""
         try:
             status, body = await self._get(session, monitor, path)
@@ -154,9 +148,7 @@ class AwsImdsSource:
         if self._failures >= monitor.config.blind_after:
             monitor.blind(self.name, reason)
 
-    async def _get(
-        self, session: aiohttp.ClientSession, monitor: Monitor, path: str
-    ) -> tuple[int, str]:
+    async def _get(self, session: HttpSession, monitor: Monitor, path: str) -> tuple[int, str]:
         timeout = monitor.config.http_timeout
         for attempt in range(2):
             headers = await self._auth_headers(session, monitor, fresh=attempt > 0)
@@ -168,7 +160,7 @@ class AwsImdsSource:
         return 401, ""
 
     async def _auth_headers(
-        self, session: aiohttp.ClientSession, monitor: Monitor, *, fresh: bool
+        self, session: HttpSession, monitor: Monitor, *, fresh: bool
     ) -> dict[str, str]:
         if self._v1:
             return {}
@@ -177,7 +169,7 @@ class AwsImdsSource:
             await self._fetch_token(session, monitor)
         return {"X-aws-ec2-metadata-token": self._token} if self._token else {}
 
-    async def _fetch_token(self, session: aiohttp.ClientSession, monitor: Monitor) -> None:
+    async def _fetch_token(self, session: HttpSession, monitor: Monitor) -> None:
         config = monitor.config
         ttl = max(1, min(21600, int(config.token_ttl)))
         reply = await request(

@@ -9,10 +9,8 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
-
 from harness.runtime.monitor.core import InterruptionNotice, Monitor, calendar_to_clock
-from harness.runtime.monitor.http import Unreachable, new_session, request
+from harness.runtime.monitor.http import HttpSession, Unreachable, new_session, request
 
 EVENTS = "/metadata/scheduledevents?api-version=2020-07-01"
 HEADERS = {"Metadata": "true"}
@@ -38,7 +36,7 @@ class AzureEventsSource:
                 await self._poll(session, monitor)
                 await monitor.clock.sleep(monitor.config.poll_interval)
 
-    async def _poll(self, session: aiohttp.ClientSession, monitor: Monitor) -> None:
+    async def _poll(self, session: HttpSession, monitor: Monitor) -> None:
         timeout = monitor.config.http_timeout
         try:
             reply = await request(
@@ -61,7 +59,7 @@ class AzureEventsSource:
             monitor.blind(self.name, reason)
 
     def _approver(
-        self, session: aiohttp.ClientSession, monitor: Monitor
+        self, session: HttpSession, monitor: Monitor
     ) -> Callable[[str], Callable[[], Awaitable[None]]]:
         def approve(event_id: str) -> Callable[[], Awaitable[None]]:
             async def send() -> None:

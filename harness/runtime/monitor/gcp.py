@@ -6,10 +6,8 @@ default) from when it was seen, since GCP gives no timestamp.
 
 from __future__ import annotations
 
-import aiohttp
-
 from harness.runtime.monitor.core import InterruptionNotice, Monitor
-from harness.runtime.monitor.http import Unreachable, new_session, request
+from harness.runtime.monitor.http import HttpSession, Unreachable, new_session, request
 
 PREEMPTED = "/computeMetadata/v1/instance/preempted"
 HEADERS = {"Metadata-Flavor": "Google"}
@@ -31,7 +29,7 @@ class GcpPreemptionSource:
                 if not await self._watch_once(session, monitor):
                     await monitor.clock.sleep(_RETRY_DELAY)
 
-    async def _watch_once(self, session: aiohttp.ClientSession, monitor: Monitor) -> bool:
+    async def _watch_once(self, session: HttpSession, monitor: Monitor) -> bool:
         url = self.base_url + PREEMPTED
         timeout = monitor.config.http_timeout
         if self._etag is not None:
