@@ -141,7 +141,8 @@ def describe(notice: dict[str, Any]) -> str:
 @click.option(
     "--token",
     envvar="HARNESS_CONTROL_TOKEN",
-    help="Bearer token of a server started with --control-token. Env: HARNESS_CONTROL_TOKEN.",
+    help="Bearer token of a server started with a control token; never printed. Better from "
+    "the environment (HARNESS_CONTROL_TOKEN): a command line is visible to every user.",
 )
 @click.option("--list", "list_only", is_flag=True, help="List the server's notices instead.")
 @click.option("--cancel", metavar="ID", help="Cancel the notice with this id instead.")
