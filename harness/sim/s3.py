@@ -30,6 +30,7 @@ import botocore.auth
 import botocore.session
 import botocore.utils
 import moto.backend_index as moto_backend_index
+import moto.core.request as moto_request
 import moto.core.responses as moto_responses
 import moto.s3.models as moto_s3
 from botocore.awsrequest import AWSRequest
@@ -146,6 +147,18 @@ _REQUEST_ID_NAME = "gen_amzn_requestid_long"
 _ORIGINAL_REQUEST_ID = getattr(moto_responses, _REQUEST_ID_NAME)
 
 
+_ORIGINAL_HEADER_ITER = moto_request.EnvironHeaders.__iter__
+
+
+def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]:
+    """moto's header iteration, which maps every name back to a preserved spelling, skipping
+    that mapping when the request preserved none (all but ``x-amz-meta-`` names with ``_``)."""
+    if self.environ.get(moto_request.PRESERVED_HEADER_NAMES_ENVIRON_KEY):
+        yield from _ORIGINAL_HEADER_ITER(self)
+    else:
+        yield from super(moto_request.EnvironHeaders, self).__iter__()
+
+
 def _request_id(headers: dict[str, Any] | None = None) -> str:
     """moto's ``x-amzn-requestid`` (52 characters from its seeded random), drawn in one call
     instead of 52."""
@@ -179,6 +192,7 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
     moto_s3.S3Backend.urls = property(_cached_urls)  # type: ignore[method-assign,assignment]
     moto_backend_index.backend_url_patterns = _s3_patterns_first()
     setattr(moto_responses, _REQUEST_ID_NAME, _request_id)
+    moto_request.EnvironHeaders.__iter__ = _header_iter  # type: ignore[method-assign]
     mock_random.seed(seed)  # version and upload ids, deterministic per run
     client = shared_client()
     try:
@@ -193,6 +207,7 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
         moto_s3.S3Backend.urls = _ORIGINAL_URLS  # type: ignore[method-assign]
         moto_backend_index.backend_url_patterns = _ORIGINAL_PATTERNS
         setattr(moto_responses, _REQUEST_ID_NAME, _ORIGINAL_REQUEST_ID)
+        moto_request.EnvironHeaders.__iter__ = _ORIGINAL_HEADER_ITER  # type: ignore[method-assign]
         botocore_stubber.enabled = was_enabled
 
 
