@@ -146,8 +146,14 @@ def make_runtime() -> Runtime:
 )
 @click.option("--stop-alarm", multiple=True, metavar="ARN", help="FIS: stop when this alarm fires.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="FIS: target by tag.")
-@click.option("--count", type=int, help="FIS with --tag: interrupt N of the matches.")
-@click.option("--percent", type=int, help="FIS with --tag: interrupt P % of the matches.")
+@click.option(
+    "--count", type=click.IntRange(min=1), help="FIS with --tag: interrupt N of the matches."
+)
+@click.option(
+    "--percent",
+    type=click.IntRange(1, 100),
+    help="FIS with --tag: interrupt P % of the matches.",
+)
 @click.option("--keep-template", is_flag=True, help="FIS: keep the experiment template.")
 @click.option(
     "--expect-checkpoint",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from harness.commands.options import (
     serve_until_stopped,
 )
 
+#: ``eu-west-1b``, ``us-gov-west-1a``: the region and a zone letter.
+_AVAILABILITY_ZONE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+[a-z]")
+
 
 def aws_options(
     instance_id: str | None,
@@ -40,15 +44,35 @@ def aws_options(
     if instance_type:
         changes["instance_type"] = instance_type
     if availability_zone:
+        if not _AVAILABILITY_ZONE.fullmatch(availability_zone):
+            raise HarnessError(
+                f"--availability-zone {availability_zone!r} is not a zone name such as "
+                "eu-west-1b (the region, eu-west-1, is taken from it)",
+                EXIT_USAGE,
+            )
         changes["availability_zone"] = availability_zone
         changes["region"] = availability_zone.rstrip("abcdefghijklmnopqrstuvwxyz")
     if user_data is not None:
-        changes["user_data"] = user_data.read_text(encoding="utf-8")
+        changes["user_data"] = _read_user_data(user_data)
     if tags:
         changes["tags"] = dict(_pair(tag) for tag in tags)
     if asg_state:
         changes["asg_state"] = asg_state
     return AwsOptions(**changes)  # type: ignore[arg-type]
+
+
+def _read_user_data(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise HarnessError(
+            f"--user-data {path} is not UTF-8 text; the fake serves user-data as text "
+            "(decompress or base64-encode it first)",
+            EXIT_USAGE,
+        ) from None
+    except OSError as error:
+        message = f"cannot read --user-data {path}: {error.strerror}"
+        raise HarnessError(message, EXIT_USAGE) from None
 
 
 def _pair(text: str) -> tuple[str, str]:

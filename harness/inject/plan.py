@@ -268,8 +268,14 @@ def check_fis_request(request: InjectRequest) -> dict[str, str]:
         )
     try:
         lead_to_iso(request.lead)
+        selection = selection_mode(request.count, request.percent)
     except TemplateError as error:
         raise PlanError("; ".join(error.problems)) from None
+    if selection != "ALL" and not tags:
+        raise PlanError(
+            "--count and --percent choose among the instances --tag matches; add --tag KEY=VALUE "
+            "(or name the instances with --target and drop them)"
+        )
     return tags
 
 

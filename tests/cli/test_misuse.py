@@ -74,6 +74,9 @@ def test_every_command_has_examples_and_refuses_unknown_options(
         (["explore", "--target", "nosuch_module:target"], "cannot import 'nosuch_module'"),
         (["explore", "--target", "harness.examples.broken:nosuch"], "has no 'nosuch'"),
         (["explore", "--target", "not a target"], "unknown target"),
+        (["serve", "--availability-zone", "eu-west"], "is not a zone name such as eu-west-1b"),
+        (["inject", "--tag", "team=ml", "--percent", "500"], "Invalid value for '--percent'"),
+        (["inject", "--tag", "team=ml", "--count", "0"], "Invalid value for '--count'"),
     ],
 )
 def test_bad_values_are_refused_with_the_option_named(
@@ -94,6 +97,7 @@ def test_fis_input_is_checked_before_any_aws_call(
     assert "--role-arn is required" in refused(capsys, target)
     monkeypatch.setenv("HARNESS_FIS_ROLE_ARN", "arn:aws:iam::123456789012:role/fis")
     assert "between 2m and 15m" in refused(capsys, [*target, "--lead", "1m"])
+    assert "add --tag KEY=VALUE" in refused(capsys, [*target, "--count", "2"])
 
 
 def test_missing_files_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,6 +112,14 @@ def test_missing_files_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "cannot read --control-token-file" in refused(
         capsys, ["serve", "--control-token-file", missing]
     )
+
+
+def test_user_data_that_is_not_text_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gzipped = tmp_path / "user-data.gz"
+    gzipped.write_bytes(b"\x1f\x8b\x08\x00\xff\xfe")
+    assert "is not UTF-8 text" in refused(capsys, ["serve", "--user-data", str(gzipped)])
 
 
 def test_a_folder_without_scenarios_is_explained(
