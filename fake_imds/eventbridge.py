@@ -46,7 +46,7 @@ class JsonLinesSink:
                 f"events sink {self.path}: the folder {self.path.parent} does not exist; "
                 "create it or choose another path"
             )
-        if not _holds_json_lines(self.path):
+        if not holds_json_lines(self.path):
             raise ValueError(
                 f"events sink {self.path} exists and is not a JSON-lines file; refusing to "
                 "append events to it (choose another path or remove the file)"
@@ -127,7 +127,7 @@ class MemorySink:
         return None
 
 
-def _holds_json_lines(path: Path) -> bool:
+def holds_json_lines(path: Path) -> bool:
     """Whether ``path`` is missing, empty, or starts with a JSON object on its first line."""
     try:
         with path.open("rb") as existing:

@@ -147,6 +147,15 @@ def test_unreachable_servers_are_an_environment_error(capsys: pytest.CaptureFixt
     assert "cannot reach the agent" in out
 
 
+def test_a_port_in_use_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        out = refused(capsys, ["serve", "--port", port], EXIT_ENVIRONMENT)
+    assert f"port {port} on 127.0.0.1 is in use; choose another with --port" in out
+
+
 def test_listening_beyond_loopback_needs_a_token(capsys: pytest.CaptureFixture[str]) -> None:
     for command in ("serve", "agent"):
         assert "set a control token" in refused(capsys, [command, "--host", "0.0.0.0"])
