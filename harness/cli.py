@@ -71,7 +71,8 @@ def cli() -> None:
       harness run scenarios                 # the standard scenario library, embedded
       harness serve --imdsv2 required       # a fake metadata server on 127.0.0.1
       harness notice --url URL --action terminate --lead 2m
-      harness inject --target i-0abc --dry-run
+      harness inject --target i-0abc12345678def01 --dry-run
+      harness demo                          # a spot interruption end to end, in one second
     """
 
 
