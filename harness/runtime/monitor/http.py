@@ -16,6 +16,7 @@ connection meanwhile).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json as jsonlib
 from dataclasses import dataclass
 from types import TracebackType
@@ -298,6 +299,7 @@ async def _open(host: str, port: int) -> _Connection:
     return connection
 
 
+@functools.lru_cache(maxsize=256)  # a poller asks for the same few URLs all its life
 def _split(url: str) -> tuple[str, int, str]:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
