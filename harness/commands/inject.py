@@ -273,8 +273,7 @@ def run(
         return _run_agent(agent_plan, runtime, token, request.region, profile)
     signal_plan = plan_signal(request, SIGNAL_NAMES)
     lines = [*signal_plan.lines(), f"  process  {_command_line(signal_plan.pid)}"]
-    if not dry_run:
-        check_target(signal_plan.pid)
+    check_target(signal_plan.pid)  # read-only (signal 0), so a dry run checks it too
     if not _go(lines, runtime, dry_run, yes, "send these signals"):
         return _declined(runtime, dry_run)
     return _run_signal(signal_plan, runtime, request.region, profile)

@@ -43,15 +43,24 @@ def signal_commands(
     """Shell lines that signal a process on the host."""
     if (pid is None) == (process is None):
         raise PlanError("--via ssm with --ssm-run signal needs exactly one of --pid or --process")
+    if pid is not None and pid < 2:
+        raise PlanError(
+            f"refusing --pid {pid}: kill would signal a process group (0), every process (-1) "
+            "or init (1); give the job's own process id"
+        )
     find = (
-        f"pid={pid}"
+        [f"pid={pid}"]
         if pid is not None
-        else f"pid=$(pgrep -o -f -- {shlex.quote(str(process))}) || "
-        f"{{ echo 'no process matches {_echo_safe(str(process))}' >&2; exit 3; }}"
+        else [
+            f"pid=$(pgrep -o -f -- {shlex.quote(str(process))}) || "
+            f"{{ echo 'no process matches {_echo_safe(str(process))}' >&2; exit 3; }}",
+            # the oldest match could be init itself (a pattern such as "systemd")
+            '[ "$pid" -gt 1 ] || { echo "refusing to signal pid $pid" >&2; exit 3; }',
+        ]
     )
     lines = [
         "set -eu",
-        find,
+        *find,
         f'kill -s {signal} "$pid"',
         f'echo "spot-harness: sent SIG{signal} to $pid"',
     ]
@@ -90,7 +99,8 @@ def _echo_safe(text: str) -> str:
 
 
 def plan_ssm(request: InjectRequest, facts: AwsFacts, signal_names: Sequence[str]) -> SsmPlan:
-    mode = request.ssm_mode or ("signal" if request.pid or request.process else "agent")
+    chosen = request.pid is not None or bool(request.process)
+    mode = request.ssm_mode or ("signal" if chosen else "agent")
     lead = parse_lead(request.lead)
     action = request.action or "terminate"
     if mode == "signal":

@@ -77,6 +77,8 @@ def test_every_command_has_examples_and_refuses_unknown_options(
         (["serve", "--availability-zone", "eu-west"], "is not a zone name such as eu-west-1b"),
         (["inject", "--tag", "team=ml", "--percent", "500"], "Invalid value for '--percent'"),
         (["inject", "--tag", "team=ml", "--count", "0"], "Invalid value for '--count'"),
+        (["inject", "--target", "pid:0", "--dry-run"], "refusing to signal pid 0"),
+        (["inject", "--target", "pid:1", "--dry-run"], "refusing to signal pid 1"),
     ],
 )
 def test_bad_values_are_refused_with_the_option_named(

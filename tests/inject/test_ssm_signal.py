@@ -33,6 +33,7 @@ def test_signal_command_sends_the_notice_then_kills_at_the_deadline() -> None:
         "set -eu",
         "pid=$(pgrep -o -f -- 'python train.py') || "
         "{ echo 'no process matches python train.py' >&2; exit 3; }",
+        '[ "$pid" -gt 1 ] || { echo "refusing to signal pid $pid" >&2; exit 3; }',
         'kill -s TERM "$pid"',
         'echo "spot-harness: sent SIGTERM to $pid"',
         "sleep 120",
@@ -76,6 +77,12 @@ def test_agent_command_keeps_the_token_out_of_the_command_text() -> None:
         '--data \'{"kind": "spot-interruption", "action": "terminate", "lead": "2m"}\' '
         "http://127.0.0.1:1338/_harness/v1/notices"
     )
+
+
+@pytest.mark.parametrize("pid", [-1, 0, 1])
+def test_signal_mode_refuses_pids_that_reach_beyond_one_process(pid: int) -> None:
+    with pytest.raises(PlanError, match=f"refusing --pid {pid}"):
+        signal_commands(pid=pid, process=None, signal="TERM", action="terminate", lead=1, wait=True)
 
 
 def test_signal_mode_needs_exactly_one_of_pid_or_process() -> None:
