@@ -75,6 +75,14 @@ def _read_user_data(path: Path) -> str:
         raise HarnessError(message, EXIT_USAGE) from None
 
 
+def _pre_stop_command(text: str | None) -> tuple[str, ...] | None:
+    try:
+        return tuple(shlex.split(text or "")) or None
+    except ValueError as error:
+        message = f"--pre-stop {text!r}: {error} (quote it as in a shell)"
+        raise HarnessError(message, EXIT_USAGE) from None
+
+
 def _pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -199,6 +207,7 @@ def serve(
         "--control-token or HARNESS_CONTROL_TOKEN",
     )
     options = aws_options(instance_id, instance_type, availability_zone, user_data, tags, asg_state)
+    signals = SignalOptions(signal_pids, _pre_stop_command(pre_stop))
     names = list(dialects) or list(DEFAULT_DIALECTS)
     try:
         sink = None if events is None else sink_from_spec(events)
@@ -211,7 +220,7 @@ def serve(
             dialects=names,
             options={
                 "aws": options,
-                "signals": SignalOptions(signal_pids, tuple(shlex.split(pre_stop or "")) or None),
+                "signals": signals,
                 "azure": AzureOptions(throttle=azure_throttle),
             },
             seed=seed,

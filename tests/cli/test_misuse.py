@@ -75,6 +75,7 @@ def test_every_command_has_examples_and_refuses_unknown_options(
         (["explore", "--target", "harness.examples.broken:nosuch"], "has no 'nosuch'"),
         (["explore", "--target", "not a target"], "unknown target"),
         (["serve", "--availability-zone", "eu-west"], "is not a zone name such as eu-west-1b"),
+        (["serve", "--pre-stop", "sh 'drain"], "No closing quotation"),
         (["inject", "--tag", "team=ml", "--percent", "500"], "Invalid value for '--percent'"),
         (["inject", "--tag", "team=ml", "--count", "0"], "Invalid value for '--count'"),
         (["inject", "--target", "pid:0", "--dry-run"], "refusing to signal pid 0"),
