@@ -207,9 +207,10 @@ def serve(
         "--control-token or HARNESS_CONTROL_TOKEN",
     )
     options = aws_options(instance_id, instance_type, availability_zone, user_data, tags, asg_state)
-    signals = SignalOptions(signal_pids, _pre_stop_command(pre_stop))
+    pre_stop_command = _pre_stop_command(pre_stop)
     names = list(dialects) or list(DEFAULT_DIALECTS)
     try:
+        signals = SignalOptions(signal_pids, pre_stop_command)
         sink = None if events is None else sink_from_spec(events)
         server = FakeImds(
             host,
