@@ -15,11 +15,13 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+from botocore.exceptions import BotoCoreError, ClientError
 
 SPOT_WARNING = "EC2 Spot Instance Interruption Warning"
 REBALANCE = "EC2 Instance Rebalance Recommendation"
@@ -60,13 +62,44 @@ class JsonLinesSink:
         return None
 
 
-class HttpPostSink:
+#: Told about each delivery that failed, e.g. to print it (``harness serve`` does).
+FailureListener = Callable[[str], None]
+
+
+class _Deliveries:
+    """Failed deliveries of a remote sink: kept in ``failures`` and passed to a listener, never
+    raised (an event bus absorbs them too). Messages name the destination without any user
+    info or query, which may hold credentials."""
+
+    def __init__(self, destination: str, on_failure: FailureListener | None) -> None:
+        self.failures: list[str] = []
+        self.on_failure = on_failure
+        self._shown = _without_secrets(destination)
+
+    def failed(self, why: str) -> None:
+        message = f"event not delivered to {self._shown}: {why}"
+        self.failures.append(message)
+        if self.on_failure is not None:
+            self.on_failure(message)
+
+
+def _without_secrets(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url
+
+
+class HttpPostSink(_Deliveries):
     """POSTs each event as JSON to a URL (an EventBridge API destination stand-in)."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 5.0, on_failure: FailureListener | None = None
+    ) -> None:
+        super().__init__(url, on_failure)
         self.url = url
         self.timeout = timeout
-        self.failures: list[str] = []
         self._session: aiohttp.ClientSession | None = None
 
     async def send(self, event: dict[str, Any]) -> None:
@@ -75,9 +108,9 @@ class HttpPostSink:
         try:
             async with self._session.post(self.url, json=event) as response:
                 if response.status >= 300:
-                    self.failures.append(f"HTTP {response.status}")
+                    self.failed(f"HTTP {response.status}")
         except (aiohttp.ClientError, TimeoutError) as error:
-            self.failures.append(f"{type(error).__name__}: {error}")
+            self.failed(type(error).__name__)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -85,14 +118,17 @@ class HttpPostSink:
             self._session = None
 
 
-class SqsSink:
+class SqsSink(_Deliveries):
     """Sends each event as an SQS message body, the way an EventBridge rule targeting SQS does.
 
     boto3 is blocking, so each send runs in the loop's default executor (real-time servers only;
     a virtual-time run should use a file or an in-memory sink).
     """
 
-    def __init__(self, queue_url: str, client: Any = None) -> None:
+    def __init__(
+        self, queue_url: str, client: Any = None, *, on_failure: FailureListener | None = None
+    ) -> None:
+        super().__init__(queue_url, on_failure)
         self.queue_url = queue_url
         self._client = client
 
@@ -106,9 +142,12 @@ class SqsSink:
     async def send(self, event: dict[str, Any]) -> None:
         body = json.dumps(event, sort_keys=True)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            None, lambda: self._sqs().send_message(QueueUrl=self.queue_url, MessageBody=body)
-        )
+        try:
+            await loop.run_in_executor(
+                None, lambda: self._sqs().send_message(QueueUrl=self.queue_url, MessageBody=body)
+            )
+        except (BotoCoreError, ClientError) as error:
+            self.failed(_aws_reason(error))
 
     async def close(self) -> None:
         return None
@@ -144,15 +183,17 @@ def holds_json_lines(path: Path) -> bool:
         return False
 
 
-def sink_from_spec(spec: str) -> EventSink:
-    """A sink from a CLI/config string: a file path, an http(s) URL, or ``sqs:<queue url>``."""
+def sink_from_spec(spec: str, on_failure: FailureListener | None = None) -> EventSink:
+    """A sink from a CLI/config string: a file path, an http(s) URL, or ``sqs:<queue url>``.
+
+    ``on_failure`` hears about each event a remote sink could not deliver."""
     if spec.startswith("sqs:"):
         queue_url = spec[len("sqs:") :]
         if not urlsplit(queue_url).scheme.startswith("http"):
             raise ValueError(f"sqs sink needs a queue URL after 'sqs:', got {queue_url!r}")
-        return SqsSink(queue_url)
+        return SqsSink(queue_url, on_failure=on_failure)
     if urlsplit(spec).scheme in ("http", "https"):
-        return HttpPostSink(spec)
+        return HttpPostSink(spec, on_failure=on_failure)
     if not spec:
         raise ValueError("events sink is empty: give a file path, an http(s) URL or sqs:<url>")
     if "://" in spec:
@@ -161,6 +202,12 @@ def sink_from_spec(spec: str) -> EventSink:
             "sqs:<queue url>"
         )
     return JsonLinesSink(spec)
+
+
+def _aws_reason(error: Exception) -> str:
+    """The error's class and AWS code: the message of some botocore errors quotes the request."""
+    code = getattr(error, "response", {}).get("Error", {}).get("Code")
+    return f"{type(error).__name__} ({code})" if code else type(error).__name__
 
 
 def _region_of(queue_url: str) -> str:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from fake_imds.eventbridge import EventSink, sink_from_spec
+from fake_imds.eventbridge import EventSink
 from fake_imds.server import FakeImds, ImdsV2Mode, UnsafeBindError, check_bind, is_loopback
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
 from harness.clock import RealClock
 from harness.commands.options import (
     HttpUrl,
+    event_sink,
     events_option,
     host_option,
     imdsv2_option,
@@ -83,7 +84,7 @@ def agent(
     secret = read_secret(token, token_file, "--token-file", TOKEN_ENV)
     try:
         check_bind(host, secret)
-        sink = None if events is None else sink_from_spec(events)
+        sink = event_sink(events)
     except (UnsafeBindError, ValueError) as refused:
         raise HarnessError(str(refused), EXIT_USAGE) from None
     serve_until_stopped(

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from fake_imds.eventbridge import EventSink, sink_from_spec
 from fake_imds.server import IMDSV2_MODES
 from harness.cli import EXIT_USAGE, HarnessError
 from harness.units import DURATION_HELP, UnitError, parse_duration
@@ -106,6 +107,14 @@ def events_option(command: F) -> F:
         help="Where EventBridge-shaped events go when notices fire: a JSON-lines file (appended "
         "to, never truncated), an http(s) URL (one POST each), or sqs:<queue url>.",
     )(command)
+
+
+def event_sink(spec: str | None) -> EventSink | None:
+    """The ``--events`` sink; events it cannot deliver are reported on stderr as they fail.
+    Raises ValueError for a spec it refuses."""
+    if spec is None:
+        return None
+    return sink_from_spec(spec, on_failure=lambda message: click.echo(message, err=True))
 
 
 def token_option(envvar: str, help_text: str, *, hidden: bool = False) -> Callable[[F], F]:

@@ -11,12 +11,12 @@ import click
 
 from fake_imds.aws import AwsOptions
 from fake_imds.azure import AzureOptions
-from fake_imds.eventbridge import sink_from_spec
 from fake_imds.model import Notice
 from fake_imds.server import DEFAULT_DIALECTS, DIALECTS, FakeImds, ImdsV2Mode, UnsafeBindError
 from fake_imds.signals import SignalOptions
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
 from harness.commands.options import (
+    event_sink,
     events_option,
     host_option,
     imdsv2_option,
@@ -211,7 +211,7 @@ def serve(
     names = list(dialects) or list(DEFAULT_DIALECTS)
     try:
         signals = SignalOptions(signal_pids, pre_stop_command)
-        sink = None if events is None else sink_from_spec(events)
+        sink = event_sink(events)
         server = FakeImds(
             host,
             port,
