@@ -12,14 +12,14 @@ from urllib.parse import urlsplit
 
 import click
 
-from fake_imds.eventbridge import EventSink, sink_from_spec
-from fake_imds.server import IMDSV2_MODES
 from harness.cli import EXIT_USAGE, HarnessError
 from harness.units import DURATION_HELP, UnitError, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
+    from fake_imds.eventbridge import EventSink
+
     _ParamType = click.ParamType[Any]
 else:  # click < 8.2 has no generic ParamType
     _ParamType = click.ParamType
@@ -91,6 +91,10 @@ def port_option(command: F) -> F:
 
 
 def imdsv2_option(help_text: str) -> Callable[[F], F]:
+    # fake_imds is imported here, not at the top: `notice` and `inject` share this module and
+    # need none of the server
+    from fake_imds.server import IMDSV2_MODES
+
     return click.option(
         "--imdsv2",
         type=click.Choice(IMDSV2_MODES),
@@ -112,6 +116,8 @@ def events_option(command: F) -> F:
 def event_sink(spec: str | None) -> EventSink | None:
     """The ``--events`` sink; events it cannot deliver are reported on stderr as they fail.
     Raises ValueError for a spec it refuses."""
+    from fake_imds.eventbridge import sink_from_spec
+
     if spec is None:
         return None
     return sink_from_spec(spec, on_failure=lambda message: click.echo(message, err=True))
