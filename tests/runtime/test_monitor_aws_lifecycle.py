@@ -135,3 +135,42 @@ def test_scheduled_time_parsing_is_strict() -> None:
     assert parsed is not None and parsed.isoformat() == "2019-01-21T09:00:43+00:00"
     for bad in ("2019-01-21T09:00:43Z", "21 Foo 2019 09:00:43 GMT", "21 Jan 2019 09:00 GMT", ""):
         assert parse_scheduled_time(bad) is None
+
+
+def test_a_failing_spot_path_blinds_the_source_while_other_paths_answer() -> None:
+    async def main() -> Events:
+        async with FakeImds(imdsv2="required") as imds:
+
+            async def script(monitor: Monitor) -> None:
+                await asyncio.sleep(1)
+                imds.plane.add_fault("status", pattern="/latest/meta-data/spot/*", status=500)
+                await asyncio.sleep(60)  # rebalance and lifecycle answer meanwhile
+
+            events, _ = await watch(AwsImdsSource(imds.url), script)
+            return events
+
+    events = run_virtual(main())
+    blind = [(t, d) for t, k, d in events if k == Kind.MONITOR_BLIND]
+    assert [(t, d["reason"]) for t, d in blind] == [(15.0, "HTTP 500")]  # third failure in a row
+    assert Kind.MONITOR_SIGHTED not in [k for _, k, _ in events]
+
+
+def test_after_an_outage_the_source_is_sighted_at_the_first_answer() -> None:
+    async def main() -> tuple[Events, list[float]]:
+        async with FakeImds(imdsv2="required") as imds:
+
+            async def script(monitor: Monitor) -> None:
+                await asyncio.sleep(1)
+                fault = imds.plane.add_fault("status", pattern="/latest/*", status=503)
+                await asyncio.sleep(400)  # every path fails 3+ times, scheduled events too
+                imds.plane.remove_fault(fault.id)
+                await asyncio.sleep(10)
+
+            events, _ = await watch(AwsImdsSource(imds.url), script)
+            return events, _polls(imds, SCHEDULED)
+
+    events, scheduled = run_virtual(main())
+    assert [k for _, k, _ in events] == [Kind.MONITOR_BLIND, Kind.MONITOR_SIGHTED]
+    sighted_at = events[1][0]
+    assert sighted_at == 405.0  # the first spot poll after the outage
+    assert scheduled[-1] == 405.0  # failed slow paths are asked again at once

@@ -66,7 +66,9 @@ class AwsImdsSource:
         self._token: str | None = None
         self._token_expires = 0.0
         self._v1 = False
-        self._failures = 0
+        #: Failed polls in a row, per path: a path that keeps failing blinds the source even
+        #: while other paths answer (a fault on ``spot/*`` hides the notice all the same).
+        self._failures: dict[str, int] = {}
         self._pending: dict[str, InterruptionNotice] = {}
 
     async def run(self, monitor: Monitor) -> None:
@@ -78,6 +80,8 @@ class AwsImdsSource:
                 answer = await self._poll(session, monitor, INSTANCE_ACTION)
                 if answer is not None and answer.status == 200:
                     self._report(monitor, parse_notice(INSTANCE_ACTION, answer.body, monitor))
+                if answer is not None:  # the service answers again: retry failed paths now
+                    due.update({path: 0.0 for path in due if path in self._failures})
                 for path, when in due.items():
                     if monitor.clock.monotonic() >= when:
                         interval = await self._poll_slow(session, monitor, path)
@@ -131,21 +135,23 @@ class AwsImdsSource:
         try:
             status, body = await self._get(session, monitor, path)
         except (Unreachable, TokenRefused) as error:
-            self._failed(monitor, str(error) or type(error).__name__)
+            self._failed(monitor, path, str(error) or type(error).__name__)
             return None
         if status == 401:
-            self._failed(monitor, "401 Unauthorized after a fresh token")
+            self._failed(monitor, path, "401 Unauthorized after a fresh token")
             return None
         if status not in (200, 404):
-            self._failed(monitor, f"HTTP {status}")
+            self._failed(monitor, path, f"HTTP {status}")
             return None
-        self._failures = 0
-        monitor.sighted(self.name)
+        self._failures.pop(path, None)
+        blind_after = monitor.config.blind_after
+        if all(count < blind_after for count in self._failures.values()):
+            monitor.sighted(self.name)
         return _Answer(status, body)
 
-    def _failed(self, monitor: Monitor, reason: str) -> None:
-        self._failures += 1
-        if self._failures >= monitor.config.blind_after:
+    def _failed(self, monitor: Monitor, path: str, reason: str) -> None:
+        self._failures[path] = self._failures.get(path, 0) + 1
+        if self._failures[path] >= monitor.config.blind_after:
             monitor.blind(self.name, reason)
 
     async def _get(self, session: HttpSession, monitor: Monitor, path: str) -> tuple[int, str]:
