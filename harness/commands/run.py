@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -14,6 +15,9 @@ from harness.report.render import render_failure, result_json
 from harness.report.summary import Row, summary_table, totals_line
 from harness.scenario.loader import LoadedScenario, load_paths
 from harness.sim.runner import RunResult, run_scenario
+
+#: Width of the summary when printed to a log or pipe: scenario paths stay on one line.
+LOG_WIDTH = 120
 
 
 @click.command("run")
@@ -40,6 +44,8 @@ def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: 
       harness run scenarios --journal out.json
     """
     console = Console(stderr=False, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = LOG_WIDTH
     loaded, problems = load_paths(paths)
     for problem in problems:
         click.echo(f"{problem}", err=True)
