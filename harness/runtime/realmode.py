@@ -25,7 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlencode
 
+from fake_imds.eventbridge import holds_json_lines
 from harness.clock import RealClock
 from harness.history import Kind
 from harness.runtime.config import RuntimeConfig
@@ -38,6 +40,7 @@ CLOUDS = ("aws", "gcp", "azure", "webhook", "kubernetes")
 DEFAULT_IMDS = "http://169.254.169.254"
 _TOP_LEVEL = {"job", "cloud", "storage", "runtime", "metrics", "imds_url", "instance_id", "events"}
 _STORAGE = {"bucket", "s3_endpoint", "region", "redis_url", "local_dir"}
+_SECRET_QUERY_KEYS = {"password", "username"}
 
 
 class RealModeError(ValueError):
@@ -115,7 +118,7 @@ def load_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> RealModeConfi
         ),
         imds_url=_imds_url(raw, env, cloud),
         instance_id=str(raw.get("instance_id") or env.get("HARNESS_INSTANCE_ID") or "local"),
-        events_path=_optional_path(raw.get("events") or env.get("HARNESS_EVENTS")),
+        events_path=_events_path(raw.get("events") or env.get("HARNESS_EVENTS")),
         metrics_host=str(metrics.get("host", "127.0.0.1")),
         metrics_port=_port(metrics.get("port")),
     )
@@ -155,6 +158,24 @@ def _optional_path(value: Any) -> Path | None:
     return Path(str(value)) if value else None
 
 
+def _events_path(value: Any) -> Path | None:
+    """The events file, refused when it exists and holds something other than JSON lines."""
+    path = _optional_path(value)
+    if path is not None:
+        _refuse_foreign_events_file(path)
+    return path
+
+
+def _refuse_foreign_events_file(path: Path) -> None:
+    if path.is_dir():
+        raise RealModeError(f"events file {path} is a directory; give a file path")
+    if not holds_json_lines(path):
+        raise RealModeError(
+            f"events file {path} exists and is not a JSON-lines file; refusing to append events "
+            "to it (choose another path for events / HARNESS_EVENTS, or remove the file)"
+        )
+
+
 def _port(value: Any) -> int | None:
     if value is None:
         return None
@@ -173,13 +194,19 @@ def _json_env(env: Mapping[str, str], name: str) -> Any:
 
 
 def _redact(url: str) -> str:
-    """A URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user + ':***@' if user else '***@'}{host}"
+    """A URL without its password, in the user info or in the query (``?password=...``)."""
+    address, has_query, rest = url.partition("?")
+    query, has_fragment, fragment = rest.partition("#")
+    scheme, sep, location = address.partition("://")
+    if "@" in location:
+        credentials, _, host = location.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        address = f"{scheme}{sep}{user + ':***@' if user else '***@'}{host}"
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        hidden = [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs]
+        query = urlencode(hidden, safe="*")
+    return f"{address}{has_query}{query}{has_fragment}{fragment}"
 
 
 class EventLog:
@@ -250,6 +277,7 @@ async def run_real(config: RealModeConfig, progress: Callable[[str], None] | Non
     with contextlib.ExitStack() as files:
         sink = None
         if config.events_path is not None:
+            _refuse_foreign_events_file(config.events_path)  # it may have changed since loading
             sink = files.enter_context(config.events_path.open("a", encoding="utf-8"))
         log = EventLog(config.instance_id, clock.monotonic, sink, progress, metrics)
         ctx = InstanceContext(

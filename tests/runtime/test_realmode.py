@@ -45,6 +45,48 @@ def test_locations_come_from_the_environment_when_the_file_omits_them(tmp_path: 
 
 
 @pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://host:6379?password=hunter2", "redis://host:6379?password=***"),
+        ("redis://host:6379/0?db=1&PassWord=hunter2", "redis://host:6379/0?db=1&PassWord=***"),
+        ("rediss://u:hunter2@host:6380/0?Username=bob", "rediss://u:***@host:6380/0?Username=***"),
+        (
+            "unix:///run/redis.sock?password=hunter2&db=2",
+            "unix:///run/redis.sock?password=***&db=2",
+        ),
+    ],
+)
+def test_redis_passwords_in_the_query_are_not_shown(url: str, shown: str) -> None:
+    env = {"HARNESS_S3_BUCKET": "b", "REDIS_URL": url, "HARNESS_LOCAL_DIR": "/tmp/x"}
+    described = "\n".join(load_config({"job": {"items": 5}}, env).describe())
+    assert shown in described
+    assert "hunter2" not in described and "bob" not in described
+
+
+def test_an_events_file_that_is_not_json_lines_is_refused_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes, not events\n")
+    env = {
+        "HARNESS_JOB": json.dumps({"items": 5}),
+        "HARNESS_S3_BUCKET": "b",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "HARNESS_LOCAL_DIR": str(tmp_path),
+        "HARNESS_EVENTS": str(notes),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["runtime", "run", "--dry-run"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"events file {notes} exists and is not a JSON-lines file" in err
+    assert notes.read_text() == "my notes, not events\n"
+    # an existing JSON-lines file is still appended to
+    notes.write_text('{"seq": 0, "kind": "job.started"}\n')
+    assert main(["runtime", "run", "--dry-run"]) == EXIT_OK
+
+
+@pytest.mark.parametrize(
     ("raw", "message"),
     [
         ({"job": {"items": 5}}, "HARNESS_S3_BUCKET"),
