@@ -166,28 +166,10 @@ def exactly_once(ctx: CheckContext) -> CheckResult:
     golden, snapshot = ctx.golden, ctx.snapshot
     violations: list[Violation] = []
     for key in sorted(golden.outputs):
-        evidence = _output_evidence(ctx, key)
-        versions = snapshot.versions_of(key)
-        if not versions:
-            violations.append(Violation.citing(f"output {key} was never written", evidence))
-            continue
-        if snapshot.current(key) is None:
-            violations.append(Violation.citing(f"output {key} was deleted", evidence))
-        if len(versions) > 1:
-            violations.append(
-                Violation.citing(f"output {key} was written {len(versions)} times", evidence)
-            )
-        wrong = [
-            v for v in versions if v.blob is None or not digest_matches(golden.outputs[key], v.blob)
-        ]
-        if wrong:
-            violations.append(
-                Violation.citing(
-                    f"output {key}: {len(wrong)} version(s) differ from the golden content "
-                    f"{golden.outputs[key]}",
-                    evidence,
-                )
-            )
+        problems = _output_problems(ctx, key)
+        if problems:  # the evidence is gathered only for outputs that went wrong
+            evidence = _output_evidence(ctx, key)
+            violations.extend(Violation.citing(problem, evidence) for problem in problems)
     for key in snapshot.keys(golden.output_prefix):
         if key not in golden.outputs:
             violations.append(
@@ -196,6 +178,25 @@ def exactly_once(ctx: CheckContext) -> CheckResult:
     return CheckResult.from_violations(
         "exactly_once", violations, summary=f"{len(golden.outputs)} expected output(s)"
     )
+
+
+def _output_problems(ctx: CheckContext, key: str) -> list[str]:
+    """What is wrong with expected output ``key`` in storage (nothing when it is right)."""
+    versions = ctx.snapshot.versions_of(key)
+    if not versions:
+        return [f"output {key} was never written"]
+    problems = []
+    if ctx.snapshot.current(key) is None:
+        problems.append(f"output {key} was deleted")
+    if len(versions) > 1:
+        problems.append(f"output {key} was written {len(versions)} times")
+    expected = ctx.golden.outputs[key]
+    wrong = [v for v in versions if v.blob is None or not digest_matches(expected, v.blob)]
+    if wrong:
+        problems.append(
+            f"output {key}: {len(wrong)} version(s) differ from the golden content {expected}"
+        )
+    return problems
 
 
 def _output_evidence(ctx: CheckContext, key: str) -> list[Event]:

@@ -238,9 +238,7 @@ class HistoryView:
         return result
 
     def storage_ops(self, *, ok: bool | None = True) -> Iterator[Event]:
-        for event in self.events:
-            if event.kind != Kind.STORAGE_OP:
-                continue
+        for event in self._by_kind.get(Kind.STORAGE_OP, ()):
             if ok is None or bool(event.data.get("ok", True)) == ok:
                 yield event
 
