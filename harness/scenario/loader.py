@@ -261,26 +261,30 @@ def validate_document(data: Any, source: SourceMap) -> tuple[Scenario | None, li
         scenario = Scenario.model_validate(data)
     except ValidationError as error:
         problems = [_problem_from_error(e, source) for e in error.errors()]
-        return None, problems + _entry_problems(data, source)
+        problems += _entry_problems(data, source)
+        # The job is judged too when it is well-formed, so that every problem shows at once.
+        job = data.get("job")
+        if data.get("target", "reference") == "reference" and isinstance(job, dict):
+            problems += _job_problems(job, source)
+        return None, problems
     problems = [Problem(source.find(loc), msg) for loc, msg in semantic_problems(scenario)]
-    problems.extend(_job_problems(scenario, source))
+    if scenario.target.reference:
+        problems.extend(_job_problems(scenario.job, source))
     return (None if problems else scenario), problems
 
 
-def _job_problems(scenario: Scenario, source: SourceMap) -> list[Problem]:
+def _job_problems(job: dict[str, Any], source: SourceMap) -> list[Problem]:
     """The reference runtime's own validation of ``job:`` (and ``job.runtime``)."""
-    if not scenario.target.reference:
-        return []
     from harness.runtime import ConfigError, JobSpec, JobSpecError, RuntimeConfig
 
     try:
-        spec = JobSpec.from_mapping(scenario.job)
+        spec = JobSpec.from_mapping(job)
         RuntimeConfig.from_mapping(spec.extra.get("runtime"))
     except (JobSpecError, ConfigError) as error:
         message = str(error)
-        named = [k for k in scenario.job if f"'{k}'" in message or f"job.{k}" in message]
+        named = [k for k in job if f"'{k}'" in message or f"job.{k}" in message]
         loc: Loc = ("job", named[0]) if named else ("job",)
-        if "runtime" in scenario.job and isinstance(error, ConfigError):
+        if "runtime" in job and isinstance(error, ConfigError):
             loc = ("job", "runtime")
         return [Problem(source.find(loc, key=bool(named)), f"job: {message}{_hint(message)}")]
     return []

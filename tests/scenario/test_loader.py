@@ -148,6 +148,15 @@ def test_reference_job_parameters_are_checked_with_a_hint() -> None:
     assert problems[0].endswith("did you mean `items`?")
 
 
+def test_job_problems_are_reported_with_the_other_problems() -> None:
+    problems = problems_of(
+        "description: x\njob: {items: 10, seconds_per_item: 1x}\nenv: {cloud: awz}\n"
+    )
+    assert len(problems) == 2
+    assert problems[0].startswith("s.yaml:2:18: job: job.seconds_per_item: expected a duration")
+    assert problems[1].startswith("s.yaml:3:14: `cloud` cannot be `awz`")
+
+
 def test_yaml_syntax_error_has_a_position() -> None:
     assert problems_of("description: x\ntimeline: [\n") == [
         "s.yaml:3:1: not valid YAML: expected the node content in flow context, but got "
