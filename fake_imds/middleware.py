@@ -113,7 +113,7 @@ class ServerState:
     async def serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         plane = self.plane
         received = plane.now()
-        fault = plane.fault_for(request.path) if plane.faults() else None
+        fault = plane.fault_for(request.path)
         if fault is None:
             response = await self._answer(request, handler)
         elif fault.kind == "latency":
