@@ -269,6 +269,8 @@ class MetadataPlane:
 
     def fault_for(self, path: str) -> Fault | None:
         """The first active fault that applies to a request for ``path`` now, if any."""
+        if not self._faults:  # the usual case, asked on every metadata request
+            return None
         now = self.now()
         for fault in self._faults.values():
             if not (fault.active(now) and fault.matches(path)):
