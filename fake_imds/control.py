@@ -299,11 +299,9 @@ class ControlApi:
     async def delete_notice(self, request: web.Request) -> web.Response:
         notice_id = request.match_info["id"]
         try:
-            notice = self.plane.get_notice(notice_id)
+            notice = self.plane.cancel_notice(notice_id)
         except KeyError:
             return _error(404, f"no notice {notice_id!r}", "id")
-        params = {**notice.params, "canceled_at": self.plane.now()}
-        notice = self.plane.update_notice(notice_id, state="canceled", params=params)
         return web.json_response(notice.to_json(self.plane))
 
     async def post_fault(self, request: web.Request) -> web.Response:

@@ -231,8 +231,10 @@ class MetadataPlane:
         return notice
 
     def cancel_notice(self, notice_id: str) -> Notice:
-        """Cancel a notice; raises ``KeyError`` if there is none with that id."""
-        return self.update_notice(notice_id, state="canceled")
+        """Cancel a notice, noting when in ``params["canceled_at"]`` (a scheduled event
+        canceled before it was issued never shows); raises ``KeyError`` if there is none."""
+        params = {**self._notices[notice_id].params, "canceled_at": self.now()}
+        return self.update_notice(notice_id, state="canceled", params=params)
 
     def get_notice(self, notice_id: str) -> Notice:
         return self._notices[notice_id]
