@@ -100,8 +100,6 @@ DEFAULT_EXPECT: tuple[str, ...] = (
     "exactly_once",
     "resume_correct",
     "durable",
-    "no_leaked_uploads",
-    "fenced",
 )
 
 

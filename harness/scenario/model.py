@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from harness.checks import CHECKS, DEFAULT_EXPECT
 from harness.history import Kind
 from harness.target import PERSISTENCE_STEPS
 from harness.units import (
@@ -494,19 +495,14 @@ class TimelineEntry(_Model):
 
 # -- expectations -------------------------------------------------------------------------------
 
-#: Check names and their parameters (name -> (param -> required)); durations become seconds.
+#: Check names and their parameters (name -> (param -> required)), from :data:`CHECKS`.
 CHECK_PARAMS: Mapping[str, Mapping[str, bool]] = {
-    "saved_before_deadline": {},
-    "exactly_once": {},
-    "resume_correct": {},
-    "durable": {},
-    "lost_work": {"at_most": True},
-    "detects_notice": {"within": True},
-    "no_leaked_uploads": {},
-    "fenced": {},
-    "completes": {"within": False},
+    name: {param: param not in info.defaults for param in info.params}
+    for name, info in CHECKS.items()
 }
-_DURATION_PARAMS = {"at_most", "within"}
+_DURATION_PARAMS = {
+    param for info in CHECKS.values() for param, kind in info.params.items() if kind == "duration"
+}
 
 
 class CheckSpec(_Model):
@@ -584,8 +580,6 @@ _CHECK_SCHEMA: dict[str, Any] = {
         },
     ]
 }
-
-DEFAULT_EXPECT = ("saved_before_deadline", "exactly_once", "resume_correct", "durable")
 
 
 # -- the scenario -------------------------------------------------------------------------------
