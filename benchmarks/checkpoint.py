@@ -38,7 +38,7 @@ from harness.runtime.job import JobSpec, state_after
 from harness.runtime.layout import CheckpointRecord, checkpoint_id, checkpoint_key, redis_prefix
 from harness.runtime.recovery import Recovery
 from harness.runtime.store import LocalTier, S3Tier
-from harness.storage import BlockingCaller, LocalDisk, RedisMeta, S3Store
+from harness.storage import LocalDisk, RedisMeta, S3Store
 from harness.target import no_io_hook
 from harness.units import parse_size
 
@@ -73,7 +73,7 @@ async def runtime_save(
     disk = LocalDisk(root, no_io_hook, inline_io=False, sync=True)
     tier = LocalTier(disk, spec.name, spec.seed)
     record = replace(record_for(spec, spec.items, data, serial), checksum=checksum)
-    return await tier.save(record, data, 1, BlockingCaller(inline=False))
+    return await tier.save(record, data, 1)
 
 
 def timed(action: Callable[[], Any]) -> float:

@@ -31,7 +31,6 @@ from harness.runtime.recovery import Recovery
 from harness.runtime.replicator import Bandwidth, Replicator
 from harness.runtime.reports import describe, report_durable, report_failed
 from harness.runtime.store import LocalTier, S3Tier
-from harness.storage.blocking import BlockingCaller
 from harness.storage.local import LocalDisk
 from harness.storage.redis import RedisMeta
 from harness.storage.s3 import S3Store, is_precondition_failed
@@ -49,7 +48,6 @@ class Runtime:
         self.config = config
         self.clock = ctx.clock
         self.emit = ctx.emit
-        self._call = BlockingCaller(inline=ctx.inline_io)
         self.s3_store = S3Store(ctx.s3_client, ctx.bucket, ctx.io_hook, inline_io=ctx.inline_io)
         disk = LocalDisk(ctx.local_dir, ctx.io_hook, inline_io=ctx.inline_io)
         self.local = LocalTier(disk, spec.name, spec.seed, keep=config.keep_local)
@@ -328,14 +326,14 @@ class Runtime:
         if local:
             record = await self._save_local(record, data)
         if not record.checksum:
-            record = replace(record, checksum=await self._call(checksum, data))
+            record = replace(record, checksum=await self.local.disk.call(checksum, data))
         if remote:
             self.replicator.submit(record, data)
         return record
 
     async def _save_local(self, record: CheckpointRecord, data: bytes) -> CheckpointRecord:
         try:
-            record = await self.local.save(record, data, self.epoch, self._call)
+            record = await self.local.save(record, data, self.epoch)
         except InstanceCrash:
             raise
         except Exception as error:

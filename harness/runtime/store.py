@@ -26,7 +26,6 @@ from harness.runtime.layout import (
     checkpoint_folder,
     manifest_key,
 )
-from harness.storage.blocking import BlockingCaller
 from harness.storage.local import LocalDisk
 from harness.storage.s3 import S3Store, Upload, is_precondition_failed
 
@@ -89,16 +88,14 @@ class LocalTier:
                 pass
         return Manifest(job=self.job, epoch=0, checkpoints=())
 
-    async def save(
-        self, record: CheckpointRecord, data: bytes, epoch: int, call: BlockingCaller
-    ) -> CheckpointRecord:
+    async def save(self, record: CheckpointRecord, data: bytes, epoch: int) -> CheckpointRecord:
         """Write the checkpoint, then the manifest naming it (last); returns the record with
         its checksum, computed while the file is written (in a thread in real mode)."""
         write = self.disk.write_atomic(record.key, data, nominal=record.nominal_size)
         if record.checksum:
             await write
         else:
-            digest, _ = await asyncio.gather(call(checksum, data), write)
+            digest, _ = await asyncio.gather(self.disk.call(checksum, data), write)
             record = replace(record, checksum=digest)
         previous = await self.manifest()
         updated = previous.with_newest(record, epoch, self.keep)
