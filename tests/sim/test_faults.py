@@ -14,6 +14,11 @@ def errors(result, store: str) -> list[tuple[float, str]]:  # type: ignore[no-un
     ]
 
 
+def polling_job(path: str, headers: dict[str, str]) -> dict[str, object]:
+    """A probe job that polls one metadata ``path`` every 10 s for two minutes."""
+    return {"items": 12, "step": 10, "imds_path": path, "imds_headers": headers}
+
+
 def test_s3_error_code_reaches_the_client_for_its_duration() -> None:
     result = run([{"at": "25s", "s3": {"error": "SlowDown", "for": "20s"}}])
     assert errors(result, "s3") == [(approx(30.0), "SlowDown"), (approx(40.0), "SlowDown")]
@@ -141,12 +146,7 @@ def test_kubernetes_eviction_sends_sigterm_and_kills_after_the_grace_period() ->
 
 
 def test_gcp_preemption_turns_preempted_true_then_soft_off_then_hard_off() -> None:
-    job = {
-        "items": 12,
-        "step": 10,
-        "imds_path": "/computeMetadata/v1/instance/preempted",
-        "imds_headers": {"Metadata-Flavor": "Google"},
-    }
+    job = polling_job("/computeMetadata/v1/instance/preempted", {"Metadata-Flavor": "Google"})
     result = run([{"at": "25s", "notice": {"lead": "30s"}}], env={"cloud": "gcp"}, job=job)
     bodies = [(e.t, e.data["body"]) for e in kinds(result, "probe.imds")][:2]
     assert bodies == [(0.0, "FALSE"), (approx(25.0), "TRUE")]
@@ -155,12 +155,7 @@ def test_gcp_preemption_turns_preempted_true_then_soft_off_then_hard_off() -> No
 
 
 def test_azure_preempt_appears_in_scheduled_events() -> None:
-    job = {
-        "items": 12,
-        "step": 10,
-        "imds_path": "/metadata/scheduledevents?api-version=2020-07-01",
-        "imds_headers": {"Metadata": "true"},
-    }
+    job = polling_job("/metadata/scheduledevents?api-version=2020-07-01", {"Metadata": "true"})
     result = run(
         [{"at": "25s", "notice": {"kind": "preempt", "lead": "30s"}}],
         env={"cloud": "azure"},
