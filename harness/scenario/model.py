@@ -333,7 +333,7 @@ class Crash(_Model):
         if value not in PERSISTENCE_STEPS:
             raise ValueError(
                 f"unknown persistence step `{value}`, expected one of: "
-                f"{', '.join(PERSISTENCE_STEPS)}{_did_you_mean(value, PERSISTENCE_STEPS)}"
+                f"{', '.join(PERSISTENCE_STEPS)}{did_you_mean(value, PERSISTENCE_STEPS)}"
             )
         return value
 
@@ -386,7 +386,7 @@ def _s3_error(value: Any) -> Any:
     if isinstance(value, str) and value not in S3_ERRORS:
         raise ValueError(
             f"unknown S3 error `{value}`, expected one of: {', '.join(S3_ERRORS)}, 500, 503"
-            f"{_did_you_mean(value, list(S3_ERRORS))}"
+            f"{did_you_mean(value, list(S3_ERRORS))}"
         )
     return value
 
@@ -536,12 +536,12 @@ class CheckSpec(_Model):
         if self.name not in CHECK_PARAMS:
             raise ValueError(
                 f"unknown check `{self.name}`, expected one of: {', '.join(CHECK_PARAMS)}"
-                f"{_did_you_mean(self.name, list(CHECK_PARAMS))}"
+                f"{did_you_mean(self.name, list(CHECK_PARAMS))}"
             )
         allowed = CHECK_PARAMS[self.name]
         for key in self.params:
             if key not in allowed:
-                hint = _did_you_mean(key, [*allowed, "fails"])
+                hint = did_you_mean(key, [*allowed, "fails"])
                 raise ValueError(f"unknown parameter `{key}` of check `{self.name}`{hint}")
         missing = [k for k, required in allowed.items() if required and k not in self.params]
         if missing:
@@ -636,7 +636,7 @@ def entry_problems(entry: TimelineEntry, here: Loc, cloud: Cloud) -> list[tuple[
     """The semantic rules of one timeline entry (``cloud``: the scenario's default cloud)."""
     problems: list[tuple[Loc, str]] = []
     if entry.on is not None and entry.on.event not in _KNOWN_EVENTS:
-        hint = _did_you_mean(entry.on.event, _KNOWN_EVENTS)
+        hint = did_you_mean(entry.on.event, _KNOWN_EVENTS)
         if hint:  # targets may record kinds of their own; only near-misses are typos
             problems.append(((*here, "on", "event"), f"unknown event `{entry.on.event}`{hint}"))
     if entry.notice is not None:
@@ -649,7 +649,7 @@ def _notice_problems(notice: Notice, default: Cloud, here: Loc) -> list[tuple[Lo
     cloud = notice.resolved_cloud(default)
     kinds = NOTICE_KINDS[cloud]
     if notice.kind is not None and notice.kind not in kinds:
-        hint = _did_you_mean(notice.kind, list(kinds))
+        hint = did_you_mean(notice.kind, list(kinds))
         expected = ", ".join(kinds)
         message = f"unknown {cloud} notice kind `{notice.kind}`, expected one of: {expected}{hint}"
         problems.append(((*here, "kind"), message))
@@ -666,11 +666,7 @@ def _notice_problems(notice: Notice, default: Cloud, here: Loc) -> list[tuple[Lo
     return problems
 
 
-def _did_you_mean(word: str, choices: Any) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean `{match[0]}`?" if match else ""
-
-
 def did_you_mean(word: str, choices: Any) -> str:
     """``"; did you mean `x`?"`` for the closest choice, or an empty string."""
-    return _did_you_mean(word, choices)
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean `{match[0]}`?" if match else ""
