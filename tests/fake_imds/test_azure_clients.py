@@ -4,22 +4,13 @@ thread of its own: what the loop saw and did, in order; never how long it took."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 
 from fake_imds.sync import SyncFakeImds
 
 THIS_VM = "spot-worker-1"
-
-
-@pytest.fixture
-def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncFakeImds]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with SyncFakeImds() as server:  # every dialect on one port, as `harness serve` runs
-        yield server
 
 
 class ScheduledEventsClient:

@@ -5,7 +5,7 @@ JSON error document on Azure paths. Each is read by that cloud's own client, as 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import google.auth.exceptions
 import google.auth.transport.requests
@@ -16,13 +16,6 @@ from google.auth.compute_engine import _metadata
 from fake_imds.sync import SyncFakeImds
 
 AZURE_EVENTS = "/metadata/scheduledevents"
-
-
-@pytest.fixture
-def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncFakeImds]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with SyncFakeImds() as server:  # every dialect on one port
-        yield server
 
 
 def first_throttled(get: Callable[[], requests.Response]) -> requests.Response:

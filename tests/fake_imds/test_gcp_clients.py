@@ -15,7 +15,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import google.auth.exceptions
@@ -28,13 +28,6 @@ from fake_imds.gcp import GCP_KEY
 from fake_imds.sync import SyncFakeImds
 
 WAIT_LIMIT = 20.0  # seconds a test may wait for the other thread before it fails
-
-
-@pytest.fixture
-def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncFakeImds]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with SyncFakeImds() as server:  # every dialect on one port, as `harness serve` runs
-        yield server
 
 
 def until(condition: Callable[[], bool], what: str) -> None:

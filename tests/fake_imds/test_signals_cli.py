@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,13 +29,6 @@ CHILD = textwrap.dedent(
         time.sleep(0.05)
     """
 )
-
-
-@pytest.fixture
-def imds(monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncFakeImds]:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with SyncFakeImds() as server:
-        yield server
 
 
 @pytest.mark.parametrize(
