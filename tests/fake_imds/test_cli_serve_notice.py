@@ -22,9 +22,8 @@ SPOT = "/latest/meta-data/spot/instance-action"
 
 
 @pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
-    for name in ("HTTP_PROXY", "http_proxy", "HARNESS_IMDS_URL", "HARNESS_CONTROL_TOKEN"):
+def _no_server_settings(no_proxy: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HARNESS_IMDS_URL", "HARNESS_CONTROL_TOKEN"):
         monkeypatch.delenv(name, raising=False)
 
 

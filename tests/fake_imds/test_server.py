@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import requests
 from aiohttp import web
+from loopback import serving
 
 from fake_imds import eventbridge
 from fake_imds.aws import AwsOptions
@@ -27,11 +28,7 @@ from harness.clock import LoopClock, run_virtual
 SPOT = "/latest/meta-data/spot/instance-action"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
 # -- binding ------------------------------------------------------------------------------------
@@ -226,15 +223,9 @@ def test_http_post_sink_delivers_to_a_url() -> None:
     async def main() -> None:
         app = web.Application()
         app.router.add_post("/events", receiver)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        async with FakeImds(events=f"http://127.0.0.1:{port}/events") as server:
+        async with serving(app) as url, FakeImds(events=f"{url}/events") as server:
             server.plane.add_notice("aws", "rebalance", "rebalance", lead=0)
             await asyncio.sleep(1)
-        await runner.cleanup()
 
     run_virtual(main)
     assert [e["detail-type"] for e in received] == [eventbridge.REBALANCE]

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from loopback import serving
 
 from fake_imds.model import MetadataPlane
 from fake_imds.server import FakeImds
@@ -38,15 +39,8 @@ async def receiver(answer: Answer, log: list[tuple[float, dict[str, Any]]]) -> A
 
     app = web.Application()
     app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/hook"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield f"{url}/hook"
 
 
 def closed_port() -> int:
