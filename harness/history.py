@@ -144,9 +144,3 @@ class History:
             json.dumps(e.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
             for e in self._events
         )
-
-    @classmethod
-    def from_events(cls, events: list[Event]) -> History:
-        history = cls(time=lambda: events[-1].t if events else 0.0)
-        history._events = list(events)
-        return history
