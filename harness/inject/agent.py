@@ -69,9 +69,6 @@ class AgentClient:
     async def cancel(self, notice_id: str) -> ScheduledNotice:
         return ScheduledNotice.from_json(await self._call("DELETE", f"/notices/{notice_id}"))
 
-    async def info(self) -> Mapping[str, Any]:
-        return await self._call("GET", "/")
-
     async def _call(
         self, method: str, path: str, body: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
