@@ -416,7 +416,8 @@ class World:
         for timer in self._timers:
             timer.cancel()
         running = {i.task: i for i in self.instances if i.task is not None and not i.task.done()}
-        for instance in self.instances:
+        still_open = self.live()  # the others were closed when they died (``_close_later``)
+        for instance in still_open:
             instance.alive = False
         pending = set(running)
         for _ in range(STOP_ATTEMPTS):
@@ -427,7 +428,7 @@ class World:
             _, pending = await asyncio.wait(pending, timeout=STOP_PATIENCE)
         for task in pending:  # a target that swallows cancellation: leave it, say so
             self.record("instance.unkillable", running[task], attempts=STOP_ATTEMPTS)
-        for instance in self.instances:
+        for instance in still_open:
             with contextlib.suppress(Exception):
                 await self._close(instance)
         while self._closing:
