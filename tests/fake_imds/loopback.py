@@ -1,10 +1,13 @@
-"""A small aiohttp app served on a free loopback port, for tests that need a receiver."""
+"""Loopback HTTP helpers: a small app served on a free port (a receiver), and a control-API
+call."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 
@@ -18,3 +21,11 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+async def post_notice(
+    session: aiohttp.ClientSession, base: str, body: dict[str, Any]
+) -> tuple[int, Any]:
+    """``POST /_harness/v1/notices`` on the server at ``base``: (status, JSON answer)."""
+    async with session.post(f"{base}/_harness/v1/notices", json=body) as response:
+        return response.status, await response.json()

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from loopback import post_notice
 
 from fake_imds.azure import AzureOptions
 from fake_imds.control import schedule_notice
@@ -298,10 +299,7 @@ def test_malformed_notices_get_400_naming_the_field(
     body: dict[str, Any], field: str, message: str
 ) -> None:
     async def test(azure: Azure) -> tuple[int, Any]:
-        async with azure.session.post(
-            f"{azure.base}/_harness/v1/notices", json={"cloud": "azure", **body}
-        ) as response:
-            return response.status, await response.json()
+        return await post_notice(azure.session, azure.base, {"cloud": "azure", **body})
 
     status, error = run(test)
     assert status == 400
@@ -313,12 +311,9 @@ def test_the_control_api_schedules_each_documented_kind() -> None:
     async def test(azure: Azure) -> list[tuple[int, str, str]]:
         results = []
         for kind in ("preempt", "terminate", "freeze", "reboot", "redeploy"):
-            async with azure.session.post(
-                f"{azure.base}/_harness/v1/notices",
-                json={"cloud": "azure", "kind": kind, "lead": "30s"},
-            ) as response:
-                created = await response.json()
-                results.append((response.status, created["kind"], created["deadline"]))
+            body = {"cloud": "azure", "kind": kind, "lead": "30s"}
+            status, created = await post_notice(azure.session, azure.base, body)
+            results.append((status, created["kind"], created["deadline"]))
         return results
 
     assert run(test) == [

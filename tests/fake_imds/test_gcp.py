@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from loopback import post_notice
 
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import GCP_KEY, soft_off_at
@@ -312,10 +313,7 @@ def test_malformed_notices_get_400_naming_the_field(
     body: dict[str, Any], field: str, message: str
 ) -> None:
     async def test(gcp: Gcp) -> tuple[int, dict[str, Any]]:
-        async with gcp.session.post(
-            f"{gcp.base}/_harness/v1/notices", json={"cloud": "gcp", **body}
-        ) as response:
-            return response.status, await response.json()
+        return await post_notice(gcp.session, gcp.base, {"cloud": "gcp", **body})
 
     status, error = run(test)
     assert status == 400
@@ -325,11 +323,8 @@ def test_malformed_notices_get_400_naming_the_field(
 
 def test_the_control_api_schedules_a_gcp_preemption_with_its_deadline() -> None:
     async def test(gcp: Gcp) -> tuple[int, dict[str, Any], str]:
-        async with gcp.session.post(
-            f"{gcp.base}/_harness/v1/notices",
-            json={"cloud": "gcp", "kind": "preemption", "lead": "30s"},
-        ) as response:
-            status, created = response.status, await response.json()
+        body = {"cloud": "gcp", "kind": "preemption", "lead": "30s"}
+        status, created = await post_notice(gcp.session, gcp.base, body)
         return status, created, (await gcp.get("instance/preempted"))[1]
 
     status, created, preempted = run(test)
