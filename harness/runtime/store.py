@@ -73,6 +73,9 @@ class LocalTier:
     job: str
     seed: int
     keep: int = 2
+    #: The manifest as this instance last wrote it (the disk is its own): saves and rotation
+    #: use it instead of reading back what was just written.
+    _written: Manifest | None = None
 
     @property
     def folder(self) -> str:
@@ -97,9 +100,10 @@ class LocalTier:
         else:
             digest, _ = await asyncio.gather(self.disk.call(checksum, data), write)
             record = replace(record, checksum=digest)
-        previous = await self.manifest()
+        previous = self._written or await self.manifest()
         updated = previous.with_newest(record, epoch, self.keep)
         await self.disk.write_atomic(manifest_key(self.job), updated.encode())
+        self._written = updated
         return record
 
     async def read(self, record: CheckpointRecord) -> bytes | None:
@@ -112,7 +116,7 @@ class LocalTier:
             return []
         digest = await self.disk.call(checksum, data)  # off the event loop in real mode
         verify(newest, data, job=self.job, seed=self.seed, digest=digest)
-        listed = {r.key for r in (await self.manifest()).checkpoints}
+        listed = {r.key for r in (self._written or await self.manifest()).checkpoints}
         stale = [n for n in self.disk.names(self.folder, CHECKPOINT_SUFFIX) if n not in listed]
         for name in stale:
             await self.disk.delete(name)
