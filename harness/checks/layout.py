@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from harness.checks.golden import digest_matches
 from harness.checks.snapshot import Blob, ObjectVersion, StorageSnapshot
-from harness.runtime.layout import CHECKPOINT_SUFFIX, Manifest
+from harness.runtime.layout import Manifest
 
 MANIFEST_NAME = "manifest.json"
 REDIS_META_SUFFIX = ":meta"
@@ -32,10 +32,6 @@ class Problem:
 
 def is_manifest(key: str) -> bool:
     return key.startswith("checkpoints/") and key.endswith("/" + MANIFEST_NAME)
-
-
-def is_checkpoint(key: str) -> bool:
-    return key.startswith("checkpoints/") and key.endswith(CHECKPOINT_SUFFIX)
 
 
 def _manifest_versions(snapshot: StorageSnapshot) -> Iterator[tuple[ObjectVersion, Manifest | str]]:

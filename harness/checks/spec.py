@@ -114,9 +114,6 @@ class CheckSpec:
     name: str
     params: Mapping[str, float] = field(default_factory=dict)
 
-    def to_yaml(self) -> str | dict[str, dict[str, float]]:
-        return {self.name: dict(self.params)} if self.params else self.name
-
 
 def suggest(name: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.checks.golden import digest_matches
-from harness.checks.snapshot import Blob, StorageSnapshot
+from harness.checks.snapshot import StorageSnapshot
 from harness.checks.view import (
     LOCAL_DELETE_OPS,
     LOCAL_WRITE_OPS,
@@ -150,9 +150,6 @@ class Verifier:
             and self.removal_before(cp, until_seq) is None
         )
 
-    def _same_path(self, op: Event, cp: Checkpoint) -> bool:
-        return self.view.store_of(op) == cp.store and self.view.op_path(op) == cp.path
-
 
 def _in_place_writes(view: HistoryView) -> set[int]:
     """Seqs of ``local.write`` steps not followed by a ``local.rename`` of the same name by the
@@ -185,7 +182,3 @@ def _fault_hits(fault: Event, cp: Checkpoint) -> bool:
         return True
     path = cp.path if on_disk else cp.key
     return path == target or (target.endswith("*") and path.startswith(target[:-1]))
-
-
-def blob_matches(blob: Blob | None, checksum: str | None) -> bool:
-    return blob is not None and checksum is not None and digest_matches(checksum, blob)

@@ -19,12 +19,8 @@ S3_WRITE_OPS = frozenset({"s3.put_object", "s3.complete_multipart", "s3.copy_obj
 S3_DELETE_OPS = frozenset({"s3.delete_object", "s3.delete_objects"})
 LOCAL_WRITE_OPS = frozenset({"local.write", "local.rename"})
 LOCAL_DELETE_OPS = frozenset({"local.delete"})
-REDIS_WRITE_OPS = frozenset({"redis.write"})
-WRITE_OPS = S3_WRITE_OPS | S3_DELETE_OPS | LOCAL_WRITE_OPS | LOCAL_DELETE_OPS | REDIS_WRITE_OPS
 
-#: Actions after which nothing on the instance's local disk survives.
-WIPING_ACTIONS = frozenset({"terminate", "preempt", "delete", "evict", "hard_kill"})
-#: Actions after which the local disk is kept for the next incarnation.
+#: Actions after which the local disk is kept for the next incarnation (any other wipes it).
 KEEPING_ACTIONS = frozenset({"stop", "hibernate", "crash", "reboot"})
 #: Notice kinds that announce no interruption by themselves.
 ADVISORY_KINDS = frozenset({"rebalance", "recommendation", "maintenance"})
