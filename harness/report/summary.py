@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from harness.history import Kind
 from harness.sim.runner import RunResult
 from harness.units import format_duration
 
@@ -42,7 +43,7 @@ def summary_table(rows: Sequence[Row]) -> Table:
         if not broken:
             known = [c.spec.label for c in result.checks if c.expected_to_fail]
             broken = ", ".join(f"{label} (known bad)" for label in known)
-        instances = sum(1 for e in result.history if e.kind == "instance.started")
+        instances = len(result.history.of_kind(Kind.INSTANCE_STARTED))
         status = result.status
         table.add_row(
             row.name,
