@@ -37,7 +37,7 @@ from fake_imds.control import (
     duration_field,
     int_field,
 )
-from fake_imds.middleware import STATE_KEY, Unfaked, reason
+from fake_imds.middleware import Unfaked, reason
 from fake_imds.model import MetadataPlane, Notice
 
 if TYPE_CHECKING:
@@ -409,7 +409,7 @@ def install(site: DialectSite) -> None:
     options = site.options(AzureOptions())
     if not isinstance(options, AzureOptions):
         raise TypeError(f"azure options must be AzureOptions, got {type(options).__name__}")
-    metadata = AzureMetadata(site.plane, options, fallback=site.app[STATE_KEY].fallback is not None)
+    metadata = AzureMetadata(site.plane, options, fallback=site.has_fallback)
     site.plane.subscribe(metadata.on_change)
     site.on_reset(metadata.on_change)
     site.add_route("*", SCHEDULED_EVENTS_PATH, metadata.scheduled_events)

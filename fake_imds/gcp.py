@@ -41,7 +41,7 @@ from fake_imds.control import (
     choice_field,
     duration_field,
 )
-from fake_imds.middleware import STATE_KEY, Unfaked, reason
+from fake_imds.middleware import Unfaked, reason
 from fake_imds.model import MetadataPlane, Notice
 from fake_imds.signals import GCP_MAX_SHUTDOWN
 
@@ -471,7 +471,7 @@ def install(site: DialectSite) -> None:
     identity = site.options(GcpIdentity())
     if not isinstance(identity, GcpIdentity):
         raise TypeError(f"gcp options must be a GcpIdentity, got {type(identity).__name__}")
-    metadata = GcpMetadata(site.plane, identity, fallback=site.app[STATE_KEY].fallback is not None)
+    metadata = GcpMetadata(site.plane, identity, fallback=site.has_fallback)
     site.app[GCP_KEY] = metadata
     site.app.on_shutdown.append(metadata.release_waiters)
     for path in (PREFIX, PREFIX + "/{tail:.*}"):
