@@ -17,9 +17,9 @@ from redis.exceptions import RedisError
 
 from harness.clock import Clock
 from harness.history import Kind
-from harness.runtime.job import JobSpec, checksum, state_digest
+from harness.runtime.job import JobSpec, state_digest
 from harness.runtime.layout import CheckpointRecord, Manifest
-from harness.runtime.store import CorruptCheckpoint, LocalTier, S3Tier, verify
+from harness.runtime.store import CorruptCheckpoint, LocalTier, S3Tier
 from harness.storage.redis import RedisMeta
 from harness.target import Emit
 
@@ -92,10 +92,7 @@ class Recovery:
                     self._reject(record, tier, "missing")
                     continue
                 try:
-                    digest_hex = await self.local.disk.call(checksum, data)  # off the loop
-                    header = verify(
-                        record, data, job=self.spec.name, seed=self.spec.seed, digest=digest_hex
-                    )
+                    header = await self.local.verify(record, data)
                     digest = bytes.fromhex(str(header["state"]))
                 except (CorruptCheckpoint, ValueError, KeyError) as error:
                     self._reject(record, tier, str(error))

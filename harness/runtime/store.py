@@ -109,13 +109,17 @@ class LocalTier:
     async def read(self, record: CheckpointRecord) -> bytes | None:
         return await self.disk.read(record.key, nominal=record.nominal_size)
 
+    async def verify(self, record: CheckpointRecord, data: bytes) -> dict[str, Any]:
+        """:func:`verify` for this job, hashing off the event loop in real mode."""
+        digest = await self.disk.call(checksum, data)
+        return verify(record, data, job=self.job, seed=self.seed, digest=digest)
+
     async def rotate(self, newest: CheckpointRecord) -> list[str]:
         """Delete checkpoint files the manifest no longer names, once ``newest`` verifies."""
         data = await self.read(newest)
         if data is None:
             return []
-        digest = await self.disk.call(checksum, data)  # off the event loop in real mode
-        verify(newest, data, job=self.job, seed=self.seed, digest=digest)
+        await self.verify(newest, data)
         listed = {r.key for r in (self._written or await self.manifest()).checkpoints}
         stale = [n for n in self.disk.names(self.folder, CHECKPOINT_SUFFIX) if n not in listed]
         for name in stale:
