@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,7 +37,7 @@ from fake_imds.control import (
     int_field,
 )
 from fake_imds.middleware import Unfaked, reason
-from fake_imds.model import MetadataPlane, Notice
+from fake_imds.model import MetadataPlane, Notice, RateWindow
 
 if TYPE_CHECKING:
     from fake_imds.server import DialectSite
@@ -286,7 +285,7 @@ class AzureMetadata:
         self.fallback = fallback
         self._incarnation = 0
         self._signature = "[]"
-        self._window: deque[float] = deque()
+        self._window = RateWindow(THROTTLE_LIMIT)
 
     def on_change(self, _notice: Notice | None = None) -> None:
         """Re-render on every plane change, so no change goes uncounted between two polls."""
@@ -311,23 +310,17 @@ class AzureMetadata:
             params = {**notice.params, "started_at": now}
             self.plane.update_notice(notice.id, state="started", deadline=now, params=params)
 
-    def _throttled(self) -> bool:
-        if not self.options.throttle:
-            return False
-        now = self.plane.now()
-        while self._window and self._window[0] <= now - 1.0:
-            self._window.popleft()
-        if len(self._window) >= THROTTLE_LIMIT:
-            return True
-        self._window.append(now)
-        return False
+    def _refusal(self, request: web.Request, versions: Sequence[str]) -> web.Response | None:
+        """Azure's header and api-version checks, then its throttling (when turned on)."""
+        refused = _check_request(request, versions)
+        if refused is None and self.options.throttle and not self._window.admit(self.plane.now()):
+            return azure_error(429, "Too many requests")
+        return refused
 
     async def scheduled_events(self, request: web.Request) -> web.Response:
-        refused = _check_request(request, SCHEDULED_EVENTS_VERSIONS)
+        refused = self._refusal(request, SCHEDULED_EVENTS_VERSIONS)
         if refused is not None:
             return refused
-        if self._throttled():
-            return azure_error(429, "Too many requests")
         if request.method == "GET":
             return web.json_response(self.document())
         if request.method != "POST":
@@ -347,11 +340,9 @@ class AzureMetadata:
         return refused or azure_error(404, "Not found")
 
     async def instance(self, request: web.Request) -> web.Response:
-        refused = _check_request(request, INSTANCE_VERSIONS)
+        refused = self._refusal(request, INSTANCE_VERSIONS)
         if refused is not None:
             return refused
-        if self._throttled():
-            return azure_error(429, "Too many requests")
         if request.method != "GET":
             return azure_error(405, f"The requested method {request.method} is not allowed.")
         node: Any = instance_document(self.options)

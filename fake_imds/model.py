@@ -158,6 +158,22 @@ class RequestLog:
         return bool(self._rows)
 
 
+class RateWindow:
+    """Admits at most ``limit`` events in any one second (a sliding window), for throttling."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._times: deque[float] = deque()
+
+    def admit(self, now: float) -> bool:
+        while self._times and self._times[0] <= now - 1.0:
+            self._times.popleft()
+        if len(self._times) >= self.limit:
+            return False
+        self._times.append(now)
+        return True
+
+
 Listener = Callable[[Notice], None]
 
 
@@ -171,7 +187,7 @@ class MetadataPlane:
         self._notices: dict[str, Notice] = {}
         self._faults: dict[str, Fault] = {}
         self._ids = itertools.count(1)
-        self._throttle_windows: dict[str, deque[float]] = {}
+        self._throttle_windows: dict[str, RateWindow] = {}
         self.requests = RequestLog(request_log_limit)
         self._listeners: list[Listener] = []
         self._version = 0
@@ -279,18 +295,15 @@ class MetadataPlane:
                 continue
             if fault.kind != "throttle":
                 return fault
-            if self._over_limit(fault, now):
+            if not self._throttle_window(fault).admit(now):
                 return fault
         return None
 
-    def _over_limit(self, fault: Fault, now: float) -> bool:
-        window = self._throttle_windows.setdefault(fault.id, deque())
-        while window and window[0] <= now - 1.0:
-            window.popleft()
-        if len(window) >= fault.limit:
-            return True
-        window.append(now)
-        return False
+    def _throttle_window(self, fault: Fault) -> RateWindow:
+        window = self._throttle_windows.get(fault.id)
+        if window is None:
+            window = self._throttle_windows[fault.id] = RateWindow(fault.limit)
+        return window
 
     # -- request log --------------------------------------------------------------------------
     def log_request(self, request: ServedRequest) -> None:
