@@ -36,7 +36,7 @@ from fake_imds.control import (
     duration_field,
     int_field,
 )
-from fake_imds.middleware import Unfaked, reason
+from fake_imds.middleware import Unfaked, forwarded, reason
 from fake_imds.model import MetadataPlane, Notice, RateWindow
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def _newest(versions: Sequence[str]) -> list[str]:
 
 def _check_request(request: web.Request, versions: Sequence[str]) -> web.Response | None:
     """Azure's checks, in its order: proxy, Metadata header, api-version."""
-    if "X-Forwarded-For" in request.headers:
+    if forwarded(request):
         return azure_error(400, "Bad request. Request must not contain X-Forwarded-For header.")
     if request.headers.get("Metadata", "").lower() != "true":
         return azure_error(400, "Bad request. Required metadata header not specified")

@@ -41,7 +41,7 @@ from fake_imds.control import (
     choice_field,
     duration_field,
 )
-from fake_imds.middleware import Unfaked, reason
+from fake_imds.middleware import Unfaked, forwarded, reason
 from fake_imds.model import MetadataPlane, Notice
 from fake_imds.signals import GCP_MAX_SHUTDOWN
 
@@ -363,7 +363,7 @@ class GcpMetadata:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
-        if "X-Forwarded-For" in request.headers:
+        if forwarded(request):
             return forbidden_forwarded(path)
         if request.headers.get("Metadata-Flavor") != FLAVOR:
             return forbidden_without_flavor(path)
@@ -486,6 +486,6 @@ def install(site: DialectSite) -> None:
 async def _gcp_root(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path != "/" or request.headers.get("Metadata-Flavor") != FLAVOR:
         return await handler(request)
-    if "X-Forwarded-For" in request.headers:
+    if forwarded(request):
         return forbidden_forwarded(request.path)
     return _respond(Rendered("computeMetadata/\n", "application/text"))
