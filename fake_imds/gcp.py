@@ -374,7 +374,8 @@ class GcpMetadata:
             wait, last_etag, timeout = _wait_params(request.query)
             rendered = self._render(sub, request.query)
             if wait:
-                rendered = await self._wait(sub, request.query, last_etag or rendered.etag, timeout)
+                baseline = last_etag or rendered.etag
+                rendered = await self._wait(sub, request.query, rendered, baseline, timeout)
         except NotFound:
             if self.fallback:
                 raise Unfaked(path) from None
@@ -390,34 +391,44 @@ class GcpMetadata:
         return render(self.plane, self.identity, sub, query)
 
     async def _wait(
-        self, sub: str, query: Mapping[str, str], baseline: str, limit: float | None
+        self,
+        sub: str,
+        query: Mapping[str, str],
+        rendered: Rendered,
+        baseline: str,
+        limit: float | None,
     ) -> Rendered:
-        """Hold the request until the ETag differs from ``baseline`` or ``limit`` s pass."""
+        """Hold the request until the ETag differs from ``baseline`` or ``limit`` s pass;
+        ``rendered`` is the value now (just rendered: the plane has not changed since)."""
         task = asyncio.current_task()
         assert task is not None
         self._held.add(task)
         try:
-            return await self._hold(sub, query, baseline, limit)
+            return await self._hold(sub, query, rendered, baseline, limit)
         finally:
             self._held.discard(task)
 
     async def _hold(
-        self, sub: str, query: Mapping[str, str], baseline: str, limit: float | None
+        self,
+        sub: str,
+        query: Mapping[str, str],
+        rendered: Rendered,
+        baseline: str,
+        limit: float | None,
     ) -> Rendered:
         loop = asyncio.get_running_loop()
         ends = None if limit is None else loop.time() + limit
-        while True:
+        while rendered.etag == baseline:
             version = self.plane.version
-            rendered = self._render(sub, query)
-            if rendered.etag != baseline:
-                return rendered
             remaining = None if ends is None else ends - loop.time()
             if remaining is not None and remaining <= 0:
-                return rendered
+                break
             try:
                 await asyncio.wait_for(self.plane.wait_for_change(version), remaining)
             except TimeoutError:
                 return self._render(sub, query)
+            rendered = self._render(sub, query)
+        return rendered
 
 
 # -- notices (control API) --------------------------------------------------------------------
