@@ -318,7 +318,7 @@ def plan_fis(request: InjectRequest, facts: AwsFacts, client_token: str) -> FisP
         preview=request.preview,
         keep_template=request.keep_template,
         wait=request.wait,
-        expect_checkpoint=_checkpoint(request),
+        expect_checkpoint=expected_checkpoint(request),
         warnings=facts.warnings,
     )
 
@@ -332,7 +332,8 @@ def _description(request: InjectRequest, facts: AwsFacts) -> str:
     return f"spot-harness: spot interruption ({request.lead} lead) of {what}"
 
 
-def _checkpoint(request: InjectRequest) -> S3Location | None:
+def expected_checkpoint(request: InjectRequest) -> S3Location | None:
+    """Where ``--expect-checkpoint`` says a checkpoint must land, if it was given."""
     return S3Location.parse(request.expect_checkpoint) if request.expect_checkpoint else None
 
 
@@ -402,7 +403,7 @@ def plan_agent(request: InjectRequest, *, has_token: bool) -> AgentPlan:
         action=request.action or "terminate",
         lead_seconds=parse_lead(request.lead),
         wait=request.wait,
-        expect_checkpoint=_checkpoint(request),
+        expect_checkpoint=expected_checkpoint(request),
         has_token=has_token,
     )
 
@@ -440,7 +441,7 @@ def plan_signal(request: InjectRequest, signal_names: Sequence[str]) -> SignalPl
         action=request.action or "terminate",
         lead_seconds=parse_lead(request.lead),
         wait=request.wait,
-        expect_checkpoint=_checkpoint(request),
+        expect_checkpoint=expected_checkpoint(request),
     )
 
 

@@ -21,8 +21,8 @@ from harness.inject.plan import (
     AwsFacts,
     InjectRequest,
     PlanError,
-    S3Location,
     SsmPlan,
+    expected_checkpoint,
     normalise_signal,
     parse_lead,
 )
@@ -131,9 +131,7 @@ def plan_ssm(request: InjectRequest, facts: AwsFacts, signal_names: Sequence[str
         commands=tuple(commands),
         lead_seconds=lead,
         wait=request.wait,
-        expect_checkpoint=(
-            S3Location.parse(request.expect_checkpoint) if request.expect_checkpoint else None
-        ),
+        expect_checkpoint=expected_checkpoint(request),
         warnings=facts.warnings,
     )
 
