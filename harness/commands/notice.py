@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
-from harness.commands.options import Duration
+from harness.commands.options import DEFAULT_PORT, Duration
 from harness.units import DURATION_HELP
 
-DEFAULT_URL = "http://127.0.0.1:1338"
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 CONTROL_PATH = "/_harness/v1"
 TIMEOUT = 10.0
 
