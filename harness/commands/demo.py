@@ -53,11 +53,12 @@ class Demo:
             await asyncio.sleep(self.quiet_for)
             notice = await self.schedule(http, imds)
             seen = await poller
-            deadline = imds.plane.get_notice(str(notice["id"])).deadline
-            await asyncio.sleep(max(0.0, deadline - self.loop.time()))
+            interruption = imds.plane.get_notice(str(notice["id"]))
+            await asyncio.sleep(max(0.0, interruption.deadline - self.loop.time()))
             self.say("harness", "deadline: the instance is terminated")
-            issued = imds.plane.get_notice(str(notice["id"])).issued_at
-            return DemoResult(issued, seen, deadline, len(imds.plane.requests))
+            return DemoResult(
+                interruption.issued_at, seen, interruption.deadline, len(imds.plane.requests)
+            )
 
     async def token(self, http: aiohttp.ClientSession, url: str) -> str:
         headers = {TOKEN_TTL_HEADER: "21600"}
