@@ -16,7 +16,6 @@ signals are rendered from the plane's notices of cloud ``aws``:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -38,6 +37,7 @@ from fake_imds.control import (
     duration_field,
     string_field,
 )
+from fake_imds.dispatch import NoticeDispatcher
 from fake_imds.middleware import Unfaked, error_page, forwarded
 from fake_imds.model import MetadataPlane, Notice, latest
 from fake_imds.server import DialectSite, ImdsV2Mode
@@ -541,12 +541,12 @@ def install(site: DialectSite) -> None:
     if site.config.events is not None:
         emitter = EventEmitter(site.plane, options, site.config.events, site.config.seed)
         site.plane.subscribe(emitter.on_change)
-        site.on_cleanup(emitter.drain)
+        site.on_cleanup(emitter.drain)  # events already on their way arrive before shutdown
         site.on_reset(emitter.forget)
 
 
 # -- EventBridge --------------------------------------------------------------------------------
-class EventEmitter:
+class EventEmitter(NoticeDispatcher):
     """Sends one EventBridge event per spot or rebalance notice, when it is issued."""
 
     def __init__(
@@ -556,12 +556,11 @@ class EventEmitter:
         sink: eventbridge.EventSink,
         seed: int,
     ) -> None:
-        self.plane = plane
+        super().__init__(plane)
         self.options = options
         self.sink = sink
         self.seed = seed
         self._sent: set[str] = set()
-        self._pending: set[asyncio.Task[None]] = set()
 
     def on_change(self, notice: Notice) -> None:
         if notice.cloud != "aws" or notice.id in self._sent or not notice.visible(self.plane.now()):
@@ -570,9 +569,7 @@ class EventEmitter:
         if event is None:
             return
         self._sent.add(notice.id)
-        task = asyncio.get_running_loop().create_task(self.sink.send(event))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self.spawn(self.sink.send(event))
 
     def event_for(self, notice: Notice) -> dict[str, Any] | None:
         if notice.kind == "spot-interruption":
@@ -595,8 +592,3 @@ class EventEmitter:
 
     def forget(self) -> None:
         self._sent.clear()
-
-    async def drain(self) -> None:
-        """Let events already on their way arrive before the server shuts down."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
