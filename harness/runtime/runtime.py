@@ -317,7 +317,7 @@ class Runtime:
 
     async def _checkpoint(
         self, reason: str, *, local: bool = True, remote: bool = True
-    ) -> CheckpointRecord:
+    ) -> tuple[CheckpointRecord, bytes]:
         position, digest = self.safe
         record, data = self._new_record(position, digest)
         self.emit(
@@ -329,7 +329,7 @@ class Runtime:
             record = replace(record, checksum=await self.local.disk.call(checksum, data))
         if remote:
             self.replicator.submit(record, data)
-        return record
+        return record, data
 
     async def _save_local(self, record: CheckpointRecord, data: bytes) -> CheckpointRecord:
         try:
@@ -401,12 +401,11 @@ class Runtime:
         latest = self.latest_local
         disk_time = nominal / self.config.assumed_disk_bandwidth
         if (latest is None or latest.position < position) and disk_time <= self._budget(deadline):
-            record = await self._checkpoint("notice:stop", remote=False)
+            record, data = await self._checkpoint("notice:stop", remote=False)
+            saved = self.latest_local == record  # the local save succeeded
             upload_time = self.replicator.bandwidth.seconds_for(nominal)
-            if not self.replicator.busy and upload_time <= self._budget(deadline):
-                data = await self.local.read(record)
-                if data is not None:
-                    self.replicator.submit(record, data)
+            if saved and not self.replicator.busy and upload_time <= self._budget(deadline):
+                self.replicator.submit(record, data)  # what was just saved, not read back
         await self._drain(deadline)
 
     async def _drain(self, deadline: float) -> None:
