@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from harness.explore.strategies import Data, schedules
+from harness.report.render import replay_command
 from harness.scenario.loader import load_text
 from harness.scenario.model import CLOUDS, Cloud
 from harness.sim.runner import RunResult, run_scenario
@@ -45,11 +46,10 @@ class Reproduction:
     path: Path
     seed: int
     broken: tuple[str, ...]
-    yaml_text: str
 
     @property
     def command(self) -> str:
-        return f"harness run {self.path} --seed {self.seed}"
+        return replay_command(self.path, self.seed)
 
 
 @dataclass
@@ -133,18 +133,20 @@ def write_reproduction(data: Data, result: RunResult, out: Path) -> Reproduction
             f"Smallest schedule found by `harness explore` that breaks {', '.join(broken)}."
         ),
     }
-    text = (
-        f"# Replay: harness run FILE --seed {data['seed']}\n"
-        f"# Broken: {', '.join(c.spec.label for c in result.failed_checks) or result.status}\n"
-        + dump(described)
-    )
     out.mkdir(parents=True, exist_ok=True)
     schedule = {k: v for k, v in data.items() if k != "description"}
     digest = hashlib.sha256(json.dumps(schedule, sort_keys=True).encode()).hexdigest()[:10]
-    path = _free_path(out, f"explore-{digest}")
-    with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
-        handle.write(text.replace("FILE", str(path), 1))
-    return Reproduction(path=path, seed=int(data["seed"]), broken=broken, yaml_text=text)
+    found = Reproduction(
+        path=_free_path(out, f"explore-{digest}"), seed=int(data["seed"]), broken=broken
+    )
+    text = (
+        f"# Replay: {found.command}\n"
+        f"# Broken: {', '.join(c.spec.label for c in result.failed_checks) or result.status}\n"
+        + dump(described)
+    )
+    with found.path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
+        handle.write(text)
+    return found
 
 
 def _free_path(folder: Path, stem: str) -> Path:
