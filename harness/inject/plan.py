@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from harness.cli import EXIT_USAGE, HarnessError
 from harness.inject.template import (
+    INSTANCE_ARN,
+    INSTANCE_ID,
     TemplateError,
     instance_arn,
     lead_to_iso,
@@ -31,8 +33,6 @@ Action = Literal["terminate", "stop", "hibernate"]
 ACTIONS: tuple[Action, ...] = ("terminate", "stop", "hibernate")
 SsmMode = Literal["signal", "agent"]
 
-_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
-_INSTANCE_ARN = re.compile(r"arn:aws[a-z-]*:ec2:[a-z0-9-]+:\d{12}:instance/(i-[0-9a-f]{8,17})")
 _PID = re.compile(r"pid:(\d+)")
 _S3_URL = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?")
 #: How long the FIS notice comes before the interruption: the last two minutes of the lead.
@@ -125,9 +125,9 @@ def parse_instance_ids(targets: Sequence[str]) -> tuple[str, ...]:
     ids: list[str] = []
     for raw in targets:
         for item in filter(None, (part.strip() for part in raw.split(","))):
-            match = _INSTANCE_ARN.fullmatch(item)
+            match = INSTANCE_ARN.fullmatch(item)
             instance_id = match.group(1) if match else item
-            if not _INSTANCE_ID.fullmatch(instance_id):
+            if not INSTANCE_ID.fullmatch(instance_id):
                 raise PlanError(
                     f"--target {item!r} is not an EC2 instance id (i-0123456789abcdef0) or "
                     "instance ARN"

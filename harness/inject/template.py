@@ -41,7 +41,11 @@ KNOWN_ACTIONS: Mapping[str, str | None] = {
 _SELECTION = re.compile(r"ALL|COUNT\((?P<count>\d+)\)|PERCENT\((?P<percent>\d+)\)")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 _ALARM_ARN = re.compile(r"arn:aws[a-z-]*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:.+")
-_INSTANCE_ARN = re.compile(r"arn:aws[a-z-]*:ec2:[a-z0-9-]+:\d{12}:instance/i-[0-9a-f]{8,17}")
+#: An EC2 instance id, and an instance ARN whose group 1 is the id.
+INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+INSTANCE_ARN = re.compile(
+    r"arn:aws[a-z-]*:ec2:[a-z0-9-]+:\d{12}:instance/(" + INSTANCE_ID.pattern + ")"
+)
 
 
 class TemplateError(ValueError):
@@ -201,7 +205,7 @@ def _target_problems(name: str, target: Mapping[str, Any]) -> list[str]:
         problems.extend(
             f"{where}: {arn!r} is not an EC2 instance ARN"
             for arn in arns
-            if not _INSTANCE_ARN.fullmatch(str(arn))
+            if not INSTANCE_ARN.fullmatch(str(arn))
         )
     mode = str(target.get("selectionMode", ""))
     match = _SELECTION.fullmatch(mode)
