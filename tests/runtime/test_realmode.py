@@ -128,15 +128,37 @@ def servers() -> Iterator[tuple[str, str]]:
         moto.stop()
 
 
-def test_a_real_clock_run_completes_and_records_its_events(
-    tmp_path: Path, servers: tuple[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def storage_on(
+    servers: tuple[str, str],
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    versioned: bool = False,
+) -> tuple[Any, dict[str, str]]:
+    """Test credentials, a new bucket on the moto server, and a ``storage:`` mapping naming it
+    and the Redis server."""
     endpoint, redis_url = servers
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket="real-mode")
-    s3.put_bucket_versioning(Bucket="real-mode", VersioningConfiguration={"Status": "Enabled"})
+    s3.create_bucket(Bucket=bucket)
+    if versioned:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    storage = {
+        "bucket": bucket,
+        "s3_endpoint": endpoint,
+        "region": "us-east-1",
+        "redis_url": redis_url,
+        "local_dir": str(tmp_path / "nvme"),
+    }
+    return s3, storage
+
+
+def test_a_real_clock_run_completes_and_records_its_events(
+    tmp_path: Path, servers: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3, storage = storage_on(servers, "real-mode", tmp_path, monkeypatch, versioned=True)
     job = {
         "items": 6,
         "seconds_per_item": "20ms",
@@ -148,13 +170,7 @@ def test_a_real_clock_run_completes_and_records_its_events(
     config = {
         "job": job,
         "cloud": "kubernetes",
-        "storage": {
-            "bucket": "real-mode",
-            "s3_endpoint": endpoint,
-            "region": "us-east-1",
-            "redis_url": redis_url,
-            "local_dir": str(tmp_path / "nvme"),
-        },
+        "storage": storage,
         "events": str(tmp_path / "events.jsonl"),
     }
     path = tmp_path / "job.yaml"
@@ -199,11 +215,7 @@ def test_without_a_config_file_everything_comes_from_the_environment(
 def test_a_real_sigterm_stops_the_job_cleanly_and_the_next_run_resumes(
     tmp_path: Path, servers: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    endpoint, redis_url = servers
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket="real-sigterm")
+    _, storage = storage_on(servers, "real-sigterm", tmp_path, monkeypatch)
     raw = {
         "job": {
             "items": 40,
@@ -214,13 +226,7 @@ def test_a_real_sigterm_stops_the_job_cleanly_and_the_next_run_resumes(
             "output_every": 10,
         },
         "cloud": "kubernetes",
-        "storage": {
-            "bucket": "real-sigterm",
-            "s3_endpoint": endpoint,
-            "region": "us-east-1",
-            "redis_url": redis_url,
-            "local_dir": str(tmp_path / "nvme"),
-        },
+        "storage": storage,
         "runtime": {"grace_period": "10s"},
         "events": str(tmp_path / "events.jsonl"),
     }
