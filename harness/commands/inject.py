@@ -28,6 +28,8 @@ from harness.inject.checkpoint import CheckpointVerdict, verify_checkpoint
 from harness.inject.plan import (
     ACTIONS,
     AGENT_KINDS,
+    DEFAULT_AGENT_TOKEN_FILE,
+    DEFAULT_AGENT_URL,
     VIAS,
     AgentPlan,
     InjectRequest,
@@ -178,13 +180,13 @@ def make_runtime() -> Runtime:
 )
 @click.option(
     "--agent-url",
-    default="http://127.0.0.1:1338",
+    default=DEFAULT_AGENT_URL,
     show_default=True,
     help="SSM: the agent's address as seen on the host.",
 )
 @click.option(
     "--agent-token-file",
-    default="/etc/spot-harness/agent-token",
+    default=DEFAULT_AGENT_TOKEN_FILE,
     show_default=True,
     help="SSM: file on the host holding the agent's token.",
 )

@@ -39,6 +39,9 @@ _S3_URL = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<
 NOTICE_BEFORE_DEADLINE = 120.0
 #: Kinds the on-host agent schedules through ``POST /_harness/v1/notices``.
 AGENT_KINDS = ("spot-interruption", "rebalance", "fis-spot-interruption")
+#: Where ``--via ssm --ssm-run agent`` reaches the agent and its token, as seen on the host.
+DEFAULT_AGENT_URL = "http://127.0.0.1:1338"
+DEFAULT_AGENT_TOKEN_FILE = "/etc/spot-harness/agent-token"
 
 
 class PlanError(HarnessError):
@@ -90,8 +93,8 @@ class InjectRequest:
     pid: int | None = None
     process: str | None = None
     ssm_mode: SsmMode | None = None
-    agent_url: str = "http://127.0.0.1:1338"
-    agent_token_file: str = "/etc/spot-harness/agent-token"
+    agent_url: str = DEFAULT_AGENT_URL
+    agent_token_file: str = DEFAULT_AGENT_TOKEN_FILE
 
 
 def resolve_via(request: InjectRequest) -> Via:
