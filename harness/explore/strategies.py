@@ -97,70 +97,35 @@ def _aws_notice(notice: Data) -> Data:
     return notice
 
 
+def _action(name: str, fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Data]:
+    """``{name: {field: drawn value, ...}}``."""
+    return st.fixed_dictionaries({name: st.fixed_dictionaries(fields)})
+
+
 @cache
 def faults() -> st.SearchStrategy[Data]:
     """One non-notice action: storage, metadata service, clock or process."""
     duration = _seconds(5, 240)
+    s3_errors = st.sampled_from(("SlowDown", "InternalError", "ServiceUnavailable"))
     return st.one_of(
-        st.fixed_dictionaries(
-            {
-                "s3": st.fixed_dictionaries(
-                    {
-                        "error": st.sampled_from(
-                            ("SlowDown", "InternalError", "ServiceUnavailable")
-                        ),
-                        "count": st.integers(1, 6),
-                    }
-                )
-            }
-        ),
-        st.fixed_dictionaries(
-            {"s3": st.fixed_dictionaries({"outage": st.just(True), "for": duration})}
-        ),
-        st.fixed_dictionaries(
-            {
-                "s3": st.fixed_dictionaries(
-                    {"bandwidth": st.sampled_from(("20MB/s", "50MB/s", "200MB/s")), "for": duration}
-                )
-            }
+        _action("s3", {"error": s3_errors, "count": st.integers(1, 6)}),
+        _action("s3", {"outage": st.just(True), "for": duration}),
+        _action(
+            "s3", {"bandwidth": st.sampled_from(("20MB/s", "50MB/s", "200MB/s")), "for": duration}
         ),
         st.just({"s3": {"corrupt": "checkpoints/*.ckpt"}}),
-        st.fixed_dictionaries(
-            {
-                "imds": st.fixed_dictionaries(
-                    {"status": st.sampled_from((500, 503, 401)), "for": duration}
-                )
-            }
-        ),
-        st.fixed_dictionaries(
-            {"imds": st.fixed_dictionaries({"timeout": st.just(True), "for": _seconds(5, 60)})}
-        ),
-        st.fixed_dictionaries({"imds": st.fixed_dictionaries({"throttle": st.integers(1, 5)})}),
-        st.fixed_dictionaries(
-            {"redis": st.fixed_dictionaries({"down": st.just(True), "for": duration})}
-        ),
+        _action("imds", {"status": st.sampled_from((500, 503, 401)), "for": duration}),
+        _action("imds", {"timeout": st.just(True), "for": _seconds(5, 60)}),
+        _action("imds", {"throttle": st.integers(1, 5)}),
+        _action("redis", {"down": st.just(True), "for": duration}),
         st.just({"redis": {"restart": True}}),
-        st.fixed_dictionaries({"redis": st.fixed_dictionaries({"latency": _seconds(1, 3)})}),
-        st.fixed_dictionaries(
-            {"disk": st.fixed_dictionaries({"full": st.just(True), "for": duration})}
-        ),
-        st.fixed_dictionaries(
-            {
-                "disk": st.fixed_dictionaries(
-                    {"bandwidth": st.sampled_from(("50MB/s", "200MB/s")), "for": duration}
-                )
-            }
-        ),
-        st.fixed_dictionaries({"clock": st.fixed_dictionaries({"skew": _seconds(0, 120)})}),
-        st.fixed_dictionaries(
-            {
-                "crash": st.fixed_dictionaries(
-                    {"at": st.sampled_from(_CRASH_STEPS), "nth": st.integers(1, 3)}
-                )
-            }
-        ),
+        _action("redis", {"latency": _seconds(1, 3)}),
+        _action("disk", {"full": st.just(True), "for": duration}),
+        _action("disk", {"bandwidth": st.sampled_from(("50MB/s", "200MB/s")), "for": duration}),
+        _action("clock", {"skew": _seconds(0, 120)}),
+        _action("crash", {"at": st.sampled_from(_CRASH_STEPS), "nth": st.integers(1, 3)}),
         st.fixed_dictionaries({"kill": st.sampled_from(({}, {"local_disk": "kept"}))}),
-        st.fixed_dictionaries({"overlap": st.fixed_dictionaries({"for": _seconds(10, 180)})}),
+        _action("overlap", {"for": _seconds(10, 180)}),
     )
 
 
