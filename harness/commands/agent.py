@@ -22,7 +22,7 @@ from harness.commands.options import (
     serve_until_stopped,
     token_option,
 )
-from harness.commands.serve import notice_line
+from harness.commands.serve import report_until_stopped
 from harness.inject.agent import TOKEN_ENV
 from harness.inject.overlay import (
     DEFAULT_UPSTREAM,
@@ -115,11 +115,8 @@ async def _run(
             events=sink,
         )
         async with server:
-            for line in banner(server, upstream, host, bool(secret), identity):
-                click.echo(line)
-            server.plane.subscribe(lambda n: click.echo(notice_line(server, n), err=True))
-            await stop.wait()
-            click.echo("stopping", err=True)
+            lines = banner(server, upstream, host, bool(secret), identity)
+            await report_until_stopped(server, lines, stop)
     finally:
         await upstream.close()
 

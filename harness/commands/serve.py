@@ -238,8 +238,13 @@ async def _run(
     server: FakeImds, names: list[str], imdsv2: str, token: bool, stop: asyncio.Event
 ) -> None:
     async with server:
-        for line in banner(server, names, imdsv2, token):
-            click.echo(line)
-        server.plane.subscribe(lambda n: click.echo(notice_line(server, n), err=True))
-        await stop.wait()
-        click.echo("stopping", err=True)
+        await report_until_stopped(server, banner(server, names, imdsv2, token), stop)
+
+
+async def report_until_stopped(server: FakeImds, lines: list[str], stop: asyncio.Event) -> None:
+    """For a started server: print its banner, then a line per notice change until ``stop``."""
+    for line in lines:
+        click.echo(line)
+    server.plane.subscribe(lambda n: click.echo(notice_line(server, n), err=True))
+    await stop.wait()
+    click.echo("stopping", err=True)
