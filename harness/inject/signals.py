@@ -46,22 +46,17 @@ async def apply_signal(plan: SignalPlan, status: StatusLine) -> SignalReport:
     def show(step: Step) -> None:
         status.note(f"[{format_duration(round(step.t - started, 3))}] {_describe(step, plan)}")
 
-    report = SignalReport("local-signal", listener=show)
     started = _now()
+    if plan.action != "hibernate" and plan.wait:
+        return await acpi_shutdown(
+            target, hard_kill_after=plan.lead_seconds, soft_signal=notice, listener=show
+        )
+    report = SignalReport("local-signal", listener=show)
+    for name in (notice, "SIGSTOP") if plan.action == "hibernate" else (notice,):
+        report.record("signal", signal=name)
+        target.send(name)
     if plan.action == "hibernate":
-        report.record("signal", signal=notice)
-        target.send(notice)
-        report.record("signal", signal="SIGSTOP")
-        target.send("SIGSTOP")
         status.note(f"process {plan.pid} is frozen; resume it with: kill -CONT {plan.pid}")
-        return report
-    if not plan.wait:
-        report.record("signal", signal=notice)
-        target.send(notice)
-        return report
-    report = await acpi_shutdown(
-        target, hard_kill_after=plan.lead_seconds, soft_signal=notice, listener=show
-    )
     return report
 
 
