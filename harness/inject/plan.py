@@ -430,7 +430,10 @@ class SignalPlan:
         return [
             f"Signal to local process {self.pid}",
             f"  notice   SIG{self.signal} now",
-            f"  then     {ending}" if self.wait else "  then     nothing (--no-wait)",
+            # hibernate freezes at once whether or not we wait; only the deadline kill waits
+            f"  then     {ending}"
+            if self.wait or self.action == "hibernate"
+            else "  then     nothing (--no-wait)",
         ]
 
 

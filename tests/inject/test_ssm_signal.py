@@ -186,6 +186,12 @@ def signal_plan(pid: int, **changes: Any) -> SignalPlan:
     return SignalPlan(**values)
 
 
+def test_the_plan_says_hibernate_freezes_even_without_waiting() -> None:
+    lines = signal_plan(4242, action="hibernate", wait=False).lines()
+    assert lines[-1] == "  then     SIGSTOP at once (resume it with kill -CONT)"
+    assert signal_plan(4242, wait=False).lines()[-1] == "  then     nothing (--no-wait)"
+
+
 def test_a_process_that_exits_on_sigterm_is_not_killed(tmp_path: Path, output: io.StringIO) -> None:
     child, record = start_child(tmp_path, "exit")
     report = asyncio.run(apply_signal(signal_plan(child.pid), StatusLine(output, live=False)))
