@@ -65,8 +65,7 @@ class ScenarioFile(pytest.File):
         except ScenarioError as error:
             raise self.CollectError(f"invalid scenario file:\n{error}") from None
         for item in loaded:
-            name = item.name if item.documents > 1 else item.file.stem
-            yield ScenarioItem.from_parent(self, name=name, loaded=item)
+            yield ScenarioItem.from_parent(self, name=item.name, loaded=item)
 
 
 class ScenarioItem(pytest.Item):
