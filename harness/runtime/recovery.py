@@ -34,6 +34,7 @@ class Recovered:
     tier: str | None  # "local" | "s3" | None (fresh start)
     epoch: int
     s3_newest: CheckpointRecord | None  # newest checkpoint known durable in S3
+    content: bytes | None = None  # the chosen checkpoint's verified content
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Recovery:
         s3_manifest, s3_records = await self._s3_candidates(list_if_missing=hints)
         local_ids = {r.id for r in local_manifest.checkpoints}
         candidates = _merge(s3_records, local_manifest.checkpoints, redis_meta)
-        chosen, tier, digest = await self._first_valid(candidates, local_ids)
+        chosen, tier, digest, content = await self._first_valid(candidates, local_ids)
         known_epochs = [redis_epoch, local_manifest.epoch, s3_manifest.epoch if s3_manifest else 0]
         known_epochs += [r.epoch for r in candidates]
         epoch = await self._claim_epoch(max(known_epochs) + 1)
@@ -80,11 +81,12 @@ class Recovery:
             tier=tier,
             epoch=epoch,
             s3_newest=s3_newest,
+            content=content,
         )
 
     async def _first_valid(
         self, candidates: list[CheckpointRecord], local_ids: set[str]
-    ) -> tuple[CheckpointRecord | None, str | None, bytes]:
+    ) -> tuple[CheckpointRecord | None, str | None, bytes, bytes | None]:
         for record in candidates:
             for tier in ("local", "s3") if record.id in local_ids else ("s3",):
                 data = await self._read(tier, record)
@@ -97,8 +99,8 @@ class Recovery:
                 except (CorruptCheckpoint, ValueError, KeyError) as error:
                     self._reject(record, tier, str(error))
                     continue
-                return record, tier, digest
-        return None, None, b""
+                return record, tier, digest, data
+        return None, None, b"", None
 
     async def _read(self, tier: str, record: CheckpointRecord) -> bytes | None:
         if tier == "local":

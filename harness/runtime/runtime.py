@@ -154,10 +154,9 @@ class Runtime:
         self.replicator.newest_durable = recovered.s3_newest
         if recovered.tier == "local" and recovered.record is not None:
             self.latest_local = recovered.record
-            if recovered.s3_newest is None:
-                data = await self.local.read(recovered.record)
-                if data is not None:  # a stop kept it only locally: copy it to S3 now
-                    self.replicator.submit(recovered.record, data)
+            if recovered.s3_newest is None and recovered.content is not None:
+                # a stop kept it only locally: copy it to S3 now
+                self.replicator.submit(recovered.record, recovered.content)
 
     # -- the work loop -------------------------------------------------------------------------
     async def _work(self) -> None:
