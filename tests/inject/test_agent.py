@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from fake_imds.aws import AwsOptions
 from fake_imds.server import FakeImds, UnsafeBindError
 from harness.cli import HarnessError, main
-from harness.clock import run_virtual
+from harness.clock import RealClock, run_virtual
 from harness.inject.agent import AgentClient, apply_agent
 from harness.inject.overlay import Upstream, faked, overlay_server, upstream_identity
 from harness.inject.plan import AgentPlan
@@ -141,7 +142,7 @@ def test_unreachable_real_service_is_a_502_not_a_hang() -> None:
 
 def test_agent_refuses_to_bind_beyond_loopback_without_a_token() -> None:
     async def scenario() -> None:
-        upstream = Upstream("http://127.0.0.1:9", _Clock())
+        upstream = Upstream("http://127.0.0.1:9", RealClock())
         with pytest.raises(UnsafeBindError):
             overlay_server(upstream, {}, host="0.0.0.0")
 
@@ -235,12 +236,8 @@ def test_agent_cli_refuses_a_public_bind_without_token(capsys: pytest.CaptureFix
     assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
 
 
-def test_agent_cli_reads_the_token_file(
-    tmp_path: object, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from pathlib import Path
-
-    empty = Path(str(tmp_path)) / "token"
+def test_agent_cli_reads_the_token_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "token"
     empty.write_text("\n")
     assert main(["agent", "--token-file", str(empty)]) == 2
     assert "is empty" in capsys.readouterr().err
@@ -255,8 +252,3 @@ async def _direct(h: Host, path: str, token: str) -> str:
     async with h.http.get(f"{h.real.url}{path}", headers={"X-aws-ec2-metadata-token": token}) as r:
         assert r.status == 200
         return await r.text()
-
-
-class _Clock:
-    def monotonic(self) -> float:
-        return asyncio.get_running_loop().time()
