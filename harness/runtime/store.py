@@ -297,20 +297,13 @@ class S3Tier:
                 )
             updated = current.with_newest(record, epoch, self.keep)
             try:
-                result = await self.store.put(
-                    manifest_key(self.job),
-                    updated.encode(),
-                    if_match=self.manifest_etag,
-                    if_none_match=self.manifest_etag is None,
-                )
+                await self._put_manifest(updated)
             except Exception as error:
                 if not is_precondition_failed(error):
                     raise
                 self.manifest_etag = None
                 self._cached = None
                 continue
-            self.manifest_etag = str(result["etag"])
-            self._cached = updated
             return current.dropped_by(updated)
         raise Fenced("the manifest kept changing under this instance")
 
@@ -324,15 +317,19 @@ class S3Tier:
         if not entries and found:
             ordered = sorted(found, key=lambda r: (r.position, r.epoch, r.id), reverse=True)
             entries = tuple(ordered[: self.keep])
-        claimed = Manifest(job=self.job, epoch=epoch, checkpoints=entries)
+        await self._put_manifest(Manifest(job=self.job, epoch=epoch, checkpoints=entries))
+
+    async def _put_manifest(self, manifest: Manifest) -> None:
+        """Replace the manifest only if it is still the one last read or written (its ETag;
+        none: only if there is none)."""
         result = await self.store.put(
             manifest_key(self.job),
-            claimed.encode(),
+            manifest.encode(),
             if_match=self.manifest_etag,
             if_none_match=self.manifest_etag is None,
         )
         self.manifest_etag = str(result["etag"])
-        self._cached = claimed
+        self._cached = manifest
 
     async def _current_manifest(self) -> Manifest:
         if self._cached is not None:
