@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import tempfile
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -241,19 +240,12 @@ async def _play(
             timeline.disarm()
             history.record("harness", Kind.RUN_FINISHED, reason=world.end_reason or "error")
             await world.shutdown()
-        reader = BackendReader(BUCKET)
+        # Local files keyed by the names the history uses, not by this run's temp paths.
         snapshot = await take_snapshot(
-            reader, BUCKET, world.admin_redis, world.local_dirs().values()
+            BackendReader(BUCKET), BUCKET, world.admin_redis, world.local_dirs()
         )
         await world.admin_redis.aclose()
-    return world, _named_dirs(snapshot, world.local_dirs())
-
-
-def _named_dirs(snapshot: StorageSnapshot, dirs: Mapping[str, Path]) -> StorageSnapshot:
-    """Key local files by the names the history uses, not by this run's temp paths."""
-    by_path = {str(path): name for name, path in dirs.items()}
-    files = {by_path.get(path, path): content for path, content in snapshot.files.items()}
-    return dataclasses.replace(snapshot, files=files)
+    return world, snapshot
 
 
 def _judge(
