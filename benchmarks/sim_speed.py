@@ -83,7 +83,7 @@ def churn_scenario(hours: float = 24.0, seed: int = 24) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def single_notice(runs: int) -> tuple[float, float, str]:
+def single_notice(runs: int) -> tuple[float, float, float, str]:
     from harness.scenario import load_text
     from harness.sim.runner import run_scenario
 
