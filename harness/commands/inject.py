@@ -24,7 +24,7 @@ from harness.commands.options import Duration, token_option
 from harness.inject import fis as fis_apply
 from harness.inject import ssm as ssm_apply
 from harness.inject.agent import TOKEN_ENV, AgentClient, ScheduledNotice, apply_agent
-from harness.inject.checkpoint import CheckpointVerdict, verify_checkpoint
+from harness.inject.checkpoint import verify_checkpoint
 from harness.inject.plan import (
     ACTIONS,
     AGENT_KINDS,
@@ -373,9 +373,7 @@ def _verify(
     runtime: Runtime,
 ) -> int:
     runtime.out.write(f"checking {location} for a checkpoint written after the notice...\n")
-    verdict: CheckpointVerdict = verify_checkpoint(
-        clients.s3, location, notice, deadline, runtime.timekeeper
-    )
+    verdict = verify_checkpoint(clients.s3, location, notice, deadline, runtime.timekeeper)
     runtime.out.write(verdict.message() + "\n")
     return EXIT_OK if verdict.ok else EXIT_FAILED
 

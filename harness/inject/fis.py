@@ -182,7 +182,7 @@ class FisInjector:
             self._clients.fis.stop_experiment(id=progress.experiment_id)
             for _ in range(self._stop_polls):
                 reply = self._clients.fis.get_experiment(id=progress.experiment_id)
-                read_experiment(progress, dict(reply["experiment"]))
+                read_experiment(progress, reply["experiment"])
                 if progress.state in TERMINAL:
                     break
                 self._time.sleep(self._poll_every)
