@@ -216,8 +216,7 @@ def test_apply_runs_the_experiment_watches_and_deletes_the_template(
 def test_longer_lead_shows_the_notice_due_two_minutes_before_the_deadline(
     clients: AwsClients, fake_time: FakeTime
 ) -> None:
-    [instance_id] = run_spot(clients)
-    plan = fis_plan(clients, [instance_id], lead="5m")
+    plan = fis_plan(clients, run_spot(clients), lead="5m")
     progress = Progress(state="running", action_state="running", started_at=fake_time.now())
     text = status_text(plan, progress, fake_time.now())
     assert "notice due" in text
@@ -232,8 +231,7 @@ def test_longer_lead_shows_the_notice_due_two_minutes_before_the_deadline(
 def test_preview_starts_with_skip_all(
     clients: AwsClients, status: StatusLine, output: io.StringIO, fake_time: FakeTime
 ) -> None:
-    [instance_id] = run_spot(clients)
-    plan = fis_plan(clients, [instance_id], preview=True)
+    plan = fis_plan(clients, run_spot(clients), preview=True)
     progress = injector(clients, status, fake_time).apply(plan)
     [experiment] = experiments(clients)
     assert experiment["experimentOptions"]["actionsMode"] == "skip-all"
@@ -246,8 +244,7 @@ def test_preview_starts_with_skip_all(
 def test_ctrl_c_while_watching_stops_the_experiment_and_deletes_the_template(
     clients: AwsClients, status: StatusLine, output: io.StringIO, fake_time: FakeTime
 ) -> None:
-    [instance_id] = run_spot(clients)
-    plan = fis_plan(clients, [instance_id])
+    plan = fis_plan(clients, run_spot(clients))
 
     def ctrl_c(polls: int) -> None:
         if polls == 1:
@@ -266,8 +263,7 @@ def test_ctrl_c_while_watching_stops_the_experiment_and_deletes_the_template(
 def test_ctrl_c_during_template_creation_still_deletes_it(
     clients: AwsClients, status: StatusLine, fake_time: FakeTime
 ) -> None:
-    [instance_id] = run_spot(clients)
-    plan = fis_plan(clients, [instance_id])
+    plan = fis_plan(clients, run_spot(clients))
     real_create = clients.fis.create_experiment_template
     calls: list[str] = []
 
@@ -289,8 +285,7 @@ def test_ctrl_c_during_template_creation_still_deletes_it(
 def test_a_failed_start_still_deletes_the_template(
     clients: AwsClients, status: StatusLine, fake_time: FakeTime
 ) -> None:
-    [instance_id] = run_spot(clients)
-    plan = fis_plan(clients, [instance_id])
+    plan = fis_plan(clients, run_spot(clients))
 
     def refuse(**kwargs: Any) -> Any:
         error = {"Error": {"Code": "ValidationException", "Message": "role cannot be assumed"}}
@@ -305,8 +300,7 @@ def test_a_failed_start_still_deletes_the_template(
 def test_keep_template_keeps_it_and_says_so(
     clients: AwsClients, status: StatusLine, output: io.StringIO, fake_time: FakeTime
 ) -> None:
-    [instance_id] = run_spot(clients)
-    plan = fis_plan(clients, [instance_id], keep_template=True)
+    plan = fis_plan(clients, run_spot(clients), keep_template=True)
     progress = injector(clients, status, fake_time).apply(plan)
     assert templates(clients) == [progress.template_id]
     assert f"kept experiment template {progress.template_id} (--keep-template)" in output.getvalue()
@@ -315,8 +309,7 @@ def test_keep_template_keeps_it_and_says_so(
 def test_no_wait_starts_and_returns_with_a_follow_up_command(
     clients: AwsClients, status: StatusLine, output: io.StringIO, fake_time: FakeTime
 ) -> None:
-    [instance_id] = run_spot(clients)
-    plan = fis_plan(clients, [instance_id], wait=False)
+    plan = fis_plan(clients, run_spot(clients), wait=False)
     progress = injector(clients, status, fake_time).apply(plan)
     assert fake_time.slept == []
     assert f"aws fis get-experiment --id {progress.experiment_id}" in output.getvalue()
