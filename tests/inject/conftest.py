@@ -21,20 +21,25 @@ SECRET_KEY = "SECRETxSECRETxSECRETxDoNotPrintThis"
 
 
 class FakeTime:
-    """Calendar time that moves only when slept; ``on_sleep`` hooks act between polls."""
+    """Calendar time that leaps ahead when slept, never really sleeping; ``hooks`` act between
+    polls.
+
+    It runs ahead of the wall clock by what was slept, and is never behind it: moto stamps
+    experiments and S3 objects with the wall clock, and a busy machine may take seconds between
+    two calls of a test, which a clock frozen at the fixture's creation would fall behind.
+    """
 
     def __init__(self) -> None:
-        # Aligned with the wall clock because moto stamps experiments and S3 objects with it.
-        self.current = datetime.now(UTC)
+        self.ahead = timedelta()
         self.slept: list[float] = []
         self.hooks: list[Callable[[int], None]] = []
 
     def now(self) -> datetime:
-        return self.current
+        return datetime.now(UTC) + self.ahead
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.current += timedelta(seconds=seconds)
+        self.ahead += timedelta(seconds=seconds)
         for hook in list(self.hooks):
             hook(len(self.slept))
 
