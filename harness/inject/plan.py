@@ -398,8 +398,7 @@ def plan_agent(request: InjectRequest, *, has_token: bool) -> AgentPlan:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PlanError(f"--target {url!r}: the agent is addressed as http://host:port")
-    if request.kind not in AGENT_KINDS:
-        raise PlanError(f"--kind {request.kind!r}: the agent schedules {', '.join(AGENT_KINDS)}")
+    check_agent_kind(request.kind)
     return AgentPlan(
         url=url,
         kind=request.kind,
@@ -409,6 +408,11 @@ def plan_agent(request: InjectRequest, *, has_token: bool) -> AgentPlan:
         expect_checkpoint=expected_checkpoint(request),
         has_token=has_token,
     )
+
+
+def check_agent_kind(kind: str) -> None:
+    if kind not in AGENT_KINDS:
+        raise PlanError(f"--kind {kind!r}: the agent schedules {', '.join(AGENT_KINDS)}")
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from typing import Any
 
 from harness.cli import EXIT_ENVIRONMENT, HarnessError
 from harness.inject.plan import (
-    AGENT_KINDS,
     AwsFacts,
     InjectRequest,
     PlanError,
     SsmPlan,
+    check_agent_kind,
     expected_checkpoint,
     normalise_signal,
     parse_lead,
@@ -113,8 +113,7 @@ def plan_ssm(request: InjectRequest, facts: AwsFacts, signal_names: Sequence[str
             wait=request.wait,
         )
     else:
-        if request.kind not in AGENT_KINDS:
-            raise PlanError(f"--kind {request.kind!r}: use one of {', '.join(AGENT_KINDS)}")
+        check_agent_kind(request.kind)
         commands = agent_commands(
             agent_url=request.agent_url,
             token_file=request.agent_token_file,
