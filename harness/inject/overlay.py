@@ -46,6 +46,15 @@ TOKEN_MARGIN = 60.0
 _KEPT_HEADERS = ("Content-Type", "Last-Modified", "ETag", aws.TOKEN_TTL_HEADER)
 _SENT_HEADERS = ("Accept", "User-Agent", "Accept-Encoding")
 
+#: Where the real service tells the :class:`~fake_imds.aws.AwsOptions` identity fields.
+_IDENTITY_PATHS = {
+    "instance_id": "/latest/meta-data/instance-id",
+    "instance_type": "/latest/meta-data/instance-type",
+    "availability_zone": "/latest/meta-data/placement/availability-zone",
+    "region": "/latest/meta-data/placement/region",
+    "account_id": "/latest/dynamic/instance-identity/document",
+}
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -159,15 +168,8 @@ class Upstream:
 
 async def upstream_identity(upstream: Upstream) -> dict[str, str]:
     """The real instance's id, type and zone, for the overlay's own EventBridge events."""
-    fields = {
-        "instance_id": "/latest/meta-data/instance-id",
-        "instance_type": "/latest/meta-data/instance-type",
-        "availability_zone": "/latest/meta-data/placement/availability-zone",
-        "region": "/latest/meta-data/placement/region",
-        "account_id": "/latest/dynamic/instance-identity/document",
-    }
     found: dict[str, str] = {}
-    for name, path in fields.items():
+    for name, path in _IDENTITY_PATHS.items():
         value = await upstream.get_text(path)
         if value is None:
             if not found:
@@ -203,7 +205,7 @@ def overlay_server(
 
     Raises :class:`fake_imds.server.UnsafeBindError` beyond loopback without a token.
     """
-    fields: dict[str, Any] = {f: identity[f] for f in AWS_IDENTITY_FIELDS if f in identity}
+    fields: dict[str, Any] = {f: identity[f] for f in _IDENTITY_PATHS if f in identity}
     options = aws.AwsOptions(**fields)
     return FakeImds(
         host,
@@ -216,6 +218,3 @@ def overlay_server(
         options={"aws": options},
         fallback=upstream.forward,
     )
-
-
-AWS_IDENTITY_FIELDS = ("instance_id", "instance_type", "availability_zone", "region", "account_id")
