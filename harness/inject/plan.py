@@ -285,7 +285,8 @@ def check_fis_request(request: InjectRequest) -> dict[str, str]:
 def plan_fis(request: InjectRequest, facts: AwsFacts, client_token: str) -> FisPlan:
     """Build and validate the FIS plan for a request against the preflight's facts."""
     tags = check_fis_request(request)
-    _check_action_for_fis(request.action, facts.tag_matches if tags else facts.instances)
+    targeted = facts.tag_matches if tags else facts.instances
+    _check_action_for_fis(request.action, targeted)
     try:
         lead_iso = lead_to_iso(request.lead)
         selection = selection_mode(request.count, request.percent)
@@ -315,7 +316,7 @@ def plan_fis(request: InjectRequest, facts: AwsFacts, client_token: str) -> FisP
         lead_seconds=parse_lead(request.lead),
         client_token=client_token,
         template=template,
-        instances=facts.tag_matches if tags else facts.instances,
+        instances=targeted,
         tags=tags,
         selection=selection,
         preview=request.preview,
