@@ -5,6 +5,7 @@ Served by ``harness runtime run`` when ``metrics_port`` is set (loopback unless 
 
 from __future__ import annotations
 
+import hmac
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -86,10 +87,19 @@ class RuntimeMetrics:
         return "\n".join(lines) + "\n"
 
 
-async def serve_metrics(metrics: RuntimeMetrics, host: str, port: int) -> web.AppRunner:
-    """Start ``GET /metrics``; returns the runner (its ``addresses`` give the bound port)."""
+async def serve_metrics(
+    metrics: RuntimeMetrics, host: str, port: int, *, token: str | None = None
+) -> web.AppRunner:
+    """Start ``GET /metrics``; returns the runner (its ``addresses`` give the bound port).
 
-    async def handle(_request: web.Request) -> web.Response:
+    With a ``token``, a scrape must carry ``Authorization: Bearer <token>`` (401 otherwise).
+    """
+    expected = f"Bearer {token}".encode() if token else None
+
+    async def handle(request: web.Request) -> web.Response:
+        given = request.headers.get("Authorization", "").encode()
+        if expected is not None and not hmac.compare_digest(given, expected):
+            return web.Response(status=401, text="a bearer token is required\n")
         return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
 
     app = web.Application()

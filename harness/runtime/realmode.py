@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode
 
 from fake_imds.eventbridge import holds_json_lines
+from fake_imds.server import is_loopback
 from harness.clock import RealClock
 from harness.history import Kind
 from harness.runtime.config import RuntimeConfig
@@ -62,6 +63,7 @@ class RealModeConfig:
     events_path: Path | None
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    metrics_token: str | None = field(default=None, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> list[str]:
@@ -95,6 +97,8 @@ def load_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> RealModeConfi
     if cloud not in CLOUDS:
         raise RealModeError(f"cloud must be one of {', '.join(CLOUDS)}, got {cloud!r}")
     metrics = _mapping(raw, "metrics")
+    metrics_host = str(metrics.get("host", "127.0.0.1"))
+    metrics_token = _metrics_token(metrics, env, metrics_host)
     return RealModeConfig(
         spec=spec,
         runtime=runtime,
@@ -119,9 +123,28 @@ def load_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> RealModeConfi
         imds_url=_imds_url(raw, env, cloud),
         instance_id=str(raw.get("instance_id") or env.get("HARNESS_INSTANCE_ID") or "local"),
         events_path=_events_path(raw.get("events") or env.get("HARNESS_EVENTS")),
-        metrics_host=str(metrics.get("host", "127.0.0.1")),
+        metrics_host=metrics_host,
         metrics_port=_port(metrics.get("port")),
+        metrics_token=metrics_token,
     )
+
+
+def _metrics_token(metrics: Mapping[str, Any], env: Mapping[str, str], host: str) -> str | None:
+    """The bearer token of the metrics endpoint: required when it listens beyond loopback."""
+    token_file = metrics.get("token_file")
+    token: str | None = env.get("HARNESS_METRICS_TOKEN") or None
+    if token_file is not None:
+        try:
+            token = Path(str(token_file)).read_text(encoding="utf-8").strip() or None
+        except OSError as error:
+            raise RealModeError(f"metrics.token_file: cannot read it ({error.strerror})") from None
+    if token is None and not is_loopback(host):
+        raise RealModeError(
+            f"metrics.host {host} is beyond loopback: anyone who can reach it could read the "
+            "job's progress; give metrics.token_file (or HARNESS_METRICS_TOKEN) so scrapes must "
+            "carry `Authorization: Bearer <token>`"
+        )
+    return token
 
 
 def _imds_url(raw: Mapping[str, Any], env: Mapping[str, str], cloud: str) -> str:
@@ -299,7 +322,9 @@ async def run_real(config: RealModeConfig, progress: Callable[[str], None] | Non
             loop.add_signal_handler(getattr(signal, name), ctx.signals.put_nowait, name)
         try:
             if config.metrics_port is not None:
-                runner = await serve_metrics(metrics, config.metrics_host, config.metrics_port)
+                runner = await serve_metrics(
+                    metrics, config.metrics_host, config.metrics_port, token=config.metrics_token
+                )
                 if progress is not None:
                     address = runner.addresses[0]
                     progress(f"metrics at http://{address[0]}:{address[1]}/metrics")

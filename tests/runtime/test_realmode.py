@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import boto3
 import fakeredis
 import pytest
@@ -20,6 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from harness.cli import EXIT_OK, EXIT_USAGE, main
 from harness.runtime import JobSpec, expected_outputs
+from harness.runtime.metrics import RuntimeMetrics, serve_metrics
 from harness.runtime.realmode import RealModeError, load_config, run_real
 
 ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -249,3 +251,43 @@ def test_a_real_sigterm_stops_the_job_cleanly_and_the_next_run_resumes(
     assert stopped["reason"] == "notice" and stopped["saved_position"] == stopped["position"]
     resumed = [r["data"] for r in records if r["kind"] == "job.resumed"]
     assert resumed[-1]["position"] == stopped["saved_position"] > 0
+
+
+METRICS_ENV = {"HARNESS_S3_BUCKET": "b", "REDIS_URL": "redis://h:6379", "HARNESS_LOCAL_DIR": "/x"}
+
+
+def test_metrics_beyond_loopback_need_a_token(tmp_path: Path) -> None:
+    raw = {"job": {"items": 5}, "metrics": {"host": "0.0.0.0", "port": 9101}}
+    with pytest.raises(RealModeError, match=r"beyond loopback.*metrics\.token_file"):
+        load_config(raw, METRICS_ENV)
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    raw["metrics"] = {**raw["metrics"], "token_file": str(token_file)}
+    config = load_config(raw, METRICS_ENV)
+    assert config.metrics_token == "s3cret"
+    assert "s3cret" not in repr(config) and "s3cret" not in "\n".join(config.describe())
+    from_env = load_config(
+        {**raw, "metrics": {"host": "0.0.0.0"}}, {**METRICS_ENV, "HARNESS_METRICS_TOKEN": "t"}
+    )
+    assert from_env.metrics_token == "t"
+    assert (
+        load_config({"job": {"items": 5}, "metrics": {"port": 0}}, METRICS_ENV).metrics_token
+        is None
+    )
+
+
+def test_metrics_scrapes_carry_the_bearer_token() -> None:
+    async def scrape(headers: dict[str, str]) -> tuple[int, str]:
+        runner = await serve_metrics(RuntimeMetrics(lambda: 0.0, 0.5), "127.0.0.1", 0, token="tok")
+        host, port = runner.addresses[0][:2]
+        try:
+            url = f"http://{host}:{port}/metrics"
+            async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as r:
+                return r.status, await r.text()
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(scrape({}))[0] == 401
+    assert asyncio.run(scrape({"Authorization": "Bearer nope"}))[0] == 401
+    status, text = asyncio.run(scrape({"Authorization": "Bearer tok"}))
+    assert status == 200 and "spot_harness_events_total" in text
