@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from harness.history import Event
+
+#: A check's verdict. ``unverified``: the harness saw nothing that could prove or refute the
+#: guarantee (no S3 write, no notice, ...); it is never a pass.
+CheckStatus = Literal["passed", "failed", "unverified"]
+
+#: The evidence a check may rest on, by name (``CheckResult.evidence``). Everything but
+#: ``target.events`` is seen by the harness itself, whatever the target says.
+EVIDENCE = {
+    "s3.ops": "S3 requests made through the client the harness handed out, as the harness saw them",
+    "redis.ops": "Redis commands sent through the client the harness handed out",
+    "local.files": "the instance's local directory, read by the harness at every kill and exit",
+    "storage.snapshot": "S3 versions, uploads, Redis keys and local files read at the end",
+    "imds.requests": "metadata requests the fake metadata plane served",
+    "lifecycle": "notices, deadlines, kills and exits the harness caused or saw",
+    "golden": "the outcome of an uninterrupted run of the same target",
+    "target.events": "events the target reported about itself",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +67,27 @@ class Violation:
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """The verdict of one check."""
+    """The verdict of one check: its status, the violations that prove a failure, the evidence
+    it rested on and, when ``unverified``, why nothing could be judged."""
 
     name: str
-    passed: bool
+    status: CheckStatus
     violations: tuple[Violation, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
     #: One line on what was verified, for reports (e.g. "3 notices, 3 saved in time").
     summary: str = ""
+    #: Names from :data:`EVIDENCE` the verdict rests on.
+    evidence: tuple[str, ...] = ()
+    #: Why the check is ``unverified`` ("no S3 write was seen"); empty otherwise.
+    reason: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def unverified(self) -> bool:
+        return self.status == "unverified"
 
     @classmethod
     def from_violations(
@@ -67,21 +97,31 @@ class CheckResult:
         *,
         params: Mapping[str, Any] | None = None,
         summary: str = "",
+        evidence: Iterable[str] = (),
+        unverified: str = "",
     ) -> CheckResult:
+        """Failed if there are violations; else ``unverified`` with the reason ``unverified``
+        when one is given (nothing to judge), else passed."""
         found = tuple(violations)
+        status: CheckStatus = "failed" if found else ("unverified" if unverified else "passed")
         return cls(
             name=name,
-            passed=not found,
+            status=status,
             violations=found,
             params=dict(params or {}),
             summary=summary,
+            evidence=tuple(sorted(set(evidence))),
+            reason=unverified if status == "unverified" else "",
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "status": self.status,
             "passed": self.passed,
             "params": dict(self.params),
             "summary": self.summary,
+            "evidence": list(self.evidence),
+            "reason": self.reason,
             "violations": [v.to_json() for v in self.violations],
         }

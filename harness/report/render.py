@@ -126,6 +126,8 @@ def timeline_lines(history: History, cited: Iterable[int] = ()) -> list[str]:
 
 def _check_lines(outcome: CheckOutcome) -> list[str]:
     result = outcome.result
+    if result.unverified:
+        return [f"check {outcome.spec.label} unverified: {result.reason}"]
     if outcome.expected_to_fail and result.passed:
         return [
             f"check {outcome.spec.label} passed, but the scenario says it fails: "

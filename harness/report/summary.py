@@ -16,6 +16,7 @@ STATUS_STYLE = {
     "passed": "green",
     "xfailed": "yellow",
     "failed": "bold red",
+    "unverified": "bold magenta",
     "xpassed": "bold red",
     "error": "bold red",
 }
@@ -39,7 +40,10 @@ def summary_table(rows: Sequence[Row]) -> Table:
     table.add_column("checks broken", overflow="fold")
     for row in rows:
         result = row.result
-        broken = ", ".join(c.spec.label for c in result.failed_checks) or (result.error or "")
+        broken = ", ".join(
+            c.spec.label + (" (unverified)" if c.result.unverified else "")
+            for c in result.failed_checks
+        ) or (result.error or "")
         if not broken:
             known = [c.spec.label for c in result.checks if c.expected_to_fail]
             broken = ", ".join(f"{label} (known bad)" for label in known)
@@ -63,7 +67,7 @@ def totals_line(rows: Sequence[Row]) -> str:
         counts[row.result.status] = counts.get(row.result.status, 0) + 1
     parts = [
         f"{counts[s]} {s}"
-        for s in ("passed", "xfailed", "failed", "xpassed", "error")
+        for s in ("passed", "xfailed", "failed", "unverified", "xpassed", "error")
         if s in counts
     ]
     simulated = sum(r.result.sim_seconds for r in rows)

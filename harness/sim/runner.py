@@ -4,7 +4,7 @@ Public API::
 
     result = run_scenario(scenario, seed=None)          # synchronous, its own virtual loop
     result = await run_scenario_async(scenario)          # inside a running VirtualEventLoop
-    result.status        # passed | failed | xfailed | xpassed | error
+    result.status        # passed | failed | unverified | xfailed | xpassed | error
     result.history.to_jsonl()                           # byte-identical for the same seed
 
 The same scenario and seed give the same history byte for byte: the loop's clock is virtual,
@@ -36,7 +36,7 @@ from harness.sim.world import World
 from harness.target import Target
 
 T = TypeVar("T")
-Status = Literal["passed", "failed", "xfailed", "xpassed", "error"]
+Status = Literal["passed", "failed", "unverified", "xfailed", "xpassed", "error"]
 BUCKET = "spot-harness-sim"
 #: Where simulated instances keep their local dirs; default: a memory filesystem if there is one.
 SCRATCH_ENV = "HARNESS_SIM_SCRATCH"
@@ -76,7 +76,10 @@ class CheckOutcome:
 
     @property
     def as_expected(self) -> bool:
-        """Passed, or failed as the scenario said it would."""
+        """Passed, or failed as the scenario said it would. An unverified check is neither: with
+        no evidence, the harness cannot say the guarantee held, nor that it broke."""
+        if self.result.unverified:
+            return False
         return self.result.passed != self.expected_to_fail
 
     def to_json(self) -> dict[str, Any]:
@@ -110,10 +113,12 @@ class RunResult:
         if self.error is not None:
             return "error"
         if not all(c.as_expected for c in self.checks):
-            broken_unexpectedly = any(
-                not c.as_expected and not c.expected_to_fail for c in self.checks
-            )
-            return "failed" if broken_unexpectedly else "xpassed"
+            wrong = [c for c in self.checks if not c.as_expected]
+            if any(c.result.status == "failed" and not c.expected_to_fail for c in wrong):
+                return "failed"
+            if any(c.result.unverified for c in wrong):
+                return "unverified"
+            return "xpassed"
         return "xfailed" if any(c.expected_to_fail for c in self.checks) else "passed"
 
     @property
