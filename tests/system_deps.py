@@ -43,7 +43,8 @@ def main() -> int:
         return 0
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         print(
-            f"system_deps: missing {', '.join(missing)}; run: apt-get install -y {' '.join(missing)}"
+            f"system_deps: missing {', '.join(missing)};",
+            f"run: apt-get install -y {' '.join(missing)}",
         )
         return 1
     print(f"system_deps: installing {', '.join(missing)}", flush=True)
