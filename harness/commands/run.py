@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shlex
 from pathlib import Path
 
 import click
@@ -10,10 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.commands.explore import parse_target
 from harness.report.journal import Journal, JournalError
-from harness.report.render import render_failure, result_json
+from harness.report.render import render_failure, replay_command, result_json
 from harness.report.summary import Row, summary_table, totals_line
 from harness.scenario.loader import LoadedScenario, load_paths
+from harness.scenario.model import TargetSpec
 from harness.sim.runner import RunResult, run_scenario
 
 #: Width of the summary when printed to a log or pipe: scenario paths stay on one line.
@@ -29,8 +33,21 @@ LOG_WIDTH = 120
     help="Write every run (history, verdict, replay line) to this JSON file as it goes. An "
     "earlier journal there is replaced (and the command says so); any other file is refused.",
 )
+@click.option(
+    "--target",
+    metavar="MODULE:ATTR",
+    help="Run every scenario against this target instead of its own: `reference` or an "
+    "in-process target `package.module:attribute` (importing it runs its code). Known-bad "
+    "scenarios then fail unless the target breaks the same checks.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; failures and totals only.")
-def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: bool) -> int:
+def run(
+    paths: tuple[Path, ...],
+    seed: int | None,
+    journal: Path | None,
+    target: str | None,
+    quiet: bool,
+) -> int:
     """Run scenario files (directories are searched for *.yaml) in virtual time.
 
     Each scenario plays its interruption story against its target, then the checks in its
@@ -42,11 +59,15 @@ def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: 
       harness run scenarios
       harness run scenarios/aws/notice_during_checkpoint_upload.yaml --seed 42
       harness run scenarios --journal out.json
+      harness run scenarios/aws scenarios/storage --target mypkg.handler:target
     """
     console = Console(stderr=False, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
+    chosen = parse_target(target) if target is not None else None
     loaded, problems = load_paths(paths)
+    if chosen is not None:
+        loaded = [_with_target(item, TargetSpec.model_validate(chosen)) for item in loaded]
     for problem in problems:
         click.echo(f"{problem}", err=True)
     if not loaded:
@@ -58,13 +79,14 @@ def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: 
         click.echo(f"replacing the earlier journal {book.path}", err=True)
     if book is not None and problems:
         book.add_problems([str(p) for p in problems])
-    rows = _run_all(loaded, seed, book, console, quiet)
+    rows = _run_all(loaded, seed, book, console, quiet, target)
     if book is not None:
         book.finish()
     failed = [row for row in rows if not row.result.ok]
     for row in failed:
         click.echo()
-        click.echo(render_failure(row.result, row.file))
+        report = render_failure(row.result, row.file)
+        click.echo(report.replace(*_replay_lines(row.file, row.result.seed, target)))
     if not quiet:
         console.print()
         console.print(summary_table(rows))
@@ -78,6 +100,17 @@ def display_name(item: LoadedScenario) -> str:
     """The file as given (without its suffix), plus the document number if it holds several."""
     name = str(item.file.with_suffix(""))
     return name if item.documents == 1 else f"{name}[{item.document + 1}]"
+
+
+def _with_target(item: LoadedScenario, target: TargetSpec) -> LoadedScenario:
+    """``item`` with its scenario's target replaced (``--target``)."""
+    return dataclasses.replace(item, scenario=item.scenario.model_copy(update={"target": target}))
+
+
+def _replay_lines(file: Path | None, seed: int, target: str | None) -> tuple[str, str]:
+    """(the replay command as rendered, the one to show): ``--target`` is part of the replay."""
+    plain = replay_command(file, seed)
+    return plain, plain + (f" --target {shlex.quote(target)}" if target is not None else "")
 
 
 def _open_journal(path: Path | None, paths: tuple[Path, ...], seed: int | None) -> Journal | None:
@@ -95,6 +128,7 @@ def _run_all(
     book: Journal | None,
     console: Console,
     quiet: bool,
+    target: str | None,
 ) -> list[Row]:
     rows: list[Row] = []
     with Progress(
@@ -112,6 +146,8 @@ def _run_all(
             result: RunResult = run_scenario(item.scenario, seed=seed)
             rows.append(Row(display_name(item), result, item.file))
             if book is not None:
-                book.add(result_json(result, item.file, display_name(item)))
+                entry = result_json(result, item.file, display_name(item))
+                entry["replay"] = _replay_lines(item.file, result.seed, target)[1]
+                book.add(entry)
             progress.advance(task)
     return rows
