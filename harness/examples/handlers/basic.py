@@ -40,8 +40,8 @@ class Handler:
 
     async def resume(self) -> dict[str, Any]:
         """Load the newest intact checkpoint into :attr:`state`; the ``job.resumed`` data."""
-        for key in sorted(self.list_checkpoints(), reverse=True):
-            data = self.get(key)
+        for key in sorted(await self.list_checkpoints(), reverse=True):
+            data = await self.get(key)
             try:
                 self.state = State.decode(data, self.job)
             except ValueError:
@@ -51,14 +51,14 @@ class Handler:
 
     async def checkpoint(self, reason: str) -> bool:
         """Upload the state under a key of its own, then report it durable."""
-        key, body = self.checkpoint_key(), self.state.encode()
+        key, body, position = self.checkpoint_key(), self.state.encode(), self.state.position
         self.started(key, reason, body)
         try:
             await self.put(key, body)
         except Exception as error:
             self.ctx.emit("checkpoint.failed", checkpoint_id=key, tier="s3", error=repr(error))
             return False
-        self.durable(key, body)
+        self.durable(key, body, position)
         return True
 
     async def on_notice(self, notice: Notice) -> bool:
@@ -68,8 +68,9 @@ class Handler:
         self.halt("notice")
         return True
 
-    async def put(self, key: str, body: bytes) -> None:
-        self.ctx.s3_client.put_object(Bucket=self.ctx.bucket, Key=key, Body=body)
+    async def s3(self, method: str, **params: Any) -> Any:
+        """One call on the boto3 client, inline: it blocks the loop while it lasts."""
+        return getattr(self.ctx.s3_client, method)(Bucket=self.ctx.bucket, **params)
 
     # -- the common parts -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -81,7 +82,7 @@ class Handler:
             if await self.work():
                 await self.finish()
         finally:
-            await self.watcher.close()
+            self.watcher.stop()
 
     async def work(self) -> bool:
         """Steps until the job is done (``True``) or a notice ends the incarnation."""
@@ -127,26 +128,30 @@ class Handler:
     def prefix(self) -> str:
         return f"checkpoints/{self.job.name}/"
 
-    def list_checkpoints(self, start_after: str = "") -> list[str]:
+    async def list_checkpoints(self, start_after: str = "") -> list[str]:
         keys: list[str] = []
-        pages = self.ctx.s3_client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.ctx.bucket, Prefix=self.prefix(), StartAfter=start_after
-        )
-        for page in pages:
+        params = {"Prefix": self.prefix(), "StartAfter": start_after}
+        while True:
+            page = await self.s3("list_objects_v2", **params)
             keys += [item["Key"] for item in page.get("Contents", [])]
-        return keys
+            if not page.get("IsTruncated"):
+                return keys
+            params["ContinuationToken"] = page["NextContinuationToken"]
 
-    def get(self, key: str) -> bytes:
-        body: bytes = self.ctx.s3_client.get_object(Bucket=self.ctx.bucket, Key=key)["Body"].read()
+    async def get(self, key: str) -> bytes:
+        reply = await self.s3("get_object", Key=key)
+        body: bytes = reply["Body"].read()
         return body
+
+    async def put(self, key: str, body: bytes) -> None:
+        await self.s3("put_object", Key=key, Body=body)
 
     def started(self, key: str, reason: str, body: bytes) -> None:
         position = self.state.position
         self.ctx.emit("checkpoint.started", checkpoint_id=key, position=position, reason=reason)
         self.ctx.emit("checkpoint.upload_started", checkpoint_id=key, bytes=len(body))
 
-    def durable(self, key: str, body: bytes, position: int | None = None) -> None:
-        position = self.state.position if position is None else position
+    def durable(self, key: str, body: bytes, position: int) -> None:
         self.saved_position = max(self.saved_position, position)
         self.ctx.emit(
             "checkpoint.durable",

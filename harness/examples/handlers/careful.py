@@ -22,7 +22,7 @@ it: ``harness run scenarios --target harness.examples.handlers.careful:target``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -129,7 +129,7 @@ class Careful(Handler):
             else self.ctx.clock.monotonic() + PERIODIC_PATIENCE
         )
         try:
-            await self.retrying(lambda: self._put(key, body), until=until)
+            await self.retrying(lambda: self.put(key, body), until=until)
         except Exception as error:
             self.ctx.emit("checkpoint.failed", checkpoint_id=key, tier="s3", error=repr(error))
             return False
@@ -143,9 +143,6 @@ class Careful(Handler):
         if not self.halted:  # a save that found the job taken over has stopped it already
             self.halt("notice")
         return True
-
-    def _put(self, key: str, body: bytes) -> None:
-        self.ctx.s3_client.put_object(Bucket=self.ctx.bucket, Key=key, Body=body)
 
     # -- Redis: epoch and pointer ---------------------------------------------------------------
     async def claim_epoch(self) -> None:
@@ -195,12 +192,12 @@ class Careful(Handler):
             self.epoch = None  # Redis restarted empty: claim a new epoch and try again
 
     # -- retries --------------------------------------------------------------------------------
-    async def retrying(self, call: Callable[[], T], *, until: float | None = None) -> T:
+    async def retrying(self, call: Callable[[], Awaitable[T]], *, until: float | None = None) -> T:
         """``call()``, retried with backoff on transient errors (until ``until``, if given)."""
         delay = FIRST_BACKOFF
         while True:
             try:
-                return call()
+                return await call()
             except Exception as error:
                 late = until is not None and self.ctx.clock.monotonic() + delay > until
                 if not transient(error) or late:

@@ -19,7 +19,6 @@ Each notice is reported once as ``notice.seen`` with its deadline on ``ctx.clock
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -98,12 +97,10 @@ class NoticeWatcher:
             chosen.append(watchers[self.ctx.cloud])
         self._tasks = [asyncio.ensure_future(watch()) for watch in chosen]
 
-    async def close(self) -> None:
+    def stop(self) -> None:
+        """Cancel the watchers (they close their sessions as they unwind)."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
     def due(self) -> Notice | None:
         """The notice to act on now: any with an unknown or near deadline."""

@@ -1,0 +1,61 @@
+"""The careful handler, written without the reference runtime, passes every scenario of the
+library that applies to it.
+
+A scenario applies to an independent target unless
+- it is in ``known_bad/`` (its ``fails:`` markers describe the broken target it names), or
+- it crashes the process at a step only the bundled storage helpers report (``local.*``:
+  plain file I/O is not observed step by step, so such a crash point never fires).
+Checks that judge the reference runtime's own storage layout are left out of ``expect``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.scenario.loader import LoadedScenario, load_paths
+from harness.scenario.model import Scenario, TargetSpec
+from harness.sim.runner import run_scenario
+
+LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
+CAREFUL = "harness.examples.handlers.careful:target"
+HELPER_ONLY_STEPS = ("local.",)
+REFERENCE_ONLY_CHECKS: frozenset[str] = frozenset()
+
+
+def not_applicable(item: LoadedScenario) -> str | None:
+    """Why a library scenario does not apply to an independent target (``None``: it does)."""
+    if item.file.parent.name == "known_bad":
+        return "a known-bad target's story"
+    for entry in item.scenario.timeline:
+        if entry.crash is not None and entry.crash.at.startswith(HELPER_ONLY_STEPS):
+            return f"crash point {entry.crash.at} (bundled storage helpers only)"
+    return None
+
+
+def for_careful(scenario: Scenario) -> Scenario:
+    expect = tuple(c for c in scenario.expect if c.name not in REFERENCE_ONLY_CHECKS)
+    return scenario.model_copy(update={"target": TargetSpec(python=CAREFUL), "expect": expect})
+
+
+LOADED, PROBLEMS = load_paths((LIBRARY,))
+APPLICABLE = [item for item in LOADED if not_applicable(item) is None]
+
+
+def test_the_rule_leaves_out_only_known_bad_stories_and_helper_crash_points() -> None:
+    assert PROBLEMS == []
+    left_out = {str(item.file.relative_to(LIBRARY)) for item in LOADED if not_applicable(item)}
+    known_bad = {str(p.relative_to(LIBRARY)) for p in (LIBRARY / "known_bad").glob("*.yaml")}
+    assert left_out == known_bad | {"process/crash_before_local_rename.yaml"}
+    assert len(APPLICABLE) >= 40
+
+
+@pytest.mark.parametrize(
+    "item", APPLICABLE, ids=[str(i.file.relative_to(LIBRARY)) for i in APPLICABLE]
+)
+def test_the_careful_handler_passes(item: LoadedScenario) -> None:
+    result = run_scenario(for_careful(item.scenario))
+    broken = {c.spec.name: [v.message for v in c.result.violations] for c in result.failed_checks}
+    assert broken == {}, result.error
+    assert result.status == "passed", result.error
