@@ -53,13 +53,7 @@ class Handler:
         """Upload the state under a key of its own, then report it durable."""
         key, body, position = self.checkpoint_key(), self.state.encode(), self.state.position
         self.started(key, reason, body)
-        try:
-            await self.put(key, body)
-        except Exception as error:
-            self.ctx.emit("checkpoint.failed", checkpoint_id=key, tier="s3", error=repr(error))
-            return False
-        self.durable(key, body, position)
-        return True
+        return await self.upload(key, body, position)
 
     async def on_notice(self, notice: Notice) -> bool:
         """Save what is not saved yet and stop; ``True`` ends the incarnation."""
@@ -150,6 +144,16 @@ class Handler:
         position = self.state.position
         self.ctx.emit("checkpoint.started", checkpoint_id=key, position=position, reason=reason)
         self.ctx.emit("checkpoint.upload_started", checkpoint_id=key, bytes=len(body))
+
+    async def upload(self, key: str, body: bytes, position: int) -> bool:
+        """``put_object``, then ``checkpoint.durable`` (or ``checkpoint.failed``)."""
+        try:
+            await self.put(key, body)
+        except Exception as error:
+            self.ctx.emit("checkpoint.failed", checkpoint_id=key, tier="s3", error=repr(error))
+            return False
+        self.durable(key, body, position)
+        return True
 
     def durable(self, key: str, body: bytes, position: int) -> None:
         self.saved_position = max(self.saved_position, position)

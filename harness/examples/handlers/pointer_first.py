@@ -36,13 +36,7 @@ class PointerFirst(Handler):
         pointer = {"latest": key, "position": position, "checksum": sha256(body)}
         await self.ctx.redis.hset(META, mapping=pointer)  # the mistake: before the upload
         self.ctx.emit("metadata.committed", checkpoint_id=key, position=position)
-        try:
-            await self.put(key, body)
-        except Exception as error:
-            self.ctx.emit("checkpoint.failed", checkpoint_id=key, tier="s3", error=repr(error))
-            return False
-        self.durable(key, body, position)
-        return True
+        return await self.upload(key, body, position)
 
 
 target = handler_target(PointerFirst)

@@ -43,13 +43,7 @@ class SaveInPlace(Handler):
             for start in range(0, len(body), PIECE):
                 file.write(body[start : start + PIECE])
                 await asyncio.sleep(0)  # let the notice poller run while the state streams out
-        try:
-            await self.put(key, body)
-        except Exception as error:
-            self.ctx.emit("checkpoint.failed", checkpoint_id=key, tier="s3", error=repr(error))
-            return False
-        self.durable(key, body, position)
-        return True
+        return await self.upload(key, body, position)
 
 
 target = handler_target(SaveInPlace)
