@@ -57,9 +57,6 @@ class Verifier:
         for op in self._writes:
             self._writes_at.setdefault((view.store_of(op), view.op_path(op)), []).append(op)
         self._removals: dict[int, Event | None] = {}
-        self.observed_s3 = any(
-            str(e.data.get("op", "")).startswith("s3.") for e in view.storage_ops(ok=None)
-        )
 
     def in_place(self, op: Event) -> bool:
         """Whether a ``local.write`` rewrote its file in place (no rename of it followed)."""
@@ -109,6 +106,14 @@ class Verifier:
             if isinstance(key, str) and key:
                 keys.add(key)
         return keys
+
+    def writes_of(self, cp: Checkpoint) -> list[Event]:
+        """Every successful write of the checkpoint's object the harness saw, in order."""
+        return [
+            op
+            for op in self._writes_at.get((cp.store, cp.path), [])
+            if op.data.get("op") in S3_WRITE_OPS | LOCAL_WRITE_OPS
+        ]
 
     def written_before(self, cp: Checkpoint) -> Event | None:
         """The successful storage op that wrote the checkpoint's object before it was reported."""

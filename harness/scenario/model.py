@@ -601,6 +601,18 @@ class Scenario(_Model):
         description="checks that must pass (or, with `fails`, are known to fail)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_expect(cls, data: Any) -> Any:
+        """Without ``expect:``, the default checks; ``saved_before_deadline`` only when the
+        timeline gives a notice (else it has nothing to judge and would be unverified)."""
+        if not isinstance(data, dict) or "expect" in data:
+            return data
+        timeline = data.get("timeline") or ()
+        noticed = any(isinstance(e, dict | TimelineEntry) and _has_notice(e) for e in timeline)
+        names = [n for n in DEFAULT_EXPECT if noticed or n != "saved_before_deadline"]
+        return {**data, "expect": tuple(CheckSpec(name=n) for n in names)}
+
     @field_validator("description")
     @classmethod
     def _one_line(cls, value: str) -> str:
@@ -614,6 +626,12 @@ class Scenario(_Model):
     @property
     def known_bad(self) -> tuple[CheckSpec, ...]:
         return tuple(c for c in self.expect if c.fails is not None)
+
+
+def _has_notice(entry: dict[str, Any] | TimelineEntry) -> bool:
+    if isinstance(entry, TimelineEntry):
+        return entry.notice is not None
+    return entry.get("notice") is not None
 
 
 # -- semantic rules over the whole scenario -----------------------------------------------------
