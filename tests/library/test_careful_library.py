@@ -3,9 +3,11 @@ library that applies to it.
 
 A scenario applies to an independent target unless
 - it is in ``known_bad/`` (its ``fails:`` markers describe the broken target it names), or
-- it crashes the process at a step only the bundled storage helpers report (``local.*``:
-  plain file I/O is not observed step by step, so such a crash point never fires).
-Checks that judge the reference runtime's own storage layout are left out of ``expect``.
+- it crashes the process at a step the target never takes, so that the story never happens:
+  ``local.*`` (only the bundled storage helpers report those; plain file I/O is not observed
+  step by step) and, for a target that uploads with ``put_object``, the multipart steps.
+Checks that judge the reference runtime's own storage layout (``reference_layout``) are left
+out of ``expect``, as ``harness run --target`` does.
 """
 
 from __future__ import annotations
@@ -14,14 +16,22 @@ from pathlib import Path
 
 import pytest
 
+from harness.commands.run import REFERENCE_ONLY_CHECKS
 from harness.scenario.loader import LoadedScenario, load_paths
 from harness.scenario.model import Scenario, TargetSpec
 from harness.sim.runner import run_scenario
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 CAREFUL = "harness.examples.handlers.careful:target"
-HELPER_ONLY_STEPS = ("local.",)
-REFERENCE_ONLY_CHECKS: frozenset[str] = frozenset()
+#: Steps the careful handler never takes: a crash point there never fires.
+STEPS_NEVER_TAKEN = (
+    "local.",
+    "s3.create_multipart",
+    "s3.upload_part",
+    "s3.complete_multipart",
+    "s3.abort_multipart",
+    "s3.list_uploads",
+)
 
 
 def not_applicable(item: LoadedScenario) -> str | None:
@@ -29,8 +39,8 @@ def not_applicable(item: LoadedScenario) -> str | None:
     if item.file.parent.name == "known_bad":
         return "a known-bad target's story"
     for entry in item.scenario.timeline:
-        if entry.crash is not None and entry.crash.at.startswith(HELPER_ONLY_STEPS):
-            return f"crash point {entry.crash.at} (bundled storage helpers only)"
+        if entry.crash is not None and entry.crash.at.startswith(STEPS_NEVER_TAKEN):
+            return f"crash point at {entry.crash.at}, a step the target never takes"
     return None
 
 
@@ -43,11 +53,15 @@ LOADED, PROBLEMS = load_paths((LIBRARY,))
 APPLICABLE = [item for item in LOADED if not_applicable(item) is None]
 
 
-def test_the_rule_leaves_out_only_known_bad_stories_and_helper_crash_points() -> None:
+def test_the_rule_leaves_out_only_known_bad_stories_and_crash_points_never_reached() -> None:
     assert PROBLEMS == []
     left_out = {str(item.file.relative_to(LIBRARY)) for item in LOADED if not_applicable(item)}
     known_bad = {str(p.relative_to(LIBRARY)) for p in (LIBRARY / "known_bad").glob("*.yaml")}
-    assert left_out == known_bad | {"process/crash_before_local_rename.yaml"}
+    never_reached = {
+        "process/crash_before_local_rename.yaml",
+        "process/crash_before_complete_multipart.yaml",
+    }
+    assert left_out == known_bad | never_reached
     assert len(APPLICABLE) >= 40
 
 

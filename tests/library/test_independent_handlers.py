@@ -21,7 +21,7 @@ EVIDENCE = {
     "report_before_put": ("before any write of", {"checkpoint.durable", "storage.op"}),
     "imdsv1_poller": ("no checkpoint was made durable", {"notice.issued", "notice.deadline"}),
     "thread_upload": ("kept working after notice", {"notice.issued", "job.item_done"}),
-    "pointer_first": ("before it was durable", {"metadata.committed", "checkpoint.durable"}),
+    "pointer_first": ("names s3 object", {"storage.op"}),
     "save_in_place": ("resumed at position 0", {"job.resumed", "checkpoint.durable"}),
     "exit_without_await": ("no checkpoint was made durable", {"notice.issued"}),
 }
@@ -72,3 +72,39 @@ def test_the_careful_handler_passes_the_same_scenario(name: str) -> None:
     result = run_scenario(careful)
     assert failures(result) == {}
     assert result.status == "passed"
+
+
+def test_the_threaded_emergency_upload_is_seen_by_the_harness() -> None:
+    result = run_scenario(scenario_of("thread_upload"))
+    history = list(result.history)
+    (notice,) = [e for e in history if e.kind == "notice.issued"]
+    (deadline,) = [e for e in history if e.kind == "notice.deadline"]
+    emergency = [
+        e
+        for e in history
+        if e.kind == "checkpoint.started" and str(e.data["reason"]).startswith("notice")
+    ]
+    assert len(emergency) == 1
+    key = emergency[0].data["checkpoint_id"]
+    puts = [
+        e
+        for e in history
+        if e.kind == "storage.op" and e.data["op"] == "s3.put_object" and e.data["key"] == key
+    ]
+    # asyncio.to_thread ran put_object in virtual time, between the notice and the deadline
+    assert [p.data["ok"] for p in puts] == [True]
+    assert notice.seq < puts[0].seq < deadline.seq
+    worked_on = [e for e in history if e.kind == "job.item_done" and puts[0].seq < e.seq]
+    assert worked_on and worked_on[0].instance == notice.instance
+
+
+def test_the_local_file_was_torn_when_the_process_died() -> None:
+    result = run_scenario(scenario_of("save_in_place"))
+    history = list(result.history)
+    (killed,) = [e for e in history if e.kind == "instance.killed"]
+    at_kill = [e for e in history if e.kind == "local.snapshot" and e.seq < killed.seq][-1]
+    reported = {e.data["checksum"] for e in history if e.kind == "checkpoint.durable"}
+    torn = at_kill.data["files"]["state.json"]
+    assert torn not in reported  # what the disk held at the kill is no checkpoint at all
+    started = [e for e in history if e.kind == "checkpoint.started" and e.seq < killed.seq]
+    assert len(started) == 2 and started[-1].data["position"] == 240

@@ -49,11 +49,14 @@ class Handler:
             return {"checkpoint_id": key, "tier": "s3", "key": key, "checksum": sha256(data)}
         return {"checkpoint_id": None, "tier": None}
 
-    async def checkpoint(self, reason: str) -> bool:
-        """Upload the state under a key of its own, then report it durable."""
-        key, body, position = self.checkpoint_key(), self.state.encode(), self.state.position
-        self.started(key, reason, body)
+    async def save(self, key: str, body: bytes, position: int) -> bool:
+        """Store one checkpoint: upload it under its own key, then report it durable."""
         return await self.upload(key, body, position)
+
+    async def outputs_written(self) -> bool:
+        """Whether every output closed so far is in S3 (one more try for those that failed)."""
+        self.outputs.flush()
+        return not self.outputs.pending
 
     async def on_notice(self, notice: Notice) -> bool:
         """Save what is not saved yet and stop; ``True`` ends the incarnation."""
@@ -67,6 +70,18 @@ class Handler:
         return getattr(self.ctx.s3_client, method)(Bucket=self.ctx.bucket, **params)
 
     # -- the common parts -----------------------------------------------------------------------
+    async def checkpoint(self, reason: str) -> bool:
+        """Checkpoint the current state, once every output it covers is written: a resume from
+        it never does those items again, so an output still missing then would never be."""
+        key, body, position = self.checkpoint_key(), self.state.encode(), self.state.position
+        if not await self.outputs_written():
+            pending = [self.job.output_key(index) for index in self.outputs.pending]
+            error = f"outputs not written yet: {', '.join(pending)}"
+            self.ctx.emit("checkpoint.failed", checkpoint_id=key, tier="s3", error=error)
+            return False
+        self.started(key, reason, body)
+        return await self.save(key, body, position)
+
     async def run(self) -> None:
         self.watcher.start()
         try:

@@ -10,7 +10,8 @@ counterpart of the known-bad handlers of this package.
   compare-and-set on the epoch. An instance whose epoch is no longer the current one has been
   replaced: it stops (``job.stopped`` with reason ``superseded``).
 - Transient S3 errors (throttling, 5xx, an unreachable endpoint) are retried with backoff; an
-  emergency save keeps trying until its notice's deadline.
+  emergency save keeps trying until its notice's deadline. A checkpoint is taken only once every
+  output it covers is in S3 (a resume from it never redoes those items).
 - Resume: the pointer's checkpoint, unless a newer one is listed after it (its pointer update was
   lost); every candidate is read back and checked (the pointer's checksum, the state's own);
   without a usable pointer, the newest intact checkpoint a listing finds.
@@ -65,13 +66,17 @@ return 1
 """
 
 
+class OutputsPending(Exception):
+    """Some outputs are not in S3 yet: retried like a transient error."""
+
+
 def transient(error: Exception) -> bool:
     """Whether an S3 error is worth retrying (throttling, server errors, no connection)."""
     if isinstance(error, ClientError):
         code = str(error.response.get("Error", {}).get("Code", ""))
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         return code in TRANSIENT_CODES or status >= 500 or status == 429
-    return isinstance(error, BotoCoreError | ConnectionError | TimeoutError)
+    return isinstance(error, OutputsPending | BotoCoreError | ConnectionError | TimeoutError)
 
 
 class Careful(Handler):
@@ -118,24 +123,34 @@ class Careful(Handler):
             return None
         return {"checkpoint_id": key, "tier": "s3", "key": key, "checksum": sha256(data)}
 
-    async def checkpoint(self, reason: str) -> bool:
-        key, body = self.checkpoint_key(), self.state.encode()
-        position = self.state.position
-        self.started(key, reason, body)
-        notice = self.watcher.due()
-        until = (
-            notice.deadline - DEADLINE_MARGIN
-            if notice is not None and notice.deadline is not None
-            else self.ctx.clock.monotonic() + PERIODIC_PATIENCE
-        )
+    async def outputs_written(self) -> bool:
         try:
-            await self.retrying(lambda: self.put(key, body), until=until)
+            await self.retrying(self._flush_outputs, until=self.patience())
+        except OutputsPending:
+            return False
+        return True
+
+    async def _flush_outputs(self) -> None:
+        self.outputs.flush()
+        if self.outputs.pending:
+            raise OutputsPending(f"{len(self.outputs.pending)} output(s) not written")
+
+    async def save(self, key: str, body: bytes, position: int) -> bool:
+        try:
+            await self.retrying(lambda: self.put(key, body), until=self.patience())
         except Exception as error:
             self.ctx.emit("checkpoint.failed", checkpoint_id=key, tier="s3", error=repr(error))
             return False
         self.durable(key, body, position)
         await self.move_pointer(key, position, sha256(body))
         return True
+
+    def patience(self) -> float:
+        """Until when a save keeps retrying: the notice's deadline if one is due, else a while."""
+        notice = self.watcher.due()
+        if notice is not None and notice.deadline is not None:
+            return notice.deadline - DEADLINE_MARGIN
+        return self.ctx.clock.monotonic() + PERIODIC_PATIENCE
 
     async def on_notice(self, notice: Notice) -> bool:
         if self.state.position > self.saved_position:

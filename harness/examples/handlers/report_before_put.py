@@ -15,9 +15,7 @@ from harness.examples.handlers.basic import Handler, handler_target
 class ReportBeforePut(Handler):
     """Reports ``checkpoint.durable`` first, then uploads with ``put_object``."""
 
-    async def checkpoint(self, reason: str) -> bool:
-        key, body, position = self.checkpoint_key(), self.state.encode(), self.state.position
-        self.started(key, reason, body)
+    async def save(self, key: str, body: bytes, position: int) -> bool:
         self.durable(key, body, position)  # the mistake: reported before the upload
         try:
             self.ctx.s3_client.put_object(Bucket=self.ctx.bucket, Key=key, Body=body)

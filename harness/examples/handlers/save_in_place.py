@@ -35,9 +35,7 @@ class SaveInPlace(Handler):
             return {"checkpoint_id": None, "tier": None}  # the consequence: start over
         return {"checkpoint_id": STATE_FILE, "tier": "local", "key": STATE_FILE}
 
-    async def checkpoint(self, reason: str) -> bool:
-        key, body, position = self.checkpoint_key(), self.state.encode(), self.state.position
-        self.started(key, reason, body)
+    async def save(self, key: str, body: bytes, position: int) -> bool:
         # The mistake: opened in place (truncated now), no temp file and rename.
         with open(self.ctx.local_dir / STATE_FILE, "wb") as file:  # noqa: ASYNC230
             for start in range(0, len(body), PIECE):
