@@ -112,6 +112,7 @@ class CrashPoint:
     nth: int
     local_disk: Literal["wiped", "kept"]
     entry: int
+    host_lost: bool = False  # the host lost power, not just the process (``lose: host``)
     seen: int = 0
 
 
@@ -209,6 +210,8 @@ class SimIoHook:
                 self._hints[(op, key)] = nbytes  # the request itself is observed
             return
         await self.before_async(op, key, nbytes)
+        if op.startswith("local."):
+            self.instance.page_cache.note(op, key)
         self.record(op, key, nbytes, ok=True, observed="hook" if physical else "model")
 
     # -- the seam ------------------------------------------------------------------------------
