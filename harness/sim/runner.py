@@ -130,7 +130,13 @@ class RunResult:
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:
+        """Checks that did not meet the expectation: broken, unverified, or passing a known-bad."""
         return [c for c in self.checks if not c.as_expected]
+
+    @property
+    def broken_checks(self) -> list[CheckOutcome]:
+        """Checks whose guarantee the run proved broken (unverified ones are not)."""
+        return [c for c in self.failed_checks if not c.result.unverified]
 
     def to_json(self) -> dict[str, Any]:
         return {
