@@ -307,8 +307,9 @@ def _error_result(
     )
 
 
-async def _uninterrupted(scenario: Scenario, target: Target) -> StorageSnapshot:
-    """Storage after a run of ``scenario`` with an empty timeline (for goldens)."""
+async def _uninterrupted(scenario: Scenario, target: Target) -> tuple[History, StorageSnapshot]:
+    """The history and storage of a run of ``scenario`` with an empty timeline (for goldens)."""
     calm = scenario.model_copy(update={"timeline": ()})
-    _, snapshot = await _play(calm, target, History(asyncio.get_running_loop().time))
-    return snapshot
+    history = History(asyncio.get_running_loop().time)
+    _, snapshot = await _play(calm, target, history)
+    return history, snapshot
