@@ -50,3 +50,10 @@ def test_durable_reported_before_the_upload_is_caught_from_the_harness_s_own_rec
     assert "reported durable at t=0s before any write of state/latest.json" in violation.message
     assert [e.kind for e in violation.events] == [Kind.CHECKPOINT_DURABLE, Kind.STORAGE_OP]
     assert "s3.ops" in durable.result.evidence
+
+
+def test_a_factory_that_exits_is_a_clear_error_not_a_silent_exit() -> None:
+    from harness.sim.targets import TargetError, load_python_target
+
+    with pytest.raises(TargetError, match="zero-argument factory, which raised SystemExit"):
+        load_python_target("sys:exit")
