@@ -33,6 +33,7 @@ class Kind:
     FAULT_ENDED = "fault.ended"  # fault
     STORAGE_OP = "storage.op"  # op (e.g. s3.put_object), key, bytes, ok, error, status, observed
     LOCAL_SNAPSHOT = "local.snapshot"  # local_dir, files: {path: "sha256:..."} (kill or exit)
+    LOCAL_UNSYNCED_LOST = "local.unsynced_lost"  # files: {path: what happened} (host lost)
     UNHANDLED_ERROR = "task.unhandled_error"  # message, error (a task nobody awaited)
 
     # -- reported by the target ---------------------------------------------------------------

@@ -297,22 +297,27 @@ def _unreported_but_valid(
     ctx: CheckContext, instance: Instance, resumed: Event | None, position: int
 ) -> bool:
     """A resume from a checkpoint that was complete in storage but never reported durable (the
-    writer died between the write and its report) is correct if storage proves it."""
+    writer died between the write and its report) is correct if storage proves it: the content
+    resumed from was there when the instance started and is the golden state at ``position``."""
     if resumed is None or not resumed.data.get("key") or not resumed.data.get("checksum"):
         return False
-    tier = str(resumed.data.get("tier") or "s3")
-    checkpoint = Checkpoint(event=resumed, local_dir=instance.local_dir)
-    if ctx.verifier.verdict(checkpoint).status != "verified":
+    checksum = str(resumed.data["checksum"])
+    expected = ctx.golden.state_at(position)
+    if expected is not None and not same_digest(expected, checksum):
         return False
+    checkpoint = Checkpoint(event=resumed, local_dir=instance.local_dir)
+    if str(resumed.data.get("tier") or "s3") == "local":
+        held = ctx.view.local_snapshot_before(instance.local_dir, instance.started.seq)
+        digest = (held.data.get("files") or {}).get(checkpoint.path) if held else None
+        return digest is not None and same_digest(checksum, str(digest))
     wrote = [
         op
         for op in ctx.view.storage_ops()
         if op.seq < instance.started.seq
         and ctx.view.op_path(op) == checkpoint.path
-        and (tier == "local") == str(op.data.get("op", "")).startswith("local.")
+        and op.data.get("op") in S3_WRITE_OPS
     ]
-    expected = ctx.golden.state_at(position)
-    return bool(wrote) and (expected is None or same_digest(expected, checkpoint.checksum or ""))
+    return bool(wrote) and ctx.verifier.verdict(checkpoint).status == "verified"
 
 
 def _states_match_golden(ctx: CheckContext) -> list[Violation]:
@@ -364,7 +369,9 @@ def durable(ctx: CheckContext) -> CheckResult:
         if cp.tier != "local" and not ctx.verifier.writes_of(cp)
     ]
     if not writes:
-        why = "no write to S3, Redis or the local disk was seen"
+        why = "no write to S3, Redis or the local disk was seen" + (
+            " (yet checkpoints were reported durable)" if ctx.view.checkpoints else ""
+        )
     elif unseen:
         why = (
             f"checkpoint {unseen[0]} is in storage but the harness saw no write of it (written "

@@ -7,7 +7,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.checks.golden import digest_matches
+from harness.checks.golden import digest_matches, same_digest
 from harness.checks.snapshot import StorageSnapshot
 from harness.checks.view import (
     LOCAL_DELETE_OPS,
@@ -86,6 +86,20 @@ class Verifier:
         )
 
     def _verify_local(self, cp: Checkpoint) -> Verdict:
+        """Judged on what the harness read of the dir when that incarnation ended (a kill or an
+        exit), else at the end of the run: a later rotation or wipe proves nothing against it."""
+        at_end = self.view.local_files_after(cp.local_dir, cp.event.seq)
+        if at_end is not None:
+            digest = at_end.get(cp.path)
+            if digest is not None and cp.checksum is None:
+                return Verdict("unchecked", "reported without a checksum")
+            if digest is not None and cp.checksum is not None and same_digest(cp.checksum, digest):
+                return Verdict("verified", f"{cp.path} in {cp.local_dir} had {cp.checksum}")
+            ended = self.view.local_snapshot_after(cp.local_dir, cp.event.seq)
+            if ended is not None and self.removal_before(cp, ended.seq) is not None:
+                return Verdict("unverifiable", f"{cp.path} was replaced or removed later")
+            what: Status = "missing" if digest is None else "mismatch"
+            return Verdict(what, f"{cp.path} in {cp.local_dir} was {what} when the instance ended")
         blob = self.snapshot.file(cp.local_dir, cp.path)
         if blob is not None and cp.checksum is None:
             return Verdict("unchecked", "reported without a checksum")

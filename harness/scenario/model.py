@@ -312,7 +312,8 @@ class Notice(_Model):
 
 
 class Kill(_Model):
-    """The instance vanishes with no notice (host failure)."""
+    """The instance vanishes with no notice: a host failure, so a kept local disk keeps only
+    what was fsynced."""
 
     local_disk: Literal["wiped", "kept"] = "wiped"
 
@@ -326,6 +327,12 @@ class Crash(_Model):
     )
     nth: int = Field(default=1, ge=1, description="counted from when the entry fires")
     local_disk: Literal["wiped", "kept"] = "kept"
+    lose: Literal["process", "host"] = Field(
+        default="process",
+        description="process: the process dies, the OS keeps its writes and renames; host: the "
+        "machine loses power, a kept disk keeps only what was fsynced (an unsynced rename may "
+        "or may not survive)",
+    )
 
     @field_validator("at")
     @classmethod

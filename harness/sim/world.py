@@ -18,7 +18,7 @@ import json
 import random
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast
@@ -34,6 +34,7 @@ from harness.history import History, Kind
 from harness.scenario.model import Cloud, Scenario
 from harness.sim.iohook import CURRENT_HOOK, CrashPoint, SimIoHook, StorageModel
 from harness.sim.observe import ObservedRedis
+from harness.sim.pagecache import PageCache
 from harness.target import InstanceContext, Target
 
 LocalDisk = Literal["wiped", "kept"]
@@ -70,6 +71,10 @@ class Instance:
     overlap_for: float = 0.0  # how long it outlives its replacement's boot, when superseded
     superseded_disk: LocalDisk = "wiped"
     superseded_action: str | None = None
+    page_cache: PageCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.page_cache = PageCache(self.local_dir)
 
 
 class World:
@@ -343,15 +348,22 @@ class World:
 
     # -- ending instances ---------------------------------------------------------------------
     def kill(
-        self, instance: Instance, reason: str, local_disk: LocalDisk, action: str | None = None
+        self,
+        instance: Instance,
+        reason: str,
+        local_disk: LocalDisk,
+        action: str | None = None,
+        *,
+        host_lost: bool = False,
     ) -> None:
-        """The instance is gone now (``reason``: deadline, hard_kill, crash)."""
+        """The instance is gone now (``reason``: deadline, hard_kill, crash). ``host_lost``: the
+        machine lost power, so a kept disk keeps only what was fsynced (see ``pagecache``)."""
         if not instance.alive or self.end_reason is not None:
             return
         if self.overlap is not None and not instance.superseded and reason != "crash":
             self._supersede(instance, reason, local_disk, action)
             return
-        self._take_down(instance, reason, local_disk, action)
+        self._take_down(instance, reason, local_disk, action, host_lost=host_lost)
         if self.completed_by is not None:
             if not self._working():
                 self.finish("completed")
@@ -361,11 +373,21 @@ class World:
             self.later(self.env.replacement.delay, self._boot_soon, previous)
 
     def _take_down(
-        self, instance: Instance, reason: str, local_disk: LocalDisk, action: str | None
+        self,
+        instance: Instance,
+        reason: str,
+        local_disk: LocalDisk,
+        action: str | None,
+        *,
+        host_lost: bool = False,
     ) -> None:
         instance.alive = False
         if instance.task is not None and instance.task is not _current_task():
             instance.task.cancel()
+        if host_lost and local_disk == "kept":
+            lost = instance.page_cache.lose(self.random)
+            if lost:
+                self.record(Kind.LOCAL_UNSYNCED_LOST, instance, files=lost)
         self.record_local(instance)
         if local_disk == "wiped":
             shutil.rmtree(instance.local_dir, ignore_errors=True)
@@ -402,7 +424,7 @@ class World:
             self._take_down(old, "superseded", old.superseded_disk, old.superseded_action)
 
     def _crashed(self, instance: Instance, point: CrashPoint) -> None:
-        self.kill(instance, "crash", point.local_disk)
+        self.kill(instance, "crash", point.local_disk, host_lost=point.host_lost)
 
     def _close_later(self, instance: Instance) -> None:
         task = self.loop.create_task(self._close(instance))
