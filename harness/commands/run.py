@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
-from harness.commands.explore import parse_target
 from harness.report.journal import Journal, JournalError
 from harness.report.render import render_failure, replay_command, result_json
 from harness.report.summary import Row, summary_table, totals_line
@@ -67,10 +66,13 @@ def run(
     console = Console(stderr=False, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
-    chosen = parse_target(target) if target is not None else None
     loaded, problems = load_paths(paths)
-    if chosen is not None:
-        loaded = [_with_target(item, TargetSpec.model_validate(chosen)) for item in loaded]
+    if target is not None:
+        # Imported here: the explore command's module loads hypothesis, which a plain run needs not.
+        from harness.commands.explore import parse_target
+
+        chosen = TargetSpec.model_validate(parse_target(target))
+        loaded = [_with_target(item, chosen) for item in loaded]
     for problem in problems:
         click.echo(f"{problem}", err=True)
     if not loaded:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -97,7 +97,7 @@ class State:
         return replace(self, position=step, weights=weights)
 
     def encode(self) -> bytes:
-        body = {"format": STATE_FORMAT, **self.__dict__}
+        body = {"format": STATE_FORMAT, **asdict(self)}
         text = json.dumps(body, sort_keys=True)
         check = hashlib.sha256(text.encode()).hexdigest()
         return json.dumps({"state": body, "check": check}, sort_keys=True).encode()
