@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import click
 
 from harness import __version__
+from harness.errors import EnvironmentProblem, HarnessError, InputError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -35,16 +36,6 @@ COMMANDS: dict[str, str] = {
     "serve": "harness.commands.serve:serve",
     "validate": "harness.commands.validate:validate",
 }
-
-
-class HarnessError(click.ClickException):
-    """An error the user can act on: printed without a traceback, with an exit code."""
-
-    exit_code = EXIT_ENVIRONMENT
-
-    def __init__(self, message: str, exit_code: int = EXIT_ENVIRONMENT) -> None:
-        super().__init__(message)
-        self.__dict__["exit_code"] = exit_code
 
 
 class LazyGroup(click.Group):
@@ -88,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as error:
         error.show()
         return error.exit_code
+    except HarnessError as error:
+        click.echo(f"Error: {error}", err=True)
+        return exit_code(error)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return EXIT_INTERRUPTED
@@ -95,6 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
     return result if isinstance(result, int) else EXIT_OK
+
+
+def exit_code(error: HarnessError) -> int:
+    """The exit code of an error the user can act on: the one place that decides it."""
+    if isinstance(error, InputError):
+        return EXIT_USAGE
+    if isinstance(error, EnvironmentProblem):
+        return EXIT_ENVIRONMENT
+    return EXIT_ENVIRONMENT
 
 
 def run() -> None:

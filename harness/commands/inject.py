@@ -19,8 +19,9 @@ import boto3
 import click
 from botocore.exceptions import BotoCoreError
 
-from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.cli import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK
 from harness.commands.options import Duration, token_option
+from harness.errors import InputError
 from harness.inject import fis as fis_apply
 from harness.inject import ssm as ssm_apply
 from harness.inject.agent import TOKEN_ENV, AgentClient, ScheduledNotice, apply_agent
@@ -48,6 +49,9 @@ from harness.inject.preflight import AwsClients, aws_errors, preflight_aws
 from harness.inject.signals import SIGNAL_NAMES, apply_signal, check_target
 from harness.inject.status import StatusLine, Timekeeper
 from harness.units import DURATION_HELP
+
+#: A finished FIS experiment as an exit code: stopped means a stop condition fired (a failure).
+FIS_EXIT_CODES = {"completed": EXIT_OK, "stopped": EXIT_FAILED, "error": EXIT_ENVIRONMENT}
 
 EXAMPLES = """\b
 Examples:
@@ -310,10 +314,9 @@ def _go(lines: list[str], runtime: Runtime, dry_run: bool, yes: bool, doing: str
     if yes:
         return True
     if not runtime.interactive():
-        raise HarnessError(
+        raise InputError(
             "refusing to change anything without confirmation: stdin is not a terminal. "
             "Check the plan above (--dry-run), then rerun with --yes",
-            EXIT_USAGE,
         )
     return runtime.confirm(f"Really {doing}?")
 
@@ -356,7 +359,7 @@ def _run_fis(
     problem = fis_apply.failure(progress)
     if problem is not None:
         raise problem
-    code = progress.exit_code() if plan.wait else EXIT_OK
+    code = FIS_EXIT_CODES[progress.outcome()] if plan.wait else EXIT_OK
     if plan.expect_checkpoint and plan.wait and not plan.preview and progress.state == "completed":
         notice = progress.notice_at(plan.lead_seconds)
         deadline = progress.deadline(plan.lead_seconds)

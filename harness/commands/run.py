@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.cli import EXIT_FAILED, EXIT_OK
+from harness.errors import InputError
 from harness.report.journal import Journal, JournalError
 from harness.report.render import render_failure, result_json
 from harness.report.summary import Row, summary_table, totals_line
@@ -52,7 +53,7 @@ def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: 
     if not loaded:
         where = ", ".join(str(path) for path in paths)
         why = " (see the problems above)" if problems else f": no *.yaml or *.yml file in {where}"
-        raise HarnessError("no scenario to run" + why, EXIT_USAGE)
+        raise InputError("no scenario to run" + why)
     book = _open_journal(journal, paths, seed)
     if book is not None and book.replaced:
         click.echo(f"replacing the earlier journal {book.path}", err=True)
@@ -86,7 +87,7 @@ def _open_journal(path: Path | None, paths: tuple[Path, ...], seed: int | None) 
     try:
         return Journal(path, {"command": "run", "paths": [str(p) for p in paths], "seed": seed})
     except JournalError as error:
-        raise HarnessError(str(error), EXIT_USAGE) from None
+        raise InputError(str(error)) from None
 
 
 def _run_all(

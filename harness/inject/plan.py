@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from harness.cli import EXIT_USAGE, HarnessError
+from harness.errors import InputError
 from harness.inject.template import (
     INSTANCE_ARN,
     INSTANCE_ID,
@@ -44,11 +44,8 @@ DEFAULT_AGENT_URL = "http://127.0.0.1:1338"
 DEFAULT_AGENT_TOKEN_FILE = "/etc/spot-harness/agent-token"
 
 
-class PlanError(HarnessError):
-    """Input that cannot make a plan; exit code 2 (usage)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, EXIT_USAGE)
+class PlanError(InputError):
+    """Input that cannot make a plan."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 from fake_imds.eventbridge import holds_json_lines
 from fake_imds.server import is_loopback
 from harness.clock import RealClock
+from harness.errors import InputError
 from harness.history import Kind
 from harness.runtime.config import RuntimeConfig
 from harness.runtime.job import JobSpec
@@ -44,7 +45,7 @@ _STORAGE = {"bucket", "s3_endpoint", "region", "redis_url", "local_dir"}
 _SECRET_QUERY_KEYS = {"password", "username"}
 
 
-class RealModeError(ValueError):
+class RealModeError(InputError):
     """The config or the environment is incomplete or wrong; the message says how to fix it."""
 
 

@@ -19,13 +19,13 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from harness.errors import InputError, did_you_mean
 from harness.scenario.model import (
     CLOUDS,
     Cloud,
     Loc,
     Scenario,
     TimelineEntry,
-    did_you_mean,
     entry_problems,
     semantic_problems,
 )
@@ -56,7 +56,7 @@ class Problem:
         return f"{self.mark}: {self.message}"
 
 
-class ScenarioError(Exception):
+class ScenarioError(InputError):
     """A file (or several) that is not a valid scenario; holds every problem found."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
