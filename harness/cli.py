@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "notice": "harness.commands.notice:notice",
     "run": "harness.commands.run:run",
     "runtime": "harness.commands.runtime:runtime",
+    "scenarios": "harness.commands.scenarios:scenarios",
     "schema": "harness.commands.schema:schema",
     "serve": "harness.commands.serve:serve",
     "validate": "harness.commands.validate:validate",
@@ -47,9 +48,39 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        command = getattr(importlib.import_module(module_name), attr)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            extra = EXTRAS.get((error.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            return _needs_extra(cmd_name, extra, error.name or "")
+        command = getattr(module, attr)
         assert isinstance(command, click.Command)
         return command
+
+
+#: Top-level packages of the optional extras -> the extra that installs them. The base install
+#: (agent, inject, serve, notice, runtime) has none of them.
+EXTRAS = {"moto": "sim", "fakeredis": "sim", "hypothesis": "sim", "pytest": "sim", "_pytest": "sim"}
+
+
+def _needs_extra(name: str, extra: str, missing: str) -> click.Command:
+    """A stand-in for a command whose extra is not installed: it says what to install."""
+    hint = f"pip install 'spot-harness[{extra}]'"
+
+    def refuse() -> None:
+        raise EnvironmentProblem(
+            f"`harness {name}` needs the [{extra}] extra ({missing} is not installed): {hint}"
+        )
+
+    return click.Command(
+        name,
+        callback=refuse,
+        help=f"Not installed here: needs the [{extra}] extra ({hint}).",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
