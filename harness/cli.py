@@ -90,7 +90,8 @@ def cli() -> None:
 
     \b
     Examples:
-      harness run scenarios                 # the standard scenario library, embedded
+      harness run --library                 # the standard scenario library, shipped
+      harness scenarios list                # its scenarios, one line each
       harness serve --imdsv2 required       # a fake metadata server on 127.0.0.1
       harness notice --url URL --action terminate --lead 2m
       harness inject --target i-0abc12345678def01 --dry-run
