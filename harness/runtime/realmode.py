@@ -36,6 +36,7 @@ from harness.runtime.config import RuntimeConfig
 from harness.runtime.job import JobSpec
 from harness.runtime.metrics import RuntimeMetrics, serve_metrics
 from harness.runtime.runtime import Runtime
+from harness.storage.s3 import client_config
 from harness.target import InstanceContext
 
 CLOUDS = ("aws", "gcp", "azure", "webhook", "kubernetes")
@@ -292,7 +293,9 @@ async def run_real(config: RealModeConfig, progress: Callable[[str], None] | Non
 
     clock = RealClock()
     loop = asyncio.get_running_loop()
-    s3 = boto3.client("s3", endpoint_url=config.s3_endpoint, region_name=config.region)
+    s3 = boto3.client(
+        "s3", endpoint_url=config.s3_endpoint, region_name=config.region, config=client_config()
+    )
     await asyncio.to_thread(_check_bucket, s3, config.bucket)
     redis_client = aioredis.from_url(config.redis_url)
     config.local_dir.mkdir(parents=True, exist_ok=True)

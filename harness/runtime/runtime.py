@@ -14,6 +14,7 @@ from dataclasses import replace
 from redis.exceptions import RedisError
 
 from harness.history import Kind
+from harness.retry import RetryPolicy, seeded_random
 from harness.runtime.config import RuntimeConfig
 from harness.runtime.job import (
     JobSpec,
@@ -60,6 +61,11 @@ class Runtime:
         )
         self.redis = RedisMeta(ctx.redis, ctx.io_hook, prefix=redis_prefix(spec.name))
         self.monitor = Monitor(ctx.clock, ctx.emit, config)
+        #: Every retry loop's backoff; the jitter is seeded per job and instance (deterministic
+        #: in simulation, spread across a real fleet).
+        self.retry = RetryPolicy(
+            config.retry_base, config.retry_max, seeded_random("retry", spec.seed, ctx.instance_id)
+        )
         self.replicator = Replicator(
             self.s3,
             self.redis,
@@ -71,6 +77,7 @@ class Runtime:
             on_crash=self._background_crash,
             still_owner=self._still_owner,
             bandwidth=Bandwidth(config.assumed_upload_bandwidth),
+            retry=self.retry,
         )
         self.epoch = 0
         self.position = 0
@@ -145,7 +152,7 @@ class Runtime:
             self.clock,
             self.emit,
             patience=self.config.recovery_patience,
-            retry_base=self.config.retry_base,
+            retry=self.retry,
         ).run()
         self.epoch = recovered.epoch
         self.position = recovered.position
@@ -247,7 +254,7 @@ class Runtime:
         data = output_content(self.spec, index)
         first, last = output_range(self.spec, index)
         digest = checksum(data)
-        delay = self.config.retry_base
+        backoff = self.retry.backoff()
         while True:
             if not await self._still_owner():
                 return False
@@ -258,11 +265,10 @@ class Runtime:
             except Exception as error:
                 self.emit(Kind.OUTPUT_FAILED, key=key, error=describe(error))
                 self.monitor.wake.clear()
-                if await self._wait_for_wake(delay) and self.monitor.urgent is not None:
+                if await self._wait_for_wake(backoff.next()) and self.monitor.urgent is not None:
                     return False
                 if self.fenced_reason is not None:
                     return False
-                delay = min(delay * 2, self.config.retry_max)
                 continue
             self.emit(
                 Kind.OUTPUT_COMMITTED,

@@ -30,9 +30,9 @@ import botocore.session
 import botocore.utils
 import moto.s3.models as moto_s3
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 
 from harness.sim import moto_patches
+from harness.storage.s3 import client_config
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -110,7 +110,7 @@ def shared_client() -> Any:
             region_name=REGION,
             aws_access_key_id=CREDENTIALS["aws_access_key_id"],
             aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
-            config=Config(s3={"addressing_style": "path"}),
+            config=client_config(addressing_style="path"),
         )
     return _client
 
