@@ -153,7 +153,7 @@ class Replicator:
         backoff = self.retry.backoff()
         while True:
             try:
-                await self._attempt(record, data)
+                await self.attempt(record, data)
                 return
             except Fenced as fenced:
                 self.on_fenced(str(fenced))
@@ -167,7 +167,10 @@ class Replicator:
                 return  # superseded by a newer checkpoint
             await self.clock.sleep(backoff.next())
 
-    async def _attempt(self, record: CheckpointRecord, data: bytes) -> None:
+    async def attempt(self, record: CheckpointRecord, data: bytes) -> None:
+        """One replication attempt, in the order that keeps every pointer honest: the object,
+        then the manifest naming it, then the Redis metadata (:meth:`commit_metadata`). A
+        variant that changes the order (a known-bad target) overrides this."""
         await self._abort_unfinished()  # before a new upload may reuse a key
         if record.id in self._stored:
             version_id = self._stored[record.id]  # an earlier attempt stored it
@@ -180,7 +183,7 @@ class Replicator:
         self._failed = None
         self.newest_durable = record
         report_durable(self.emit, record, "s3", version_id=version_id)
-        await self._commit_metadata(record)
+        await self.commit_metadata(record)
         with contextlib.suppress(Exception):  # rotation is housekeeping; a failure is harmless
             await self.s3.delete(dropped)
 
@@ -199,7 +202,9 @@ class Replicator:
         self._stored = {record.id: version_id}
         return version_id
 
-    async def _commit_metadata(self, record: CheckpointRecord) -> None:
+    async def commit_metadata(self, record: CheckpointRecord) -> None:
+        """Point Redis at ``record`` (a hint for the next recovery); Fenced if a newer epoch
+        holds it, retried a few times while Redis is down."""
         backoff = self.retry.backoff()
         for attempt in range(REDIS_ATTEMPTS):
             try:
