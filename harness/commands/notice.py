@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from harness.cli import EXIT_OK, EXIT_USAGE
+from harness.cli import EXIT_OK
 from harness.commands.options import DEFAULT_PORT, Duration
 from harness.errors import EnvironmentProblem, HarnessError, InputError
 from harness.units import DURATION_HELP
@@ -64,7 +64,8 @@ def _refusal(refused: urllib.error.HTTPError) -> HarnessError:
     text = f"the server refused the request (HTTP {refused.code}): {message or refused.reason}"
     if field:
         text += f" [field: {field}]"
-    return EnvironmentProblem(text, EXIT_USAGE if refused.code in (400, 404) else 3)
+    problem = InputError if refused.code in (400, 404) else EnvironmentProblem
+    return problem(text)
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
