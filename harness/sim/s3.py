@@ -32,6 +32,7 @@ import moto.s3.models as moto_s3
 from botocore.awsrequest import AWSRequest
 
 from harness.sim import moto_patches
+from harness.sim.observe import begin_run, end_run, observe_s3_client
 from harness.storage.s3 import client_config
 
 ACCOUNT_ID = "123456789012"
@@ -112,6 +113,7 @@ def shared_client() -> Any:
             aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
             config=client_config(addressing_style="path"),
         )
+        observe_s3_client(_client)
     return _client
 
 
@@ -124,12 +126,14 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
     client = shared_client()
     with moto_patches.patched(now, seed):
         try:
+            begin_run()
             _drop_bucket(name)  # left over by a run that was interrupted hard
             backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
             backend.create_bucket(name, REGION)
             backend.put_bucket_versioning(name, "Enabled")
             yield client
         finally:
+            end_run()
             _drop_bucket(name)
 
 
