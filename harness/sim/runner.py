@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from harness.checks import CheckResult, Golden, StorageSnapshot, evaluate, take_snapshot
+from harness.checks import CheckResult, CheckSpec, Golden, StorageSnapshot, evaluate, take_snapshot
 from harness.clock import LoopClock, VirtualEventLoop
 from harness.history import History, Kind
-from harness.scenario.model import CheckSpec, Scenario
+from harness.scenario.model import Scenario
 from harness.sim.golden import cached_golden, golden_for
 from harness.sim.s3 import BackendReader, simulated_bucket
 from harness.sim.targets import resolve_target

@@ -8,11 +8,12 @@ import os
 import sys
 from typing import Any, cast
 
+from harness.errors import InputError
 from harness.scenario.model import TargetSpec
 from harness.target import Target
 
 
-class TargetError(ValueError):
+class TargetError(InputError):
     """The target cannot be used in simulation; the message says why and what to do."""
 
 

@@ -209,12 +209,9 @@ class World:
     def _record_imds_requests(self, instance: Instance) -> None:
         """Put what the metadata server answered into the history, compactly: a request is
         recorded when its path's status changes (the first 404, the notice's 200, a fault)."""
-        plane = instance.imds.plane
-        log = plane.log_request
         last_status: dict[str, int] = {}
 
-        def log_request(served: ServedRequest) -> None:
-            log(served)
+        def record(served: ServedRequest) -> None:
             if not instance.alive or last_status.get(served.path) == served.status:
                 return
             last_status[served.path] = served.status
@@ -230,7 +227,7 @@ class World:
                 requested_at=served.t,
             )
 
-        plane.log_request = log_request  # type: ignore[method-assign,assignment]
+        instance.imds.plane.on_request(record)
 
     @property
     def _asg_state(self) -> str | None:

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from harness.checks import CHECKS, CheckResult, CheckSpecError, evaluate, parse_check_spec
+from harness.checks import (
+    CHECKS,
+    CheckResult,
+    CheckSpec,
+    CheckSpecError,
+    evaluate,
+    parse_check_spec,
+)
 from harness.checks.golden import sha256_digest
 from harness.history import Kind
 from tests.checks.story import OUTPUT, STATE, Run, Story, good_run
@@ -446,18 +453,31 @@ def test_a_local_checkpoint_is_lost_when_the_machine_is_killed_after_a_clean_exi
 
 
 def test_completes_without_a_limit_only_needs_completion() -> None:
-    assert parse_check_spec("completes").params == {"within": float("inf")}
+    assert parse_check_spec("completes").params == {}  # the default applies when it runs
     assert check(good_run(), "completes").passed
 
 
-def test_check_names_and_parameters_agree_with_the_scenario_model() -> None:
-    from harness.scenario.model import CHECK_PARAMS
+def test_the_scenario_schema_offers_every_check_and_its_parameters() -> None:
+    from harness.scenario.schema import scenario_schema
 
-    assert set(CHECK_PARAMS) == set(CHECKS)
-    for name, params in CHECK_PARAMS.items():
-        assert set(params) == set(CHECKS[name].params), name
-        required = {p for p, needed in params.items() if needed}
-        assert required == set(CHECKS[name].params) - set(CHECKS[name].defaults), name
+    schema = scenario_schema()
+    forms = schema["$defs"]["CheckSpec"]["anyOf"]
+    assert forms[0] == {"enum": list(CHECKS)}
+    one_key = forms[1]["properties"]
+    assert set(one_key) == set(CHECKS)
+    for name, info in CHECKS.items():
+        assert set(one_key[name]["properties"]) == {*info.params, "fails"}, name
+
+
+def test_the_scenario_model_and_evaluate_share_one_check_spec() -> None:
+    from harness.scenario.model import Scenario
+
+    scenario = Scenario.model_validate(
+        {"description": "d", "expect": ["durable", {"lost_work": {"at_most": "1m", "fails": True}}]}
+    )
+    assert all(type(spec) is CheckSpec for spec in scenario.expect)
+    assert scenario.expect[1] == parse_check_spec({"lost_work": {"at_most": 60, "fails": True}})
+    assert scenario.expect[1].fails == "known-bad target"
 
 
 # -- evidence and unverified ----------------------------------------------------------------------
