@@ -121,6 +121,8 @@ def explore(
             progress=advance,
         )
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
+    if report.unverified:
+        counts += f"; nothing to judge for {report.unverified_text()}"
     if report.failure is None:
         click.echo(f"no failing schedule in {report.examples} runs ({counts})")
         return EXIT_OK
