@@ -195,7 +195,8 @@ def _lane(canvas: _Canvas, view: HistoryView, instance: Instance, top: float) ->
         )
     for event in view.by(instance.id, Kind.RESUMED):
         canvas.add(
-            f'<circle cx="{_num(canvas.x(event.t))}" cy="{_num(top + 7)}" r="4" fill="#fff" stroke="#333">'
+            f'<circle cx="{_num(canvas.x(event.t))}" cy="{_num(top + 7)}" r="4" fill="#fff" '
+            'stroke="#333">'
             f"{_title(f'resumed at {clock_label(event.t)}: {event_details(event)}')}</circle>"
         )
     _ending(canvas, view, instance, top)
@@ -388,7 +389,7 @@ def line_plot(
     x_range: tuple[float, float] | None = None,
     y_range: tuple[float, float] | None = None,
     width: int = 760,
-    height: int = 340,
+    height: int = 320,
 ) -> str:
     """A line plot as SVG with axes, guides and a legend."""
     guides = list(guides)
@@ -397,8 +398,10 @@ def line_plot(
     x0, x1 = x_range or (min(xs, default=0.0), max(xs, default=1.0))
     y0, y1 = y_range or (min([0.0, *ys]), max(ys, default=1.0) * 1.08)
     x1, y1 = max(x1, x0 + 1e-9), max(y1, y0 + 1e-9)
-    left, right, top, bottom = 64, 16, 30, 46
-    pw, ph = width - left - right, height - top - bottom
+    left, right, top = 64, 16, 30
+    bottom = 46 + 16 * len(series)  # the legend goes below the axis label
+    pw, ph = width - left - right, height - top - 46
+    height += bottom - 46
 
     def px(x: float) -> float:
         return left + (x - x0) / (x1 - x0) * pw
@@ -423,7 +426,8 @@ def line_plot(
             f'fill="#555">{esc(y_format(tick))}</text>'
         )
     parts.append(
-        f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">{esc(x_label)}</text>'
+        f'<text x="{left + pw / 2}" y="{top + ph + 32}" text-anchor="middle">{esc(x_label)}'
+        "</text>"
         f'<text transform="translate(14 {top + ph / 2}) rotate(-90)" text-anchor="middle">'
         f"{esc(y_label)}</text>"
     )
@@ -445,7 +449,7 @@ def line_plot(
             )
     for index, line in enumerate(series):
         parts.append(_series_path(line, px, py))
-        ly = top + 14 + index * 14
+        ly = top + ph + 52 + index * 16
         parts.append(
             f'<line x1="{left + 10}" y1="{ly - 4}" x2="{left + 28}" y2="{ly - 4}" '
             f'stroke="{line.colour}" stroke-width="2.5"/>'
