@@ -7,6 +7,7 @@ report is one self-contained file that any browser shows offline.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -365,6 +366,8 @@ class Series:
     steps: bool = False
     markers: bool = False
     dashed: bool = False
+    #: Listed in the legend (marks that only annotate another series are not).
+    legend: bool = True
 
 
 @dataclass(frozen=True)
@@ -399,7 +402,9 @@ def line_plot(
     y0, y1 = y_range or (min([0.0, *ys]), max(ys, default=1.0) * 1.08)
     x1, y1 = max(x1, x0 + 1e-9), max(y1, y0 + 1e-9)
     left, right, top = 64, 16, 30
-    bottom = 46 + 16 * len(series)  # the legend goes below the axis label
+    listed = [line for line in series if line.legend]
+    bottom = 46 + 16 * len(listed)  # the legend goes below the axis label
+    clip = f"plot{zlib.crc32(title.encode()):08x}"  # unique per plot on a page
     pw, ph = width - left - right, height - top - 46
     height += bottom - 46
 
@@ -447,8 +452,12 @@ def line_plot(
                 f'stroke-dasharray="5 3"/><text x="{left + pw - 4}" y="{y}" dy="-4" '
                 f'text-anchor="end" fill="{guide.colour}">{esc(guide.label)}</text>'
             )
-    for index, line in enumerate(series):
-        parts.append(_series_path(line, px, py))
+    parts.append(
+        f'<clipPath id="{clip}"><rect x="{left}" y="{top}" width="{pw}" height="{ph}"/></clipPath>'
+    )
+    for line in series:
+        parts.append(f'<g clip-path="url(#{clip})">{_series_path(line, px, py)}</g>')
+    for index, line in enumerate(listed):
         ly = top + ph + 52 + index * 16
         parts.append(
             f'<line x1="{left + 10}" y1="{ly - 4}" x2="{left + 28}" y2="{ly - 4}" '
