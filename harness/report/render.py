@@ -192,7 +192,7 @@ def check_lines(check: Mapping[str, Any]) -> list[str]:
     """A check that did not come out as expected: verdict, evidence, violations and events."""
     label = check_label(check)
     status = check_status(check)
-    evidence = ", ".join(check.get("evidence") or ()) or "none"
+    evidence = ", ".join(check.get("evidence") or ()) or "not recorded"
     if status == "unverified":
         return [
             f"check {label} unverified: {check.get('reason') or 'no evidence'}",
