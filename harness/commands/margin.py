@@ -54,6 +54,8 @@ from harness.scenario.model import Scenario
     type=click.IntRange(min=1),
     help="Which scenario of a file that holds several (1-based).",
 )
+@click.option("--low", help="Lower end of the search (default: 1s, 100kB/s, 1MiB or 0s).")
+@click.option("--high", help="Upper end of the search (default: 10m, 10GB/s, 1TiB or 1h).")
 @click.option(
     "--report",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -67,6 +69,8 @@ def margin(
     first_seed: int | None,
     percentile: float,
     document: int | None,
+    low: str | None,
+    high: str | None,
     report: Path | None,
     quiet: bool,
 ) -> int:
@@ -82,6 +86,7 @@ def margin(
     Examples:
       harness margin scenarios/aws/notice_during_checkpoint_upload.yaml
       harness margin scenarios/gcp/preemption.yaml --seeds 50 --report margin.html
+      harness margin scenarios/gcp/preemption.yaml --low 1s --high 1m
       harness margin scenarios/aws/notice_during_checkpoint_upload.yaml --vary bandwidth
       harness margin scenarios/aws/imds_server_errors.yaml --vary imds-outage
     """
@@ -89,7 +94,7 @@ def margin(
     if report is not None:
         check_report(report)
     try:
-        knob = knob_for(vary, chosen)
+        knob = knob_for(vary, chosen).bounded(low, high)
     except MarginError as error:
         raise HarnessError(f"{scenario}: {error}", EXIT_USAGE) from None
     start = chosen.seed if first_seed is None else first_seed

@@ -122,7 +122,16 @@ def parse_prices(text: str, file: str = "<string>") -> PriceTable:
         try:
             table = PriceTable.model_validate(data)
         except ValidationError as error:
-            problems.extend(_located(e, builder.source) for e in error.errors())
+            errors = error.errors()
+            # A row with errors also makes its list "too short"; only the row's errors help.
+            deeper = [tuple(e["loc"]) for e in errors]
+            problems.extend(
+                _located(e, builder.source)
+                for e in errors
+                if not any(
+                    len(d) > len(e["loc"]) and d[: len(e["loc"])] == e["loc"] for d in deeper
+                )
+            )
     if table is not None:
         problems.extend(_unknown_sources(table, builder.source))
     if problems or table is None:

@@ -11,6 +11,7 @@ seed; the plot shows every seed's boundary, so a non-monotone job shows up as a 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,13 @@ from typing import Literal
 
 from harness.scenario.model import DEFAULT_LEAD, CheckSpec, Scenario, TimelineEntry
 from harness.sim.runner import run_scenario
-from harness.units import format_duration
+from harness.units import (
+    UnitError,
+    format_duration,
+    parse_bandwidth,
+    parse_duration,
+    parse_size,
+)
 
 CHECK = "saved_before_deadline"
 Direction = Literal["higher", "lower"]
@@ -43,6 +50,22 @@ class Knob:
     log: bool
     format: Callable[[float], str]
     apply: Callable[[Scenario, float], Scenario]
+    #: Reads a bound given on the command line (``90s``, ``64MiB``, ``50MB/s``).
+    parse: Callable[[str], float] = parse_duration
+
+    def bounded(self, low: str | None, high: str | None) -> Knob:
+        """This knob searched between other bounds; MarginError if they make no range."""
+        try:
+            lo = self.parse(low) if low is not None else self.low
+            hi = self.parse(high) if high is not None else self.high
+        except UnitError as error:
+            raise MarginError(f"bad bound for {self.name}: {error}") from None
+        if not 0 <= lo < hi or (self.log and lo <= 0):
+            raise MarginError(
+                f"the {self.name} range must go up: --low {self.format(lo)} is not below "
+                f"--high {self.format(hi)}" + (" (and above 0)" if self.log else "")
+            )
+        return dataclasses.replace(self, low=lo, high=hi)
 
     @property
     def safe_end(self) -> float:
@@ -143,12 +166,12 @@ def knob_for(name: str, scenario: Scenario) -> Knob:
     if name == "bandwidth":
         return Knob(
             "bandwidth", "S3 upload bandwidth", "higher", 1e5, 1e10, 0.02, True, _bandwidth,
-            _set_bandwidth,
+            _set_bandwidth, parse_bandwidth,
         )  # fmt: skip
     if name == "state-size":
         return Knob(
             "state-size", "checkpoint state size", "lower", 2**20, 2**40, 0.02, True, _size,
-            _set_state_size,
+            _set_state_size, lambda text: float(parse_size(text)),
         )  # fmt: skip
     if name == "imds-outage":
         if not any(e.imds is not None for e in scenario.timeline):
