@@ -256,7 +256,8 @@ _PAGE = (
     + _MARKER
     + '\n<meta name="viewport" content="width=device-width, initial-scale=1">'
     "<title>{title}</title><style>\n"
-    "body{{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1100px}}\n"
+    "body{{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}}\n"
+    "table.summary{{width:100%}} table.summary td:first-child{{word-break:break-all}}\n"
     "h1{{font-size:1.5em}} h2{{font-size:1.15em;margin-top:1.6em}}\n"
     "table{{border-collapse:collapse;margin:.6em 0;font-size:.9em}}\n"
     "th,td{{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}}\n"

@@ -78,9 +78,12 @@ class _Canvas:
             WIDTH - LEFT - RIGHT
         )
 
-    def span(self, t0: float, t1: float, y: float, h: float, attrs: str, title: str) -> None:
+    def span(
+        self, t0: float, t1: float, y: float, h: float, attrs: str, title: str, least: float = 1.5
+    ) -> None:
+        """A bar from ``t0`` to ``t1``, at least ``least`` pixels wide so that it shows."""
         x0, x1 = self.x(t0), self.x(t1)
-        width = max(x1 - x0, 1.5)
+        width = max(x1 - x0, least)
         self.parts.append(
             f'<rect x="{_num(x0)}" y="{_num(y)}" width="{_num(width)}" height="{_num(h)}" '
             f"{attrs}>{_title(title)}</rect>"
@@ -261,13 +264,13 @@ def _checkpoints(canvas: _Canvas, view: HistoryView, instance: Instance, top: fl
                 took = format_duration(round(outcome.t - started.t, 3))
                 canvas.span(
                     started.t, outcome.t, y, 6, f'fill="{colour}"',
-                    f"{what}: durable on {tier} after {took}",
+                    f"{what}: durable on {tier} after {took}", least=3,
                 )  # fmt: skip
             elif outcome is not None:
                 canvas.span(
                     started.t, outcome.t, y, 6,
                     f'fill="{colour}" fill-opacity="0.3" stroke="{VIOLATION_COLOUR}"',
-                    f"{what}: failed on {tier}: {outcome.data.get('error', '')}",
+                    f"{what}: failed on {tier}: {outcome.data.get('error', '')}", least=3,
                 )  # fmt: skip
             elif tier == "s3" and ident in uploads:
                 canvas.span(

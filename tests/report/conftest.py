@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 from pathlib import Path
@@ -49,7 +50,9 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     paths = write_scenarios(root / "scenarios")
     out = root / "journal.json"
-    code = main(["run", *map(str, paths), "--journal", str(out), "--report", str(root / "r.html")])
+    with contextlib.chdir(root):  # names in the report as a user would give them
+        relative = [str(path.relative_to(root)) for path in paths]
+        code = main(["run", *relative, "--journal", out.name, "--report", "r.html"])
     assert code == 1  # the broken target fails
     return out
 
