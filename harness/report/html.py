@@ -173,13 +173,14 @@ def _check_chips(checks: Iterable[Mapping[str, Any]]) -> str:
     chips = []
     for check in checks:
         status = check_status(check)
-        evidence = ", ".join(check.get("evidence") or ()) or "evidence not recorded"
+        names = ", ".join(check.get("evidence") or ())
+        # a journal from before checks named their evidence: the run's table says so once
+        evidence = f" <small>({esc(names)})</small>" if names else ""
         known = " known-bad" if check.get("fails") else ""
         chips.append(
             f'<span class="chip {status}{known}" title="{esc(check_verdict(check))}; '
             f'{esc(check.get("summary") or check.get("reason") or "")}">'
-            f"{_MARKS.get(status, '')} {esc(check_label(check))} "
-            f"<small>({esc(evidence)})</small></span>"
+            f"{_MARKS.get(status, '')} {esc(check_label(check))}{evidence}</span>"
         )
     return " ".join(chips)
 
@@ -257,7 +258,8 @@ _PAGE = (
     + '\n<meta name="viewport" content="width=device-width, initial-scale=1">'
     "<title>{title}</title><style>\n"
     "body{{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}}\n"
-    "table.summary{{width:100%}} table.summary td:first-child{{word-break:break-all}}\n"
+    "table.summary{{width:100%}}\n"
+    "table.summary td:first-child{{min-width:16em;overflow-wrap:anywhere}}\n"
     "h1{{font-size:1.5em}} h2{{font-size:1.15em;margin-top:1.6em}}\n"
     "table{{border-collapse:collapse;margin:.6em 0;font-size:.9em}}\n"
     "th,td{{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}}\n"
