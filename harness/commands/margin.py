@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
+from harness.commands.options import progress_bar
 from harness.commands.report import check_report, write_document
 from harness.report.html import Section
 from harness.report.journal import journal_document
@@ -99,15 +99,7 @@ def margin(
         raise HarnessError(f"{scenario}: {error}", EXIT_USAGE) from None
     start = chosen.seed if first_seed is None else first_seed
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-        transient=True,
-    ) as progress:
+    with progress_bar(console, quiet) as progress:
         task = progress.add_task(f"{vary}: runs (at most)", total=seeds * most_probes(knob))
 
         def advance(probe: Probe) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.commands.options import progress_bar
 from harness.commands.report import check_report, write_run_report
 from harness.report.journal import Journal, JournalError
 from harness.report.render import render_failure, result_json
@@ -117,15 +117,7 @@ def _run_all(
     quiet: bool,
 ) -> list[Row]:
     rows: list[Row] = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-        transient=True,
-    ) as progress:
+    with progress_bar(console, quiet) as progress:
         task = progress.add_task("scenarios", total=len(loaded))
         for item in loaded:
             progress.update(task, description=item.name)
