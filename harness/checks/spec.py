@@ -84,6 +84,13 @@ CHECKS: dict[str, CheckInfo] = {
             oracles.fenced,
         ),
         CheckInfo(
+            "reference_layout",
+            "the bundled runtime's storage layout holds: manifests and Redis metadata name only "
+            "checkpoints storage holds intact, and no older epoch wrote after a newer one (opt-in: "
+            "for targets using that layout)",
+            oracles.reference_layout,
+        ),
+        CheckInfo(
             "completes",
             "the job completes (within the given time from the start of the run, if given), "
             "with all outputs",
@@ -94,12 +101,14 @@ CHECKS: dict[str, CheckInfo] = {
     )
 }
 
-#: Checks run when a scenario says nothing (``expect`` omitted).
+#: Checks run when a scenario says nothing (``expect`` omitted). ``saved_before_deadline``
+#: only when its timeline gives a notice (see ``Scenario``).
 DEFAULT_EXPECT: tuple[str, ...] = (
     "saved_before_deadline",
     "exactly_once",
     "resume_correct",
     "durable",
+    "completes",
 )
 
 

@@ -48,7 +48,9 @@ class Runtime:
         self.config = config
         self.clock = ctx.clock
         self.emit = ctx.emit
-        self.s3_store = S3Store(ctx.s3_client, ctx.bucket, ctx.io_hook, inline_io=ctx.inline_io)
+        # boto3 always goes through the executor: a worker thread in real mode, in simulation a
+        # call the harness suspends for the modelled transfer time while the job goes on.
+        self.s3_store = S3Store(ctx.s3_client, ctx.bucket, ctx.io_hook, inline_io=False)
         disk = LocalDisk(ctx.local_dir, ctx.io_hook, inline_io=ctx.inline_io)
         self.local = LocalTier(disk, spec.name, spec.seed, keep=config.keep_local)
         self.s3 = S3Tier(

@@ -312,7 +312,8 @@ class Notice(_Model):
 
 
 class Kill(_Model):
-    """The instance vanishes with no notice (host failure)."""
+    """The instance vanishes with no notice: a host failure, so a kept local disk keeps only
+    what was fsynced."""
 
     local_disk: Literal["wiped", "kept"] = "wiped"
 
@@ -326,6 +327,12 @@ class Crash(_Model):
     )
     nth: int = Field(default=1, ge=1, description="counted from when the entry fires")
     local_disk: Literal["wiped", "kept"] = "kept"
+    lose: Literal["process", "host"] = Field(
+        default="process",
+        description="process: the process dies, the OS keeps its writes and renames; host: the "
+        "machine loses power, a kept disk keeps only what was fsynced (an unsynced rename may "
+        "or may not survive)",
+    )
 
     @field_validator("at")
     @classmethod
@@ -601,6 +608,18 @@ class Scenario(_Model):
         description="checks that must pass (or, with `fails`, are known to fail)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_expect(cls, data: Any) -> Any:
+        """Without ``expect:``, the default checks; ``saved_before_deadline`` only when the
+        timeline gives a notice (else it has nothing to judge and would be unverified)."""
+        if not isinstance(data, dict) or "expect" in data:
+            return data
+        timeline = data.get("timeline") or ()
+        noticed = any(isinstance(e, dict | TimelineEntry) and _has_notice(e) for e in timeline)
+        names = [n for n in DEFAULT_EXPECT if noticed or n != "saved_before_deadline"]
+        return {**data, "expect": tuple(CheckSpec(name=n) for n in names)}
+
     @field_validator("description")
     @classmethod
     def _one_line(cls, value: str) -> str:
@@ -614,6 +633,12 @@ class Scenario(_Model):
     @property
     def known_bad(self) -> tuple[CheckSpec, ...]:
         return tuple(c for c in self.expect if c.fails is not None)
+
+
+def _has_notice(entry: dict[str, Any] | TimelineEntry) -> bool:
+    if isinstance(entry, TimelineEntry):
+        return entry.notice is not None
+    return entry.get("notice") is not None
 
 
 # -- semantic rules over the whole scenario -----------------------------------------------------

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from harness.sim.golden import cached_golden, golden_for
 from harness.sim.s3 import BackendReader, simulated_bucket
 from harness.sim.targets import resolve_target
 from harness.sim.timeline import Timeline
-from harness.sim.world import World
+from harness.sim.world import World, note_user_interrupt
 from harness.target import Target
 
 T = TypeVar("T")
@@ -169,12 +171,28 @@ def run_scenario(
 
 def _on_fresh_loop(coro: Coroutine[Any, Any, T]) -> T:
     loop = VirtualEventLoop()
+    previous = _watch_ctrl_c()
     try:
         return loop.run_until_complete(coro)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+def _watch_ctrl_c() -> Any:
+    """Tell a person's Ctrl-C from a target's own ``KeyboardInterrupt`` (which only ends its
+    incarnation); returns the handler to restore, or None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupted(signum: int, frame: Any) -> None:
+        note_user_interrupt()
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, interrupted)
 
 
 async def run_scenario_async(

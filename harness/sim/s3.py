@@ -39,6 +39,8 @@ from moto.core.models import botocore_stubber
 from moto.core.utils import utcnow as _wall_utcnow
 from moto.moto_api._internal import mock_random
 
+from harness.sim.observe import begin_run, end_run, observe_s3_client
+
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 #: Dummy credentials: the client must never look for real ones (that would reach for IMDS).
@@ -138,6 +140,7 @@ def shared_client() -> Any:
             aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
             config=Config(s3={"addressing_style": "path"}),
         )
+        observe_s3_client(_client)
     return _client
 
 
@@ -196,12 +199,14 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
     mock_random.seed(seed)  # version and upload ids, deterministic per run
     client = shared_client()
     try:
+        begin_run()
         _drop_bucket(name)  # left over by a run that was interrupted hard
         backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
         backend.create_bucket(name, REGION)
         backend.put_bucket_versioning(name, "Enabled")
         yield client
     finally:
+        end_run()
         _drop_bucket(name)
         _virtual_now = previous_now
         moto_s3.S3Backend.urls = _ORIGINAL_URLS  # type: ignore[method-assign]

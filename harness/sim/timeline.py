@@ -159,10 +159,11 @@ class Timeline:
     def _kill(self, index: int, kill: Kill) -> None:
         instance = self._target_instance(index)
         if instance is not None:
-            self.world.kill(instance, "hard_kill", kill.local_disk)
+            # A hard kill is a host failure: a kept disk keeps only what was fsynced.
+            self.world.kill(instance, "hard_kill", kill.local_disk, host_lost=True)
 
     def _crash(self, index: int, crash: Crash) -> None:
-        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index)
+        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index, crash.lose == "host")
         self.world.storage.crash_points.append(point)
 
     def _overlap(self, index: int, overlap: Overlap) -> None:

@@ -170,8 +170,9 @@ class S3Store:
         return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": digest}
 
     async def model_part(self, upload: Upload, *, nbytes: int) -> None:
-        """A part that exists only in the time model (compact simulated content): hook only."""
-        await self._hook("s3.upload_part", nbytes=nbytes, key=upload.key)
+        """A part that exists only in the time model (compact simulated content): no request;
+        the hook times, faults and records it as the part it stands for."""
+        await self._hook("s3.upload_part", nbytes=nbytes, key=upload.key, physical=False)
 
     async def complete_multipart(
         self, upload: Upload, parts: list[dict[str, Any]], *, if_none_match: bool = True
