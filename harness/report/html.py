@@ -270,7 +270,7 @@ _PAGE = (
     ".badge.failed,.badge.error,.badge.xpassed{{background:#d62728}}\n"
     ".badge.unverified{{background:#8e44ad}}\n"
     ".chip{{display:inline-block;margin:1px 2px;padding:0 4px;border-radius:4px;"
-    "background:#eef6ee;white-space:nowrap}}\n"
+    "background:#eef6ee}}\n"
     ".chip.failed{{background:#fde2e2}} .chip.unverified{{background:#efe3f6}}\n"
     ".chip.known-bad{{outline:1px dashed #b8860b}}\n"
     ".chip small,td small{{color:#666}}\n"
