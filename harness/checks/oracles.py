@@ -369,7 +369,9 @@ def durable(ctx: CheckContext) -> CheckResult:
         if cp.tier != "local" and not ctx.verifier.writes_of(cp)
     ]
     if not writes:
-        why = "no write to S3, Redis or the local disk was seen"
+        why = "no write to S3, Redis or the local disk was seen" + (
+            " (yet checkpoints were reported durable)" if ctx.view.checkpoints else ""
+        )
     elif unseen:
         why = (
             f"checkpoint {unseen[0]} is in storage but the harness saw no write of it (written "

@@ -1,12 +1,13 @@
 """Storage in simulation: how long each persistence step takes, and which faults it meets.
 
-The storage layer calls the instance's :class:`SimIoHook` before every persistence step
-(:data:`harness.target.PERSISTENCE_STEPS`). The hook sleeps the modelled duration on the virtual
-clock (bandwidth and latency from the scenario's ``env``, changed by active faults), raises the
-error a real client would see for an injected fault (a botocore ``ClientError`` such as
-``SlowDown``, ``EndpointConnectionError`` for an outage, a redis ``ConnectionError``,
-``OSError(ENOSPC)``), or ends the instance at a crash point. Every step is recorded as a
-``storage.op`` event when it completes or fails.
+Each instance's :class:`SimIoHook` sees every persistence step: S3 requests and Redis commands
+on the clients the harness handed out (:mod:`harness.sim.observe` calls it), and the steps of the
+bundled local-disk helper. It waits the modelled duration on the virtual clock (bandwidth and
+latency from the scenario's ``env``, changed by active faults), raises the error a real client
+would see for an injected fault (a botocore ``ClientError`` such as ``SlowDown``,
+``EndpointConnectionError`` for an outage, a redis ``ConnectionError``, ``OSError(ENOSPC)``), or
+ends the instance at a crash point. Every step is recorded as a ``storage.op`` event once it
+took effect or failed.
 """
 
 from __future__ import annotations

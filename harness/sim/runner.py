@@ -130,7 +130,13 @@ class RunResult:
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:
+        """Checks that did not meet the expectation: broken, unverified, or passing a known-bad."""
         return [c for c in self.checks if not c.as_expected]
+
+    @property
+    def broken_checks(self) -> list[CheckOutcome]:
+        """Checks whose guarantee the run proved broken (unverified ones are not)."""
+        return [c for c in self.failed_checks if not c.result.unverified]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -301,8 +307,9 @@ def _error_result(
     )
 
 
-async def _uninterrupted(scenario: Scenario, target: Target) -> StorageSnapshot:
-    """Storage after a run of ``scenario`` with an empty timeline (for goldens)."""
+async def _uninterrupted(scenario: Scenario, target: Target) -> tuple[History, StorageSnapshot]:
+    """The history and storage of a run of ``scenario`` with an empty timeline (for goldens)."""
     calm = scenario.model_copy(update={"timeline": ()})
-    _, snapshot = await _play(calm, target, History(asyncio.get_running_loop().time))
-    return snapshot
+    history = History(asyncio.get_running_loop().time)
+    _, snapshot = await _play(calm, target, history)
+    return history, snapshot

@@ -15,6 +15,7 @@ from fake_imds.control import schedule_notice
 from fake_imds.gcp import soft_off_at as gcp_soft_off_at
 from harness.history import Event, Kind
 from harness.scenario.model import (
+    NOTICE_KINDS,
     ClockFault,
     Crash,
     DiskFault,
@@ -92,6 +93,13 @@ class Timeline:
     def _notice(self, index: int, notice: Notice) -> None:
         instance = self._target_instance(index)
         if instance is None:
+            return
+        cloud = notice.resolved_cloud(instance.cloud)
+        if notice.kind is not None and notice.kind not in NOTICE_KINDS[cloud]:
+            # Validated against the scenario's cloud; the running replacement is on another.
+            where = f"{cloud}, where {instance.instance_id} runs"
+            reason = f"a `{notice.kind}` notice does not exist on {where}"
+            self.world.record("timeline.skipped", entry=index, reason=reason)
             return
         if notice.rebalance_before:
             plane = instance.imds.plane

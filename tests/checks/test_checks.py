@@ -21,6 +21,7 @@ ALL = [
     "no_leaked_uploads",
     "fenced",
     {"completes": {"within": "10m"}},
+    "reference_layout",
 ]
 
 
@@ -33,11 +34,19 @@ def kinds_cited(result: CheckResult) -> list[str]:
     return [ref.kind for v in result.violations for ref in v.events]
 
 
-def test_good_run_passes_every_check() -> None:
+def test_good_run_passes_every_check_it_exercises_and_says_which_it_could_not() -> None:
     run = good_run()
     results = evaluate(ALL, run.history, run.snapshot(), run.golden)
     assert [r.name for r in results] == [parse_check_spec(s).name for s in ALL]
-    assert [r.violations for r in results if not r.passed] == []
+    assert [r.violations for r in results] == [()] * len(ALL)
+    unverified = {r.name: r.reason for r in results if r.status != "passed"}
+    assert unverified == {
+        "fenced": "no instance was still running when a newer one took over",
+        "reference_layout": "no manifest or Redis metadata of the reference layout in storage",
+    }
+    assert all(r.evidence for r in results), "every verdict names its evidence"
+    durable = next(r for r in results if r.name == "durable")
+    assert {"s3.ops", "storage.snapshot", "target.events"} <= set(durable.evidence)
 
 
 def test_every_check_is_named_in_the_registry() -> None:
@@ -449,3 +458,80 @@ def test_check_names_and_parameters_agree_with_the_scenario_model() -> None:
         assert set(params) == set(CHECKS[name].params), name
         required = {p for p, needed in params.items() if needed}
         assert required == set(CHECKS[name].params) - set(CHECKS[name].defaults), name
+
+
+# -- evidence and unverified ----------------------------------------------------------------------
+
+
+def test_a_redis_value_naming_an_s3_object_before_its_write_completed_breaks_durable() -> None:
+    """Any layout: the harness saw the Redis write's values and the S3 writes."""
+
+    def pointer_first(s: Story) -> None:
+        s.at(15.5).record(
+            "storage",
+            Kind.STORAGE_OP,
+            "i-1",
+            {
+                "op": "redis.write",
+                "key": "trainer:meta",
+                "ok": True,
+                "command": "HSET",
+                "values": ["trainer:meta", "latest", "checkpoints/000012"],
+            },
+        )
+
+    result = check(good_run(before_notice=pointer_first), "durable")
+    assert result.status == "failed"
+    (violation,) = result.violations
+    assert violation.message == (
+        "redis HSET of trainer:meta by i-1 at t=15.5s names s3 object checkpoints/000012 "
+        "before any write of it completed"
+    )
+    assert kinds_cited(result) == [Kind.STORAGE_OP, Kind.STORAGE_OP]
+
+
+def test_a_redis_value_naming_an_object_already_written_is_fine() -> None:
+    def pointer_after(s: Story) -> None:
+        s.at(16.2).record(
+            "storage",
+            Kind.STORAGE_OP,
+            "i-1",
+            {"op": "redis.write", "key": "m", "ok": True, "values": ["checkpoints/000012"]},
+        )
+
+    assert check(good_run(emergency=None, after_resume=None, before_notice=None), "durable").passed
+    assert check(good_run(after_resume=pointer_after), "durable").passed
+
+
+def test_durable_is_unverified_when_the_harness_saw_no_write() -> None:
+    run = good_run()
+    silent = Story()
+    for event in run.history:
+        if event.kind != Kind.STORAGE_OP:
+            silent.at(event.t).record(event.source, event.kind, event.instance, dict(event.data))
+    run.story = silent
+    result = check(run, "durable")
+    assert result.status == "unverified" and not result.passed
+    assert result.reason == (
+        "no write to S3, Redis or the local disk was seen (yet checkpoints were reported durable)"
+    )
+
+
+def test_fenced_is_unverified_without_an_instance_outliving_its_replacement() -> None:
+    result = check(good_run(), "fenced")
+    assert (result.status, result.violations) == ("unverified", ())
+
+
+def test_reference_layout_fails_on_a_manifest_naming_a_checkpoint_storage_never_held() -> None:
+    run = good_run()
+    manifest = (
+        b'{"format": "spot-harness-manifest/1", "job": "j", "epoch": 1, "checkpoints": [{"id": '
+        b'"c30", "position": 30, "epoch": 1, "checksum": "sha256:' + b"0" * 64 + b'", "size": 1, '
+        b'"nominal_size": 1, "key": "checkpoints/j/c30.ckpt"}]}'
+    )
+    run.versions.append(("checkpoints/j/manifest.json", manifest))
+    result = check(run, "reference_layout")
+    assert result.status == "failed"
+    assert "names checkpoints/j/c30.ckpt, which S3 never held intact" in (
+        result.violations[0].message
+    )
