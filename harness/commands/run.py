@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.cli import EXIT_FAILED, EXIT_OK
+from harness.commands.options import progress_bar
+from harness.commands.report import check_report, write_run_report
 from harness.errors import InputError
 from harness.report.journal import Journal, JournalError
 from harness.report.render import render_failure, result_json
@@ -37,12 +38,19 @@ LOG_WIDTH = 120
     help="Write every run (history, verdict, replay line) to this JSON file as it goes. An "
     "earlier journal there is replaced (and the command says so); any other file is refused.",
 )
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write an HTML report (timelines, checks, evidence) to this file at the end. An "
+    "earlier report there is replaced; any other file is refused.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; failures and totals only.")
 def run(
     paths: tuple[Path, ...],
     whole_library: bool,
     seed: int | None,
     journal: Path | None,
+    report: Path | None,
     quiet: bool,
 ) -> int:
     """Run scenario files (directories are searched for *.yaml) in virtual time.
@@ -61,6 +69,7 @@ def run(
       harness run scenarios
       harness run scenarios/aws/notice_during_checkpoint_upload.yaml --seed 42
       harness run scenarios --journal out.json
+      harness run scenarios --report report.html
     """
     console = Console(stderr=False, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
@@ -76,6 +85,8 @@ def run(
         where = ", ".join(str(path) for path in paths)
         why = " (see the problems above)" if problems else f": no *.yaml or *.yml file in {where}"
         raise InputError("no scenario to run" + why)
+    if report is not None:
+        check_report(report)  # refused before any run, not after
     book = _open_journal(journal, paths, seed)
     if book is not None and book.replaced:
         click.echo(f"replacing the earlier journal {book.path}", err=True)
@@ -94,6 +105,10 @@ def run(
     console.print(totals_line(rows), markup=False)
     if book is not None:
         console.print(f"journal: {book.path}", markup=False)
+    if report is not None:
+        records = [result_json(row.result, row.file, row.name) for row in rows]
+        meta = {"command": "run", "paths": [str(p) for p in paths], "seed": seed}
+        console.print(write_run_report(report, records, [str(p) for p in problems], meta))
     return EXIT_FAILED if failed or problems else EXIT_OK
 
 
@@ -121,15 +136,7 @@ def _run_all(
     quiet: bool,
 ) -> list[Row]:
     rows: list[Row] = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-        transient=True,
-    ) as progress:
+    with progress_bar(console, quiet) as progress:
         task = progress.add_task("scenarios", total=len(loaded))
         for item in loaded:
             progress.update(task, description=item.name)
