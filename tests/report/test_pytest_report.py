@@ -26,6 +26,7 @@ expect: [{{completes: {{within: {within}}}}}]
 @pytest.fixture
 def scenarios(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    pytester.makeini("[pytest]\nharness_scenarios = scenarios\n")  # the plugin's collection rule
     folder = Path(pytester.path) / "scenarios"
     folder.mkdir()
     (folder / "good.yaml").write_text(FAST.format(description="in time", within="1h"))
