@@ -21,6 +21,7 @@ import hashlib
 import ipaddress
 import json
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -80,6 +81,12 @@ _CODE_DESCRIPTIONS = {
 }
 
 
+#: The instance's OpenSSH key (a made-up one: the fake never serves a real key).
+_FAKE_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNwb3QtaGFybmVzcy1mYWtlLWtleS1ub3QtcmVhbA spot-harness"
+)
+
+
 @dataclass(frozen=True)
 class AwsOptions:
     """Who the fake instance is. ``tags`` ``None`` means instance tags in metadata are off (404);
@@ -101,10 +108,7 @@ class AwsOptions:
     ramdisk_id: str = "ari-0f1e2d3c4b5a69788"
     product_codes: tuple[str, ...] = ("5k2tq8w1xv3n9b7m0c6y4hjzr",)
     #: key-pair name -> OpenSSH public key (``public-keys/0=name``, ``public-keys/0/openssh-key``)
-    public_keys: Mapping[str, str] = field(
-        default_factory=lambda: {"spot-harness": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNwb3Qt"
-                                 "aGFybmVzcy1mYWtlLWtleS1ub3QtcmVhbA spot-harness"}  # fmt: skip
-    )
+    public_keys: Mapping[str, str] = field(default_factory=lambda: {"spot-harness": _FAKE_KEY})
     #: virtual name -> device (``block-device-mapping/root`` -> ``/dev/xvda``)
     block_devices: Mapping[str, str] = field(
         default_factory=lambda: {"ami": "/dev/xvda", "root": "/dev/xvda", "ephemeral0": "sdb"}
@@ -206,8 +210,8 @@ class TokenStore:
 def parse_ttl(raw: str | None) -> int | None:
     """The TTL header's value if it is ASCII digits (``60``) meaning 1..21600, else ``None``.
 
-    ``str.isdigit`` alone would take full-width or other Unicode digits (``６０``), which AWS
-    refuses with a 400.
+    ``str.isdigit`` alone would take full-width or other Unicode digits (``\\uff16\\uff10``),
+    which AWS refuses with a 400.
     """
     if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 5:
         return None
@@ -267,7 +271,7 @@ class AwsMetadata:
             "local-hostname": o.hostname,
             "local-ipv4": o.local_ipv4,
             "mac": o.mac,
-            "product-codes": "\n".join(o.product_codes) or None,
+            "product-codes": lambda: "\n".join(o.product_codes) or None,
             "public-hostname": o.public_hostname,
             "public-ipv4": o.public_ipv4,
             "public-keys": _public_keys(o.public_keys),
@@ -489,6 +493,7 @@ class AwsMetadata:
 
 
 _UNRESOLVED = object()
+_SLASHES = re.compile("/+")
 
 
 class KeysDirectory(dict[str, Node]):
@@ -562,10 +567,13 @@ class AwsIdentityBody(Body):
         default=None, max_length=16
     )
     block_devices: dict[Name, Name] | None = Field(default=None, max_length=32)
-    tags: dict[
-        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/]+$")],
-        Annotated[str, StringConstraints(max_length=256)],
-    ] | None = Field(default=None, max_length=50)
+    tags: (
+        dict[
+            Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/]+$")],
+            Annotated[str, StringConstraints(max_length=256)],
+        ]
+        | None
+    ) = Field(default=None, max_length=50)
     asg_state: Name | None = None
     lifecycle: Literal["spot", "on-demand", "scheduled"] | None = None
     user_data: Annotated[str, StringConstraints(max_length=16384)] | None = None
@@ -585,7 +593,8 @@ class AwsIdentity:
     def show(self) -> dict[str, Any]:
         options = self.metadata.options
         shown = {name: getattr(options, name) for name in IDENTITY_FIELDS}
-        return json.loads(json.dumps(shown, default=dict))  # tuples and mappings as JSON
+        as_json: dict[str, Any] = json.loads(json.dumps(shown, default=dict))
+        return as_json  # tuples and mappings as JSON
 
     def update(self, body: Mapping[str, Any]) -> dict[str, Any]:
         changes = AwsIdentityBody.parse(body).model_dump(exclude_unset=True)
@@ -615,7 +624,7 @@ class AwsHandlers:
         return _text("\n".join(API_VERSIONS))
 
     async def versioned(self, request: web.Request) -> web.StreamResponse:
-        rest = request.match_info["rest"]
+        rest = _SLASHES.sub("/", request.match_info["rest"])
         if rest.rstrip("/") == "/api/token":
             return self.token(request, request.match_info["version"])
         if request.method not in ("GET", "HEAD"):
@@ -658,7 +667,9 @@ def install(site: DialectSite) -> None:
     tokens = TokenStore(site.plane, site.config.seed)
     handlers = AwsHandlers(metadata, tokens, site.config.imdsv2, site.has_fallback)
     site.add_route("*", "/", handlers.root)
-    site.add_route("*", rf"/{{version:{_VERSION_PATTERN}}}{{rest:(/.*)?}}", handlers.versioned)
+    # Like EC2's service, repeated slashes count as one: //latest/meta-data//mac is answered.
+    versioned = rf"/{{slashes:/*}}{{version:{_VERSION_PATTERN}}}{{rest:(/.*)?}}"
+    site.add_route("*", versioned, handlers.versioned)
     site.plane.add_renderer(metadata.render_notice)
     emitter = None
     if site.config.events is not None:

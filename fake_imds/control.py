@@ -39,7 +39,7 @@ from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
 from fake_imds.model import Fault, MetadataPlane, Notice, RenderError, ServedRequest
-from fake_imds.vocabulary import CLOUDS, FAULT_KINDS, Cloud, FaultKind
+from fake_imds.vocabulary import CLOUDS, Cloud, FaultKind
 from harness.bounds import BOUNDS, MONTH, BoundError, check
 from harness.units import DURATION_HELP, UnitError, format_duration, parse_duration
 
@@ -213,8 +213,9 @@ def string_field(
     value = body.get(name, default)
     if not isinstance(value, str) or not value or len(value) > max_length:
         raise BodyError(
-            name, f"{name!r} must be a non-empty string of at most {max_length} characters, "
-            f"got {_short(value)}"
+            name,
+            f"{name!r} must be a non-empty string of at most {max_length} characters, "
+            f"got {_short(value)}",
         )
     return value
 

@@ -210,9 +210,7 @@ class RenderError(ValueError):
 class MetadataPlane:
     """State shared by every dialect: notices, faults, request log, change notification."""
 
-    def __init__(
-        self, clock: Clock, *, request_log_limit: int = DEFAULT_REQUEST_LOG_LIMIT
-    ) -> None:
+    def __init__(self, clock: Clock, *, request_log_limit: int = DEFAULT_REQUEST_LOG_LIMIT) -> None:
         self.clock = clock
         self._epoch_monotonic = clock.monotonic()
         self._epoch_calendar = clock.now()

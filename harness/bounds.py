@@ -109,6 +109,7 @@ BOUNDS: dict[str, Bound] = {
     "throttle": Bound(1, 1_000_000, "count"),
     "limit": Bound(1, 1_000_000, "count"),
     "timeline": Bound(0, 1_000, "count"),
+    "request_log_limit": Bound(1, 10_000_000, "count"),
     "bandwidth": Bound(1, 10**12, "bandwidth"),
 }
 
