@@ -53,10 +53,15 @@ class Bound:
             return _size(value) + "/s"
         return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:g}"
 
+    def _shown(self, value: float) -> str:
+        if self.unit == "count" or not math.isfinite(value):
+            return _plain(value)
+        return self.show(value)
+
     def check(self, field: str, value: float, given: object = None) -> float:
         """``value`` if within the range, else :class:`BoundError` (``given``: as written)."""
         if not (math.isfinite(value) and self.low <= value <= self.high):
-            shown = given if isinstance(given, str) else _plain(value)
+            shown = given if isinstance(given, str) else self._shown(value)
             raise BoundError(
                 field, f"{field} = {shown} is out of range: expected {self.describe()}"
             )

@@ -15,7 +15,7 @@ known check name) live in :func:`semantic_problems`, which the loader runs with 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,11 +24,21 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from fake_imds.vocabulary import (
+    CLOUDS,
+    DEFAULT_LEAD,
+    NOTICE_ACTIONS,
+    NOTICE_KINDS,
+    Cloud,
+    NoticeAction,
+)
+from harness.bounds import check
 from harness.checks import CHECKS, DEFAULT_EXPECT
 from harness.history import Kind
 from harness.target import PERSISTENCE_STEPS
@@ -38,10 +48,10 @@ from harness.units import (
     UnitError,
     parse_bandwidth,
     parse_duration,
+    parse_size,
 )
 
-Cloud = Literal["aws", "gcp", "azure", "webhook", "kubernetes"]
-CLOUDS: tuple[Cloud, ...] = ("aws", "gcp", "azure", "webhook", "kubernetes")
+__all__ = ["CLOUDS", "DEFAULT_LEAD", "NOTICE_KINDS", "Cloud", "NoticeAction"]  # re-exported
 
 
 def _duration(value: Any) -> float:
@@ -97,8 +107,42 @@ Bandwidth = Annotated[
 ]
 
 
+#: Model field -> the entry of :data:`harness.bounds.BOUNDS` it is checked against.
+_FIELD_BOUNDS: Mapping[str, str] = {
+    "at": "at",
+    "delay": "delay",
+    "for_": "for",
+    "budget": "budget",
+    "skew": "skew",
+    "latency": "latency",
+    "fsync": "fsync",
+    "rebalance_before": "rebalance_before",
+    "upload": "bandwidth",
+    "download": "bandwidth",
+    "write": "bandwidth",
+    "read": "bandwidth",
+    "bandwidth": "bandwidth",
+    "seed": "seed",
+    "nth": "nth",
+    "count": "count",
+    "incarnation": "incarnation",
+    "max_instances": "max_instances",
+    "throttle": "throttle",
+}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _within_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every duration, count and rate within its documented range (:mod:`harness.bounds`)."""
+        bound = _FIELD_BOUNDS.get(info.field_name or "")
+        if bound is not None and isinstance(value, int | float) and not isinstance(value, bool):
+            name = (info.field_name or "").removesuffix("_")
+            check(name, value, bound=bound)
+        return value
 
 
 def _empty_if_flag(value: Any) -> Any:
@@ -239,47 +283,7 @@ class OnTrigger(_Model):
 
 # -- actions ------------------------------------------------------------------------------------
 
-NoticeAction = Literal["terminate", "stop", "hibernate"]
-
-#: Notice kinds per cloud, the first being the default; the value says whether it ends the
-#: instance at its deadline.
-NOTICE_KINDS: Mapping[Cloud, Mapping[str, bool]] = {
-    "aws": {
-        "spot-interruption": True,
-        "rebalance": False,
-        "scheduled-event": True,
-        "asg-termination": True,
-    },
-    "gcp": {"preemption": True, "maintenance": False},
-    "azure": {
-        "preempt": True,
-        "terminate": True,
-        "freeze": False,
-        "reboot": True,
-        "redeploy": True,
-    },
-    "webhook": {"interruption": True},
-    "kubernetes": {"eviction": True},
-}
-
-#: The actions each cloud's notices can announce.
-_NOTICE_ACTIONS: Mapping[Cloud, tuple[NoticeAction, ...]] = {
-    "aws": ("terminate", "stop", "hibernate"),
-    "gcp": ("terminate", "stop"),
-    "azure": ("terminate",),
-    "webhook": ("terminate", "stop", "hibernate"),
-    "kubernetes": ("terminate",),
-}
-
-#: Shortest default lead (notice to deadline) per cloud, for validation; the notice itself gets
-#: its cloud's default from the metadata plane. On Kubernetes it is the grace period.
-DEFAULT_LEAD: Mapping[Cloud, float] = {
-    "aws": 120.0,
-    "gcp": 30.0,
-    "azure": 30.0,
-    "webhook": 120.0,
-    "kubernetes": 30.0,
-}
+# Notice kinds, actions and default leads per cloud: :mod:`fake_imds.vocabulary`.
 
 
 class Notice(_Model):
@@ -296,6 +300,14 @@ class Notice(_Model):
     rebalance_before: Duration | None = Field(
         default=None, description="aws: a rebalance recommendation this long before the notice"
     )
+
+    @model_validator(mode="after")
+    def _lead_within_bounds(self) -> Notice:
+        """A notice comes at most a day ahead; AWS schedules maintenance up to a month ahead."""
+        if self.lead is not None:
+            bound = "scheduled_lead" if self.kind == "scheduled-event" else "lead"
+            check("lead", self.lead, bound=bound)
+        return self
 
     def resolved_cloud(self, default: Cloud) -> Cloud:
         return self.cloud or default
@@ -601,6 +613,27 @@ class Scenario(_Model):
         description="checks that must pass (or, with `fails`, are known to fail)",
     )
 
+    @field_validator("job")
+    @classmethod
+    def _job_within_bounds(cls, job: dict[str, Any]) -> dict[str, Any]:
+        """The job's numbers within their ranges (the target reads the rest of ``job:``)."""
+        for key, parse in _JOB_NUMBERS.items():
+            value = job.get(key)
+            if value is None or isinstance(value, bool):
+                continue
+            try:
+                number = parse(value)
+            except (UnitError, TypeError, ValueError, AttributeError):
+                continue  # not a number at all: the target's own validation says so
+            check(f"job.{key}", number, value if isinstance(value, str) else None, bound=key)
+        return job
+
+    @field_validator("timeline")
+    @classmethod
+    def _timeline_within_bounds(cls, timeline: tuple[Any, ...]) -> tuple[Any, ...]:
+        check("timeline", len(timeline))
+        return timeline
+
     @field_validator("description")
     @classmethod
     def _one_line(cls, value: str) -> str:
@@ -614,6 +647,25 @@ class Scenario(_Model):
     @property
     def known_bad(self) -> tuple[CheckSpec, ...]:
         return tuple(c for c in self.expect if c.fails is not None)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise TypeError(f"not an integer: {value!r}")
+
+
+_JOB_NUMBERS: Mapping[str, Callable[[Any], float]] = {
+    "items": _int,
+    "output_every": _int,
+    "seed": _int,
+    "seconds_per_item": parse_duration,
+    "checkpoint_every": parse_duration,
+    "state_size": parse_size,
+    "output_size": parse_size,
+}
 
 
 # -- semantic rules over the whole scenario -----------------------------------------------------
@@ -653,9 +705,9 @@ def _notice_problems(notice: Notice, default: Cloud, here: Loc) -> list[tuple[Lo
         expected = ", ".join(kinds)
         message = f"unknown {cloud} notice kind `{notice.kind}`, expected one of: {expected}{hint}"
         problems.append(((*here, "kind"), message))
-    allowed = _NOTICE_ACTIONS[cloud]
+    allowed = NOTICE_ACTIONS[cloud]
     if notice.action not in allowed:
-        where = ", ".join(c for c, actions in _NOTICE_ACTIONS.items() if notice.action in actions)
+        where = ", ".join(c for c, actions in NOTICE_ACTIONS.items() if notice.action in actions)
         message = f"`{notice.action}` notices exist on {where}, not on {cloud}"
         problems.append(((*here, "action"), message))
     preempt = cloud == "azure" and notice.resolved_kind(default) == "preempt"
