@@ -129,6 +129,7 @@ def check(field: str, value: float, given: object = None, *, bound: str | None =
 DEFAULT_MAX_SIM_TIME = 7 * DAY
 #: The most that ``--max-sim-time`` may allow.
 MAX_SIM_TIME_CEILING = MONTH
-#: The most simulated operations (items, checkpoints, outputs) a run may plan; past this the
-#: run would take minutes of real time whatever its simulated span.
-MAX_SIM_OPERATIONS = 20_000_000
+#: The most simulated work (items, output objects and checkpoints, weighted by what each costs
+#: in real time) a run may plan: about ten seconds on one core. Past this the run would take
+#: minutes whatever its simulated span.
+MAX_SIM_OPERATIONS = 4_000_000

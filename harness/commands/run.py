@@ -3,21 +3,75 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.bounds import DEFAULT_MAX_SIM_TIME, MAX_SIM_OPERATIONS, MAX_SIM_TIME_CEILING, Bound
 from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.commands.options import Duration
 from harness.report.journal import Journal, JournalError
 from harness.report.render import render_failure, result_json
-from harness.report.summary import Row, summary_table, totals_line
-from harness.scenario.loader import LoadedScenario, load_paths
+from harness.report.summary import Row, fitting_width, summary_table, totals_line
+from harness.scenario.loader import LoadedScenario, Problem, load_paths
+from harness.scenario.model import estimate_work
 from harness.sim.runner import RunResult, run_scenario
+from harness.units import format_duration
 
 #: Width of the summary when printed to a log or pipe: scenario paths stay on one line.
 LOG_WIDTH = 120
+#: Off a terminal (a CI log, a pipe), a plain progress line at most this often (seconds).
+PROGRESS_EVERY = 10.0
+
+
+class PlainProgress:
+    """Progress for a log: a plain line when at least :data:`PROGRESS_EVERY` seconds passed
+    since the last one (never a bar, which a log would fill with redraws)."""
+
+    def __init__(self, what: str, total: int, enabled: bool) -> None:
+        self.what = what
+        self.total = total
+        self.enabled = enabled
+        self.started = self.last = time.monotonic()
+
+    def advance(self, done: int, detail: str = "") -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        elapsed = format_duration(round(now - self.started))
+        tail = f"; {detail}" if detail else ""
+        click.echo(f"progress: {done}/{self.total} {self.what}, {elapsed} elapsed{tail}")
+
+
+def check_work(item: LoadedScenario, max_sim_time: float) -> Problem | None:
+    """Refuse, before it starts, a run that would simulate too long or too much."""
+    work = estimate_work(item.scenario)
+    if work.seconds > max_sim_time:
+        return Problem(
+            item.source.values[()],
+            f"this run would simulate about {format_duration(round(work.seconds))}, more than "
+            f"--max-sim-time {format_duration(max_sim_time)}; lower env.budget or the job's "
+            f"size, or raise --max-sim-time (at most {format_duration(MAX_SIM_TIME_CEILING)})",
+        )
+    if work.operations > MAX_SIM_OPERATIONS:
+        return Problem(
+            item.source.values[()],
+            f"this run would simulate about {work.operations:,} units of work (items, output "
+            f"objects, checkpoints), more than the {MAX_SIM_OPERATIONS:,} a run may plan; "
+            "lower job.items, raise job.output_every or job.checkpoint_every",
+        )
+    return None
+
+
+def _max_sim_time(value: float) -> float:
+    try:
+        return Bound(1, MAX_SIM_TIME_CEILING).check("--max-sim-time", value)
+    except ValueError as error:
+        raise HarnessError(str(error), EXIT_USAGE) from None
 
 
 @click.command("run")
@@ -30,7 +84,20 @@ LOG_WIDTH = 120
     "earlier journal there is replaced (and the command says so); any other file is refused.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; failures and totals only.")
-def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: bool) -> int:
+@click.option(
+    "--max-sim-time",
+    type=Duration(seconds=True, positive=True),
+    default=format_duration(DEFAULT_MAX_SIM_TIME),
+    show_default=True,
+    help="Refuse, before it starts, a scenario that would simulate longer than this (at most 31d).",
+)
+def run(
+    paths: tuple[Path, ...],
+    seed: int | None,
+    journal: Path | None,
+    quiet: bool,
+    max_sim_time: float,
+) -> int:
     """Run scenario files (directories are searched for *.yaml) in virtual time.
 
     Each scenario plays its interruption story against its target, then the checks in its
@@ -42,11 +109,20 @@ def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: 
       harness run scenarios
       harness run scenarios/aws/notice_during_checkpoint_upload.yaml --seed 42
       harness run scenarios --journal out.json
+      harness run long_story.yaml --max-sim-time 20d
+
+    A run's simulated span and work are estimated before it starts; past --max-sim-time, or
+    past what a run may plan, the scenario is refused as a problem. Off a terminal (CI logs),
+    progress is a plain line every 10 seconds.
     """
+    limit = _max_sim_time(max_sim_time)
     console = Console(stderr=False, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
     loaded, problems = load_paths(paths)
+    refused = {id(item): check_work(item, limit) for item in loaded}
+    problems += [p for p in refused.values() if p is not None]
+    loaded = [item for item in loaded if refused[id(item)] is None]
     for problem in problems:
         click.echo(f"{problem}", err=True)
     if not loaded:
@@ -66,8 +142,11 @@ def run(paths: tuple[Path, ...], seed: int | None, journal: Path | None, quiet: 
         click.echo()
         click.echo(render_failure(row.result, row.file))
     if not quiet:
+        table = summary_table(rows, whole_words=not console.is_terminal)
+        if not console.is_terminal:  # a log keeps long lines whole: no word is cut
+            console.width = max(console.width, fitting_width(console, table))
         console.print()
-        console.print(summary_table(rows))
+        console.print(table)
     console.print(totals_line(rows), markup=False)
     if book is not None:
         console.print(f"journal: {book.path}", markup=False)
@@ -97,6 +176,7 @@ def _run_all(
     quiet: bool,
 ) -> list[Row]:
     rows: list[Row] = []
+    plain = PlainProgress("scenarios", len(loaded), not quiet and not console.is_terminal)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -114,4 +194,6 @@ def _run_all(
             if book is not None:
                 book.add(result_json(result, item.file, display_name(item)))
             progress.advance(task)
+            failed = sum(1 for row in rows if not row.result.ok)
+            plain.advance(len(rows), f"{failed} failed" if failed else "")
     return rows

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 
 from harness.history import Kind
@@ -29,7 +30,10 @@ class Row:
     file: Path | None = None
 
 
-def summary_table(rows: Sequence[Row]) -> Table:
+def summary_table(rows: Sequence[Row], *, whole_words: bool = False) -> Table:
+    """One row per run. With ``whole_words`` (for logs, which do not reflow), cells wrap
+    between words, never inside one: each wrapping column is at least as wide as its longest
+    word, and the console must be :func:`fitting_width` wide."""
     table = Table(title="scenario runs", title_justify="left", expand=False)
     table.add_column("scenario", overflow="fold")
     table.add_column("seed", justify="right")
@@ -58,7 +62,14 @@ def summary_table(rows: Sequence[Row]) -> Table:
             f"{result.wall_seconds * 1000:.0f}ms",
             broken,
         )
+    for column in (table.columns[0], table.columns[-1]) if whole_words else ():
+        column.min_width = max((len(w) for c in column.cells for w in str(c).split()), default=0)
     return table
+
+
+def fitting_width(console: Console, table: Table) -> int:
+    """The narrowest console width at which no cell of ``table`` is cut inside a word."""
+    return console.measure(table).minimum
 
 
 def totals_line(rows: Sequence[Row]) -> str:

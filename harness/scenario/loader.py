@@ -143,9 +143,7 @@ class _Expansion:
         if isinstance(node, yaml.SequenceNode):
             total += sum(self.size(item, depth + 1) for item in node.value)
         elif isinstance(node, yaml.MappingNode):
-            total += sum(
-                self.size(k, depth + 1) + self.size(v, depth + 1) for k, v in node.value
-            )
+            total += sum(self.size(k, depth + 1) + self.size(v, depth + 1) for k, v in node.value)
         self._open.discard(key)
         self.sizes[key] = total
         if total > MAX_NODES:

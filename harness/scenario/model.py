@@ -722,3 +722,45 @@ def did_you_mean(word: str, choices: Any) -> str:
     """``"; did you mean `x`?"`` for the closest choice, or an empty string."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean `{match[0]}`?" if match else ""
+
+
+# -- how much a run would simulate ---------------------------------------------------------------
+
+#: Relative real-time cost of what a run simulates, per item, output object and checkpoint,
+#: measured with ``benchmarks/sim_speed.py``; a run plans at most ``MAX_SIM_OPERATIONS`` units.
+_ITEM_COST, _OUTPUT_COST, _CHECKPOINT_COST = 1, 200, 12_000
+
+
+class SimWork(BaseModel):
+    """An estimate, before a run starts, of what it would simulate."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seconds: float = Field(description="simulated time the run would cover")
+    operations: int = Field(description="items, output objects and checkpoints, weighted")
+
+
+def estimate_work(scenario: Scenario) -> SimWork:
+    """What ``scenario`` would simulate: until its job is done or its budget is spent.
+
+    Only the reference target's job is understood; any other target may run for the budget.
+    """
+    budget = scenario.env.budget
+    if not scenario.target.reference:
+        return SimWork(seconds=budget, operations=0)
+    from harness.runtime import JobSpec, JobSpecError
+
+    try:
+        job = JobSpec.from_mapping(scenario.job)
+    except JobSpecError:
+        return SimWork(seconds=budget, operations=0)
+    upload = job.state_size / scenario.env.s3.upload
+    every = max(job.checkpoint_every, upload, 1e-3)
+    span = min(budget, job.duration + (job.duration / every) * upload)
+    done = min(job.items, span / job.seconds_per_item)
+    operations = (
+        job.items * _ITEM_COST
+        + (done / job.output_every) * _OUTPUT_COST
+        + (span / every) * _CHECKPOINT_COST
+    )
+    return SimWork(seconds=span, operations=int(min(operations, 2**62)))
