@@ -144,7 +144,7 @@ def run(
     if not quiet:
         table = summary_table(rows, whole_words=not console.is_terminal)
         if not console.is_terminal:  # a log keeps long lines whole: no word is cut
-            console.width = max(console.width, fitting_width(console, table))
+            console.width = max(console.width, fitting_width(table))
         console.print()
         console.print(table)
     console.print(totals_line(rows), markup=False)

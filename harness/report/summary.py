@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +68,17 @@ def summary_table(rows: Sequence[Row], *, whole_words: bool = False) -> Table:
     return table
 
 
-def fitting_width(console: Console, table: Table) -> int:
-    """The narrowest console width at which no cell of ``table`` is cut inside a word."""
-    return console.measure(table).minimum
+#: The widest a log line of the table may get; past it, cells wrap between words.
+MAX_LOG_WIDTH = 400
+
+
+def fitting_width(table: Table) -> int:
+    """A console width at which no cell of ``table`` is cut inside a word: wide enough for
+    every row on one line, up to :data:`MAX_LOG_WIDTH`, and never narrower than the longest
+    words need."""
+    wide = Console(width=MAX_LOG_WIDTH, file=io.StringIO())
+    words = sum((c.min_width or 0) + 3 for c in table.columns) + 1
+    return max(min(wide.measure(table).maximum, MAX_LOG_WIDTH), words)
 
 
 def totals_line(rows: Sequence[Row]) -> str:
