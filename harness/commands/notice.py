@@ -11,7 +11,8 @@ import click
 
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
 from harness.commands.options import DEFAULT_PORT, Duration
-from harness.units import DURATION_HELP
+from harness.bounds import BoundError, check
+from harness.units import DURATION_HELP, parse_duration
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 CONTROL_PATH = "/_harness/v1"
@@ -97,6 +98,17 @@ def build_body(
             raise HarnessError(f"--param {key}=... repeats --{key}; give it once", EXIT_USAGE)
         body[key] = value
     return body
+
+
+def check_lead(kind: str | None, lead: str | None) -> None:
+    """Refuse a lead out of its range here, with the server's own message (harness.bounds)."""
+    if lead is None:
+        return
+    bound = "scheduled_lead" if kind == "scheduled-event" else "lead"
+    try:
+        check("lead", parse_duration(lead), lead, bound=bound)
+    except BoundError as error:
+        raise HarnessError(f"--lead: {error}", EXIT_USAGE) from None
 
 
 def describe(notice: dict[str, Any]) -> str:
@@ -185,6 +197,7 @@ def notice(
             else client.call("GET", "/notices")
         )
     else:
+        check_lead(kind, lead)
         body = build_body(cloud, kind, action, lead, at, parse_params(params))
         answer = client.call("POST", "/notices", body)
     if as_json:

@@ -10,7 +10,13 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.bounds import DEFAULT_MAX_SIM_TIME, MAX_SIM_OPERATIONS, MAX_SIM_TIME_CEILING, Bound
+from harness.bounds import (
+    BOUNDS,
+    DEFAULT_MAX_SIM_TIME,
+    MAX_SIM_OPERATIONS,
+    MAX_SIM_TIME_CEILING,
+    Bound,
+)
 from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
 from harness.commands.options import Duration
 from harness.report.journal import Journal, JournalError
@@ -76,7 +82,11 @@ def _max_sim_time(value: float) -> float:
 
 @click.command("run")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--seed", type=click.IntRange(min=0), help="Override every scenario's seed.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, int(BOUNDS["seed"].high)),
+    help="Override every scenario's seed.",
+)
 @click.option(
     "--journal",
     type=click.Path(path_type=Path, dir_okay=False),
