@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -395,7 +396,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     if json_depth(raw) > MAX_JSON_DEPTH:
         raise BodyError("body", f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        body = json.loads(raw or b"{}", parse_constant=_no_constant)
+        body = json.loads(raw or b"{}", parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BodyError("body", "the body must be a JSON object") from None
     if not isinstance(body, dict):
@@ -405,6 +406,13 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # Python's json would accept NaN and Infinity
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large a number")  # 1e400 would be infinity
+    return value
 
 
 def json_depth(raw: bytes) -> int:
