@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
+from harness.bounds import BoundError, check
 from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
 from harness.commands.options import DEFAULT_PORT, Duration
-from harness.bounds import BoundError, check
 from harness.units import DURATION_HELP, parse_duration
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"

@@ -67,8 +67,13 @@ def test_out_of_range_bodies_are_400_naming_field_value_and_range_and_nothing_is
         assert reply.json()["field"] == field
         assert field in reply.json()["error"]
         assert state(imds.plane) == before
-        for after in (V1 + "/notices", V1 + "/faults", META + "spot/instance-action",
-                      META + "events/maintenance/scheduled", "/metadata/scheduledevents"):  # fmt: skip
+        for after in (
+            V1 + "/notices",
+            V1 + "/faults",
+            META + "spot/instance-action",
+            META + "events/maintenance/scheduled",
+            "/metadata/scheduledevents",
+        ):
             assert (await imds.get(after)).status < 500
 
     run(test)
@@ -187,47 +192,144 @@ def test_a_doubled_slash_is_answered_like_one() -> None:
 
 
 # -- the fuzz -----------------------------------------------------------------------------------
-_FIELDS = ["cloud", "kind", "action", "lead", "at", "window", "grace", "shutdown", "state",
-           "description", "source", "duration", "path", "for", "status", "latency", "limit",
-           "public_ipv4", "instance_id", "tags", "product_codes", "public_keys"]  # fmt: skip
+_FIELDS = [
+    "cloud",
+    "kind",
+    "action",
+    "lead",
+    "at",
+    "window",
+    "grace",
+    "shutdown",
+    "state",
+    "description",
+    "source",
+    "duration",
+    "path",
+    "for",
+    "status",
+    "latency",
+    "limit",
+    "public_ipv4",
+    "instance_id",
+    "tags",
+    "product_codes",
+    "public_keys",
+]
 _NASTY = st.sampled_from(
-    [1e308, -1, 0, 10**30, 2**63, 1.5, True, None, "", "2m", "99999999999h", "PT2M", "-5s",
-     "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "+30s", "+9999999d", "aws", "gcp", "azure",
-     "kubernetes", "webhook", "spot-interruption", "scheduled-event", "preemption", "preempt",
-     "freeze", "eviction", "status", "latency", "throttle", "timeout", "reset", "/latest/*",
-     "\x00", "\uff16", "a" * 3000, [], {}, ["x"], {"k": "v"}]
-)  # fmt: skip
+    [
+        1e308,
+        -1,
+        0,
+        10**30,
+        2**63,
+        1.5,
+        True,
+        None,
+        "",
+        "2m",
+        "99999999999h",
+        "PT2M",
+        "-5s",
+        "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00Z",
+        "+30s",
+        "+9999999d",
+        "aws",
+        "gcp",
+        "azure",
+        "kubernetes",
+        "webhook",
+        "spot-interruption",
+        "scheduled-event",
+        "preemption",
+        "preempt",
+        "freeze",
+        "eviction",
+        "status",
+        "latency",
+        "throttle",
+        "timeout",
+        "reset",
+        "/latest/*",
+        "\x00",
+        "\uff16",
+        "a" * 3000,
+        [],
+        {},
+        ["x"],
+        {"k": "v"},
+    ]
+)
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
-)  # fmt: skip
+)
 _BODIES = st.dictionaries(
     st.sampled_from(_FIELDS) | st.text(max_size=6), _NASTY | _JSON, max_size=6
 )
 _CONTROL = st.tuples(
-    st.sampled_from(["POST /notices", "POST /faults", "PATCH /identity/aws", "GET /requests",
-                     "GET /notices", "DELETE /notices/notice-0001", "DELETE /faults/x",
-                     "GET /identity/gcp", "POST /nothing"]),
+    st.sampled_from(
+        [
+            "POST /notices",
+            "POST /faults",
+            "PATCH /identity/aws",
+            "GET /requests",
+            "GET /notices",
+            "DELETE /notices/notice-0001",
+            "DELETE /faults/x",
+            "GET /identity/gcp",
+            "POST /nothing",
+        ]
+    ),
     _BODIES,
-)  # fmt: skip
-_PREFIXES = ["/", "/latest/", "//latest/", "/latest/meta-data/", "/2021-07-15/meta-data/",
-             "/latest/dynamic/", "/computeMetadata/v1/", "/computeMetadata/v1/instance/",
-             "/metadata/scheduledevents", "/metadata/instance", "/_harness/v1/requests"]  # fmt: skip
-_QUERIES = ["", "?recursive=true", "?alt=json", "?alt=x", "?since=5", "?since=-1",
-            "?since=99999999999999999999999", "?api-version=2020-07-01", "?api-version=x"]  # fmt: skip
+)
+_PREFIXES = [
+    "/",
+    "/latest/",
+    "//latest/",
+    "/latest/meta-data/",
+    "/2021-07-15/meta-data/",
+    "/latest/dynamic/",
+    "/computeMetadata/v1/",
+    "/computeMetadata/v1/instance/",
+    "/metadata/scheduledevents",
+    "/metadata/instance",
+    "/_harness/v1/requests",
+]
+_QUERIES = [
+    "",
+    "?recursive=true",
+    "?alt=json",
+    "?alt=x",
+    "?since=5",
+    "?since=-1",
+    "?since=99999999999999999999999",
+    "?api-version=2020-07-01",
+    "?api-version=x",
+]
 _PATHS = st.tuples(
     st.sampled_from(["GET", "PUT", "POST", "HEAD", "DELETE"]),
     st.sampled_from(_PREFIXES),
     st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_./=", max_size=30),
     st.sampled_from(_QUERIES),
     st.dictionaries(
-        st.sampled_from(["X-aws-ec2-metadata-token-ttl-seconds", "X-aws-ec2-metadata-token",
-                         "Metadata-Flavor", "Metadata", "X-Forwarded-For"]),
+        st.sampled_from(
+            [
+                "X-aws-ec2-metadata-token-ttl-seconds",
+                "X-aws-ec2-metadata-token",
+                "Metadata-Flavor",
+                "Metadata",
+                "X-Forwarded-For",
+            ]
+        ),
         st.sampled_from(["60", "0", "21601", "true", "Google", "x", "99999999999999999999"]),
         max_size=3,
     ),
-)  # fmt: skip
+)
 
 
 def _identity(imds: SyncFakeImds) -> Any:
@@ -251,8 +353,12 @@ def test_fuzz_no_body_header_or_path_gets_a_500_and_a_4xx_changes_nothing() -> N
             else:
                 http.post(imds.control_url + "/reset", timeout=10)
 
-        @settings(max_examples=120, deadline=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=120,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(_CONTROL, _PATHS)
         def probe(control: tuple[str, dict[str, Any]], metadata: tuple[Any, ...]) -> None:
             method, path = control[0].split(" ")
