@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from imds_client import META, TRANSPORTS, Imds, runner_for
+from imds_client import TRANSPORTS, Imds, runner_for
 
 from fake_imds.aws import AwsOptions
 
