@@ -46,7 +46,7 @@ class Bound:
 
     def show(self, value: float) -> str:
         if self.unit == "duration":
-            return format_duration(abs(value)).join(("-" if value < 0 else "", ""))
+            return ("-" if value < 0 else "") + format_days(abs(value))
         if self.unit == "size":
             return _size(value)
         if self.unit == "bandwidth":
@@ -66,6 +66,14 @@ class Bound:
                 field, f"{field} = {shown} is out of range: expected {self.describe()}"
             )
         return value
+
+
+def format_days(seconds: float) -> str:
+    """``31d``, ``1d12h``, ``2m``: days where there are any (format_duration stops at hours)."""
+    days, rest = divmod(seconds, DAY)
+    if not days:
+        return format_duration(rest)
+    return f"{days:.0f}d" + (format_duration(rest) if rest else "")
 
 
 def _plain(value: float) -> str:

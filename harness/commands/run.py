@@ -16,6 +16,7 @@ from harness.bounds import (
     MAX_SIM_OPERATIONS,
     MAX_SIM_TIME_CEILING,
     Bound,
+    format_days,
 )
 from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
 from harness.commands.options import Duration
@@ -59,9 +60,9 @@ def check_work(item: LoadedScenario, max_sim_time: float) -> Problem | None:
     if work.seconds > max_sim_time:
         return Problem(
             item.source.values[()],
-            f"this run would simulate about {format_duration(round(work.seconds))}, more than "
-            f"--max-sim-time {format_duration(max_sim_time)}; lower env.budget or the job's "
-            f"size, or raise --max-sim-time (at most {format_duration(MAX_SIM_TIME_CEILING)})",
+            f"this run would simulate about {format_days(round(work.seconds))}, more than "
+            f"--max-sim-time {format_days(max_sim_time)}; lower env.budget or the job's "
+            f"size, or raise --max-sim-time (at most {format_days(MAX_SIM_TIME_CEILING)})",
         )
     if work.operations > MAX_SIM_OPERATIONS:
         return Problem(
@@ -97,7 +98,7 @@ def _max_sim_time(value: float) -> float:
 @click.option(
     "--max-sim-time",
     type=Duration(seconds=True, positive=True),
-    default=format_duration(DEFAULT_MAX_SIM_TIME),
+    default=format_days(DEFAULT_MAX_SIM_TIME),
     show_default=True,
     help="Refuse, before it starts, a scenario that would simulate longer than this (at most 31d).",
 )

@@ -54,24 +54,36 @@ from harness.units import (
 __all__ = ["CLOUDS", "DEFAULT_LEAD", "NOTICE_KINDS", "Cloud", "NoticeAction"]  # re-exported
 
 
-def _duration(value: Any) -> float:
+def _duration(value: Any, info: ValidationInfo | None = None) -> float:
     if isinstance(value, str | int | float):
-        return parse_duration(value)
+        return _bounded(parse_duration(value), value, info)
     raise UnitError(f"expected {DURATION_HELP}, got {value!r}")
 
 
-def _signed_duration(value: Any) -> float:
+def _signed_duration(value: Any, info: ValidationInfo | None = None) -> float:
     if isinstance(value, str) and value.strip().startswith("-"):
-        return -_duration(value.strip()[1:])
+        return _bounded(-_duration(value.strip()[1:]), value, info)
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-        return -_duration(-value)
-    return _duration(value)
+        return _bounded(-_duration(-value), value, info)
+    return _duration(value, info)
 
 
-def _bandwidth(value: Any) -> float:
+def _bandwidth(value: Any, info: ValidationInfo | None = None) -> float:
     if isinstance(value, str | int | float):
-        return parse_bandwidth(value)
+        return _bounded(parse_bandwidth(value), value, info)
     raise UnitError(f"expected {BANDWIDTH_HELP}, got {value!r}")
+
+
+def _bounded(number: float, given: Any, info: ValidationInfo | None) -> float:
+    """``number`` within the range of the field being validated, the message quoting the value
+    as written (``lead = 99999999999h is out of range: ...``)."""
+    name = info.field_name if info is not None else None
+    bound = _FIELD_BOUNDS.get(name or "")
+    if name is not None and bound is not None:
+        check(
+            name.removesuffix("_"), number, given if isinstance(given, str) else None, bound=bound
+        )
+    return number
 
 
 _DURATION_SCHEMA = {
@@ -301,13 +313,15 @@ class Notice(_Model):
         default=None, description="aws: a rebalance recommendation this long before the notice"
     )
 
-    @model_validator(mode="after")
-    def _lead_within_bounds(self) -> Notice:
+    @field_validator("lead", mode="before")
+    @classmethod
+    def _lead_within_bounds(cls, value: Any, info: ValidationInfo) -> Any:
         """A notice comes at most a day ahead; AWS schedules maintenance up to a month ahead."""
-        if self.lead is not None:
-            bound = "scheduled_lead" if self.kind == "scheduled-event" else "lead"
-            check("lead", self.lead, bound=bound)
-        return self
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            bound = "scheduled_lead" if info.data.get("kind") == "scheduled-event" else "lead"
+            given = value if isinstance(value, str) else None
+            check("lead", parse_duration(value), given, bound=bound)
+        return value
 
     def resolved_cloud(self, default: Cloud) -> Cloud:
         return self.cloud or default

@@ -82,7 +82,7 @@ def test_out_of_range_bodies_are_400_naming_field_value_and_range_and_nothing_is
 def test_a_bound_message_names_the_field_the_value_and_the_range(run: Callable[..., Any]) -> None:
     async def test(imds: Imds) -> None:
         reply = await imds.request("POST", V1 + "/notices", json={"lead": "99999999999h"})
-        assert reply.json()["error"] == "lead = 99999999999h is out of range: expected 0s to 24h"
+        assert reply.json()["error"] == "lead = 99999999999h is out of range: expected 0s to 1d"
 
     run(test)
 
@@ -120,7 +120,7 @@ def test_harness_notice_refuses_a_lead_past_a_day_before_calling(
     # No server at this URL: the refusal comes before any call is made.
     assert main(["notice", "--url", "http://127.0.0.1:9", "--lead", "99999999999h"]) == 2
     err = capsys.readouterr().err
-    assert "lead = 99999999999h is out of range: expected 0s to 24h" in err
+    assert "lead = 99999999999h is out of range: expected 0s to 1d" in err
 
 
 # -- the request log ---------------------------------------------------------------------------
