@@ -37,7 +37,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol, Self, cast
 
 from aiohttp import web
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+)
 
 from fake_imds.model import Fault, MetadataPlane, Notice, RenderError, ServedRequest
 from fake_imds.vocabulary import CLOUDS, Cloud, FaultKind
@@ -124,10 +132,12 @@ def body_error(model: type[BaseModel], invalid: ValidationError) -> BodyError:
     return BodyError(name, f"{name!r}: {message[:1].lower()}{message[1:]}, got {error['input']!r}")
 
 
-def bounded_duration(bound: str) -> Callable[[Any], float]:
-    """A pydantic validator: the duration grammar, then ``BOUNDS[bound]``."""
+def bounded_duration(bound: str) -> Callable[[Any], float | None]:
+    """A pydantic validator: the duration grammar, then ``BOUNDS[bound]`` (null: absent)."""
 
-    def validate(value: Any) -> float:
+    def validate(value: Any) -> float | None:
+        if value is None:
+            return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError(f"expected {DURATION_HELP}")
         try:
@@ -157,7 +167,7 @@ class FaultBody(Body):
     )
     status: StrictInt = Field(default=500, ge=400, le=599)
     latency: Annotated[float | None, BeforeValidator(bounded_duration("latency"))] = None
-    limit: Annotated[StrictInt, BeforeValidator(_bounded_int("limit"))] = 5
+    limit: Annotated[StrictInt, AfterValidator(_bounded_int("limit"))] = 5
 
 
 class NoticeEnvelope(Body):
@@ -190,7 +200,7 @@ def duration_field(
             raise BodyError(name, f"{name!r} is required: {DURATION_HELP}")
         return default
     try:
-        return bounded_duration(bound or name)(value)
+        return cast(float, bounded_duration(bound or name)(value))
     except BoundError as out_of_range:
         raise BodyError(name, str(out_of_range)) from None
     except ValueError:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from imds_client import META, TRANSPORTS, Imds, runner_for
 
@@ -268,24 +268,51 @@ _JSON = st.recursive(
     ),
     max_leaves=6,
 )
-_BODIES = st.dictionaries(
-    st.sampled_from(_FIELDS) | st.text(max_size=6), _NASTY | _JSON, max_size=6
+#: A few fields, mostly the ones each endpoint reads, mostly with values at or past an edge.
+_EXTRA = st.dictionaries(
+    st.sampled_from(_FIELDS) | st.text(max_size=6), _NASTY | _NASTY | _JSON, min_size=1, max_size=3
 )
-_CONTROL = st.tuples(
-    st.sampled_from(
-        [
-            "POST /notices",
-            "POST /faults",
-            "PATCH /identity/aws",
-            "GET /requests",
-            "GET /notices",
-            "DELETE /notices/notice-0001",
-            "DELETE /faults/x",
-            "GET /identity/gcp",
-            "POST /nothing",
-        ]
+#: Valid starting points, so that the nasty fields reach the code past the kind and cloud checks.
+_KINDS = {
+    "aws": ["spot-interruption", "rebalance", "scheduled-event", "asg-termination",
+            "fis-spot-interruption"],
+    "gcp": ["preemption", "maintenance"],
+    "azure": ["preempt", "terminate", "freeze", "reboot", "redeploy"],
+    "webhook": ["interruption"],
+    "kubernetes": ["eviction"],
+}  # fmt: skip
+_NOTICE_BASES = [
+    {
+        "cloud": cloud,
+        "kind": kind,
+        **({"url": "http://127.0.0.1:9/hook"} if cloud == "webhook" else {}),
+    }
+    for cloud, kinds in _KINDS.items()
+    for kind in kinds
+]
+_BASES = {
+    "POST /notices": st.sampled_from(_NOTICE_BASES),
+    "POST /faults": st.sampled_from(
+        [{"kind": kind} for kind in ("status", "latency", "timeout", "reset", "throttle")]
     ),
-    _BODIES,
+    "PATCH /identity/aws": st.just({}),
+}
+_ENDPOINTS = [
+    *_BASES,
+    *_BASES,
+    *_BASES,
+    "GET /requests",
+    "GET /notices",
+    "DELETE /notices/notice-0001",
+    "DELETE /faults/x",
+    "GET /identity/gcp",
+    "POST /nothing",
+]
+_CONTROL = st.sampled_from(_ENDPOINTS).flatmap(
+    lambda endpoint: st.tuples(
+        st.just(endpoint),
+        st.builds(lambda base, extra: {**base, **extra}, _BASES.get(endpoint, st.just({})), _EXTRA),
+    )
 )
 _PREFIXES = [
     "/",
@@ -332,6 +359,9 @@ _PATHS = st.tuples(
 )
 
 
+_QUIET = ("GET", "/latest/meta-data/", "events/maintenance/scheduled", "", {})
+
+
 def _identity(imds: SyncFakeImds) -> Any:
     return requests.get(imds.control_url + "/identity/aws", timeout=10).json()
 
@@ -354,12 +384,15 @@ def test_fuzz_no_body_header_or_path_gets_a_500_and_a_4xx_changes_nothing() -> N
                 http.post(imds.control_url + "/reset", timeout=10)
 
         @settings(
-            max_examples=120,
+            max_examples=80,
             deadline=None,
             derandomize=True,
             suppress_health_check=list(HealthCheck),
         )
         @given(_CONTROL, _PATHS)
+        @example(("POST /notices", {"lead": 1e308}), _QUIET)  # the reproductions
+        @example(("POST /faults", {"kind": "status", "for": 1e308}), _QUIET)
+        @example(("POST /notices", {"kind": "scheduled-event", "window": 1e308}), _QUIET)
         def probe(control: tuple[str, dict[str, Any]], metadata: tuple[Any, ...]) -> None:
             method, path = control[0].split(" ")
             before = snapshot()
