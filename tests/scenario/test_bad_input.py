@@ -18,9 +18,8 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.commands.run import check_work
 from harness.scenario import ScenarioError, load_paths, load_text
-from harness.scenario.loader import MAX_FILE_BYTES, load_file
+from harness.scenario.loader import load_file
 from harness.sim.runner import run_scenario
 
 LIBRARY = Path(__file__).parents[2] / "scenarios"
@@ -128,7 +127,7 @@ def test_binary_junk_is_located(tmp_path: Path) -> None:
 
 def test_files_are_capped_in_size(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
-    big.write_text("description: d\n" + "# padding\n" * (MAX_FILE_BYTES // 10 + 1))
+    big.write_text("description: d\n" + "# padding\n" * ((1 << 20) // 10 + 1))
     _, problems = load_paths([big])
     (problem,) = problems
     assert "scenario files are at most 1,048,576 bytes" in problem.message
@@ -150,6 +149,8 @@ LONG_STORY = textwrap.dedent(
 
 
 def test_a_run_longer_than_max_sim_time_is_refused_before_it_starts() -> None:
+    from harness.commands.run import check_work
+
     (item,) = load_text(LONG_STORY, "long.yaml")
     refused = check_work(item, max_sim_time=7 * 86400)
     assert refused is not None
@@ -159,6 +160,8 @@ def test_a_run_longer_than_max_sim_time_is_refused_before_it_starts() -> None:
 
 
 def test_a_run_with_too_much_work_is_refused_whatever_its_span() -> None:
+    from harness.commands.run import check_work
+
     text = "description: d\njob: {items: 10000000, seconds_per_item: 1ms}\n"
     (item,) = load_text(text, "busy.yaml")
     refused = check_work(item, max_sim_time=31 * 86400)
