@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, cast
 
 from aiohttp import web
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo
 
 from fake_imds import eventbridge
 from fake_imds.control import (
@@ -534,11 +534,12 @@ def _scheduled_state(notice: Notice, now: float) -> str | None:
 
 
 # -- identity through the control API ----------------------------------------------------------
-def _ipv4(value: str) -> str:
+def _ipv4(value: str, info: ValidationInfo) -> str:
     try:
         return str(ipaddress.IPv4Address(value))
     except ValueError:
-        raise ValueError("expected an IPv4 address such as 198.51.100.12") from None
+        message = f"`{info.field_name}` must be an IPv4 address such as 198.51.100.12"
+        raise ValueError(message) from None
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -578,6 +579,13 @@ class AwsIdentityBody(Body):
     lifecycle: Literal["spot", "on-demand", "scheduled"] | None = None
     user_data: Annotated[str, StringConstraints(max_length=16384)] | None = None
 
+    def changes(self) -> dict[str, Any]:
+        """The fields given, as :class:`AwsOptions` arguments."""
+        changes = self.model_dump(exclude_unset=True)
+        if changes.get("product_codes") is not None:
+            changes["product_codes"] = tuple(changes["product_codes"])
+        return changes
+
 
 #: The identity fields ``GET /_harness/v1/identity/aws`` shows.
 IDENTITY_FIELDS = tuple(AwsIdentityBody.model_fields)
@@ -597,11 +605,7 @@ class AwsIdentity:
         return as_json  # tuples and mappings as JSON
 
     def update(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        changes = AwsIdentityBody.parse(body).model_dump(exclude_unset=True)
-        for name in ("product_codes",):
-            if name in changes and changes[name] is not None:
-                changes[name] = tuple(changes[name])
-        options = replace(self.metadata.options, **changes)
+        options = replace(self.metadata.options, **AwsIdentityBody.parse(body).changes())
         self.metadata.set_options(options)
         if self.emitter is not None:
             self.emitter.options = options

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from fake_imds.aws import AwsIdentityBody
 from fake_imds.vocabulary import (
     CLOUDS,
     DEFAULT_LEAD,
@@ -274,6 +275,11 @@ class Env(_Model):
         default=12 * 3600.0, description="simulated time after which the run stops"
     )
     max_instances: int = Field(default=200, ge=1, description="incarnations before giving up")
+    aws: AwsIdentityBody = Field(
+        default=AwsIdentityBody(),
+        description="the AWS instance's identity in metadata (public_ipv4, tags, kernel_id, ...); "
+        "each incarnation still gets its own instance_id",
+    )
 
 
 # -- triggers -----------------------------------------------------------------------------------

@@ -290,3 +290,28 @@ def test_the_mutation_fuzz_covers_every_library_file_and_hundreds_of_inputs() ->
     scalars = sum(len(list(scalar_paths(yaml.safe_load(f.read_text())))) for f in LIBRARY_FILES)
     assert len(LIBRARY_FILES) >= 40
     assert scalars // STRIDE + 4 * len(LIBRARY_FILES) >= 700
+
+
+# -- identity per scenario ---------------------------------------------------------------------
+def test_a_scenario_sets_the_aws_identity_its_instances_show() -> None:
+    text = textwrap.dedent(
+        """\
+        description: a node handler reads its public address at start-up
+        target: {python: "tests.scenario.identity_target:identity_target"}
+        env: {aws: {public_ipv4: 203.0.113.9, tags: {team: ml}}}
+        expect: []
+        """
+    )
+    (item,) = load_text(text)
+    result = run_scenario(item.scenario)
+    (seen,) = result.history.of_kind("probe.identity")
+    assert seen.data == {
+        "public-ipv4": "203.0.113.9",
+        "public-hostname": "ec2-198-51-100-12.compute-1.amazonaws.com",
+        "tags/instance/team": "ml",
+    }
+
+
+def test_a_bad_identity_in_a_scenario_is_located() -> None:
+    (problem,) = problems_of("description: d\nenv: {aws: {public_ipv4: 999.1.1.1}}\n")
+    assert problem == "s.yaml:2:26: `public_ipv4` must be an IPv4 address such as 198.51.100.12"
