@@ -127,7 +127,9 @@ def body_error(model: type[BaseModel], invalid: ValidationError) -> BodyError:
     if error["type"] == "missing":
         return BodyError(name, f"{name!r} is required")
     message = error["msg"].removeprefix("Value error, ")
-    if message.startswith((f"{name} = ", f"`{name}`")):  # the message names the field already
+    if message.startswith(f"{name} = "):  # a bound: it names the field, value and range
+        return BodyError(name, message)
+    if message.startswith(f"`{name}`"):  # names the field already
         return BodyError(name, f"{message}, got {_short(error['input'])}")
     return BodyError(name, f"{name!r}: {message[:1].lower()}{message[1:]}, got {error['input']!r}")
 
