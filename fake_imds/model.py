@@ -221,6 +221,7 @@ class MetadataPlane:
         self.requests = RequestLog(request_log_limit)
         self._listeners: list[Listener] = []
         self._renderers: list[Renderer] = []
+        self._request_listeners: list[Callable[[ServedRequest], None]] = []
         self._version = 0
         self._changed: asyncio.Event | None = None
         self._timers: list[asyncio.TimerHandle] = []
@@ -380,6 +381,14 @@ class MetadataPlane:
     # -- request log --------------------------------------------------------------------------
     def log_request(self, request: ServedRequest) -> None:
         self.requests.append(request)
+        for listener in list(self._request_listeners):
+            listener(request)
+
+    def on_request(self, listener: Callable[[ServedRequest], None]) -> Callable[[], None]:
+        """Call ``listener(request)`` for each request served, after it is logged; returns the
+        call that unsubscribes."""
+        self._request_listeners.append(listener)
+        return lambda: self._request_listeners.remove(listener)
 
     # -- change notification (hanging GETs, event sinks) ---------------------------------------
     @property

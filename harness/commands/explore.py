@@ -10,8 +10,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.cli import EXIT_FAILED, EXIT_OK
 from harness.commands.run import PlainProgress
+from harness.errors import InputError
 from harness.explore import explore as run_explore
 from harness.scenario.model import CLOUDS, Cloud
 from harness.sim.runner import RunResult
@@ -29,12 +30,11 @@ def parse_target(text: str) -> Any:
         try:  # refused now, not as an "error" run written out as a failing schedule
             load_python_target(path)
         except TargetError as error:
-            raise HarnessError(f"--target: {error}", EXIT_USAGE) from None
+            raise InputError(f"--target: {error}") from None
         return {"python": path}
-    raise HarnessError(
+    raise InputError(
         f"unknown target {text!r}; use `reference` or `package.module:attribute` "
         "(e.g. harness.examples.broken:off_by_one_resume)",
-        EXIT_USAGE,
     )
 
 

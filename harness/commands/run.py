@@ -18,11 +18,13 @@ from harness.bounds import (
     Bound,
     format_days,
 )
-from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.cli import EXIT_FAILED, EXIT_OK
 from harness.commands.options import Duration
+from harness.errors import InputError
 from harness.report.journal import Journal, JournalError
 from harness.report.render import render_failure, result_json
 from harness.report.summary import Row, fitting_width, summary_table, totals_line
+from harness.scenario import library
 from harness.scenario.loader import LoadedScenario, Problem, load_paths
 from harness.scenario.model import estimate_work
 from harness.sim.runner import RunResult, run_scenario
@@ -78,11 +80,17 @@ def _max_sim_time(value: float) -> float:
     try:
         return Bound(1, MAX_SIM_TIME_CEILING).check("--max-sim-time", value)
     except ValueError as error:
-        raise HarnessError(str(error), EXIT_USAGE) from None
+        raise InputError(str(error)) from None
 
 
 @click.command("run")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--library",
+    "whole_library",
+    is_flag=True,
+    help="Run the whole standard scenario library shipped with the package (as `library:`).",
+)
 @click.option(
     "--seed",
     type=click.IntRange(0, int(BOUNDS["seed"].high)),
@@ -104,6 +112,7 @@ def _max_sim_time(value: float) -> float:
 )
 def run(
     paths: tuple[Path, ...],
+    whole_library: bool,
     seed: int | None,
     journal: Path | None,
     quiet: bool,
@@ -115,8 +124,13 @@ def run(
     `expect:` judge the history and the final storage state. A failure prints a short
     timeline and the command that replays it. Exit status 1 if any scenario failed.
 
+    The standard library ships with the package and runs from anywhere: `--library` for all of
+    it, `library:FOLDER` or `library:FOLDER/NAME` for part (`harness scenarios list` names them).
+
     \b
     Examples:
+      harness run --library
+      harness run library:aws/terminate_mid_job --seed 7
       harness run scenarios
       harness run scenarios/aws/notice_during_checkpoint_upload.yaml --seed 42
       harness run scenarios --journal out.json
@@ -130,6 +144,10 @@ def run(
     console = Console(stderr=False, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
+    if whole_library:
+        paths = (*paths, Path(library.PREFIX))
+    if not paths:
+        raise InputError("name scenario files or folders, or pass --library (see --help)")
     loaded, problems = load_paths(paths)
     refused = {id(item): check_work(item, limit) for item in loaded}
     problems += [p for p in refused.values() if p is not None]
@@ -139,7 +157,7 @@ def run(
     if not loaded:
         where = ", ".join(str(path) for path in paths)
         why = " (see the problems above)" if problems else f": no *.yaml or *.yml file in {where}"
-        raise HarnessError("no scenario to run" + why, EXIT_USAGE)
+        raise InputError("no scenario to run" + why)
     book = _open_journal(journal, paths, seed)
     if book is not None and book.replaced:
         click.echo(f"replacing the earlier journal {book.path}", err=True)
@@ -165,8 +183,9 @@ def run(
 
 
 def display_name(item: LoadedScenario) -> str:
-    """The file as given (without its suffix), plus the document number if it holds several."""
-    name = str(item.file.with_suffix(""))
+    """The file as given (without its suffix) or its library name, plus the document number if
+    it holds several."""
+    name = library.display_name(item.file) or str(item.file.with_suffix(""))
     return name if item.documents == 1 else f"{name}[{item.document + 1}]"
 
 
@@ -176,7 +195,7 @@ def _open_journal(path: Path | None, paths: tuple[Path, ...], seed: int | None) 
     try:
         return Journal(path, {"command": "run", "paths": [str(p) for p in paths], "seed": seed})
     except JournalError as error:
-        raise HarnessError(str(error), EXIT_USAGE) from None
+        raise InputError(str(error)) from None
 
 
 def _run_all(

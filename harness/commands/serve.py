@@ -15,7 +15,7 @@ from fake_imds.model import DEFAULT_REQUEST_LOG_LIMIT, Notice
 from fake_imds.server import DEFAULT_DIALECTS, DIALECTS, FakeImds, ImdsV2Mode, UnsafeBindError
 from fake_imds.signals import SignalOptions
 from harness.bounds import BOUNDS
-from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
+from harness.cli import EXIT_OK
 from harness.commands.options import (
     event_sink,
     events_option,
@@ -25,6 +25,7 @@ from harness.commands.options import (
     read_secret,
     serve_until_stopped,
 )
+from harness.errors import InputError
 
 #: ``eu-west-1b``, ``us-gov-west-1a``: the region and a zone letter.
 _AVAILABILITY_ZONE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+[a-z]")
@@ -46,10 +47,9 @@ def aws_options(
         changes["instance_type"] = instance_type
     if availability_zone:
         if not _AVAILABILITY_ZONE.fullmatch(availability_zone):
-            raise HarnessError(
+            raise InputError(
                 f"--availability-zone {availability_zone!r} is not a zone name such as "
                 "eu-west-1b (the region, eu-west-1, is taken from it)",
-                EXIT_USAGE,
             )
         changes["availability_zone"] = availability_zone
         changes["region"] = availability_zone.rstrip("abcdefghijklmnopqrstuvwxyz")
@@ -66,14 +66,13 @@ def _read_user_data(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise HarnessError(
+        raise InputError(
             f"--user-data {path} is not UTF-8 text; the fake serves user-data as text "
             "(decompress or base64-encode it first)",
-            EXIT_USAGE,
         ) from None
     except OSError as error:
         message = f"cannot read --user-data {path}: {error.strerror}"
-        raise HarnessError(message, EXIT_USAGE) from None
+        raise InputError(message) from None
 
 
 def _pre_stop_command(text: str | None) -> tuple[str, ...] | None:
@@ -81,13 +80,13 @@ def _pre_stop_command(text: str | None) -> tuple[str, ...] | None:
         return tuple(shlex.split(text or "")) or None
     except ValueError as error:
         message = f"--pre-stop {text!r}: {error} (quote it as in a shell)"
-        raise HarnessError(message, EXIT_USAGE) from None
+        raise InputError(message) from None
 
 
 def _pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise HarnessError(f"--tag takes KEY=VALUE, got {text!r}", EXIT_USAGE)
+        raise InputError(f"--tag takes KEY=VALUE, got {text!r}")
     return key, value
 
 
@@ -238,7 +237,7 @@ def serve(
             request_log_limit=request_log_limit,
         )
     except (UnsafeBindError, ValueError) as refused:
-        raise HarnessError(str(refused), EXIT_USAGE) from None
+        raise InputError(str(refused)) from None
     serve_until_stopped(
         lambda stop: _run(server, names, imdsv2, bool(control_token), stop), host, port
     )

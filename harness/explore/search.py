@@ -33,7 +33,7 @@ class ScheduleFailed(Exception):
     """Raised inside the property when a generated schedule breaks a check."""
 
     def __init__(self, data: Data, result: RunResult) -> None:
-        broken = ", ".join(c.spec.label for c in result.failed_checks) or result.status
+        broken = ", ".join(c.spec.label for c in result.broken_checks) or result.status
         super().__init__(f"checks broken: {broken}")
         self.data = data
         self.result = result
@@ -82,8 +82,8 @@ def explore(
         report.statuses[result.status] = report.statuses.get(result.status, 0) + 1
         if progress is not None:
             progress(report.examples, result)
-        if result.ok:
-            return
+        if result.ok or result.status == "unverified":
+            return  # a schedule that does not exercise a guarantee has found nothing
         broken = _broken(result)
         if not first_broken:
             first_broken.append(broken)
@@ -111,7 +111,7 @@ def explore(
 
 
 def _broken(result: RunResult) -> tuple[str, ...]:
-    return tuple(c.spec.name for c in result.failed_checks) or (result.status,)
+    return tuple(c.spec.name for c in result.broken_checks) or (result.status,)
 
 
 def to_scenario(data: Data) -> Any:
@@ -141,7 +141,7 @@ def write_reproduction(data: Data, result: RunResult, out: Path) -> Reproduction
     )
     text = (
         f"# Replay: {found.command}\n"
-        f"# Broken: {', '.join(c.spec.label for c in result.failed_checks) or result.status}\n"
+        f"# Broken: {', '.join(c.spec.label for c in result.broken_checks) or result.status}\n"
         + dump(described)
     )
     with found.path.open("x", encoding="utf-8") as handle:  # "x": never overwrite

@@ -14,10 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.errors import InputError
+
 FORMAT = "spot-harness-journal/1"
 
 
-class JournalError(ValueError):
+class JournalError(InputError):
     """The journal path cannot be used; the message says why."""
 
 

@@ -19,13 +19,14 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from harness.errors import InputError, did_you_mean
+from harness.scenario import library
 from harness.scenario.model import (
     CLOUDS,
     Cloud,
     Loc,
     Scenario,
     TimelineEntry,
-    did_you_mean,
     entry_problems,
     semantic_problems,
 )
@@ -62,7 +63,7 @@ class Problem:
         return f"{self.mark}: {self.message}"
 
 
-class ScenarioError(Exception):
+class ScenarioError(InputError):
     """A file (or several) that is not a valid scenario; holds every problem found."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
@@ -447,10 +448,11 @@ def load_file(path: str | Path) -> list[LoadedScenario]:
 
 
 def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named by ``paths``: files as given, directories searched for ``**/*.yaml``."""
+    """Files named by ``paths``: files as given, directories searched for ``**/*.yaml``;
+    ``library:NAME`` names a file or folder of the shipped library (:mod:`.library`)."""
     found: list[Path] = []
     for raw in paths:
-        path = Path(raw)
+        path = library.resolve(str(raw)) if library.is_library_name(str(raw)) else Path(raw)
         if path.is_dir():
             found.extend(
                 sorted(p for p in path.rglob("*") if p.suffix in SCENARIO_SUFFIXES and p.is_file())

@@ -14,7 +14,6 @@ known check name) live in :func:`semantic_problems`, which the loader runs with 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -24,11 +23,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from fake_imds.aws import AwsIdentityBody
 from fake_imds.vocabulary import (
@@ -40,12 +42,14 @@ from fake_imds.vocabulary import (
     NoticeAction,
 )
 from harness.bounds import check
-from harness.checks import CHECKS, DEFAULT_EXPECT
+from harness.checks import DEFAULT_EXPECT, CheckSpec
+from harness.errors import did_you_mean
 from harness.history import Kind
 from harness.target import PERSISTENCE_STEPS
 from harness.units import (
     BANDWIDTH_HELP,
     DURATION_HELP,
+    DURATION_SCHEMA,
     UnitError,
     parse_bandwidth,
     parse_duration,
@@ -87,14 +91,8 @@ def _bounded(number: float, given: Any, info: ValidationInfo | None) -> float:
     return number
 
 
-_DURATION_SCHEMA = {
-    "anyOf": [{"type": "string"}, {"type": "number", "minimum": 0}],
-    "description": DURATION_HELP,
-    "examples": ["250ms", "90s", "2m", "1h30m", "PT2M"],
-}
-
 #: Seconds; YAML accepts the duration grammar (``90s``, ``2m``, ``PT2M``, a bare number).
-Duration = Annotated[float, BeforeValidator(_duration), WithJsonSchema(_DURATION_SCHEMA)]
+Duration = Annotated[float, BeforeValidator(_duration), WithJsonSchema(DURATION_SCHEMA)]
 #: Seconds that may be negative (``-90s``): clock skew.
 SignedDuration = Annotated[
     float,
@@ -193,6 +191,13 @@ class TargetSpec(_Model):
             )
         return value
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The generated object form, plus the ``reference`` shorthand ``_from_shorthand`` reads."""
+        return {"anyOf": [{"const": "reference"}, handler(core_schema)]}
+
     @model_validator(mode="after")
     def _exactly_one(self) -> TargetSpec:
         chosen = [n for n in ("python", "command") if getattr(self, n) is not None]
@@ -209,26 +214,6 @@ class TargetSpec(_Model):
         if self.command:
             return "command:" + " ".join(self.command)
         return "reference"
-
-
-_TARGET_SCHEMA = {
-    "anyOf": [
-        {"const": "reference"},
-        {
-            "type": "object",
-            "properties": {"python": {"type": "string", "pattern": r"^[\w.]+:[\w.]+$"}},
-            "required": ["python"],
-            "additionalProperties": False,
-        },
-        {
-            "type": "object",
-            "properties": {"command": {"type": "array", "items": {"type": "string"}}},
-            "required": ["command"],
-            "additionalProperties": False,
-        },
-    ],
-    "description": 'reference, {python: "pkg.mod:factory"} or {command: ["python", "job.py"]}',
-}
 
 
 # -- environment --------------------------------------------------------------------------------
@@ -344,7 +329,8 @@ class Notice(_Model):
 
 
 class Kill(_Model):
-    """The instance vanishes with no notice (host failure)."""
+    """The instance vanishes with no notice: a host failure, so a kept local disk keeps only
+    what was fsynced."""
 
     local_disk: Literal["wiped", "kept"] = "wiped"
 
@@ -358,6 +344,12 @@ class Crash(_Model):
     )
     nth: int = Field(default=1, ge=1, description="counted from when the entry fires")
     local_disk: Literal["wiped", "kept"] = "kept"
+    lose: Literal["process", "host"] = Field(
+        default="process",
+        description="process: the process dies, the OS keeps its writes and renames; host: the "
+        "machine loses power, a kept disk keeps only what was fsynced (an unsynced rename may "
+        "or may not survive)",
+    )
 
     @field_validator("at")
     @classmethod
@@ -426,7 +418,9 @@ def _s3_error(value: Any) -> Any:
 class S3Fault(_Model):
     """An S3 failure on the steps in ``ops`` (default every ``s3.*`` step)."""
 
-    error: Annotated[str | None, BeforeValidator(_s3_error)] = Field(
+    error: Annotated[
+        str | None, BeforeValidator(_s3_error, json_schema_input_type=str | int | None)
+    ] = Field(
         default=None, description="SlowDown, InternalError, ServiceUnavailable, 500, 503, ..."
     )
     outage: bool = Field(default=False, description="the endpoint is unreachable")
@@ -525,95 +519,6 @@ class TimelineEntry(_Model):
         return value
 
 
-# -- expectations -------------------------------------------------------------------------------
-
-#: Check names and their parameters (name -> (param -> required)), from :data:`CHECKS`.
-CHECK_PARAMS: Mapping[str, Mapping[str, bool]] = {
-    name: {param: param not in info.defaults for param in info.params}
-    for name, info in CHECKS.items()
-}
-_DURATION_PARAMS = {
-    param for info in CHECKS.values() for param, kind in info.params.items() if kind == "duration"
-}
-
-
-class CheckSpec(_Model):
-    """One expectation: a check name, its parameters, and whether it is known to fail."""
-
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    fails: str | None = Field(
-        default=None, description="the target is known to break this check: why (xfail)"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_yaml(cls, value: Any) -> Any:
-        """``durable`` or ``{lost_work: {at_most: 30s, fails: "..."}}``."""
-        if isinstance(value, str):
-            return {"name": value}
-        if isinstance(value, dict) and len(value) == 1 and "name" not in value:
-            ((name, params),) = value.items()
-            params = dict(params or {}) if isinstance(params, dict) or params is None else params
-            if not isinstance(params, dict):
-                raise ValueError(f"parameters of `{name}` must be a mapping, got {params!r}")
-            fails = params.pop("fails", None)
-            if fails is True:
-                fails = "known-bad target"
-            return {"name": name, "params": params, "fails": fails}
-        return value
-
-    @model_validator(mode="after")
-    def _known(self) -> CheckSpec:
-        if self.name not in CHECK_PARAMS:
-            raise ValueError(
-                f"unknown check `{self.name}`, expected one of: {', '.join(CHECK_PARAMS)}"
-                f"{did_you_mean(self.name, list(CHECK_PARAMS))}"
-            )
-        allowed = CHECK_PARAMS[self.name]
-        for key in self.params:
-            if key not in allowed:
-                hint = did_you_mean(key, [*allowed, "fails"])
-                raise ValueError(f"unknown parameter `{key}` of check `{self.name}`{hint}")
-        missing = [k for k, required in allowed.items() if required and k not in self.params]
-        if missing:
-            raise ValueError(f"check `{self.name}` needs `{missing[0]}`")
-        for key in _DURATION_PARAMS & set(self.params):
-            self.params[key] = parse_duration(self.params[key])
-        return self
-
-    @property
-    def label(self) -> str:
-        if not self.params:
-            return self.name
-        inner = ", ".join(f"{k}={v:g}s" for k, v in self.params.items())
-        return f"{self.name}({inner})"
-
-
-_CHECK_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"enum": list(CHECK_PARAMS)},
-        {
-            "type": "object",
-            "minProperties": 1,
-            "maxProperties": 1,
-            "properties": {
-                name: {
-                    "type": ["object", "null"],
-                    "properties": {
-                        **{p: _DURATION_SCHEMA for p in params},
-                        "fails": {"type": ["string", "boolean"]},
-                    },
-                    "additionalProperties": False,
-                }
-                for name, params in CHECK_PARAMS.items()
-            },
-            "additionalProperties": False,
-        },
-    ]
-}
-
-
 # -- the scenario -------------------------------------------------------------------------------
 
 
@@ -622,13 +527,13 @@ class Scenario(_Model):
 
     description: str = Field(min_length=1)
     seed: int = Field(default=0, ge=0, description="seed of every random choice in the run")
-    target: Annotated[TargetSpec, WithJsonSchema(_TARGET_SCHEMA)] = TargetSpec(reference=True)
+    target: TargetSpec = TargetSpec(reference=True)
     job: dict[str, Any] = Field(
         default_factory=dict, description="job parameters of the target (items, state_size, ...)"
     )
     env: Env = Env()
     timeline: tuple[TimelineEntry, ...] = ()
-    expect: tuple[Annotated[CheckSpec, WithJsonSchema(_CHECK_SCHEMA)], ...] = Field(
+    expect: tuple[CheckSpec, ...] = Field(
         default=tuple(CheckSpec(name=n) for n in DEFAULT_EXPECT),
         description="checks that must pass (or, with `fails`, are known to fail)",
     )
@@ -653,6 +558,18 @@ class Scenario(_Model):
     def _timeline_within_bounds(cls, timeline: tuple[Any, ...]) -> tuple[Any, ...]:
         check("timeline", len(timeline))
         return timeline
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_expect(cls, data: Any) -> Any:
+        """Without ``expect:``, the default checks; ``saved_before_deadline`` only when the
+        timeline gives a notice (else it has nothing to judge and would be unverified)."""
+        if not isinstance(data, dict) or "expect" in data:
+            return data
+        timeline = data.get("timeline") or ()
+        noticed = any(isinstance(e, dict | TimelineEntry) and _has_notice(e) for e in timeline)
+        names = [n for n in DEFAULT_EXPECT if noticed or n != "saved_before_deadline"]
+        return {**data, "expect": tuple(CheckSpec(name=n) for n in names)}
 
     @field_validator("description")
     @classmethod
@@ -686,6 +603,12 @@ _JOB_NUMBERS: Mapping[str, Callable[[Any], float]] = {
     "state_size": parse_size,
     "output_size": parse_size,
 }
+
+
+def _has_notice(entry: dict[str, Any] | TimelineEntry) -> bool:
+    if isinstance(entry, TimelineEntry):
+        return entry.notice is not None
+    return entry.get("notice") is not None
 
 
 # -- semantic rules over the whole scenario -----------------------------------------------------
@@ -736,12 +659,6 @@ def _notice_problems(notice: Notice, default: Cloud, here: Loc) -> list[tuple[Lo
     if notice.rebalance_before is not None and cloud != "aws":
         problems.append(((*here, "rebalance_before"), "rebalance recommendations are aws-only"))
     return problems
-
-
-def did_you_mean(word: str, choices: Any) -> str:
-    """``"; did you mean `x`?"`` for the closest choice, or an empty string."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean `{match[0]}`?" if match else ""
 
 
 # -- how much a run would simulate ---------------------------------------------------------------

@@ -16,6 +16,7 @@ from fake_imds.gcp import soft_off_at as gcp_soft_off_at
 from fake_imds.vocabulary import SCHEDULED_CODE_FOR_ACTION, takes_action
 from harness.history import Event, Kind
 from harness.scenario.model import (
+    NOTICE_KINDS,
     ClockFault,
     Crash,
     DiskFault,
@@ -94,6 +95,13 @@ class Timeline:
         instance = self._target_instance(index)
         if instance is None:
             return
+        cloud = notice.resolved_cloud(instance.cloud)
+        if notice.kind is not None and notice.kind not in NOTICE_KINDS[cloud]:
+            # Validated against the scenario's cloud; the running replacement is on another.
+            where = f"{cloud}, where {instance.instance_id} runs"
+            reason = f"a `{notice.kind}` notice does not exist on {where}"
+            self.world.record("timeline.skipped", entry=index, reason=reason)
+            return
         if notice.rebalance_before:
             plane = instance.imds.plane
             issued = plane.add_notice("aws", "rebalance", "terminate", lead=0.0)
@@ -160,10 +168,11 @@ class Timeline:
     def _kill(self, index: int, kill: Kill) -> None:
         instance = self._target_instance(index)
         if instance is not None:
-            self.world.kill(instance, "hard_kill", kill.local_disk)
+            # A hard kill is a host failure: a kept disk keeps only what was fsynced.
+            self.world.kill(instance, "hard_kill", kill.local_disk, host_lost=True)
 
     def _crash(self, index: int, crash: Crash) -> None:
-        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index)
+        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index, crash.lose == "host")
         self.world.storage.crash_points.append(point)
 
     def _overlap(self, index: int, overlap: Overlap) -> None:

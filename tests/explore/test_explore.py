@@ -68,7 +68,7 @@ def test_the_written_reproduction_fails_the_same_way(found: tuple) -> None:  # t
     (loaded,) = load_file(report.failure.path)
     replay = run_scenario(loaded.scenario, seed=report.failure.seed)
     assert replay.status == "failed"
-    assert tuple(c.spec.name for c in replay.failed_checks) == report.failure.broken
+    assert tuple(c.spec.name for c in replay.broken_checks) == report.failure.broken
 
 
 def test_a_reproduction_never_overwrites_a_file(found: tuple) -> None:  # type: ignore[type-arg]

@@ -16,8 +16,9 @@ import pytest
 
 from fake_imds.aws import AwsOptions
 from fake_imds.server import FakeImds, UnsafeBindError
-from harness.cli import HarnessError, main
+from harness.cli import main
 from harness.clock import RealClock, run_virtual
+from harness.errors import HarnessError
 from harness.inject.agent import AgentClient, apply_agent
 from harness.inject.overlay import Upstream, faked, overlay_server, upstream_identity
 from harness.inject.plan import AgentPlan
