@@ -62,6 +62,7 @@ def test_google_auth_default_finds_the_fake_and_its_credentials_refresh(
         **os.environ,
         "GCE_METADATA_IP": host,
         "GCE_METADATA_HOST": host,
+        "GCE_METADATA_TIMEOUT": "30",  # ping's 3s default can pass on a busy machine
         "NO_PROXY": "127.0.0.1",
         "GOOGLE_APPLICATION_CREDENTIALS": "",
         "CLOUDSDK_CONFIG": "/nonexistent",
