@@ -3,24 +3,84 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from harness.bounds import (
+    BOUNDS,
+    DEFAULT_MAX_SIM_TIME,
+    MAX_SIM_OPERATIONS,
+    MAX_SIM_TIME_CEILING,
+    Bound,
+    format_days,
+)
 from harness.cli import EXIT_FAILED, EXIT_OK
-from harness.commands.options import progress_bar
+from harness.commands.options import Duration, progress_bar
 from harness.commands.report import check_report, write_run_report
 from harness.errors import InputError
 from harness.report.journal import Journal, JournalError
 from harness.report.render import render_failure, result_json
-from harness.report.summary import Row, summary_table, totals_line
+from harness.report.summary import Row, fitting_width, summary_table, totals_line
 from harness.scenario import library
-from harness.scenario.loader import LoadedScenario, load_paths
+from harness.scenario.loader import LoadedScenario, Problem, load_paths
+from harness.scenario.model import estimate_work
 from harness.sim.runner import RunResult, run_scenario
+from harness.units import format_duration
 
 #: Width of the summary when printed to a log or pipe: scenario paths stay on one line.
 LOG_WIDTH = 120
+#: Off a terminal (a CI log, a pipe), a plain progress line at most this often (seconds).
+PROGRESS_EVERY = 10.0
+
+
+class PlainProgress:
+    """Progress for a log: a plain line when at least :data:`PROGRESS_EVERY` seconds passed
+    since the last one (never a bar, which a log would fill with redraws)."""
+
+    def __init__(self, what: str, total: int, enabled: bool) -> None:
+        self.what = what
+        self.total = total
+        self.enabled = enabled
+        self.started = self.last = time.monotonic()
+
+    def advance(self, done: int, detail: str = "") -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        elapsed = format_duration(round(now - self.started))
+        tail = f"; {detail}" if detail else ""
+        click.echo(f"progress: {done}/{self.total} {self.what}, {elapsed} elapsed{tail}")
+
+
+def check_work(item: LoadedScenario, max_sim_time: float) -> Problem | None:
+    """Refuse, before it starts, a run that would simulate too long or too much."""
+    work = estimate_work(item.scenario)
+    if work.seconds > max_sim_time:
+        return Problem(
+            item.source.values[()],
+            f"this run would simulate about {format_days(round(work.seconds))}, more than "
+            f"--max-sim-time {format_days(max_sim_time)}; lower env.budget or the job's "
+            f"size, or raise --max-sim-time (at most {format_days(MAX_SIM_TIME_CEILING)})",
+        )
+    if work.operations > MAX_SIM_OPERATIONS:
+        return Problem(
+            item.source.values[()],
+            f"this run would simulate about {work.operations:,} units of work (items, output "
+            f"objects, checkpoints), more than the {MAX_SIM_OPERATIONS:,} a run may plan; "
+            "lower job.items, raise job.output_every or job.checkpoint_every",
+        )
+    return None
+
+
+def _max_sim_time(value: float) -> float:
+    try:
+        return Bound(1, MAX_SIM_TIME_CEILING).check("--max-sim-time", value)
+    except ValueError as error:
+        raise InputError(str(error)) from None
 
 
 @click.command("run")
@@ -31,7 +91,11 @@ LOG_WIDTH = 120
     is_flag=True,
     help="Run the whole standard scenario library shipped with the package (as `library:`).",
 )
-@click.option("--seed", type=click.IntRange(min=0), help="Override every scenario's seed.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, int(BOUNDS["seed"].high)),
+    help="Override every scenario's seed.",
+)
 @click.option(
     "--journal",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -45,6 +109,13 @@ LOG_WIDTH = 120
     "earlier report there is replaced; any other file is refused.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; failures and totals only.")
+@click.option(
+    "--max-sim-time",
+    type=Duration(seconds=True, positive=True),
+    default=format_days(DEFAULT_MAX_SIM_TIME),
+    show_default=True,
+    help="Refuse, before it starts, a scenario that would simulate longer than this (at most 31d).",
+)
 def run(
     paths: tuple[Path, ...],
     whole_library: bool,
@@ -52,6 +123,7 @@ def run(
     journal: Path | None,
     report: Path | None,
     quiet: bool,
+    max_sim_time: float,
 ) -> int:
     """Run scenario files (directories are searched for *.yaml) in virtual time.
 
@@ -70,7 +142,13 @@ def run(
       harness run scenarios/aws/notice_during_checkpoint_upload.yaml --seed 42
       harness run scenarios --journal out.json
       harness run scenarios --report report.html
+      harness run long_story.yaml --max-sim-time 20d
+
+    A run's simulated span and work are estimated before it starts; past --max-sim-time, or
+    past what a run may plan, the scenario is refused as a problem. Off a terminal (CI logs),
+    progress is a plain line every 10 seconds.
     """
+    limit = _max_sim_time(max_sim_time)
     console = Console(stderr=False, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
@@ -79,6 +157,9 @@ def run(
     if not paths:
         raise InputError("name scenario files or folders, or pass --library (see --help)")
     loaded, problems = load_paths(paths)
+    refused = {id(item): check_work(item, limit) for item in loaded}
+    problems += [p for p in refused.values() if p is not None]
+    loaded = [item for item in loaded if refused[id(item)] is None]
     for problem in problems:
         click.echo(f"{problem}", err=True)
     if not loaded:
@@ -100,8 +181,11 @@ def run(
         click.echo()
         click.echo(render_failure(row.result, row.file))
     if not quiet:
+        table = summary_table(rows, whole_words=not console.is_terminal)
+        if not console.is_terminal:  # a log keeps long lines whole: no word is cut
+            console.width = max(console.width, fitting_width(table))
         console.print()
-        console.print(summary_table(rows))
+        console.print(table)
     console.print(totals_line(rows), markup=False)
     if book is not None:
         console.print(f"journal: {book.path}", markup=False)
@@ -136,6 +220,7 @@ def _run_all(
     quiet: bool,
 ) -> list[Row]:
     rows: list[Row] = []
+    plain = PlainProgress("scenarios", len(loaded), not quiet and not console.is_terminal)
     with progress_bar(console, quiet) as progress:
         task = progress.add_task("scenarios", total=len(loaded))
         for item in loaded:
@@ -145,4 +230,6 @@ def _run_all(
             if book is not None:
                 book.add(result_json(result, item.file, display_name(item)))
             progress.advance(task)
+            failed = sum(1 for row in rows if not row.result.ok)
+            plain.advance(len(rows), f"{failed} failed" if failed else "")
     return rows
