@@ -26,10 +26,13 @@ EXIT_INTERRUPTED = 130
 #: name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
     "agent": "harness.commands.agent:agent",
+    "cost": "harness.commands.cost:cost",
     "demo": "harness.commands.demo:demo",
     "explore": "harness.commands.explore:explore",
     "inject": "harness.commands.inject:inject",
+    "margin": "harness.commands.margin:margin",
     "notice": "harness.commands.notice:notice",
+    "report": "harness.commands.report:report",
     "run": "harness.commands.run:run",
     "runtime": "harness.commands.runtime:runtime",
     "scenarios": "harness.commands.scenarios:scenarios",

@@ -50,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="run every scenario with this seed instead of its own",
     )
+    from harness.report.pytest_report import add_option
+
+    add_option(group)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
@@ -105,6 +108,9 @@ class ScenarioItem(pytest.Item):
 
         seed = self.config.getoption("scenario_seed")
         result = run_scenario(self.loaded.scenario, seed=seed)
+        from harness.report.pytest_report import attach
+
+        attach(self, result, _relative(self.loaded.file), self.nodeid)
         if result.status == "xfailed":
             reasons = "; ".join(
                 f"{c.spec.name}: {c.spec.fails}" for c in result.checks if c.expected_to_fail
@@ -136,6 +142,9 @@ def _relative(path: Path) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from harness.report.pytest_report import configure
+
+    configure(config)
     config.addinivalue_line(
         "markers", "known_bad(check): the scenario expects this check to fail (xfail)"
     )

@@ -54,8 +54,10 @@ def parse_duration(value: str | int | float) -> float:
         raise UnitError(f"expected {DURATION_HELP}, got {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
-    else:
+    elif isinstance(value, str):
         seconds = _parse_duration_text(value.strip())
+    else:
+        raise UnitError(f"expected {DURATION_HELP}, got {value!r}")
     if not math.isfinite(seconds) or seconds < 0:
         raise UnitError(f"expected a non-negative duration, got {value!r}")
     return seconds
@@ -97,6 +99,8 @@ def parse_size(value: str | int) -> int:
         if value < 0:
             raise UnitError(f"expected a non-negative size, got {value!r}")
         return value
+    if not isinstance(value, str):
+        raise UnitError(f"expected {SIZE_HELP}, got {value!r}")
     match = _SIZE.fullmatch(value.strip())
     if not match:
         raise UnitError(f"expected {SIZE_HELP}, got {value!r}")
@@ -110,6 +114,8 @@ def parse_bandwidth(value: str | int | float) -> float:
         raise UnitError(f"expected {BANDWIDTH_HELP}, got {value!r}")
     if isinstance(value, int | float):
         rate = float(value)
+    elif not isinstance(value, str):
+        raise UnitError(f"expected {BANDWIDTH_HELP}, got {value!r}")
     else:
         match = _BANDWIDTH.fullmatch(value.strip())
         if not match:

@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 
+from harness.bounds import BoundError, check
 from harness.cli import EXIT_OK
 from harness.commands.options import DEFAULT_PORT, Duration
 from harness.errors import EnvironmentProblem, HarnessError, InputError
-from harness.units import DURATION_HELP
+from harness.units import DURATION_HELP, parse_duration
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 CONTROL_PATH = "/_harness/v1"
@@ -98,6 +99,17 @@ def build_body(
             raise InputError(f"--param {key}=... repeats --{key}; give it once")
         body[key] = value
     return body
+
+
+def check_lead(kind: str | None, lead: str | None) -> None:
+    """Refuse a lead out of its range here, with the server's own message (harness.bounds)."""
+    if lead is None:
+        return
+    bound = "scheduled_lead" if kind == "scheduled-event" else "lead"
+    try:
+        check("lead", parse_duration(lead), lead, bound=bound)
+    except BoundError as error:
+        raise InputError(f"--lead: {error}") from None
 
 
 def describe(notice: dict[str, Any]) -> str:
@@ -186,6 +198,7 @@ def notice(
             else client.call("GET", "/notices")
         )
     else:
+        check_lead(kind, lead)
         body = build_body(cloud, kind, action, lead, at, parse_params(params))
         answer = client.call("POST", "/notices", body)
     if as_json:

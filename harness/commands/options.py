@@ -18,6 +18,9 @@ from harness.units import DURATION_HELP, UnitError, parse_duration
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from fake_imds.eventbridge import EventSink
 
     _ParamType = click.ParamType[Any]
@@ -166,3 +169,26 @@ def serve_until_stopped(
         raise EnvironmentProblem(
             f"cannot listen on {host}:{port}: {error.strerror or error}"
         ) from None
+
+
+def progress_bar(console: Console, quiet: bool) -> Progress:
+    """The progress bar long commands show (description, bar, n/total, elapsed); it vanishes
+    when done, and ``quiet`` turns it off."""
+    # rich is imported here: the commands sharing this module without a bar start faster
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
+    )

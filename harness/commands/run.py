@@ -5,26 +5,87 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.bounds import (
+    BOUNDS,
+    DEFAULT_MAX_SIM_TIME,
+    MAX_SIM_OPERATIONS,
+    MAX_SIM_TIME_CEILING,
+    Bound,
+    format_days,
+)
 from harness.cli import EXIT_FAILED, EXIT_OK
+from harness.commands.options import Duration, progress_bar
+from harness.commands.report import check_report, write_run_report
 from harness.errors import InputError
 from harness.report.journal import Journal, JournalError
 from harness.report.render import render_failure, replay_command, result_json
-from harness.report.summary import Row, summary_table, totals_line
+from harness.report.summary import Row, fitting_width, summary_table, totals_line
 from harness.scenario import library
-from harness.scenario.loader import LoadedScenario, load_paths
-from harness.scenario.model import TargetSpec
+from harness.scenario.loader import LoadedScenario, Problem, load_paths
+from harness.scenario.model import TargetSpec, estimate_work
 from harness.sim.runner import RunResult, run_scenario
+from harness.units import format_duration
 
 #: Checks that judge the reference runtime's storage layout: left out for any other target.
 REFERENCE_ONLY_CHECKS = frozenset({"reference_layout"})
 #: Width of the summary when printed to a log or pipe: scenario paths stay on one line.
 LOG_WIDTH = 120
+#: Off a terminal (a CI log, a pipe), a plain progress line at most this often (seconds).
+PROGRESS_EVERY = 10.0
+
+
+class PlainProgress:
+    """Progress for a log: a plain line when at least :data:`PROGRESS_EVERY` seconds passed
+    since the last one (never a bar, which a log would fill with redraws)."""
+
+    def __init__(self, what: str, total: int, enabled: bool) -> None:
+        self.what = what
+        self.total = total
+        self.enabled = enabled
+        self.started = self.last = time.monotonic()
+
+    def advance(self, done: int, detail: str = "") -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        elapsed = format_duration(round(now - self.started))
+        tail = f"; {detail}" if detail else ""
+        click.echo(f"progress: {done}/{self.total} {self.what}, {elapsed} elapsed{tail}")
+
+
+def check_work(item: LoadedScenario, max_sim_time: float) -> Problem | None:
+    """Refuse, before it starts, a run that would simulate too long or too much."""
+    work = estimate_work(item.scenario)
+    if work.seconds > max_sim_time:
+        return Problem(
+            item.source.values[()],
+            f"this run would simulate about {format_days(round(work.seconds))}, more than "
+            f"--max-sim-time {format_days(max_sim_time)}; lower env.budget or the job's "
+            f"size, or raise --max-sim-time (at most {format_days(MAX_SIM_TIME_CEILING)})",
+        )
+    if work.operations > MAX_SIM_OPERATIONS:
+        return Problem(
+            item.source.values[()],
+            f"this run would simulate about {work.operations:,} units of work (items, output "
+            f"objects, checkpoints), more than the {MAX_SIM_OPERATIONS:,} a run may plan; "
+            "lower job.items, raise job.output_every or job.checkpoint_every",
+        )
+    return None
+
+
+def _max_sim_time(value: float) -> float:
+    try:
+        return Bound(1, MAX_SIM_TIME_CEILING).check("--max-sim-time", value)
+    except ValueError as error:
+        raise InputError(str(error)) from None
 
 
 @click.command("run")
@@ -35,12 +96,22 @@ LOG_WIDTH = 120
     is_flag=True,
     help="Run the whole standard scenario library shipped with the package (as `library:`).",
 )
-@click.option("--seed", type=click.IntRange(min=0), help="Override every scenario's seed.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, int(BOUNDS["seed"].high)),
+    help="Override every scenario's seed.",
+)
 @click.option(
     "--journal",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write every run (history, verdict, replay line) to this JSON file as it goes. An "
     "earlier journal there is replaced (and the command says so); any other file is refused.",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write an HTML report (timelines, checks, evidence) to this file at the end. An "
+    "earlier report there is replaced; any other file is refused.",
 )
 @click.option(
     "--target",
@@ -51,13 +122,22 @@ LOG_WIDTH = 120
     "for targets other than the reference.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; failures and totals only.")
+@click.option(
+    "--max-sim-time",
+    type=Duration(seconds=True, positive=True),
+    default=format_days(DEFAULT_MAX_SIM_TIME),
+    show_default=True,
+    help="Refuse, before it starts, a scenario that would simulate longer than this (at most 31d).",
+)
 def run(
     paths: tuple[Path, ...],
     whole_library: bool,
     seed: int | None,
     journal: Path | None,
+    report: Path | None,
     target: str | None,
     quiet: bool,
+    max_sim_time: float,
 ) -> int:
     """Run scenario files (directories are searched for *.yaml) in virtual time.
 
@@ -75,8 +155,15 @@ def run(
       harness run scenarios
       harness run scenarios/aws/notice_during_checkpoint_upload.yaml --seed 42
       harness run scenarios --journal out.json
+      harness run scenarios --report report.html
+      harness run long_story.yaml --max-sim-time 20d
       harness run scenarios/aws scenarios/storage --target mypkg.handler:target
+
+    A run's simulated span and work are estimated before it starts; past --max-sim-time, or
+    past what a run may plan, the scenario is refused as a problem. Off a terminal (CI logs),
+    progress is a plain line every 10 seconds.
     """
+    limit = _max_sim_time(max_sim_time)
     console = Console(stderr=False, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
@@ -91,12 +178,17 @@ def run(
 
         chosen = TargetSpec.model_validate(parse_target(target))
         loaded = [_with_target(item, chosen) for item in loaded]
+    refused = {id(item): check_work(item, limit) for item in loaded}
+    problems += [p for p in refused.values() if p is not None]
+    loaded = [item for item in loaded if refused[id(item)] is None]
     for problem in problems:
         click.echo(f"{problem}", err=True)
     if not loaded:
         where = ", ".join(str(path) for path in paths)
         why = " (see the problems above)" if problems else f": no *.yaml or *.yml file in {where}"
         raise InputError("no scenario to run" + why)
+    if report is not None:
+        check_report(report)  # refused before any run, not after
     book = _open_journal(journal, paths, seed)
     if book is not None and book.replaced:
         click.echo(f"replacing the earlier journal {book.path}", err=True)
@@ -108,14 +200,21 @@ def run(
     failed = [row for row in rows if not row.result.ok]
     for row in failed:
         click.echo()
-        report = render_failure(row.result, row.file)
-        click.echo(report.replace(*_replay_lines(row.file, row.result.seed, target)))
+        text = render_failure(row.result, row.file)
+        click.echo(text.replace(*_replay_lines(row.file, row.result.seed, target)))
     if not quiet:
+        table = summary_table(rows, whole_words=not console.is_terminal)
+        if not console.is_terminal:  # a log keeps long lines whole: no word is cut
+            console.width = max(console.width, fitting_width(table))
         console.print()
-        console.print(summary_table(rows))
+        console.print(table)
     console.print(totals_line(rows), markup=False)
     if book is not None:
         console.print(f"journal: {book.path}", markup=False)
+    if report is not None:
+        records = [_record(row.result, row.file, row.name, target) for row in rows]
+        meta = {"command": "run", "paths": [str(p) for p in paths], "seed": seed}
+        console.print(write_run_report(report, records, [str(p) for p in problems], meta))
     return EXIT_FAILED if failed or problems else EXIT_OK
 
 
@@ -142,6 +241,13 @@ def _replay_lines(file: Path | None, seed: int, target: str | None) -> tuple[str
     return plain, plain + (f" --target {shlex.quote(target)}" if target is not None else "")
 
 
+def _record(result: RunResult, file: Path | None, name: str, target: str | None) -> dict[str, Any]:
+    """One run for the journal and the report, its replay naming ``--target`` if given."""
+    entry = result_json(result, file, name)
+    entry["replay"] = _replay_lines(file, result.seed, target)[1]
+    return entry
+
+
 def _open_journal(path: Path | None, paths: tuple[Path, ...], seed: int | None) -> Journal | None:
     if path is None:
         return None
@@ -160,23 +266,16 @@ def _run_all(
     target: str | None,
 ) -> list[Row]:
     rows: list[Row] = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-        transient=True,
-    ) as progress:
+    plain = PlainProgress("scenarios", len(loaded), not quiet and not console.is_terminal)
+    with progress_bar(console, quiet) as progress:
         task = progress.add_task("scenarios", total=len(loaded))
         for item in loaded:
             progress.update(task, description=item.name)
             result: RunResult = run_scenario(item.scenario, seed=seed)
             rows.append(Row(display_name(item), result, item.file))
             if book is not None:
-                entry = result_json(result, item.file, display_name(item))
-                entry["replay"] = _replay_lines(item.file, result.seed, target)[1]
-                book.add(entry)
+                book.add(_record(result, item.file, display_name(item), target))
             progress.advance(task)
+            failed = sum(1 for row in rows if not row.result.ok)
+            plain.advance(len(rows), f"{failed} failed" if failed else "")
     return rows

@@ -11,9 +11,10 @@ import click
 
 from fake_imds.aws import AwsOptions
 from fake_imds.azure import AzureOptions
-from fake_imds.model import Notice
+from fake_imds.model import DEFAULT_REQUEST_LOG_LIMIT, Notice
 from fake_imds.server import DEFAULT_DIALECTS, DIALECTS, FakeImds, ImdsV2Mode, UnsafeBindError
 from fake_imds.signals import SignalOptions
+from harness.bounds import BOUNDS
 from harness.cli import EXIT_OK
 from harness.commands.options import (
     event_sink,
@@ -92,10 +93,10 @@ def _pair(text: str) -> tuple[str, str]:
 def banner(server: FakeImds, dialects: list[str], imdsv2: str, token: bool) -> list[str]:
     url = server.url
     lines = [
-        f"fake metadata server: {url}/  (dialects: {', '.join(dialects)}; IMDSv2 {imdsv2})",
-        f"control API:          {server.control_url}/"
+        f"fake metadata server: {url}  (dialects: {', '.join(dialects)}; IMDSv2 {imdsv2})",
+        f"control API:          {server.control_url}"
         + ("  (bearer token required)" if token else ""),
-        f"point AWS clients at it: export AWS_EC2_METADATA_SERVICE_ENDPOINT={url}/",
+        f"point AWS clients at it: export AWS_EC2_METADATA_SERVICE_ENDPOINT={url}",
     ]
     if "gcp" in dialects:
         lines.append(f"point GCP clients at it: export GCE_METADATA_HOST={url.split('//', 1)[1]}")
@@ -169,6 +170,14 @@ def notice_line(server: FakeImds, notice: Notice) -> str:
     "against the grace period.",
 )
 @click.option("--azure-throttle", is_flag=True, help="Azure: answer 429 past 5 requests/s.")
+@click.option(
+    "--request-log-limit",
+    type=click.IntRange(1, int(BOUNDS["request_log_limit"].high)),
+    default=DEFAULT_REQUEST_LOG_LIMIT,
+    show_default=True,
+    help="Entries the served-request log keeps (GET /_harness/v1/requests); older ones are "
+    "dropped and counted.",
+)
 def serve(
     host: str,
     port: int,
@@ -187,12 +196,13 @@ def serve(
     signal_pids: tuple[int, ...],
     pre_stop: str | None,
     azure_throttle: bool,
+    request_log_limit: int,
 ) -> int:
     """Run the fake metadata server (AWS IMDS and the other clouds' paths on one port).
 
     \b
     Examples:
-      harness serve                                   # http://127.0.0.1:1338/
+      harness serve                                   # http://127.0.0.1:1338
       harness serve --imdsv2 required --port 0
       harness serve --events events.jsonl --tag Name=trainer
       HARNESS_CONTROL_TOKEN=$(cat token) harness serve --host 0.0.0.0
@@ -224,6 +234,7 @@ def serve(
                 "azure": AzureOptions(throttle=azure_throttle),
             },
             seed=seed,
+            request_log_limit=request_log_limit,
         )
     except (UnsafeBindError, ValueError) as refused:
         raise InputError(str(refused)) from None

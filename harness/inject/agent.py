@@ -152,18 +152,20 @@ async def _follow(
         current = await client.notice(outcome.notice.id)
         outcome.final_state = current.state
         elapsed = loop.time() - began
-        status.show(_status_text(current, max(0.0, total - elapsed)), elapsed)
+        text, countdown = _status_text(current, max(0.0, total - elapsed))
+        status.show(text, elapsed, countdown)
         if current.state in ("completed", "canceled"):
             break
         await asyncio.sleep(poll_every)
     status.end()
 
 
-def _status_text(notice: ScheduledNotice, remaining: float) -> str:
+def _status_text(notice: ScheduledNotice, remaining: float) -> tuple[str, str]:
+    """The status (a change of it is a new line off a terminal) and the countdown."""
     if notice.state == "completed":
-        return f"{notice.id} {notice.kind}: deadline reached ({notice.action})"
+        return f"{notice.id} {notice.kind}: deadline reached ({notice.action})", ""
     if notice.state == "canceled":
-        return f"{notice.id} {notice.kind}: canceled"
+        return f"{notice.id} {notice.kind}: canceled", ""
     left = format_duration(round(remaining)) if remaining else "0s"
     verb = "visible" if notice.state in ("issued", "started") else "scheduled"
-    return f"{notice.id} {notice.kind} ({notice.action}): {verb}, deadline in about {left}"
+    return f"{notice.id} {notice.kind} ({notice.action}): {verb}", f"deadline in about {left}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import soft_off_at as gcp_soft_off_at
+from fake_imds.vocabulary import SCHEDULED_CODE_FOR_ACTION, takes_action
 from harness.history import Event, Kind
 from harness.scenario.model import (
     NOTICE_KINDS,
@@ -286,10 +287,6 @@ class Timeline:
         self.world.record(Kind.FAULT_ENDED, fault=fault, entry=index)
 
 
-#: AWS scheduled-event codes standing for each action.
-_SCHEDULED_CODES = {"terminate": "instance-retirement", "stop": "instance-stop"}
-
-
 def _notice_body(notice: Notice, instance: Instance) -> dict[str, Any]:
     """The control-API body of a scenario notice (``lead`` left to the dialect if not given)."""
     cloud = notice.resolved_cloud(instance.cloud)
@@ -297,11 +294,10 @@ def _notice_body(notice: Notice, instance: Instance) -> dict[str, Any]:
     body: dict[str, Any] = {"cloud": cloud, "kind": kind}
     if notice.lead is not None:
         body["grace" if cloud == "kubernetes" else "lead"] = notice.lead
-    takes_action = (cloud == "aws" and kind == "spot-interruption") or cloud == "webhook"
-    if takes_action or (cloud == "gcp" and kind == "preemption"):
+    if takes_action(cloud, kind):
         body["action"] = notice.action
     if cloud == "aws" and kind == "scheduled-event":
-        body["action"] = _SCHEDULED_CODES.get(notice.action, "instance-stop")
+        body["action"] = SCHEDULED_CODE_FOR_ACTION.get(notice.action, "instance-stop")
     if cloud == "aws" and kind == "rebalance":
         body.pop("lead", None)
     if cloud == "webhook":

@@ -181,13 +181,15 @@ class World:
         local_dir = previous.local_dir if previous is not None else self.root / instance_id
         local_name = previous.local_name if previous is not None else f"local/{instance_id}"
         local_dir.mkdir(parents=True, exist_ok=True)
+        identity = {**self.env.aws.changes(), "instance_id": instance_id}
+        identity["asg_state"] = self._asg_state
         imds = FakeImds(
             "127.0.0.1",
             0,
             clock=self.cloud_clock,
             imdsv2=self.env.imdsv2,
             seed=self.scenario.seed,
-            options={"aws": AwsOptions(instance_id=instance_id, asg_state=self._asg_state)},
+            options={"aws": AwsOptions(**identity)},
         )
         await imds.start()
         clock = SkewedClock(self.cloud_clock, self.skew)
