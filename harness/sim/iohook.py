@@ -217,7 +217,7 @@ class SimIoHook:
 
     # -- the seam ------------------------------------------------------------------------------
     def _alive(self) -> None:
-        if not self.instance.alive:
+        if not self.instance.alive or self.instance.exited:
             raise InstanceCrash("the instance is gone")
 
     def _prepare(self, op: str, key: str | None, nbytes: int) -> tuple[float, _Failure | None]:

@@ -72,6 +72,11 @@ class Instance:
     superseded_disk: LocalDisk = "wiped"
     superseded_action: str | None = None
     page_cache: PageCache = field(init=False)
+    #: The process has ended (exit or kill): nothing of it may act any more, even while the
+    #: machine itself stays up until a notice's deadline.
+    exited: bool = False
+    #: Tasks the target started (its process's other coroutines); they end with the process.
+    tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.page_cache = PageCache(self.local_dir)
@@ -117,6 +122,7 @@ class World:
         self._grace_period = _first_grace(scenario)
         history.subscribe(self._watch)
         self.loop.set_exception_handler(self._unhandled)
+        self.loop.set_task_factory(_owned_task)
 
     # -- helpers ------------------------------------------------------------------------------
     def now(self) -> float:
@@ -270,7 +276,7 @@ class World:
         )
 
     def _emit(self, instance: Instance, kind: str, data: dict[str, Any]) -> None:
-        if not instance.alive:
+        if not instance.alive or instance.exited:
             return  # a dead process reports nothing
         self.history.record("target", str(kind), instance.instance_id, **_jsonable(data))
 
@@ -288,10 +294,19 @@ class World:
             error = caught
         if not instance.alive:
             return  # killed: the kill recorded it
+        self._end_process(instance)
         code, why = exit_status(error)
         self.record_local(instance)
         self.record(Kind.INSTANCE_EXITED, instance, code=code, clean=code == 0, error=why)
         self._exited(instance)
+
+    def _end_process(self, instance: Instance) -> None:
+        """The process is gone: every task it started ends with it, as at a real exit."""
+        instance.exited = True
+        current = _current_task()
+        for task in list(instance.tasks):
+            if task is not current and task is not instance.task:
+                task.cancel()
 
     def record_local(self, instance: Instance) -> None:
         """What the instance's local dir holds now (at a kill or an exit), read by the harness."""
@@ -383,6 +398,7 @@ class World:
         instance.alive = False
         if instance.task is not None and instance.task is not _current_task():
             instance.task.cancel()
+        self._end_process(instance)
         if host_lost and local_disk == "kept":
             lost = instance.page_cache.lose(self.random)
             if lost:
@@ -473,6 +489,7 @@ class World:
         still_open = self.live()  # the others were closed when they died (``_close_later``)
         for instance in still_open:
             instance.alive = False
+            self._end_process(instance)
         pending = set(running)
         for _ in range(STOP_ATTEMPTS):
             if not pending:
@@ -520,6 +537,20 @@ def exit_status(error: BaseException | None) -> tuple[int, str | None]:
     if isinstance(error, KeyboardInterrupt):
         return 130, "KeyboardInterrupt"
     return 1, f"{type(error).__name__}: {error}"
+
+
+def _owned_task(
+    loop: asyncio.AbstractEventLoop, coro: Any, *, context: Any = None, **kwargs: Any
+) -> asyncio.Task[Any]:
+    """The loop's task factory: a task started from an instance's code belongs to that
+    instance's process (see ``World._end_process``)."""
+    task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, context=context, **kwargs)
+    hook = (context.get(CURRENT_HOOK) if context is not None else None) or CURRENT_HOOK.get()
+    if hook is not None:
+        owner = hook.instance
+        owner.tasks.add(task)
+        task.add_done_callback(owner.tasks.discard)
+    return task
 
 
 def _current_task() -> asyncio.Task[Any] | None:

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.examples.handlers import KNOWN_BAD, PENDING
+from harness.examples.handlers import KNOWN_BAD
 from harness.scenario.loader import load_file
 from harness.scenario.model import CheckSpec, Scenario, TargetSpec
 from harness.sim.runner import RunResult, run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_BAD_DIR = ROOT / "scenarios" / "known_bad"
-PENDING_DIR = ROOT / "harness" / "examples" / "handlers"
 CAREFUL = "harness.examples.handlers.careful:target"
 
 #: handler -> (a phrase of the violation, event kinds it must cite)
@@ -30,19 +29,8 @@ EVIDENCE = {
 
 
 def scenario_of(name: str) -> Scenario:
-    folder = PENDING_DIR if name in PENDING else KNOWN_BAD_DIR
-    (loaded,) = load_file(folder / f"{name}.yaml")
+    (loaded,) = load_file(KNOWN_BAD_DIR / f"{name}.yaml")
     return loaded.scenario
-
-
-def pending(names: list[str]) -> list[object]:
-    """Names as parameters; a pending one is a strict xfail (it passes once the harness can)."""
-    return [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=PENDING[n]))
-        if n in PENDING
-        else n
-        for n in names
-    ]
 
 
 def failures(result: RunResult) -> dict[str, list[str]]:
@@ -54,14 +42,14 @@ def failures(result: RunResult) -> dict[str, list[str]]:
 
 
 def test_every_handler_has_a_scenario_and_evidence() -> None:
-    assert set(EVIDENCE) == set(KNOWN_BAD) and set(PENDING) <= set(KNOWN_BAD)
+    assert set(EVIDENCE) == set(KNOWN_BAD)
     for name in KNOWN_BAD:
         scenario = scenario_of(name)
         assert scenario.target.python == f"harness.examples.handlers.{name}:target"
         assert KNOWN_BAD[name] in {c.name for c in scenario.known_bad}
 
 
-@pytest.mark.parametrize("name", pending(sorted(KNOWN_BAD)))
+@pytest.mark.parametrize("name", sorted(KNOWN_BAD))
 def test_the_named_check_catches_the_handler_with_evidence(name: str) -> None:
     scenario = scenario_of(name)
     result = run_scenario(scenario)

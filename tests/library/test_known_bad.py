@@ -10,7 +10,6 @@ import pytest
 from harness.checks import CheckSpec
 from harness.examples.broken import BROKEN
 from harness.examples.handlers import KNOWN_BAD as HANDLERS
-from harness.examples.handlers import PENDING
 from harness.scenario.loader import load_file
 from harness.scenario.model import Scenario, TargetSpec
 from harness.sim.runner import run_scenario
@@ -53,8 +52,7 @@ def test_the_reference_runtime_passes_the_same_scenario(name: str) -> None:
 
 def test_every_known_bad_scenario_names_a_broken_target() -> None:
     names = {path.stem for path in KNOWN_BAD.glob("*.yaml")}
-    independent = set(HANDLERS) - set(PENDING)  # checked in test_independent_handlers
-    assert names == set(BROKEN) | independent
+    assert names == set(BROKEN) | set(HANDLERS)  # the handlers: test_independent_handlers
     for name in set(BROKEN):
         assert scenario_of(name).target.python == f"harness.examples.broken:{name}"
 

@@ -16,12 +16,3 @@ KNOWN_BAD = {
     "save_in_place": "resume_correct",
     "exit_without_await": "saved_before_deadline",
 }
-
-#: Known-bad handlers whose scenario waits beside the handler, outside the library, for the
-#: harness to model what it shows: name -> why.
-PENDING = {
-    "exit_without_await": (
-        "tasks a target started outlive its exit in simulation (a real process exit ends them), "
-        "so the upload it never awaited still lands"
-    ),
-}

@@ -3,10 +3,8 @@
 ``asyncio.create_task(upload())`` and then ``sys.exit(0)``, the usual "save and exit" written
 in a hurry: the task never gets to run, because the process is gone first. Nothing reaches S3
 between the notice and the deadline, and the work since the last periodic checkpoint is lost.
-Caught by ``saved_before_deadline``, once the simulation ends the tasks of an incarnation that
-exits as a real process exit does: today the task outlives the exit and the upload lands, so
-the scenario (``exit_without_await.yaml`` beside this module) stays out of the library and its
-test is a strict xfail (see ``PENDING``).
+Caught by ``saved_before_deadline``: the simulation ends every task an incarnation started
+when it exits, as a real process exit does, so the upload never runs.
 """
 
 from __future__ import annotations
