@@ -19,6 +19,13 @@ def _body(ctx: InstanceContext) -> bytes:
     return b"x" * int(ctx.job.get("body", 1000))
 
 
+async def _heartbeat(ctx: InstanceContext, beats: list[float]) -> None:
+    """Another coroutine of the same process: notes the clock every second."""
+    while True:
+        beats.append(ctx.clock.monotonic())
+        await ctx.clock.sleep(1)
+
+
 async def direct_put(ctx: InstanceContext) -> None:
     """A blocking ``put_object`` made straight on the event loop, after a tick of work."""
     await ctx.clock.sleep(int(ctx.job.get("work", 1)))
@@ -31,13 +38,7 @@ async def direct_put(ctx: InstanceContext) -> None:
 async def threaded_put(ctx: InstanceContext) -> None:
     """The same through ``asyncio.to_thread`` while a heartbeat coroutine keeps ticking."""
     beats: list[float] = []
-
-    async def heartbeat() -> None:
-        while True:
-            beats.append(ctx.clock.monotonic())
-            await ctx.clock.sleep(1)
-
-    beating = asyncio.create_task(heartbeat())
+    beating = asyncio.create_task(_heartbeat(ctx, beats))
     await ctx.clock.sleep(int(ctx.job.get("work", 1)))
     ctx.emit("job.item_done", position=1)
     await asyncio.to_thread(ctx.s3_client.put_object, Bucket=ctx.bucket, Key=KEY, Body=_body(ctx))
@@ -49,13 +50,7 @@ async def threaded_put(ctx: InstanceContext) -> None:
 async def hold_the_loop(ctx: InstanceContext) -> None:
     """A heartbeat and a blocking upload on the loop: the heartbeat stops while it blocks."""
     beats: list[float] = []
-
-    async def heartbeat() -> None:
-        while True:
-            beats.append(ctx.clock.monotonic())
-            await ctx.clock.sleep(1)
-
-    beating = asyncio.create_task(heartbeat())
+    beating = asyncio.create_task(_heartbeat(ctx, beats))
     await ctx.clock.sleep(2.5)
     ctx.s3_client.put_object(Bucket=ctx.bucket, Key=KEY, Body=_body(ctx))
     await ctx.clock.sleep(0)
