@@ -1,7 +1,8 @@
 """The pytest plugin (entry point ``pytest11``): collects scenario YAML files as tests.
 
 Every ``*.yaml`` / ``*.yml`` file under a directory named ``scenarios`` is a scenario file; each
-YAML document in it is one test, run in simulation. A file that is not a valid scenario is a
+YAML document in it is one test, run in simulation (or, for a ``command:`` target, as real
+processes in the process tier). A file that is not a valid scenario is a
 collection error listing every problem with file:line:col. A failing scenario is reported as a
 short timeline with the check that broke, the events that prove it and the ``harness run`` line
 that replays it. Scenarios whose ``expect`` marks checks as known to fail (``fails:``) are
@@ -36,6 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         help="run every scenario with this seed instead of its own",
+    )
+    group.addoption(
+        "--scenario-redis",
+        choices=("fake", "real"),
+        default="fake",
+        help="command targets: fakeredis' TCP server (default) or a real redis-server",
     )
 
 
@@ -78,10 +85,12 @@ class ScenarioItem(pytest.Item):
             self.add_marker(pytest.mark.known_bad(check.name))
 
     def runtest(self) -> None:
-        from harness.sim.runner import run_scenario
+        from harness.process.dispatch import run_loaded
+        from harness.process.runner import ProcessOptions
 
         seed = self.config.getoption("scenario_seed")
-        result = run_scenario(self.loaded.scenario, seed=seed)
+        options = ProcessOptions(redis=self.config.getoption("scenario_redis"))
+        result = run_loaded(self.loaded, seed, options)
         if result.status == "xfailed":
             reasons = "; ".join(
                 f"{c.spec.name}: {c.spec.fails}" for c in result.checks if c.expected_to_fail

@@ -32,7 +32,7 @@ from harness.process.servers import Watchdog
 #: How often the events file of a running process is read.
 EVENTS_POLL = 0.02
 #: Lines of output kept per incarnation for the history.
-OUTPUT_TAIL = 8
+OUTPUT_TAIL = 40
 #: Event kinds only the harness records; a target writing one is not believed.
 HARNESS_KINDS = frozenset(
     {

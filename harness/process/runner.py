@@ -78,6 +78,7 @@ IMDS_REQUEST = "imds.request"
 #: Environment variables never inherited by a target: real credentials and endpoints.
 _SCRUBBED = re.compile(r"^(AWS_|BOTO_|GCE_|GOOGLE_|AZURE_|REDIS_URL$|HARNESS_)")
 _PYTHONS = ("python", "python3")
+_LOCAL_HOSTS = "127.0.0.1,localhost,169.254.169.254,metadata.google.internal"
 
 
 class ProcessRunError(RuntimeError):
@@ -259,6 +260,9 @@ def target_environment(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Every endpoint is local: an HTTP(S)_PROXY of the host must not be asked for them.
+    bypass = ",".join(filter(None, [base.get("NO_PROXY") or base.get("no_proxy"), _LOCAL_HOSTS]))
+    env.update({"NO_PROXY": bypass, "no_proxy": bypass})
     env.update(scenario.target.env)
     return env
 
@@ -505,19 +509,28 @@ class ProcessWorld:
             assert ready.log is not None
             pattern = re.compile(ready.log)
             instance.watch_lines(lambda line: seen.set() if pattern.search(line) else None)
+        assert instance.process is not None
         waiter = asyncio.create_task(seen.wait())
-        ended = asyncio.create_task(self.done.wait())
+        exited = asyncio.create_task(instance.process.wait())
         finished, _ = await asyncio.wait(
-            {waiter, ended}, timeout=ready.timeout, return_when=asyncio.FIRST_COMPLETED
+            {waiter, exited}, timeout=ready.timeout, return_when=asyncio.FIRST_COMPLETED
         )
         waiter.cancel()
-        ended.cancel()
-        if not finished:
-            what = f"event {ready.event}" if ready.event else f"a line matching {ready.log!r}"
-            self.fail(
-                f"the target was not ready within {ready.timeout:g}s (waiting for {what}); "
-                f"its last output: {' | '.join(instance.tail) or '(none)'}"
-            )
+        exited.cancel()
+        if waiter in finished:
+            return
+        what = f"event {ready.event}" if ready.event else f"a line matching {ready.log!r}"
+        code = instance.process.returncode
+        why = (
+            f"exited ({_describe_exit(code)}) before it was ready"
+            if code is not None
+            else f"was not ready within {ready.timeout:g}s"
+        )
+        await asyncio.sleep(0.1)  # let the last lines of its output arrive
+        self.fail(
+            f"the target {why} (waiting for {what}); its last output: "
+            f"{' | '.join(instance.tail) or '(none)'}"
+        )
 
     async def _follow(self, instance: ProcessInstance) -> None:
         """Read the process's events while it runs; handle its own exit."""

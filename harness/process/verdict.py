@@ -110,43 +110,60 @@ def _saved_before_deadline(
         )
     violations = []
     judged = 0
-    unseen = []
     for notice, instance in _interruptions(view):
         end = notice.deadline_event or instance.killed or instance.ended
         if end is None or notice.deadline <= notice.issued.t or _completed(view, instance, end):
-            continue
-        writes = _s3_writes(view, instance, notice.issued.seq, end.seq)
-        if writes:
-            judged += 1
-            continue
-        if notice.action != "terminate":
-            unseen.append(notice.id)  # it may have saved to its local disk, which is kept
-            continue
+            continue  # no time to save (hibernation), or the job was done
         judged += 1
-        violations.append(
-            Violation.citing(
-                f"notice {notice.id} (terminate) to {instance.id} at "
-                f"t={format_duration(notice.issued.t)}: no S3 write succeeded between the notice "
-                f"and the deadline t={format_duration(notice.deadline)}, and the local disk is "
-                "wiped",
-                [notice.issued, end],
-            )
-        )
-    reason = ""
-    if not judged and not violations:
-        reason = (
-            f"the harness cannot see local writes, and notice(s) {', '.join(unseen)} kept the disk"
-            if unseen
-            else "no interruption notice reached a running process"
-        )
+        violation = _stopped_in_time(view, notice, instance)
+        if violation is not None:
+            violations.append(violation)
     return _fresh(
         "saved_before_deadline",
         violations,
         ("s3.ops", "lifecycle"),
-        f"{judged} interruption(s) judged by the S3 writes the proxy saw (without reports, any "
-        "object written counts as the save)",
-        reason,
+        f"{judged} interruption(s); without reports a process passes if it stopped on its own "
+        "before the deadline with every S3 write since the notice acknowledged",
+        "" if judged else "no interruption notice reached a running process",
     )
+
+
+def _stopped_in_time(view: HistoryView, notice: Notice, instance: Instance) -> Violation | None:
+    """A black box saved in time if it exited by itself before the deadline and no S3 write it
+    made after the notice failed; killed while still running, it lost what it had not saved."""
+    deadline_seq = notice.deadline_event.seq if notice.deadline_event else 1 << 62
+    exited = next(
+        (e for e in view.by(instance.id, Kind.INSTANCE_EXITED) if e.seq < deadline_seq), None
+    )
+    horizon = exited.seq if exited is not None else deadline_seq
+    attempts = [
+        op
+        for op in view.storage_ops(ok=None)
+        if op.instance == instance.id
+        and notice.issued.seq < op.seq < horizon
+        and str(op.data.get("op", "")).startswith("s3.")
+        and op.data.get("op") in S3_WRITE_OPS | _UPLOAD_STEPS
+    ]
+    failed = [op for op in attempts if not op.data.get("ok", True)]
+    when = f"t={format_duration(notice.issued.t)}"
+    if exited is not None and not failed:
+        return None
+    if exited is None:
+        return Violation.citing(
+            f"{instance.id} was still running at the deadline t={format_duration(notice.deadline)}"
+            f" of notice {notice.id} ({notice.action}, issued {when}): SIGKILL took whatever it "
+            f"had not saved ({len(attempts)} S3 write(s) since the notice)",
+            [notice.issued, *attempts[-1:], notice.deadline_event or instance.killed],
+        )
+    return Violation.citing(
+        f"{instance.id} exited after notice {notice.id} ({notice.action}, issued {when}) with "
+        f"{len(failed)} failed S3 write(s) since the notice (last: {failed[-1].data.get('op')} "
+        f"{failed[-1].data.get('key')}: {failed[-1].data.get('error')})",
+        [notice.issued, failed[-1], exited],
+    )
+
+
+_UPLOAD_STEPS = frozenset({"s3.upload_part", "s3.create_multipart"})
 
 
 def _interruptions(view: HistoryView) -> Iterable[tuple[Notice, Instance]]:
