@@ -66,6 +66,7 @@ class ProcessInstance:
     log_path: Path
     process: asyncio.subprocess.Process | None = None
     alive: bool = True
+    closed: bool = False
     doomed: bool = False  # a notice will end it
     frozen: bool = False
     webhook_url: str | None = None
@@ -122,8 +123,9 @@ class ProcessInstance:
                     watcher(text)
 
     def signal(self, signum: int) -> bool:
-        """Send ``signum`` to the whole group; False if it is gone."""
-        if self.process is None or self.process.returncode is not None:
+        """Send ``signum`` to the whole group; False if it is gone. The group may outlive its
+        leader (a child left behind), so it is signalled even after the leader exited."""
+        if self.process is None:
             return False
         try:
             os.killpg(self.process.pid, signum)

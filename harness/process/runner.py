@@ -388,15 +388,18 @@ class ProcessWorld:
             unsubscribe()
         self._unsubscribes.clear()
         for instance in self.instances:
-            if instance.process is not None and instance.process.returncode is None:
-                await instance.kill()
             await self._close(instance)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _close(self, instance: ProcessInstance) -> None:
+        """The instance's end: nothing of its process group survives it."""
         instance.alive = False
+        if instance.closed:
+            return
+        instance.closed = True
+        await instance.kill()
         if instance.pid is not None:
             self.watchdog.release(instance.pid)
         await instance.wait_output()
@@ -546,7 +549,6 @@ class ProcessWorld:
     def _exited(self, instance: ProcessInstance) -> None:
         code = instance.exit_code
         assert code is not None
-        self.watchdog.release(instance.pid or 0)
         self.record(
             Kind.INSTANCE_EXITED,
             instance,

@@ -29,12 +29,14 @@ NOTICE_PATHS = (
     "/computeMetadata/v1/instance/preempted",
     "/metadata/scheduledevents",
 )
-_REPORTED = {
-    "saved_before_deadline": (Kind.CHECKPOINT_DURABLE, Kind.ITEM_DONE),
-    "durable": (Kind.CHECKPOINT_DURABLE,),
-    "lost_work": (Kind.ITEM_DONE, Kind.RESUMED),
-    "detects_notice": (Kind.NOTICE_SEEN,),
-    "resume_correct": (Kind.RESUMED, Kind.ITEM_DONE),
+#: The reports each check's shared oracle needs: one event of every group, from the target.
+#: Without them the process tier judges from what the harness saw.
+_REPORTED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "saved_before_deadline": ((Kind.CHECKPOINT_DURABLE,),),
+    "durable": ((Kind.CHECKPOINT_DURABLE,),),
+    "lost_work": ((Kind.ITEM_DONE, Kind.RESUMED),),
+    "detects_notice": ((Kind.NOTICE_SEEN,),),
+    "resume_correct": ((Kind.CHECKPOINT_DURABLE,), (Kind.RESUMED, Kind.ITEM_DONE)),
 }
 
 
@@ -51,8 +53,10 @@ def judge(
 
 
 def _reported(view: HistoryView, name: str) -> bool:
-    kinds = _REPORTED.get(name, ())
-    return any(e.source == "target" for e in view.of_kind(*kinds))
+    groups = _REPORTED.get(name, ())
+    return bool(groups) and all(
+        any(e.source == "target" for e in view.of_kind(*kinds)) for kinds in groups
+    )
 
 
 def _as_black_box(
