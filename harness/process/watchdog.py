@@ -28,8 +28,25 @@ def _kill_all(groups: set[int]) -> None:
                 os.killpg(pgid, signum)
 
 
-def watch(stream: Iterable[str] | None = None) -> int:
-    """Read ``+PGID`` / ``-PGID`` lines until end of input, then kill what is left."""
+def apply(groups: set[int], line: str) -> None:
+    """Register (``+PGID``) or release (``-PGID``) a group; other lines are ignored."""
+    text = line.strip()
+    if len(text) < 2 or not text[1:].isdigit():
+        return
+    if text[0] == "+":
+        groups.add(int(text[1:]))
+    elif text[0] == "-":
+        groups.discard(int(text[1:]))
+
+
+def watch(lines: Iterable[str], groups: set[int]) -> None:
+    """Follow ``lines`` to their end, then kill the groups still registered."""
+    for line in lines:
+        apply(groups, line)
+    _kill_all(groups)
+
+
+def main() -> int:
     groups: set[int] = set()
 
     def on_term(_signum: int, _frame: object) -> None:
@@ -38,19 +55,9 @@ def watch(stream: Iterable[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, on_term)
-    source = sys.stdin if stream is None else stream
-    for line in source:
-        text = line.strip()
-        if len(text) < 2 or not text[1:].isdigit():
-            continue
-        pgid = int(text[1:])
-        if text[0] == "+":
-            groups.add(pgid)
-        elif text[0] == "-":
-            groups.discard(pgid)
-    _kill_all(groups)
+    watch(sys.stdin, groups)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(watch())
+    sys.exit(main())

@@ -9,7 +9,8 @@ item), and saves its position to S3 on SIGTERM or when the metadata service show
 - ``ignore_term``: ignore SIGTERM entirely (default false);
 - ``grandchild``: start a ``sleep`` in its process group and report its pid;
 - ``wrong_after_restart``: an incarnation after the first writes different output content;
-- ``report``: write job events to ``HARNESS_EVENTS`` (default true; false: a black box).
+- ``report``: write job events to ``HARNESS_EVENTS`` (default true; false: a black box);
+- ``pid_file``: write its pid, its grandchild's and its local dir there (one per line).
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def main() -> int:
     if JOB.get("grandchild"):
         child = subprocess.Popen(["sleep", "600"])
         emit("test.grandchild", pid=child.pid)
+        if JOB.get("pid_file"):
+            with open(JOB["pid_file"], "w") as f:
+                f.write(f"{os.getpid()}\n{child.pid}\n{os.environ['HARNESS_LOCAL_DIR']}\n")
     raw = s3("GET", "checkpoints/position")
     done = int(raw) if raw else 0
     incarnation = int(os.environ["HARNESS_INCARNATION"])
