@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.process.netns import why_not
 from harness.scenario.model import DEFAULT_LEAD, Scenario, TimelineEntry
 from harness.units import format_duration
 
@@ -52,6 +53,8 @@ def estimate(scenario: Scenario) -> Estimate:
 def process_problems(scenario: Scenario, max_real_time: float) -> list[str]:
     """Why this scenario cannot run as a process target (empty when it can)."""
     problems = []
+    if scenario.target.network == "namespace" and why_not():
+        problems.append(f"target.network: {why_not()}")
     for index, entry in enumerate(scenario.timeline):
         reason = _unsupported(entry)
         if reason:

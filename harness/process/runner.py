@@ -46,6 +46,7 @@ from harness.checks import Golden, StorageSnapshot, golden_from_run, take_snapsh
 from harness.history import Event, History, Kind
 from harness.process.faults import ActiveFault, FaultBook
 from harness.process.instance import EVENTS_POLL, ProcessInstance
+from harness.process.netns import METADATA_IP, NamespaceRefused, NetworkNamespace
 from harness.process.plan import DEFAULT_MAX_REAL_TIME, process_problems
 from harness.process.redisproxy import RedisProxy
 from harness.process.s3proxy import S3Proxy
@@ -183,23 +184,39 @@ async def _play(
         moto: MotoS3 | None = None
         redis: RedisBackend | None = None
         world: ProcessWorld | None = None
+        netns: NetworkNamespace | None = None
         try:
+            if scenario.target.network == "namespace":
+                netns = NetworkNamespace()
             moto = await asyncio.to_thread(MotoS3)
             bucket = f"spot-harness-{secrets.token_hex(6)}"  # moto's bucket names are global
             await asyncio.to_thread(moto.create_bucket, bucket)
             redis = RedisBackend(options.redis, root, watchdog)
             world = ProcessWorld(
-                scenario, base, root, clock, history, moto, bucket, redis, watchdog
+                scenario,
+                base,
+                root,
+                clock,
+                history,
+                moto,
+                bucket,
+                redis,
+                watchdog,
+                max_real_time=options.max_real_time,
+                netns=netns,
             )
             await world.run()
             snapshot = await _snapshot(world)
-        except ProcessRunError:
-            raise
+        except (ProcessRunError, NamespaceRefused) as error:
+            raise ProcessRunError(str(error)) from None
         except Exception as error:
             if world is not None:
                 await world.shutdown()
             raise ProcessRunError(f"{type(error).__name__}: {error}") from error
         finally:
+            if netns is not None:
+                await netns.stop_relays()
+                netns.close()
             if redis is not None:
                 redis.stop()
             if moto is not None:
@@ -229,11 +246,29 @@ async def _snapshot(world: ProcessWorld) -> StorageSnapshot:
         await admin.aclose()
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the target reaches its metadata server, S3 and Redis."""
+
+    imds: str
+    s3: str
+    redis: str
+
+    @classmethod
+    def of(cls, instance: ProcessInstance) -> Endpoints:
+        return cls(instance.imds.url, instance.s3.url, instance.redis.url)
+
+
 def target_environment(
-    instance: ProcessInstance, scenario: Scenario, bucket: str, base: dict[str, str]
+    instance: ProcessInstance,
+    scenario: Scenario,
+    bucket: str,
+    base: dict[str, str],
+    endpoints: Endpoints | None = None,
 ) -> dict[str, str]:
     """The documented environment contract of a command target (see docs/process.md)."""
-    host = instance.imds.url.removeprefix("http://")
+    where = endpoints or Endpoints.of(instance)
+    host = where.imds.removeprefix("http://")
     env = {k: v for k, v in base.items() if not _SCRUBBED.match(k)}
     env.update(DUMMY_CREDENTIALS)
     env.update(
@@ -242,14 +277,14 @@ def target_environment(
             "AWS_DEFAULT_REGION": REGION,
             "AWS_CONFIG_FILE": os.devnull,  # never a user's profile or real credentials
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_SERVICE_ENDPOINT": instance.imds.url + "/",
-            "AWS_ENDPOINT_URL": instance.s3.url,
-            "AWS_ENDPOINT_URL_S3": instance.s3.url,
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": where.imds + "/",
+            "AWS_ENDPOINT_URL": where.s3,
+            "AWS_ENDPOINT_URL_S3": where.s3,
             "GCE_METADATA_HOST": host,
             "GCE_METADATA_IP": host,
-            "HARNESS_IMDS_URL": instance.imds.url,
+            "HARNESS_IMDS_URL": where.imds,
             "HARNESS_CLOUD": instance.cloud,
-            "REDIS_URL": instance.redis.url,
+            "REDIS_URL": where.redis,
             "HARNESS_BUCKET": bucket,
             "HARNESS_S3_BUCKET": bucket,
             "HARNESS_LOCAL_DIR": str(instance.local_dir),
@@ -281,7 +316,9 @@ class ProcessWorld:
         bucket: str,
         redis: RedisBackend,
         watchdog: Watchdog,
+        *,
         max_real_time: float = DEFAULT_MAX_REAL_TIME,
+        netns: NetworkNamespace | None = None,
     ) -> None:
         self.scenario = scenario
         self.env = scenario.env
@@ -294,6 +331,7 @@ class ProcessWorld:
         self.bucket = bucket
         self.redis = redis
         self.watchdog = watchdog
+        self.netns = netns
         self.loop = asyncio.get_running_loop()
         self.random = random.Random(scenario.seed)
         self.faults = FaultBook(clock.monotonic)
@@ -370,6 +408,8 @@ class ProcessWorld:
             tier="process",
         )
         self._watch_timeline()
+        if self.netns is not None:  # 169.254.169.254:80 in the namespace: the current instance's
+            await self.netns.relay(METADATA_IP, 80, self._imds_address)
         self.later(self.budget, self.finish, "budget")
         try:
             first = await self.boot(None)
@@ -457,9 +497,13 @@ class ProcessWorld:
         self.instances.append(instance)
         self._record_imds_requests(instance)
         self._apply_imds_faults(instance)
-        env = target_environment(instance, self.scenario, self.bucket, dict(os.environ))
+        argv, endpoints = self._argv(), None
+        if self.netns is not None:
+            endpoints = await self._inside_namespace(instance)
+            argv = self.netns.command(argv)
+        env = target_environment(instance, self.scenario, self.bucket, dict(os.environ), endpoints)
         try:
-            await instance.spawn(self._argv(), self._cwd(), env, self.watchdog)
+            await instance.spawn(argv, self._cwd(), env, self.watchdog)
         except OSError as error:
             raise ProcessRunError(
                 f"cannot start {' '.join(self._argv())!r} in {self._cwd()}: {error.strerror}"
@@ -474,6 +518,26 @@ class ProcessWorld:
         )
         self.spawn(self._follow(instance))
         return instance
+
+    async def _inside_namespace(self, instance: ProcessInstance) -> Endpoints:
+        """Relays in the namespace to this instance's proxies; the metadata server is at its
+        real address there."""
+        assert self.netns is not None
+        s3 = _address(instance.s3.url)
+        redis = _address(instance.redis.url)
+        s3_port = await self.netns.relay("127.0.0.1", 0, lambda: s3)
+        redis_port = await self.netns.relay("127.0.0.1", 0, lambda: redis)
+        return Endpoints(
+            f"http://{METADATA_IP}",
+            f"http://127.0.0.1:{s3_port}",
+            f"redis://127.0.0.1:{redis_port}/0",
+        )
+
+    def _imds_address(self) -> tuple[str, int]:
+        current = self.current or (self.instances[-1] if self.instances else None)
+        if current is None:
+            return ("127.0.0.1", 9)  # nothing is up: the connection is refused
+        return _address(current.imds.url)
 
     def _argv(self) -> list[str]:
         command = self.target.command
@@ -880,6 +944,13 @@ class ProcessWorld:
 
     def _fault_ended(self, index: int, fault: str) -> None:
         self.record(Kind.FAULT_ENDED, fault=fault, entry=index)
+
+
+def _address(url: str) -> tuple[str, int]:
+    """``(host, port)`` of ``http://host:port`` or ``redis://host:port/0``."""
+    location = url.split("://", 1)[1].split("/", 1)[0]
+    host, _, port = location.rpartition(":")
+    return host, int(port)
 
 
 def _describe_exit(code: int) -> str:

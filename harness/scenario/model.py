@@ -162,6 +162,11 @@ class TargetSpec(_Model):
         description="aws / azure: a supervisor on the host sends stop_signal when a notice "
         "appears (kubernetes and gcp send it anyway)",
     )
+    network: Literal["host", "namespace"] = Field(
+        default="host",
+        description="namespace (root, Linux): run in a network namespace where "
+        "169.254.169.254:80 and metadata.google.internal reach the fake metadata server",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -189,6 +194,8 @@ class TargetSpec(_Model):
         process_only = [
             n for n in ("cwd", "ready", "supervisor") if getattr(self, n) not in (None, False)
         ]
+        if self.network != "host":
+            process_only.append("network")
         if self.env or self.stop_signal != "SIGTERM":
             process_only.append("env" if self.env else "stop_signal")
         if process_only:
@@ -243,6 +250,7 @@ _TARGET_SCHEMA = {
                 },
                 "stop_signal": {"enum": list(STOP_SIGNALS)},
                 "supervisor": {"type": "boolean"},
+                "network": {"enum": ["host", "namespace"]},
                 "python": {"type": "string", "description": "interpreter for a leading `python`"},
             },
             "required": ["command"],
@@ -250,7 +258,7 @@ _TARGET_SCHEMA = {
         },
     ],
     "description": 'reference, {python: "pkg.mod:factory"} or {command: ["python", "job.py"], '
-    "cwd, env, ready, stop_signal, supervisor, python}",
+    "cwd, env, ready, stop_signal, supervisor, network, python}",
 }
 
 
