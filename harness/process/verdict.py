@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import NamedTuple
 
 from harness.checks import CheckResult, Golden, StorageSnapshot, Violation, evaluate
 from harness.checks.golden import digest_matches
@@ -59,6 +60,16 @@ def _reported(view: HistoryView, name: str) -> bool:
     )
 
 
+class Seen(NamedTuple):
+    """What the harness has to judge a process by, and whether it reported what the shared
+    oracle of the check being judged needs."""
+
+    view: HistoryView
+    snapshot: StorageSnapshot
+    golden: Golden
+    reported: bool
+
+
 def _as_black_box(
     spec: CheckSpec,
     shared: CheckResult,
@@ -66,11 +77,10 @@ def _as_black_box(
     snapshot: StorageSnapshot,
     golden: Golden,
 ) -> CheckResult:
-    reported = _reported(view, spec.name)
     rule = _RULES.get(spec.name)
     if rule is None:
         return shared
-    return rule(shared, view, snapshot, golden, reported)
+    return rule(shared, Seen(view, snapshot, golden, _reported(view, spec.name)))
 
 
 def _with(result: CheckResult, evidence: Iterable[str], unverified: str = "") -> CheckResult:
@@ -98,14 +108,8 @@ def _fresh(
 # -- saved_before_deadline ----------------------------------------------------------------------
 
 
-def _saved_before_deadline(
-    shared: CheckResult,
-    view: HistoryView,
-    snapshot: StorageSnapshot,
-    golden: Golden,
-    reported: bool,
-) -> CheckResult:
-    if reported:
+def _saved_before_deadline(shared: CheckResult, seen: Seen) -> CheckResult:
+    if seen.reported:
         nothing = shared.summary.startswith("0 ")
         return _with(
             shared,
@@ -114,12 +118,16 @@ def _saved_before_deadline(
         )
     violations = []
     judged = 0
-    for notice, instance in _interruptions(view):
+    for notice, instance in _interruptions(seen.view):
         end = notice.deadline_event or instance.killed or instance.ended
-        if end is None or notice.deadline <= notice.issued.t or _completed(view, instance, end):
+        if (
+            end is None
+            or notice.deadline <= notice.issued.t
+            or _completed(seen.view, instance, end)
+        ):
             continue  # no time to save (hibernation), or the job was done
         judged += 1
-        violation = _stopped_in_time(view, notice, instance)
+        violation = _stopped_in_time(seen.view, notice, instance)
         if violation is not None:
             violations.append(violation)
     return _fresh(
@@ -196,29 +204,17 @@ def _s3_writes(view: HistoryView, instance: Instance, after: int, before: int) -
 # -- outputs ------------------------------------------------------------------------------------
 
 
-def _exactly_once(
-    shared: CheckResult,
-    view: HistoryView,
-    snapshot: StorageSnapshot,
-    golden: Golden,
-    reported: bool,
-) -> CheckResult:
+def _exactly_once(shared: CheckResult, seen: Seen) -> CheckResult:
     return _with(
         shared,
         ("storage.snapshot", "golden", "s3.ops"),
-        "" if golden.outputs else "the uninterrupted run wrote nothing under outputs/",
+        "" if seen.golden.outputs else "the uninterrupted run wrote nothing under outputs/",
     )
 
 
-def _resume_correct(
-    shared: CheckResult,
-    view: HistoryView,
-    snapshot: StorageSnapshot,
-    golden: Golden,
-    reported: bool,
-) -> CheckResult:
-    outputs = _outputs_match(view, snapshot, golden)
-    if reported:
+def _resume_correct(shared: CheckResult, seen: Seen) -> CheckResult:
+    outputs = _outputs_match(seen.view, seen.snapshot, seen.golden)
+    if seen.reported:
         merged = replace(shared, violations=shared.violations + tuple(outputs))
         if outputs:
             merged = replace(merged, status="failed")
@@ -227,10 +223,10 @@ def _resume_correct(
         "resume_correct",
         outputs,
         ("storage.snapshot", "golden"),
-        f"{len(golden.outputs)} output(s) compared with the uninterrupted run (the target "
+        f"{len(seen.golden.outputs)} output(s) compared with the uninterrupted run (the target "
         "reports no resume position)",
         ""
-        if golden.outputs
+        if seen.golden.outputs
         else "the target reports no position and the uninterrupted run "
         "wrote nothing under outputs/ to compare",
     )
@@ -264,16 +260,10 @@ def _outputs_match(view: HistoryView, snapshot: StorageSnapshot, golden: Golden)
 # -- durable, lost_work, uploads, fencing, completion -------------------------------------------
 
 
-def _durable(
-    shared: CheckResult,
-    view: HistoryView,
-    snapshot: StorageSnapshot,
-    golden: Golden,
-    reported: bool,
-) -> CheckResult:
-    if reported:
+def _durable(shared: CheckResult, seen: Seen) -> CheckResult:
+    if seen.reported:
         return _with(
-            _without_pruned_local(shared, view, snapshot),
+            _without_pruned_local(shared, seen.view, seen.snapshot),
             ("target.events", "storage.snapshot", "s3.ops"),
         )
     return _with(
@@ -319,15 +309,9 @@ def _missing_local(event: Event, view: HistoryView, snapshot: StorageSnapshot) -
     return not any(key.endswith(path) or path.endswith(key) for path in files)
 
 
-def _lost_work(
-    shared: CheckResult,
-    view: HistoryView,
-    snapshot: StorageSnapshot,
-    golden: Golden,
-    reported: bool,
-) -> CheckResult:
-    if reported:
-        restarts = len(view.instances) > 1
+def _lost_work(shared: CheckResult, seen: Seen) -> CheckResult:
+    if seen.reported:
+        restarts = len(seen.view.instances) > 1
         return _with(
             shared,
             ("target.events", "lifecycle"),
@@ -341,23 +325,17 @@ def _lost_work(
     )
 
 
-def _detects_notice(
-    shared: CheckResult,
-    view: HistoryView,
-    snapshot: StorageSnapshot,
-    golden: Golden,
-    reported: bool,
-) -> CheckResult:
+def _detects_notice(shared: CheckResult, seen: Seen) -> CheckResult:
     within = float(shared.params.get("within", 0.0))
-    if reported:
+    if seen.reported:
         return _with(shared, ("target.events", "lifecycle"))
     violations = []
     judged = 0
-    for notice, instance in _interruptions(view):
+    for notice, instance in _interruptions(seen.view):
         judged += 1
         asked = [
             e
-            for e in view.by(instance.id, "imds.request")
+            for e in seen.view.by(instance.id, "imds.request")
             if e.seq > notice.issued.seq
             and e.data.get("status") == 200
             and str(e.data.get("path", "")).rstrip("/") in NOTICE_PATHS
@@ -386,31 +364,19 @@ def _detects_notice(
     )
 
 
-def _no_leaked_uploads(
-    shared: CheckResult,
-    view: HistoryView,
-    snapshot: StorageSnapshot,
-    golden: Golden,
-    reported: bool,
-) -> CheckResult:
-    started = any(e.data.get("op") == "s3.create_multipart" for e in view.storage_ops())
+def _no_leaked_uploads(shared: CheckResult, seen: Seen) -> CheckResult:
+    started = any(e.data.get("op") == "s3.create_multipart" for e in seen.view.storage_ops())
     return _with(
         shared,
         ("s3.ops", "storage.snapshot"),
-        "" if started or snapshot.uploads else "no multipart upload was started",
+        "" if started or seen.snapshot.uploads else "no multipart upload was started",
     )
 
 
-def _fenced(
-    shared: CheckResult,
-    view: HistoryView,
-    snapshot: StorageSnapshot,
-    golden: Golden,
-    reported: bool,
-) -> CheckResult:
+def _fenced(shared: CheckResult, seen: Seen) -> CheckResult:
     overlapped = any(
         later.start < (earlier.end if earlier.ended else float("inf"))
-        for earlier, later in zip(view.instances, view.instances[1:], strict=False)
+        for earlier, later in zip(seen.view.instances, seen.view.instances[1:], strict=False)
     )
     return _with(
         shared,
@@ -419,17 +385,11 @@ def _fenced(
     )
 
 
-def _completes(
-    shared: CheckResult,
-    view: HistoryView,
-    snapshot: StorageSnapshot,
-    golden: Golden,
-    reported: bool,
-) -> CheckResult:
+def _completes(shared: CheckResult, seen: Seen) -> CheckResult:
     return _with(shared, ("lifecycle", "storage.snapshot", "golden"))
 
 
-Rule = Callable[[CheckResult, HistoryView, StorageSnapshot, Golden, bool], CheckResult]
+Rule = Callable[[CheckResult, Seen], CheckResult]
 _RULES: dict[str, Rule] = {
     "saved_before_deadline": _saved_before_deadline,
     "exactly_once": _exactly_once,
