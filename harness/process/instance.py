@@ -129,7 +129,7 @@ class ProcessInstance:
             return False
         try:
             os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             return False
         return True
 

@@ -836,8 +836,7 @@ class ProcessWorld:
             return
         instance.doomed = True
         if hibernate:
-            instance.frozen = instance.signal(signal.SIGSTOP)
-            self.record("signal.sent", instance, signal="SIGSTOP")
+            instance.frozen = self._send(instance, "SIGSTOP")
         elif issued.cloud == "kubernetes" or (
             self.target.supervisor and issued.cloud in ("aws", "azure", "webhook")
         ):
@@ -848,9 +847,14 @@ class ProcessWorld:
         self.later(gone_at - self.now(), self._deadline, instance, issued.id, notice, disk)
 
     def _stop_signal(self, instance: ProcessInstance) -> None:
-        name = self.target.stop_signal
-        if instance.alive and instance.signal(getattr(signal, name)):
-            self.record("signal.sent", instance, signal=name)
+        self._send(instance, self.target.stop_signal)
+
+    def _send(self, instance: ProcessInstance, name: str) -> bool:
+        """Record, then send: what the process does about a signal comes after it."""
+        if not instance.alive or not instance.signal(0):
+            return False
+        self.record("signal.sent", instance, signal=name)
+        return instance.signal(getattr(signal, name))
 
     def _deadline(
         self, instance: ProcessInstance, notice_id: str, notice: Notice, disk: LocalDisk
