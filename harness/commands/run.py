@@ -51,6 +51,14 @@ LOG_WIDTH = 120
     help="Command targets run in real time: refuse a scenario estimated to take longer, and "
     "stop any run at this limit.",
 )
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=1.0),
+    default=1.0,
+    show_default=True,
+    help="Command targets: run the process's clock N times faster (libfaketime; see "
+    "docs/process.md for where that works). Leads, delays and budgets count faked seconds.",
+)
 def run(
     paths: tuple[Path, ...],
     seed: int | None,
@@ -58,6 +66,7 @@ def run(
     quiet: bool,
     redis_kind: RedisKind,
     max_real_time: float,
+    time_scale: float,
 ) -> int:
     """Run scenario files (directories are searched for *.yaml).
 
@@ -85,7 +94,7 @@ def run(
         where = ", ".join(str(path) for path in paths)
         why = " (see the problems above)" if problems else f": no *.yaml or *.yml file in {where}"
         raise HarnessError("no scenario to run" + why, EXIT_USAGE)
-    options = ProcessOptions(redis=redis_kind, max_real_time=max_real_time)
+    options = ProcessOptions(redis=redis_kind, max_real_time=max_real_time, time_scale=time_scale)
     _refuse_too_long(loaded, options)
     book = _open_journal(journal, paths, seed)
     if book is not None and book.replaced:
@@ -120,7 +129,7 @@ def _refuse_too_long(loaded: list[LoadedScenario], options: ProcessOptions) -> N
         f"{display_name(item)}: {problem}"
         for item in loaded
         if is_process(item)
-        for problem in process_problems(item.scenario, options.max_real_time)
+        for problem in process_problems(item.scenario, options.max_real_time, options.time_scale)
     ]
     if refused:
         raise HarnessError("cannot run as processes:\n  " + "\n  ".join(refused), EXIT_USAGE)

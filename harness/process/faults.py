@@ -39,8 +39,12 @@ class ActiveFault:
 class FaultBook:
     """Every fault of one run, in the order they were injected."""
 
-    def __init__(self, now: Callable[[], float]) -> None:
+    def __init__(
+        self, now: Callable[[], float], real: Callable[[float], float] = lambda s: s
+    ) -> None:
         self.now = now
+        #: Real seconds of a delay in run seconds (a scaled clock waits less).
+        self.real = real
         self.faults: list[ActiveFault] = []
 
     def add(self, fault: ActiveFault) -> None:

@@ -73,6 +73,8 @@ class ProcessInstance:
     #: ``time.monotonic()`` at the start of the run: targets' CLOCK_MONOTONIC times are moved
     #: onto the run's clock by it.
     clock_origin: float = 0.0
+    #: Now on the target's CLOCK_MONOTONIC, as the harness reckons it.
+    clock_now: Callable[[], float] = field(default=time.monotonic)
     #: Forgets which metadata answers were recorded (so the next ones are, after a notice).
     forget_imds_answers: Callable[[], None] = field(default=lambda: None)
     exit_code: int | None = None
@@ -169,7 +171,7 @@ class ProcessInstance:
     def _on_run_clock(self, data: dict[str, Any], t: Any) -> dict[str, Any]:
         """Move a ``deadline`` from the target's CLOCK_MONOTONIC onto the run's clock, when
         the event's own ``t`` shows that it uses that clock (the reference runtime does)."""
-        now = time.monotonic()
+        now = self.clock_now()
         on_this_clock = isinstance(t, int | float) and self.clock_origin - 1 <= t <= now + 1
         deadline = data.get("deadline")
         if on_this_clock and isinstance(deadline, int | float) and not isinstance(deadline, bool):

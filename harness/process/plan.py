@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.process import timescale
 from harness.process.netns import why_not
 from harness.scenario.model import DEFAULT_LEAD, Scenario, TimelineEntry
 from harness.units import format_duration
@@ -50,9 +51,13 @@ def estimate(scenario: Scenario) -> Estimate:
     return Estimate(min(total, env.budget), tuple(parts))
 
 
-def process_problems(scenario: Scenario, max_real_time: float) -> list[str]:
+def process_problems(
+    scenario: Scenario, max_real_time: float, time_scale: float = 1.0
+) -> list[str]:
     """Why this scenario cannot run as a process target (empty when it can)."""
     problems = []
+    if timescale.why_not(time_scale):
+        problems.append(timescale.why_not(time_scale))
     if scenario.target.network == "namespace" and why_not():
         problems.append(f"target.network: {why_not()}")
     for index, entry in enumerate(scenario.timeline):
@@ -60,12 +65,15 @@ def process_problems(scenario: Scenario, max_real_time: float) -> list[str]:
         if reason:
             problems.append(f"timeline[{index}] ({entry.action_name}): {reason}")
     cost = estimate(scenario)
-    if cost.seconds > max_real_time:
+    if cost.seconds / time_scale > max_real_time:
+        scaled = f" at --time-scale {time_scale:g}" if time_scale != 1 else ""
         problems.append(
-            f"this scenario needs about {format_duration(cost.seconds)} of real time "
+            f"this scenario needs about {format_duration(cost.seconds / time_scale)} of real "
+            f"time{scaled} "
             f"({'; '.join(cost.parts)}), more than the limit of {format_duration(max_real_time)}:"
             " use shorter leads (`lead: 5s`), a short `env.replacement.delay` (`1s`), fewer "
-            "notices, a smaller job, or raise the limit with --max-real-time"
+            "notices, a smaller job, --time-scale N (libfaketime), or raise the limit with "
+            "--max-real-time"
         )
     return problems
 

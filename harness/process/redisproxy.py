@@ -229,7 +229,7 @@ class RedisProxy:
                     return
                 slow = self.faults.take(op, "redis.latency")
                 if slow is not None:
-                    await asyncio.sleep(slow.value)
+                    await asyncio.sleep(self.faults.real(slow.value))
                 key = _text(command[1]) if len(command) > 1 and name not in _KEYLESS else None
                 if name in ("EVAL", "EVALSHA", "EVAL_RO", "FCALL") and len(command) > 3:
                     key = _text(command[3])

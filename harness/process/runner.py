@@ -33,7 +33,6 @@ import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +57,7 @@ from harness.process.servers import (
     RedisKind,
     Watchdog,
 )
+from harness.process.timescale import RunClock
 from harness.process.verdict import judge
 from harness.scenario.model import (
     Crash,
@@ -92,22 +92,8 @@ class ProcessOptions:
 
     redis: RedisKind = "fake"
     max_real_time: float = DEFAULT_MAX_REAL_TIME
-
-
-class RunClock:
-    """Real time, in seconds from the start of the run (the history's and the fakes' clock)."""
-
-    def __init__(self) -> None:
-        self.origin = time.monotonic()
-
-    def monotonic(self) -> float:
-        return time.monotonic() - self.origin
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    #: The process's clock runs this many times faster (libfaketime); see ``timescale``.
+    time_scale: float = 1.0
 
 
 def run_process_scenario(
@@ -123,7 +109,7 @@ def run_process_scenario(
     options = options or ProcessOptions()
     base = (base_dir or Path.cwd()).resolve()
     started = time.perf_counter()
-    problems = process_problems(scenario, options.max_real_time)
+    problems = process_problems(scenario, options.max_real_time, options.time_scale)
     if problems:
         return _error(scenario, started, ProcessRunError("; ".join(problems)))
     try:
@@ -186,7 +172,7 @@ async def _play(
     scenario: Scenario, base: Path, options: ProcessOptions, golden: Golden
 ) -> RunResult:
     started_wall = time.perf_counter()
-    clock = RunClock()
+    clock = RunClock(options.time_scale)
     history = History(clock.monotonic)
     with tempfile.TemporaryDirectory(prefix="spot-harness-proc-") as scratch:
         root = Path(scratch)
@@ -275,6 +261,7 @@ def target_environment(
     bucket: str,
     base: dict[str, str],
     endpoints: Endpoints | None = None,
+    clock: RunClock | None = None,
 ) -> dict[str, str]:
     """The documented environment contract of a command target (see docs/process.md)."""
     where = endpoints or Endpoints.of(instance)
@@ -308,6 +295,7 @@ def target_environment(
     # Every endpoint is local: an HTTP(S)_PROXY of the host must not be asked for them.
     bypass = ",".join(filter(None, [base.get("NO_PROXY") or base.get("no_proxy"), _LOCAL_HOSTS]))
     env.update({"NO_PROXY": bypass, "no_proxy": bypass})
+    env.update(clock.environment(base.get("LD_PRELOAD")) if clock is not None else {})
     env.update(scenario.target.env)
     return env
 
@@ -344,7 +332,7 @@ class ProcessWorld:
         self.netns = netns
         self.loop = asyncio.get_running_loop()
         self.random = random.Random(scenario.seed)
-        self.faults = FaultBook(clock.monotonic)
+        self.faults = FaultBook(clock.monotonic, clock.real)
         self.crash_points: list[tuple[Crash, int, list[int]]] = []
         self.imds_faults: list[tuple[float | None, dict[str, Any]]] = []
         self.instances: list[ProcessInstance] = []
@@ -355,7 +343,7 @@ class ProcessWorld:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribes: list[Callable[[], None]] = []
         self._completed_by: str | None = None
-        self.budget = min(self.env.budget, max_real_time)
+        self.budget = min(self.env.budget, max_real_time * clock.scale)
         history.subscribe(self._watch_completion)
 
     # -- helpers ------------------------------------------------------------------------------
@@ -363,7 +351,8 @@ class ProcessWorld:
         return self.clock.monotonic()
 
     def later(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:
-        self._timers.append(self.loop.call_later(max(0.0, delay), self._guarded, callback, args))
+        real = self.clock.real(max(0.0, delay))
+        self._timers.append(self.loop.call_later(real, self._guarded, callback, args))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = self.loop.create_task(coro)
@@ -502,7 +491,8 @@ class ProcessWorld:
             redis=redis,
             events_path=self.root / "events" / f"{instance_id}.jsonl",
             log_path=self.root / "logs" / f"{incarnation}-{instance_id}.log",
-            clock_origin=self.clock.origin,
+            clock_origin=self.clock.target_origin(),
+            clock_now=self.clock.target_now,
         )
         self.instances.append(instance)
         self._record_imds_requests(instance)
@@ -511,7 +501,9 @@ class ProcessWorld:
         if self.netns is not None:
             endpoints = await self._inside_namespace(instance)
             argv = self.netns.command(argv)
-        env = target_environment(instance, self.scenario, self.bucket, dict(os.environ), endpoints)
+        env = target_environment(
+            instance, self.scenario, self.bucket, dict(os.environ), endpoints, self.clock
+        )
         try:
             await instance.spawn(argv, self._cwd(), env, self.watchdog)
         except OSError as error:
@@ -571,7 +563,7 @@ class ProcessWorld:
         if ready is None:
             return
         if ready.after is not None:
-            await asyncio.sleep(ready.after)
+            await self.clock.sleep(ready.after)
             return
         seen = asyncio.Event()
         if ready.event is not None:

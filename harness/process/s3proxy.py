@@ -170,10 +170,10 @@ class S3Proxy:
     async def _delay(self, op: str, size: int) -> None:
         latency = self.faults.take(op, "s3.latency")
         if latency is not None:
-            await asyncio.sleep(latency.value)
+            await asyncio.sleep(self.faults.real(latency.value))
         slow = self.faults.take(op, "s3.bandwidth")
         if slow is not None and slow.value > 0:
-            await asyncio.sleep(size / slow.value)
+            await asyncio.sleep(self.faults.real(size / slow.value))
 
     async def _forward(
         self, request: web.Request, s3: S3Request, body: bytes
@@ -220,7 +220,7 @@ class S3Proxy:
     async def _delay_download(self, op: str, size: int) -> None:
         slow = self.faults.take(op, "s3.bandwidth")
         if slow is not None and slow.value > 0:
-            await asyncio.sleep(size / slow.value)
+            await asyncio.sleep(self.faults.real(size / slow.value))
 
     def _record(self, s3: S3Request, method: str, size: int, **outcome: Any) -> None:
         self.history.record(
