@@ -44,6 +44,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="fake",
         help="command targets: fakeredis' TCP server (default) or a real redis-server",
     )
+    group.addoption(
+        "--scenario-time-scale",
+        type=float,
+        default=1.0,
+        help="command targets: run the process's clock N times faster (libfaketime)",
+    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
@@ -89,7 +95,10 @@ class ScenarioItem(pytest.Item):
         from harness.process.runner import ProcessOptions
 
         seed = self.config.getoption("scenario_seed")
-        options = ProcessOptions(redis=self.config.getoption("scenario_redis"))
+        options = ProcessOptions(
+            redis=self.config.getoption("scenario_redis"),
+            time_scale=self.config.getoption("scenario_time_scale"),
+        )
         result = run_loaded(self.loaded, seed, options)
         if result.status == "xfailed":
             reasons = "; ".join(
