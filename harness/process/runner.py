@@ -220,8 +220,17 @@ async def _play(
                     moto.drop_bucket(world.bucket)
                 await asyncio.to_thread(moto.stop)
             watchdog.close()
-    if world.error is not None:
-        raise ProcessRunError(world.error)
+    if world.error is not None:  # keep what happened: the journal shows it
+        return RunResult(
+            scenario=scenario,
+            history=history,
+            checks=(),
+            end_reason="error",
+            sim_seconds=clock.monotonic(),
+            wall_seconds=time.perf_counter() - started_wall,
+            snapshot=snapshot,
+            error=f"{ProcessRunError.__name__}: {world.error}",
+        )
     checks = judge(scenario, history, snapshot, golden)
     return RunResult(
         scenario=scenario,

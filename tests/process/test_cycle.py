@@ -266,3 +266,48 @@ def test_a_target_that_dies_before_it_is_ready_is_an_error_with_its_output() -> 
     assert result.error is not None
     assert "the target exited (exit status 3) before it was ready" in result.error
     assert "its last output: boom: no config" in result.error
+
+
+def test_a_supervisor_on_aws_sends_the_stop_signal_with_the_notice() -> None:
+    result = run(
+        """
+        description: aws with a supervisor
+        target:
+          command: [python, targets/worker.py]
+          ready: {log: working from}
+          supervisor: true
+          stop_signal: SIGTERM
+        job: {items: 40, seconds_per_item: 0.05, poll: false, report: false}
+        env: {cloud: aws, replacement: {delay: 300ms}, budget: 30s}
+        timeline:
+          - at: 300ms
+            notice: {lead: 1500ms}
+        expect: [saved_before_deadline]
+        """
+    )
+    history = result.history
+    issued = first(history, "notice.issued")
+    signal = first(history, "signal.sent")
+    assert issued.seq < signal.seq < first(history, "test.sigterm").seq
+    assert signal.data["signal"] == "SIGTERM"
+    assert check(result, "saved_before_deadline").passed
+
+
+def test_a_corrupted_output_is_found_against_the_uninterrupted_run() -> None:
+    result = run(
+        f"""
+        description: bit rot in the newest output
+        {WORKER}
+        job: {{items: 12, seconds_per_item: 0.05, poll: false}}
+        env: {{cloud: aws, replacement: {{delay: 300ms}}, budget: 30s}}
+        timeline:
+          - on: {{event: job.item_done, where: {{position: 6}}}}
+            s3: {{corrupt: "outputs/*"}}
+        expect: [exactly_once]
+        """
+    )
+    corrupted = first(result.history, "fault.started")
+    assert corrupted.data["fault"] == "s3.corrupt" and corrupted.data["params"]["key"]
+    verdict = check(result, "exactly_once")
+    assert verdict.status == "failed"
+    assert "differ from the golden content" in verdict.violations[0].message
