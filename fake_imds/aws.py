@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from aiohttp import web
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo
 
 from fake_imds import eventbridge
 from fake_imds.control import (
+    Body,
     BodyError,
     NoticeSpec,
     at_field,
@@ -41,25 +45,12 @@ from fake_imds.dispatch import NoticeDispatcher
 from fake_imds.middleware import Unfaked, error_page, forwarded
 from fake_imds.model import MetadataPlane, Notice, latest
 from fake_imds.server import DialectSite, ImdsV2Mode
+from fake_imds.vocabulary import SCHEDULED_CODES, SPOT_ACTIONS, control_kinds
 
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
 MAX_TOKEN_TTL = 21600
-SPOT_ACTIONS = ("terminate", "stop", "hibernate")
-SCHEDULED_CODES = (
-    "system-reboot",
-    "instance-reboot",
-    "system-maintenance",
-    "instance-retirement",
-    "instance-stop",
-)
-NOTICE_KINDS = (
-    "spot-interruption",
-    "rebalance",
-    "scheduled-event",
-    "asg-termination",
-    "fis-spot-interruption",
-)
+NOTICE_KINDS = control_kinds("aws")
 #: A spot notice comes this long before the interruption (FIS and EC2 alike).
 SPOT_LEAD = 120.0
 API_VERSIONS = (
@@ -90,6 +81,12 @@ _CODE_DESCRIPTIONS = {
 }
 
 
+#: The instance's OpenSSH key (a made-up one: the fake never serves a real key).
+_FAKE_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNwb3QtaGFybmVzcy1mYWtlLWtleS1ub3QtcmVhbA spot-harness"
+)
+
+
 @dataclass(frozen=True)
 class AwsOptions:
     """Who the fake instance is. ``tags`` ``None`` means instance tags in metadata are off (404);
@@ -103,8 +100,19 @@ class AwsOptions:
     ami_id: str = "ami-0abcdef1234567890"
     account_id: str = "123456789012"
     local_ipv4: str = "10.0.0.12"
+    public_ipv4: str = "198.51.100.12"
+    public_hostname: str = "ec2-198-51-100-12.compute-1.amazonaws.com"
     mac: str = "0e:11:22:33:44:55"
     hostname: str = "ip-10-0-0-12.ec2.internal"
+    kernel_id: str = "aki-0f1e2d3c4b5a69788"
+    ramdisk_id: str = "ari-0f1e2d3c4b5a69788"
+    product_codes: tuple[str, ...] = ("5k2tq8w1xv3n9b7m0c6y4hjzr",)
+    #: key-pair name -> OpenSSH public key (``public-keys/0=name``, ``public-keys/0/openssh-key``)
+    public_keys: Mapping[str, str] = field(default_factory=lambda: {"spot-harness": _FAKE_KEY})
+    #: virtual name -> device (``block-device-mapping/root`` -> ``/dev/xvda``)
+    block_devices: Mapping[str, str] = field(
+        default_factory=lambda: {"ami": "/dev/xvda", "root": "/dev/xvda", "ephemeral0": "sdb"}
+    )
     role: str = "spot-harness-instance"
     lifecycle: str = "spot"
     user_data: str | None = None
@@ -147,7 +155,7 @@ def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[Noti
 def _scheduled_event(body: Mapping[str, Any], at: float | None) -> NoticeSpec:
     check_fields(body, (*_BASE_FIELDS, "window", "description"))
     code = choice_field(body, "action", SCHEDULED_CODES, "system-reboot")
-    lead = duration_field(body, "lead", 14 * 86400.0)
+    lead = duration_field(body, "lead", 14 * 86400.0, bound="scheduled_lead")
     window = duration_field(body, "window", 2 * 3600.0)
     description = string_field(body, "description", _CODE_DESCRIPTIONS[code])
     params = {"window": window, "description": description}
@@ -200,8 +208,12 @@ class TokenStore:
 
 
 def parse_ttl(raw: str | None) -> int | None:
-    """The TTL header's value if it is an integer in 1..21600, else ``None``."""
-    if raw is None or not raw.strip().isdigit():
+    """The TTL header's value if it is ASCII digits (``60``) meaning 1..21600, else ``None``.
+
+    ``str.isdigit`` alone would take full-width or other Unicode digits (``\\uff16\\uff10``),
+    which AWS refuses with a 400.
+    """
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 5:
         return None
     ttl = int(raw)
     return ttl if 1 <= ttl <= MAX_TOKEN_TTL else None
@@ -255,9 +267,16 @@ class AwsMetadata:
             "instance-id": o.instance_id,
             "instance-life-cycle": o.lifecycle,
             "instance-type": o.instance_type,
+            "kernel-id": o.kernel_id,
             "local-hostname": o.hostname,
             "local-ipv4": o.local_ipv4,
             "mac": o.mac,
+            "product-codes": lambda: "\n".join(o.product_codes) or None,
+            "public-hostname": o.public_hostname,
+            "public-ipv4": o.public_ipv4,
+            "public-keys": _public_keys(o.public_keys),
+            "ramdisk-id": o.ramdisk_id,
+            "block-device-mapping": dict(o.block_devices),
             "reservation-id": f"r-{_stable_hex(o.instance_id, 'r', length=17)}",
             "security-groups": "\n".join(o.security_groups),
             "placement": {
@@ -280,8 +299,9 @@ class AwsMetadata:
                 "recommendations": {"rebalance": self._rebalance},
             },
             "autoscaling": {"target-lifecycle-state": self._asg_state},
-            "tags": {"instance": self._tags()},
         }
+        if o.tags is not None:  # instance tags in metadata are off unless enabled
+            meta["tags"] = {"instance": self._tags()}
         meta.update(o.extra)
         return {
             "meta-data": meta,
@@ -304,6 +324,21 @@ class AwsMetadata:
     def _tags(self) -> dict[str, Node]:
         tags = self.options.tags
         return {} if tags is None else {k: v for k, v in tags.items()}
+
+    def set_options(self, options: AwsOptions) -> None:
+        """A new identity: every path answers from it from now on."""
+        self.options = options
+        self.tree = self._build_tree()
+        self._nodes.clear()
+
+    def render_notice(self, notice: Notice) -> None:
+        """Everything the metadata paths would show of ``notice`` (raises if they could not)."""
+        if notice.cloud != "aws":
+            return
+        for state in ("active", "completed", "canceled"):
+            self._scheduled_event(notice, state)
+        json.dumps({"action": notice.action, "time": self.plane.iso(notice.deadline)})
+        json.dumps({"noticeTime": self.plane.iso(notice.issued_at)})
 
     def _identity_document(self) -> str:
         o = self.options
@@ -445,6 +480,8 @@ class AwsMetadata:
 
     @staticmethod
     def _render(node: Node) -> str | None:
+        if isinstance(node, KeysDirectory):
+            return "\n".join(f"{index}={name}" for index, name in node.names.items()) or None
         if isinstance(node, dict):
             listing = [
                 name + ("/" if isinstance(child, dict) else "")
@@ -456,6 +493,24 @@ class AwsMetadata:
 
 
 _UNRESOLVED = object()
+_SLASHES = re.compile("/+")
+
+
+class KeysDirectory(dict[str, Node]):
+    """``public-keys/``: lists ``0=name`` while its children are ``0/openssh-key``."""
+
+    def __init__(self, children: dict[str, Node], names: dict[str, str]) -> None:
+        super().__init__(children)
+        self.names = names
+
+
+def _public_keys(keys: Mapping[str, str]) -> KeysDirectory:
+    children: dict[str, Node] = {}
+    names: dict[str, str] = {}
+    for index, (name, key) in enumerate(keys.items()):
+        children[str(index)] = {"openssh-key": key}
+        names[str(index)] = name
+    return KeysDirectory(children, names)
 
 
 def _present(node: Node) -> bool:
@@ -478,6 +533,85 @@ def _scheduled_state(notice: Notice, now: float) -> str | None:
     return "completed" if now >= notice.deadline else "active"
 
 
+# -- identity through the control API ----------------------------------------------------------
+def _ipv4(value: str, info: ValidationInfo) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        message = f"`{info.field_name}` must be an IPv4 address such as 198.51.100.12"
+        raise ValueError(message) from None
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+
+
+class AwsIdentityBody(Body):
+    """``PATCH /_harness/v1/identity/aws``: any of the :class:`AwsOptions` identity fields."""
+
+    instance_id: Annotated[str, StringConstraints(pattern=r"^i-[0-9a-f]{8,17}$")] | None = None
+    instance_type: Name | None = None
+    region: Name | None = None
+    availability_zone: Name | None = None
+    availability_zone_id: Name | None = None
+    ami_id: Annotated[str, StringConstraints(pattern=r"^ami-[0-9a-f]{8,17}$")] | None = None
+    account_id: Annotated[str, StringConstraints(pattern=r"^\d{12}$")] | None = None
+    local_ipv4: IPv4 | None = None
+    public_ipv4: IPv4 | None = None
+    public_hostname: Name | None = None
+    hostname: Name | None = None
+    mac: Annotated[str, StringConstraints(pattern=r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")] | None = None
+    kernel_id: Name | None = None
+    ramdisk_id: Name | None = None
+    product_codes: tuple[Name, ...] | None = Field(default=None, max_length=16)
+    public_keys: dict[Name, Annotated[str, StringConstraints(max_length=16384)]] | None = Field(
+        default=None, max_length=16
+    )
+    block_devices: dict[Name, Name] | None = Field(default=None, max_length=32)
+    tags: (
+        dict[
+            Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^/]+$")],
+            Annotated[str, StringConstraints(max_length=256)],
+        ]
+        | None
+    ) = Field(default=None, max_length=50)
+    asg_state: Name | None = None
+    lifecycle: Literal["spot", "on-demand", "scheduled"] | None = None
+    user_data: Annotated[str, StringConstraints(max_length=16384)] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, as :class:`AwsOptions` arguments."""
+        changes = self.model_dump(exclude_unset=True)
+        if changes.get("product_codes") is not None:
+            changes["product_codes"] = tuple(changes["product_codes"])
+        return changes
+
+
+#: The identity fields ``GET /_harness/v1/identity/aws`` shows.
+IDENTITY_FIELDS = tuple(AwsIdentityBody.model_fields)
+
+
+class AwsIdentity:
+    """The AWS dialect's :class:`~fake_imds.control.IdentityHook`."""
+
+    def __init__(self, metadata: AwsMetadata, emitter: EventEmitter | None) -> None:
+        self.metadata = metadata
+        self.emitter = emitter
+
+    def show(self) -> dict[str, Any]:
+        options = self.metadata.options
+        shown = {name: getattr(options, name) for name in IDENTITY_FIELDS}
+        as_json: dict[str, Any] = json.loads(json.dumps(shown, default=dict))
+        return as_json  # tuples and mappings as JSON
+
+    def update(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        options = replace(self.metadata.options, **AwsIdentityBody.parse(body).changes())
+        self.metadata.set_options(options)
+        if self.emitter is not None:
+            self.emitter.options = options
+        return self.show()
+
+
 # -- HTTP ---------------------------------------------------------------------------------------
 class AwsHandlers:
     def __init__(
@@ -494,7 +628,7 @@ class AwsHandlers:
         return _text("\n".join(API_VERSIONS))
 
     async def versioned(self, request: web.Request) -> web.StreamResponse:
-        rest = request.match_info["rest"]
+        rest = _SLASHES.sub("/", request.match_info["rest"])
         if rest.rstrip("/") == "/api/token":
             return self.token(request, request.match_info["version"])
         if request.method not in ("GET", "HEAD"):
@@ -537,12 +671,17 @@ def install(site: DialectSite) -> None:
     tokens = TokenStore(site.plane, site.config.seed)
     handlers = AwsHandlers(metadata, tokens, site.config.imdsv2, site.has_fallback)
     site.add_route("*", "/", handlers.root)
-    site.add_route("*", rf"/{{version:{_VERSION_PATTERN}}}{{rest:(/.*)?}}", handlers.versioned)
+    # Like EC2's service, repeated slashes count as one: //latest/meta-data//mac is answered.
+    versioned = rf"/{{slashes:/*}}{{version:{_VERSION_PATTERN}}}{{rest:(/.*)?}}"
+    site.add_route("*", versioned, handlers.versioned)
+    site.plane.add_renderer(metadata.render_notice)
+    emitter = None
     if site.config.events is not None:
         emitter = EventEmitter(site.plane, options, site.config.events, site.config.seed)
         site.plane.subscribe(emitter.on_change)
         site.on_cleanup(emitter.drain)  # events already on their way arrive before shutdown
         site.on_reset(emitter.forget)
+    site.identity(AwsIdentity(metadata, emitter))
 
 
 # -- EventBridge --------------------------------------------------------------------------------

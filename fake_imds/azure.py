@@ -38,6 +38,7 @@ from fake_imds.control import (
 )
 from fake_imds.middleware import Unfaked, forwarded, reason
 from fake_imds.model import MetadataPlane, Notice, RateWindow
+from fake_imds.vocabulary import control_kinds
 
 if TYPE_CHECKING:
     from fake_imds.server import DialectSite
@@ -148,6 +149,15 @@ def render_event(notice: Notice, plane: MetadataPlane, vm_name: str) -> dict[str
         "EventSource": str(notice.params.get("source", "Platform")),
         "DurationInSeconds": int(notice.params.get("duration", -1)),
     }
+
+
+def render_times(notice: Notice, plane: MetadataPlane) -> None:
+    """Every time the document could show of ``notice`` (raises if one is past the calendar)."""
+    if notice.cloud == "azure" and notice.kind in EVENT_TYPES:
+        rfc1123(plane, notice.deadline)
+        ends = event_ends_at(notice)
+        if ends is not None:
+            rfc1123(plane, ends)
 
 
 def render_events(plane: MetadataPlane, vm_name: str) -> list[dict[str, Any]]:
@@ -374,7 +384,7 @@ def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[Noti
     documented notice (Preempt 30 s and never less, Terminate 5 min, Redeploy 10 min, Freeze and
     Reboot 15 min); ``source`` is ``Platform`` or ``User``.
     """
-    kind = choice_field(body, "kind", tuple(EVENT_TYPES), "preempt")
+    kind = choice_field(body, "kind", control_kinds("azure"), "preempt")
     at = at_field(body, plane)
     extra = {"freeze": ("duration",), "reboot": ("window",), "redeploy": ("window",)}
     check_fields(body, (*_FIELDS, *extra.get(kind, ())))
@@ -401,6 +411,7 @@ def install(site: DialectSite) -> None:
     if not isinstance(options, AzureOptions):
         raise TypeError(f"azure options must be AzureOptions, got {type(options).__name__}")
     metadata = AzureMetadata(site.plane, options, fallback=site.has_fallback)
+    site.plane.add_renderer(lambda notice: render_times(notice, site.plane))
     site.plane.subscribe(metadata.on_change)
     site.on_reset(metadata.on_change)
     site.add_route("*", SCHEDULED_EVENTS_PATH, metadata.scheduled_events)

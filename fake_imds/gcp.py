@@ -44,6 +44,7 @@ from fake_imds.control import (
 from fake_imds.middleware import Unfaked, forwarded, reason
 from fake_imds.model import MetadataPlane, Notice
 from fake_imds.signals import GCP_MAX_SHUTDOWN
+from fake_imds.vocabulary import GCP_MAINTENANCE_ACTIONS, GCP_PREEMPTION_ACTIONS, control_kinds
 
 if TYPE_CHECKING:
     from fake_imds.server import DialectSite
@@ -99,6 +100,22 @@ def maintenance_event(plane: MetadataPlane) -> str:
     return MAINTENANCE_VALUES.get(newest.action, "MIGRATE_ON_HOST_MAINTENANCE")
 
 
+class JsonLeaf(str):
+    """A leaf served as ``application/json`` and left out of recursive listings, like the
+    service account's ``token``."""
+
+
+def access_token(plane: MetadataPlane, identity: GcpIdentity) -> JsonLeaf:
+    """``service-accounts/default/token``: a made-up OAuth token, new every hour of the clock,
+    so google-auth's compute-engine credentials refresh against the fake."""
+    now = plane.calendar(plane.now())
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    digest = hashlib.sha256(f"{identity.service_account}:{hour.isoformat()}".encode()).hexdigest()
+    expires_in = max(60, 3600 - int((now - hour).total_seconds()))
+    token = {"access_token": f"ya29.fake-{digest[:48]}", "expires_in": expires_in}
+    return JsonLeaf(json.dumps({**token, "token_type": "Bearer"}))
+
+
 def metadata_tree(plane: MetadataPlane, identity: GcpIdentity) -> Tree:
     """The whole metadata tree as it is now."""
     project = identity.numeric_project_id
@@ -134,6 +151,7 @@ def metadata_tree(plane: MetadataPlane, identity: GcpIdentity) -> Tree:
                     "aliases": "default",
                     "email": identity.service_account,
                     "scopes": "https://www.googleapis.com/auth/cloud-platform",
+                    "token": access_token(plane, identity),
                 },
             },
             "tags": "[]",
@@ -170,6 +188,8 @@ def to_json(node: Tree, *, under_attributes: bool = False) -> Any:
     result: dict[str, Any] = {}
     for key, value in node.items():
         name = key if under_attributes else _camel(key)
+        if isinstance(value, JsonLeaf):
+            continue
         if isinstance(value, dict):
             result[name] = to_json(value, under_attributes=key == "attributes")
         elif key == "tags" and not under_attributes:
@@ -184,7 +204,9 @@ def to_text(node: Tree | str | int, prefix: str = "") -> str:
     if not isinstance(node, dict):
         return f"{prefix} {node}\n" if prefix else f"{node}\n"
     return "".join(
-        to_text(value, f"{prefix}/{key}" if prefix else key) for key, value in node.items()
+        to_text(value, f"{prefix}/{key}" if prefix else key)
+        for key, value in node.items()
+        if not isinstance(value, JsonLeaf)
     )
 
 
@@ -227,6 +249,8 @@ def render(
     alt = query.get("alt", "json" if recursive and isinstance(node, dict) else "text")
     if alt not in ("json", "text"):
         raise BadRequest(f"Invalid alt parameter value: {alt}")
+    if isinstance(node, JsonLeaf):
+        return Rendered(str(node), "application/json")
     if not isinstance(node, dict):
         if alt == "json":
             return Rendered(json.dumps(node), "application/json")
@@ -444,19 +468,19 @@ def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[Noti
     ``action`` terminate or stop) or ``{"cloud": "gcp", "kind": "maintenance", "action":
     "migrate"}`` (``action`` migrate or terminate, ``lead`` default 60 s).
     """
-    kind = choice_field(body, "kind", ("preemption", "maintenance"), "preemption")
+    kind = choice_field(body, "kind", control_kinds("gcp"), "preemption")
     at = at_field(body, plane)
     if kind == "preemption":
         return [_preemption(body, at)]
     check_fields(body, _FIELDS)
-    action = choice_field(body, "action", tuple(MAINTENANCE_VALUES), "migrate")
+    action = choice_field(body, "action", GCP_MAINTENANCE_ACTIONS, "migrate")
     lead = duration_field(body, "lead", DEFAULT_MAINTENANCE_LEAD)
     return [NoticeSpec("gcp", "maintenance", action, lead, at)]
 
 
 def _preemption(body: Mapping[str, Any], at: float | None) -> NoticeSpec:
     check_fields(body, (*_FIELDS, "shutdown"))
-    action = choice_field(body, "action", ("terminate", "stop"), "terminate")
+    action = choice_field(body, "action", GCP_PREEMPTION_ACTIONS, "terminate")
     lead = duration_field(body, "lead", GCP_MAX_SHUTDOWN)
     shutdown = duration_field(body, "shutdown", min(lead, GCP_MAX_SHUTDOWN))
     if shutdown > GCP_MAX_SHUTDOWN:

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from fake_imds.vocabulary import CLOUDS, Cloud, FaultKind
 from harness.clock import Clock
 
-Cloud = Literal["aws", "gcp", "azure", "webhook", "kubernetes"]
-CLOUDS: tuple[Cloud, ...] = ("aws", "gcp", "azure", "webhook", "kubernetes")
+__all__ = ["CLOUDS", "Cloud", "FaultKind"]  # re-exported: older imports name this module
 
 NoticeState = Literal["scheduled", "issued", "started", "completed", "canceled"]
 
@@ -70,9 +70,6 @@ class Notice:
         return "issued" if now >= self.issued_at else "scheduled"
 
 
-FaultKind = Literal["status", "latency", "timeout", "reset", "throttle"]
-
-
 @dataclass(frozen=True)
 class Fault:
     """A failure mode applied to requests whose path matches ``pattern`` (fnmatch syntax).
@@ -111,11 +108,19 @@ class ServedRequest:
     fault: str | None = None
 
 
+#: Entries the served-request log keeps by default (``harness serve --request-log-limit``).
+DEFAULT_REQUEST_LOG_LIMIT = 100_000
+
 _ServedRow = tuple[float, str, str, int, str, str, "str | None"]
 
 
 class RequestLog:
     """The served-request log: the newest ``limit`` entries, oldest first.
+
+    Every entry has a sequence number: 0 for the first request served since the last reset, 1
+    for the next, and so on. Numbers never shift when the oldest entries are dropped past the
+    limit, so a client tailing the log with :meth:`since` keeps seeing new requests, and
+    :attr:`dropped` says how many it can no longer see.
 
     Reads like a deque of :class:`ServedRequest` (``len``, iteration, indexing, ``append``,
     ``clear``). Entries are kept as plain tuples, which the garbage collector stops tracking, so
@@ -124,12 +129,24 @@ class RequestLog:
 
     def __init__(self, limit: int) -> None:
         self._rows: deque[_ServedRow] = deque(maxlen=limit)
+        self._total = 0
 
     @property
     def maxlen(self) -> int | None:
         return self._rows.maxlen
 
+    @property
+    def total(self) -> int:
+        """Requests logged since the last reset (the next entry's sequence number)."""
+        return self._total
+
+    @property
+    def dropped(self) -> int:
+        """Entries discarded past the limit since the last reset."""
+        return self._total - len(self._rows)
+
     def append(self, served: ServedRequest) -> None:
+        self._total += 1
         self._rows.append(
             (
                 served.t,
@@ -142,8 +159,15 @@ class RequestLog:
             )
         )
 
+    def since(self, seq: int) -> list[tuple[int, ServedRequest]]:
+        """(sequence number, entry) of the entries numbered ``seq`` and later still held."""
+        first = max(seq, self.dropped)
+        rows = list(self._rows)[first - self.dropped :] if first < self._total else []
+        return [(first + i, ServedRequest(*row)) for i, row in enumerate(rows)]
+
     def clear(self) -> None:
         self._rows.clear()
+        self._total = 0
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -175,12 +199,18 @@ class RateWindow:
 
 
 Listener = Callable[[Notice], None]
+#: Renders a notice the way one dialect shows it (raising if it cannot), for validation.
+Renderer = Callable[[Notice], object]
+
+
+class RenderError(ValueError):
+    """A notice no dialect could show (a date past the calendar's end, for instance)."""
 
 
 class MetadataPlane:
     """State shared by every dialect: notices, faults, request log, change notification."""
 
-    def __init__(self, clock: Clock, *, request_log_limit: int = 100_000) -> None:
+    def __init__(self, clock: Clock, *, request_log_limit: int = DEFAULT_REQUEST_LOG_LIMIT) -> None:
         self.clock = clock
         self._epoch_monotonic = clock.monotonic()
         self._epoch_calendar = clock.now()
@@ -190,6 +220,8 @@ class MetadataPlane:
         self._throttle_windows: dict[str, RateWindow] = {}
         self.requests = RequestLog(request_log_limit)
         self._listeners: list[Listener] = []
+        self._renderers: list[Renderer] = []
+        self._request_listeners: list[Callable[[ServedRequest], None]] = []
         self._version = 0
         self._changed: asyncio.Event | None = None
         self._timers: list[asyncio.TimerHandle] = []
@@ -224,9 +256,24 @@ class MetadataPlane:
         params: dict[str, Any] | None = None,
     ) -> Notice:
         """Schedule a notice issued at ``at`` (default now) whose deadline is ``lead`` later."""
+        notice = self.preview_notice(cloud, kind, action, lead=lead, at=at, params=params)
+        self.check_renders(notice)
+        return self.store_notice(notice)
+
+    def preview_notice(
+        self,
+        cloud: Cloud,
+        kind: str,
+        action: str,
+        *,
+        lead: float,
+        at: float | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Notice:
+        """The notice :meth:`add_notice` would schedule, not yet stored (and without an id)."""
         issued = self.now() if at is None else at
-        notice = Notice(
-            id=self.new_id("notice"),
+        return Notice(
+            id="",
             cloud=cloud,
             kind=kind,
             action=action,
@@ -234,6 +281,24 @@ class MetadataPlane:
             deadline=issued + lead,
             params=dict(params or {}),
         )
+
+    def add_renderer(self, renderer: Renderer) -> None:
+        """Have :meth:`check_renders` try ``renderer`` on every notice before it is stored."""
+        self._renderers.append(renderer)
+
+    def check_renders(self, notice: Notice) -> None:
+        """Render ``notice`` as the control API and every dialect would show it, at once rather
+        than on some later request; :class:`RenderError` if any cannot."""
+        try:
+            notice.to_json(self)
+            for renderer in self._renderers:
+                renderer(notice)
+        except (ArithmeticError, ValueError, TypeError, KeyError) as error:
+            raise RenderError(f"{type(error).__name__}: {error}") from None
+
+    def store_notice(self, preview: Notice) -> Notice:
+        """Give a previewed notice its id and schedule it."""
+        notice = replace(preview, id=self.new_id("notice"))
         self._notices[notice.id] = notice
         self._schedule_change(notice.issued_at, notice)
         self._schedule_change(notice.deadline, notice)
@@ -269,6 +334,8 @@ class MetadataPlane:
     # -- faults -------------------------------------------------------------------------------
     def add_fault(self, kind: FaultKind, *, duration: float | None = None, **params: Any) -> Fault:
         now = self.now()
+        if duration is not None:
+            self._renders_at(now + duration)
         fault = Fault(
             id=self.new_id("fault"),
             kind=kind,
@@ -278,6 +345,12 @@ class MetadataPlane:
         )
         self._faults[fault.id] = fault
         return fault
+
+    def _renders_at(self, t: float) -> None:
+        try:
+            self.iso(t)
+        except (ArithmeticError, ValueError) as error:
+            raise RenderError(f"{type(error).__name__}: {error}") from None
 
     def remove_fault(self, fault_id: str) -> Fault:
         return self._faults.pop(fault_id)
@@ -308,6 +381,14 @@ class MetadataPlane:
     # -- request log --------------------------------------------------------------------------
     def log_request(self, request: ServedRequest) -> None:
         self.requests.append(request)
+        for listener in list(self._request_listeners):
+            listener(request)
+
+    def on_request(self, listener: Callable[[ServedRequest], None]) -> Callable[[], None]:
+        """Call ``listener(request)`` for each request served, after it is logged; returns the
+        call that unsubscribes."""
+        self._request_listeners.append(listener)
+        return lambda: self._request_listeners.remove(listener)
 
     # -- change notification (hanging GETs, event sinks) ---------------------------------------
     @property

@@ -26,7 +26,7 @@ from aiohttp.web_urldispatcher import AbstractRoute
 from fake_imds import control, middleware
 from fake_imds.eventbridge import EventSink, sink_from_spec
 from fake_imds.middleware import Unfaked
-from fake_imds.model import MetadataPlane
+from fake_imds.model import DEFAULT_REQUEST_LOG_LIMIT, MetadataPlane
 from harness.clock import Clock, clock_for_running_loop
 
 ImdsV2Mode = Literal["optional", "required", "disabled"]
@@ -84,6 +84,7 @@ class DialectSite:
         route_dialects: dict[AbstractRoute, str],
         reset_hooks: list[Callable[[], None]],
         has_fallback: bool = False,
+        identities: dict[str, control.IdentityHook] | None = None,
     ) -> None:
         self.name = name
         #: Whether a fallback answers unfaked paths: raise :class:`Unfaked` to hand it a request.
@@ -93,6 +94,11 @@ class DialectSite:
         self.config = config
         self._route_dialects = route_dialects
         self._reset_hooks = reset_hooks
+        self._identities = identities if identities is not None else {}
+
+    def identity(self, hook: control.IdentityHook) -> None:
+        """Let the control API show and set this dialect's identity (``identity/<name>``)."""
+        self._identities[self.name] = hook
 
     def add_route(
         self,
@@ -150,13 +156,14 @@ def build_app(
     names = list(DEFAULT_DIALECTS if dialects is None else dialects)
     route_dialects: dict[AbstractRoute, str] = {}
     reset_hooks: list[Callable[[], None]] = []
+    identities: dict[str, control.IdentityHook] = {}
     state = middleware.ServerState(plane, route_dialects, fallback)
     app = web.Application(middlewares=[state.middleware(config.control_token)])
     app[middleware.STATE_KEY] = state
-    control.install(app, plane, reset_hooks)
+    control.install(app, plane, reset_hooks, identities)
     for name in names:
         site = DialectSite(
-            name, app, plane, config, route_dialects, reset_hooks, fallback is not None
+            name, app, plane, config, route_dialects, reset_hooks, fallback is not None, identities
         )
         load_dialect(name)(site)
     app.on_shutdown.append(state.release_hanging)
@@ -204,6 +211,7 @@ class FakeImds:
         fallback: Fallback | None = None,
         plane: MetadataPlane | None = None,
         seed: int = 0,
+        request_log_limit: int = DEFAULT_REQUEST_LOG_LIMIT,
     ) -> None:
         if imdsv2 not in IMDSV2_MODES:
             raise ValueError(f"imdsv2 must be one of {', '.join(IMDSV2_MODES)}, got {imdsv2!r}")
@@ -221,6 +229,7 @@ class FakeImds:
         self._dialects = dialects
         self._fallback = fallback
         self._plane = plane
+        self._request_log_limit = request_log_limit
         self._runner: web.AppRunner | None = None
         self._app: web.Application | None = None
         self._events: EventSink | None = None
@@ -229,7 +238,9 @@ class FakeImds:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> Self:
         if self._plane is None:
-            self._plane = MetadataPlane(self._clock or clock_for_running_loop())
+            self._plane = MetadataPlane(
+                self._clock or clock_for_running_loop(), request_log_limit=self._request_log_limit
+            )
         spec = self._events_spec
         self._events = sink_from_spec(spec) if isinstance(spec, str) else spec
         config = ServerConfig(events=self._events, **self._config_args)

@@ -36,6 +36,7 @@ from aiohttp import web
 from fake_imds.control import NoticeSpec, at_field, check_fields, choice_field, duration_field
 from fake_imds.dispatch import NoticeDispatcher
 from fake_imds.model import MetadataPlane, Notice
+from fake_imds.vocabulary import control_kinds
 
 if TYPE_CHECKING:
     from fake_imds.server import DialectSite
@@ -450,7 +451,7 @@ def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[Noti
     """``{"cloud": "kubernetes", "kind": "eviction", "grace": "30s"}``: SIGTERM when issued
     (after the preStop hook, if the target has one), SIGKILL ``grace`` later (default 30 s)."""
     check_fields(body, ("cloud", "kind", "grace", "at"))
-    choice_field(body, "kind", ("eviction",), "eviction")
+    choice_field(body, "kind", control_kinds("kubernetes"), "eviction")
     grace = duration_field(body, "grace", DEFAULT_GRACE)
     at = at_field(body, plane)
     # The deadline is the SIGKILL, which the kubelet never sends sooner than 2 s after SIGTERM.

@@ -32,6 +32,7 @@ from fake_imds.control import (
 )
 from fake_imds.dispatch import NoticeDispatcher
 from fake_imds.model import MetadataPlane, Notice
+from fake_imds.vocabulary import WEBHOOK_ACTIONS
 
 if TYPE_CHECKING:
     from fake_imds.server import DialectSite
@@ -258,7 +259,6 @@ class WebhookDispatcher(NoticeDispatcher):
 # -- notices (control API) and the server hook ----------------------------------------------
 
 DEFAULT_INSTANCE_ID = "i-0123456789abcdef0"
-WEBHOOK_ACTIONS = ("terminate", "stop", "hibernate")
 #: A provider's usual warning before the action (AWS's two minutes).
 DEFAULT_WEBHOOK_LEAD = 120.0
 
@@ -300,6 +300,7 @@ def install(site: DialectSite) -> None:
     )
     sender = WebhookSender(options.policy, headers=options.headers)
     dispatcher = WebhookDispatcher(site.plane, sender, instance_id)
+    site.plane.add_renderer(lambda notice: webhook_payload(notice, site.plane, instance_id))
     site.app[DISPATCHER_KEY] = dispatcher
 
     async def start(_app: web.Application) -> None:

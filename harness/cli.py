@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import click
 
 from harness import __version__
+from harness.errors import EnvironmentProblem, HarnessError, InputError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -25,26 +26,20 @@ EXIT_INTERRUPTED = 130
 #: name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
     "agent": "harness.commands.agent:agent",
+    "cost": "harness.commands.cost:cost",
     "demo": "harness.commands.demo:demo",
     "explore": "harness.commands.explore:explore",
     "inject": "harness.commands.inject:inject",
+    "margin": "harness.commands.margin:margin",
     "notice": "harness.commands.notice:notice",
+    "report": "harness.commands.report:report",
     "run": "harness.commands.run:run",
     "runtime": "harness.commands.runtime:runtime",
+    "scenarios": "harness.commands.scenarios:scenarios",
     "schema": "harness.commands.schema:schema",
     "serve": "harness.commands.serve:serve",
     "validate": "harness.commands.validate:validate",
 }
-
-
-class HarnessError(click.ClickException):
-    """An error the user can act on: printed without a traceback, with an exit code."""
-
-    exit_code = EXIT_ENVIRONMENT
-
-    def __init__(self, message: str, exit_code: int = EXIT_ENVIRONMENT) -> None:
-        super().__init__(message)
-        self.__dict__["exit_code"] = exit_code
 
 
 class LazyGroup(click.Group):
@@ -56,9 +51,39 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        command = getattr(importlib.import_module(module_name), attr)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            extra = EXTRAS.get((error.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            return _needs_extra(cmd_name, extra, error.name or "")
+        command = getattr(module, attr)
         assert isinstance(command, click.Command)
         return command
+
+
+#: Top-level packages of the optional extras -> the extra that installs them. The base install
+#: (agent, inject, serve, notice, runtime) has none of them.
+EXTRAS = {"moto": "sim", "fakeredis": "sim", "hypothesis": "sim", "pytest": "sim", "_pytest": "sim"}
+
+
+def _needs_extra(name: str, extra: str, missing: str) -> click.Command:
+    """A stand-in for a command whose extra is not installed: it says what to install."""
+    hint = f"pip install 'spot-harness[{extra}]'"
+
+    def refuse() -> None:
+        raise EnvironmentProblem(
+            f"`harness {name}` needs the [{extra}] extra ({missing} is not installed): {hint}"
+        )
+
+    return click.Command(
+        name,
+        callback=refuse,
+        help=f"Not installed here: needs the [{extra}] extra ({hint}).",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False,
+    )
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,7 +93,8 @@ def cli() -> None:
 
     \b
     Examples:
-      harness run scenarios                 # the standard scenario library, embedded
+      harness run --library                 # the standard scenario library, shipped
+      harness scenarios list                # its scenarios, one line each
       harness serve --imdsv2 required       # a fake metadata server on 127.0.0.1
       harness notice --url URL --action terminate --lead 2m
       harness inject --target i-0abc12345678def01 --dry-run
@@ -88,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as error:
         error.show()
         return error.exit_code
+    except HarnessError as error:
+        click.echo(f"Error: {error}", err=True)
+        return exit_code(error)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return EXIT_INTERRUPTED
@@ -95,6 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
     return result if isinstance(result, int) else EXIT_OK
+
+
+def exit_code(error: HarnessError) -> int:
+    """The exit code of an error the user can act on: the one place that decides it."""
+    if isinstance(error, InputError):
+        return EXIT_USAGE
+    if isinstance(error, EnvironmentProblem):
+        return EXIT_ENVIRONMENT
+    return EXIT_ENVIRONMENT
 
 
 def run() -> None:

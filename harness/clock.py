@@ -13,10 +13,16 @@ clock: ``epoch + loop.time()``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import heapq
+import ipaddress
 import selectors
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
+
+import greenlet
 
 T = TypeVar("T")
 
@@ -91,7 +97,7 @@ class SkewedClock:
 
 
 class ThreadUseError(RuntimeError):
-    """Raised when code running in virtual time tries to use a thread pool."""
+    """Raised when code running in virtual time needs a real thread (a host name lookup)."""
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -133,13 +139,19 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
 
     Loopback TCP delivers data within the sending system call, so polling the sockets without
     blocking before each jump is enough for request/response exchanges between a client and a
-    server in the same loop. Thread pools are refused unless ``allow_threads`` is set, because
-    a thread's result would arrive at a wall-clock-dependent virtual time.
+    server in the same loop.
+
+    Blocking calls sent to an executor (``asyncio.to_thread``, ``run_in_executor``) do not get a
+    thread, whose result would arrive at a wall-clock-dependent virtual time: each runs on the
+    loop's own thread in a greenlet, deterministically, and may :func:`suspend` itself for
+    modelled time (a simulated S3 upload) while the loop goes on. ``allow_threads`` restores
+    real threads, for code that truly needs them.
     """
 
     def __init__(self, *, allow_threads: bool = False) -> None:
         self._now = 0.0
         self._allow_threads = allow_threads
+        self._external: weakref.WeakSet[asyncio.TimerHandle] = weakref.WeakSet()
         super().__init__(selector=_VirtualSelector(self))
 
     def time(self) -> float:
@@ -154,13 +166,114 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     def run_in_executor(  # type: ignore[override]
         self, executor: Any, func: Callable[..., T], *args: Any
     ) -> asyncio.Future[T]:
-        if not self._allow_threads:
-            raise ThreadUseError(
-                f"{getattr(func, '__qualname__', func)!r} asked for a thread while running in "
-                "virtual time; use an IP literal instead of a host name, or make the call "
-                "directly (simulated I/O is timed by the world's model, not by threads)"
-            )
-        return super().run_in_executor(executor, func, *args)
+        if self._allow_threads:
+            return super().run_in_executor(executor, func, *args)
+        return _GreenletCall(self, func, args).future
+
+    async def getaddrinfo(self, host: Any, *args: Any, **kwargs: Any) -> Any:
+        """Only IP literals: a host name lookup would ask real DNS, in real time."""
+        if self._allow_threads or host is None or _is_ip_literal(host):
+            return await super().getaddrinfo(host, *args, **kwargs)
+        raise ThreadUseError(
+            f"looking up the host name {host!r} needs a thread and real DNS while running in "
+            "virtual time; use an IP literal instead of a host name"
+        )
+
+    def call_later_external(
+        self, delay: float, callback: Callable[..., object], *args: Any
+    ) -> asyncio.TimerHandle:
+        """A timer of the world outside the simulated processes (a deadline, a fault): it still
+        fires while a process holds the loop in a blocking call (see :meth:`block`)."""
+        handle = self.call_later(delay, callback, *args)
+        self._external.add(handle)
+        return handle
+
+    def block(self, seconds: float, stop: Callable[[], bool]) -> bool:
+        """The caller holds the loop's thread for ``seconds`` of virtual time, as a blocking call
+        made directly on the loop does: nothing else of the simulated processes runs meanwhile,
+        but external timers (:meth:`call_later_external`) due in that span run at their times.
+        Returns False as soon as ``stop()`` is true after one of them (the process was killed
+        mid-call), leaving the clock at that instant."""
+        end = self._now + max(0.0, seconds)
+        scheduled: list[asyncio.TimerHandle] = getattr(self, "_scheduled")  # noqa: B009
+        while True:
+            pending = set(scheduled)
+            due = [
+                h for h in self._external if h in pending and not h.cancelled() and h.when() <= end
+            ]
+            if not due:
+                break
+            handle = min(due, key=lambda h: (h.when(), scheduled.index(h)))
+            scheduled.remove(handle)
+            heapq.heapify(scheduled)
+            self._external.discard(handle)
+            handle._scheduled = False  # type: ignore[attr-defined]
+            self._now = max(self._now, handle.when())
+            handle._run()
+            if stop():
+                return False
+        self._now = end
+        return True
+
+
+def _is_ip_literal(host: Any) -> bool:
+    try:
+        ipaddress.ip_address(host.decode() if isinstance(host, bytes) else str(host))
+    except ValueError:
+        return False
+    return True
+
+
+class _CallGreenlet(greenlet.greenlet):  # type: ignore[misc]
+    """The greenlet of one blocking call handed to the virtual loop's executor."""
+
+
+class _GreenletCall:
+    """Runs ``func(*args)`` in a greenlet on the loop's thread; its future resolves when it
+    returns or raises. A :func:`suspend` inside hands the loop back for that much virtual time;
+    if the future is cancelled meanwhile (the caller was killed) the call ends there."""
+
+    def __init__(self, loop: VirtualEventLoop, func: Callable[..., Any], args: tuple[Any, ...]):
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+        self.glet = _CallGreenlet(lambda: func(*args))
+        # A greenlet starts with an empty context; the call sees its caller's, like a thread
+        # started by ``asyncio.to_thread``.
+        self.glet.gr_context = contextvars.copy_context()
+        self.future.add_done_callback(self._abandon)
+        loop.call_soon(self._step)
+
+    def _step(self) -> None:
+        if self.glet.dead or self.future.done():
+            return
+        self.glet.parent = greenlet.getcurrent()
+        try:
+            asked = self.glet.switch()
+        except BaseException as error:  # the call raised: its caller gets the exception
+            if not self.future.done():
+                self.future.set_exception(error)
+            return
+        if self.glet.dead:
+            if not self.future.done():
+                self.future.set_result(asked)
+            return
+        self.loop.call_later(float(asked), self._step)
+
+    def _abandon(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() and not self.glet.dead and bool(self.glet):
+            self.glet.parent = greenlet.getcurrent()
+            self.glet.throw(greenlet.GreenletExit)
+
+
+def suspend(seconds: float) -> bool:
+    """Inside a blocking call run by a :class:`VirtualEventLoop`'s executor: let the loop run
+    for ``seconds`` of virtual time, then go on. Returns False (and does nothing) anywhere else,
+    e.g. in a blocking call made directly on the loop."""
+    current = greenlet.getcurrent()
+    if not isinstance(current, _CallGreenlet):
+        return False
+    current.parent.switch(seconds)
+    return True
 
 
 def run_virtual(

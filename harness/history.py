@@ -26,12 +26,15 @@ class Kind:
     RUN_FINISHED = "run.finished"  # reason: completed | budget | error
     INSTANCE_STARTED = "instance.started"  # incarnation, cloud, local_dir
     INSTANCE_KILLED = "instance.killed"  # reason: deadline | hard_kill | crash | grace_expired
-    INSTANCE_EXITED = "instance.exited"  # clean: bool, error
+    INSTANCE_EXITED = "instance.exited"  # code (0: clean), clean: bool, error
     NOTICE_ISSUED = "notice.issued"  # notice_id, cloud, kind, action, deadline (clock seconds)
     NOTICE_DEADLINE = "notice.deadline"  # notice_id, action
     FAULT_STARTED = "fault.started"  # fault, target, params
     FAULT_ENDED = "fault.ended"  # fault
-    STORAGE_OP = "storage.op"  # op (e.g. s3.put_object), key, ok, error
+    STORAGE_OP = "storage.op"  # op (e.g. s3.put_object), key, bytes, ok, error, status, observed
+    LOCAL_SNAPSHOT = "local.snapshot"  # local_dir, files: {path: "sha256:..."} (kill or exit)
+    LOCAL_UNSYNCED_LOST = "local.unsynced_lost"  # files: {path: what happened} (host lost)
+    UNHANDLED_ERROR = "task.unhandled_error"  # message, error (a task nobody awaited)
 
     # -- reported by the target ---------------------------------------------------------------
     JOB_STARTED = "job.started"  # items

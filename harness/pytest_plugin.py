@@ -1,12 +1,19 @@
 """The pytest plugin (entry point ``pytest11``): collects scenario YAML files as tests.
 
-Every ``*.yaml`` / ``*.yml`` file under a directory named ``scenarios`` is a scenario file; each
-YAML document in it is one test, run in simulation (or, for a ``command:`` target, as real
-processes in the process tier). A file that is not a valid scenario is a
-collection error listing every problem with file:line:col. A failing scenario is reported as a
-short timeline with the check that broke, the events that prove it and the ``harness run`` line
-that replays it. Scenarios whose ``expect`` marks checks as known to fail (``fails:``) are
-reported as xfail when exactly those fail, and fail when they unexpectedly pass.
+It takes only what is meant for it. A ``*.yaml`` / ``*.yml`` file is a scenario file when
+
+- it lies under a folder listed in the ini option ``harness_scenarios`` (paths relative to the
+  ini file, e.g. ``harness_scenarios = ["scenarios"]`` under ``[tool.pytest.ini_options]``), or
+- it is named on the command line (``pytest my_scenario.yaml``).
+
+Any other YAML (a ``locust.yaml``, CI configs, a folder that merely happens to be called
+``scenarios``) is never read. Each YAML document of a scenario file is one test, run in
+simulation (or, for a ``command:`` target, as real processes in the process tier). A scenario
+file that is not a valid scenario is a collection error listing every problem with
+file:line:col. A failing scenario is reported as a short timeline with the check that broke,
+the events that prove it and the ``harness run`` line that replays it. Scenarios whose
+``expect`` marks checks as known to fail (``fails:``) are reported as xfail when exactly those
+fail, and fail when they unexpectedly pass.
 
 The engine is imported only when a scenario file is collected, so the plugin costs nothing in
 test runs without scenarios.
@@ -26,11 +33,17 @@ if TYPE_CHECKING:
     from harness.scenario.loader import LoadedScenario
     from harness.sim.runner import RunResult
 
-SCENARIO_DIR = "scenarios"
 SUFFIXES = (".yaml", ".yml")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "harness_scenarios",
+        type="paths",
+        default=[],
+        help="folders whose *.yaml / *.yml files are spot-harness scenarios (relative to the "
+        "ini file); a scenario file named on the command line is collected anyway",
+    )
     group = parser.getgroup("harness", "spot-harness scenarios")
     group.addoption(
         "--scenario-seed",
@@ -50,12 +63,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=1.0,
         help="command targets: run the process's clock N times faster (libfaketime)",
     )
+    from harness.report.pytest_report import add_option
+
+    add_option(group)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
-    if file_path.suffix in SUFFIXES and SCENARIO_DIR in file_path.parts[:-1]:
+    if file_path.suffix in SUFFIXES and is_scenario_file(file_path, parent.config):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+def is_scenario_file(path: Path, config: pytest.Config) -> bool:
+    """The collection rule: under a ``harness_scenarios`` folder, or named on the command line."""
+    folders: list[Path] = config.getini("harness_scenarios")
+    if any(path.is_relative_to(folder.resolve()) for folder in folders):
+        return True
+    here = config.invocation_params.dir
+    named = (here / arg.split("::")[0] for arg in config.invocation_params.args)
+    return any(path == candidate.resolve() for candidate in named)
 
 
 class ScenarioFailure(Exception):
@@ -100,6 +126,9 @@ class ScenarioItem(pytest.Item):
             time_scale=self.config.getoption("scenario_time_scale"),
         )
         result = run_loaded(self.loaded, seed, options)
+        from harness.report.pytest_report import attach
+
+        attach(self, result, _relative(self.loaded.file), self.nodeid)
         if result.status == "xfailed":
             reasons = "; ".join(
                 f"{c.spec.name}: {c.spec.fails}" for c in result.checks if c.expected_to_fail
@@ -131,6 +160,9 @@ def _relative(path: Path) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from harness.report.pytest_report import configure
+
+    configure(config)
     config.addinivalue_line(
         "markers", "known_bad(check): the scenario expects this check to fail (xfail)"
     )

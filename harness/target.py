@@ -60,10 +60,14 @@ class InstanceCrash(BaseException):
 class IoHook(Protocol):
     """Called before every persistence step of an instance."""
 
-    async def __call__(self, op: str, *, nbytes: int = 0, key: str | None = None) -> None: ...
+    async def __call__(
+        self, op: str, *, nbytes: int = 0, key: str | None = None, physical: bool = True
+    ) -> None: ...
 
 
-async def no_io_hook(op: str, *, nbytes: int = 0, key: str | None = None) -> None:
+async def no_io_hook(
+    op: str, *, nbytes: int = 0, key: str | None = None, physical: bool = True
+) -> None:
     """The hook of real mode: storage takes the time it takes."""
 
 

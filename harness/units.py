@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import re
 
+from harness.errors import InputError
+
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _ISO_DURATION = re.compile(
@@ -34,9 +36,15 @@ _BIT_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "tbit": 10*
 DURATION_HELP = "a duration such as 250ms, 90s, 2m, 1h30m or PT2M (a bare number is seconds)"
 SIZE_HELP = "a size such as 512KiB, 64MiB or 1GB (a bare number is bytes)"
 BANDWIDTH_HELP = "a bandwidth such as 100MB/s or 1Gbit/s"
+#: JSON Schema of a value :func:`parse_duration` accepts (editors complete with the examples).
+DURATION_SCHEMA = {
+    "anyOf": [{"type": "string"}, {"type": "number", "minimum": 0}],
+    "description": DURATION_HELP,
+    "examples": ["250ms", "90s", "2m", "1h30m", "PT2M"],
+}
 
 
-class UnitError(ValueError):
+class UnitError(InputError):
     """A value that is not in the grammar; the message says what is expected."""
 
 
@@ -46,8 +54,10 @@ def parse_duration(value: str | int | float) -> float:
         raise UnitError(f"expected {DURATION_HELP}, got {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
-    else:
+    elif isinstance(value, str):
         seconds = _parse_duration_text(value.strip())
+    else:
+        raise UnitError(f"expected {DURATION_HELP}, got {value!r}")
     if not math.isfinite(seconds) or seconds < 0:
         raise UnitError(f"expected a non-negative duration, got {value!r}")
     return seconds
@@ -89,6 +99,8 @@ def parse_size(value: str | int) -> int:
         if value < 0:
             raise UnitError(f"expected a non-negative size, got {value!r}")
         return value
+    if not isinstance(value, str):
+        raise UnitError(f"expected {SIZE_HELP}, got {value!r}")
     match = _SIZE.fullmatch(value.strip())
     if not match:
         raise UnitError(f"expected {SIZE_HELP}, got {value!r}")
@@ -102,6 +114,8 @@ def parse_bandwidth(value: str | int | float) -> float:
         raise UnitError(f"expected {BANDWIDTH_HELP}, got {value!r}")
     if isinstance(value, int | float):
         rate = float(value)
+    elif not isinstance(value, str):
+        raise UnitError(f"expected {BANDWIDTH_HELP}, got {value!r}")
     else:
         match = _BANDWIDTH.fullmatch(value.strip())
         if not match:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 
 import aiohttp
@@ -18,6 +19,7 @@ from harness.clock import (
     VirtualEventLoop,
     clock_for_running_loop,
     run_virtual,
+    suspend,
 )
 
 
@@ -121,12 +123,100 @@ def test_http_exchange_over_loopback_inside_the_virtual_loop() -> None:
     ]
 
 
-def test_thread_use_is_refused_in_virtual_time() -> None:
+def test_to_thread_runs_on_the_loop_and_can_suspend_for_virtual_time() -> None:
+    """A blocking call handed to the executor runs in a greenlet: no thread, deterministic, and
+    ``suspend`` lets the loop go on meanwhile."""
+
+    async def main() -> list[tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        seen: list[tuple[str, float]] = []
+
+        def blocking() -> str:
+            seen.append(("call starts", loop.time()))
+            assert suspend(5.0)
+            seen.append(("call resumes", loop.time()))
+            return threading.current_thread().name
+
+        async def ticker() -> None:
+            for _ in range(3):
+                await asyncio.sleep(2)
+                seen.append(("tick", loop.time()))
+
+        ticking = asyncio.create_task(ticker())
+        thread = await asyncio.to_thread(blocking)
+        await ticking
+        assert thread == threading.main_thread().name
+        return seen
+
+    assert run_virtual(main) == [
+        ("call starts", 0.0),
+        ("tick", 2.0),
+        ("tick", 4.0),
+        ("call resumes", 5.0),
+        ("tick", 6.0),
+    ]
+
+
+def test_an_executor_call_raises_into_its_caller_and_ends_when_the_caller_is_cancelled() -> None:
+    async def main() -> list[str]:
+        seen: list[str] = []
+
+        def failing() -> None:
+            raise OSError("disk on fire")
+
+        def long_call() -> None:
+            try:
+                suspend(60)
+                seen.append("finished")  # never: the caller was cancelled meanwhile
+            finally:
+                seen.append("unwound")
+
+        with pytest.raises(OSError, match="disk on fire"):
+            await asyncio.to_thread(failing)
+        waiting = asyncio.create_task(asyncio.to_thread(long_call))
+        await asyncio.sleep(1)
+        waiting.cancel()
+        await asyncio.sleep(120)
+        return seen
+
+    assert run_virtual(main) == ["unwound"]
+
+
+def test_suspend_outside_an_executor_call_does_nothing() -> None:
+    assert suspend(10) is False
+
+
+def test_a_host_name_lookup_is_refused_in_virtual_time() -> None:
     async def main() -> None:
         with pytest.raises(ThreadUseError, match="virtual time"):
-            await asyncio.to_thread(print, "never")
+            await asyncio.get_running_loop().getaddrinfo("example.invalid", 80)
 
     run_virtual(main)
+
+
+def test_a_blocking_call_on_the_loop_lets_only_external_timers_fire() -> None:
+    async def main() -> list[tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualEventLoop)
+        seen: list[tuple[str, float]] = []
+        loop.call_later(1, lambda: seen.append(("process timer", loop.time())))
+        loop.call_later_external(2, lambda: seen.append(("world timer", loop.time())))
+        loop.call_later_external(9, lambda: seen.append(("kill", loop.time())))
+        completed = loop.block(5, stop=lambda: False)
+        seen.append(("call returns", loop.time()))
+        stopped = loop.block(10, stop=lambda: seen[-1][0] == "kill")
+        seen.append(("killed mid-call" if not stopped else "?", loop.time()))
+        await asyncio.sleep(0)
+        assert completed
+        return seen
+
+    assert run_virtual(main) == [
+        ("world timer", 2.0),
+        ("call returns", 5.0),
+        ("kill", 9.0),
+        ("killed mid-call", 9.0),
+        ("process timer", 9.0),
+    ]
 
 
 def test_virtual_time_never_goes_backward() -> None:

@@ -94,12 +94,16 @@ def golden_from_run(
     history: History, snapshot: StorageSnapshot, *, output_prefix: str = "outputs/"
 ) -> Golden:
     """The golden outcome of an uninterrupted run of any target: its outputs as stored, the
-    states its durable checkpoints held, and the position it completed at."""
+    states of the checkpoints it reported durable that storage really held (S3 versions or local
+    files with that digest), and the position it completed at."""
     completed = history.of_kind(Kind.JOB_COMPLETED)
+    held = _digests_held(snapshot)
     states = {
         int(e.data["position"]): str(e.data["checksum"])
         for e in history.of_kind(Kind.CHECKPOINT_DURABLE)
-        if e.data.get("checksum") and e.data.get("position") is not None
+        if e.data.get("checksum")
+        and e.data.get("position") is not None
+        and _bare(str(e.data["checksum"])) in held
     }
     outputs = {}
     for key in snapshot.keys(output_prefix):
@@ -112,3 +116,13 @@ def golden_from_run(
         states=states,
         output_prefix=output_prefix,
     )
+
+
+def _digests_held(snapshot: StorageSnapshot) -> set[str]:
+    blobs = [v.blob for v in snapshot.versions if v.blob is not None]
+    blobs += [blob for files in snapshot.files.values() for blob in files.values()]
+    return {digest for blob in blobs for digest in (blob.sha256, blob.md5)}
+
+
+def _bare(digest: str) -> str:
+    return digest.strip().rpartition(":")[2].strip('"').lower()

@@ -119,6 +119,14 @@ def _redis_problems(snapshot: StorageSnapshot) -> list[Problem]:
     return problems
 
 
+def count_metadata(snapshot: StorageSnapshot) -> int:
+    """Manifest versions (S3 and local) and Redis metadata hashes of the reference layout."""
+    s3 = sum(1 for _ in _manifest_versions(snapshot))
+    local = sum(1 for files in snapshot.files.values() for name in files if is_manifest(name))
+    redis = sum(1 for key in snapshot.redis if key.endswith(REDIS_META_SUFFIX))
+    return s3 + local + redis
+
+
 def fencing_problems(snapshot: StorageSnapshot) -> list[Problem]:
     """Storage proof of an unfenced writer: a manifest version written by an older epoch after
     a newer epoch's, or Redis metadata from an epoch older than one already claimed."""

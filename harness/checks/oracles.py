@@ -88,6 +88,10 @@ def saved_before_deadline(ctx: CheckContext) -> CheckResult:
         "saved_before_deadline",
         violations,
         summary=f"{checked} interruption(s) with work to save",
+        evidence=_storage_evidence(ctx) | {"lifecycle", "target.events"},
+        unverified=""
+        if checked
+        else "no interruption notice reached an instance with work to save",
     )
 
 
@@ -176,7 +180,14 @@ def exactly_once(ctx: CheckContext) -> CheckResult:
                 Violation.citing(f"unexpected output {key}", _output_evidence(ctx, key))
             )
     return CheckResult.from_violations(
-        "exactly_once", violations, summary=f"{len(golden.outputs)} expected output(s)"
+        "exactly_once",
+        violations,
+        summary=f"{len(golden.outputs)} expected output(s)",
+        evidence={"storage.snapshot", "golden"} | (_storage_evidence(ctx) & {"s3.ops"}),
+        unverified=""
+        if golden.outputs or violations
+        else f"the uninterrupted run wrote no outputs under {golden.output_prefix}: nothing to "
+        "count",
     )
 
 
@@ -218,8 +229,13 @@ def resume_correct(ctx: CheckContext) -> CheckResult:
         violations.extend(_check_resume(ctx, instance))
     violations.extend(_states_match_golden(ctx))
     violations.extend(_final_state(ctx))
+    restarts = [i for i in ctx.view.instances[1:] if _restart(ctx, i) is not None]
     return CheckResult.from_violations(
-        "resume_correct", violations, summary=f"{len(ctx.view.instances)} instance(s)"
+        "resume_correct",
+        violations,
+        summary=f"{len(restarts)} restart(s) of {len(ctx.view.instances)} instance(s)",
+        evidence=_storage_evidence(ctx) | {"storage.snapshot", "golden", "target.events"},
+        unverified="" if restarts else "no instance started after another had worked",
     )
 
 
@@ -281,22 +297,27 @@ def _unreported_but_valid(
     ctx: CheckContext, instance: Instance, resumed: Event | None, position: int
 ) -> bool:
     """A resume from a checkpoint that was complete in storage but never reported durable (the
-    writer died between the write and its report) is correct if storage proves it."""
+    writer died between the write and its report) is correct if storage proves it: the content
+    resumed from was there when the instance started and is the golden state at ``position``."""
     if resumed is None or not resumed.data.get("key") or not resumed.data.get("checksum"):
         return False
-    tier = str(resumed.data.get("tier") or "s3")
-    checkpoint = Checkpoint(event=resumed, local_dir=instance.local_dir)
-    if ctx.verifier.verdict(checkpoint).status != "verified":
+    checksum = str(resumed.data["checksum"])
+    expected = ctx.golden.state_at(position)
+    if expected is not None and not same_digest(expected, checksum):
         return False
+    checkpoint = Checkpoint(event=resumed, local_dir=instance.local_dir)
+    if str(resumed.data.get("tier") or "s3") == "local":
+        held = ctx.view.local_snapshot_before(instance.local_dir, instance.started.seq)
+        digest = (held.data.get("files") or {}).get(checkpoint.path) if held else None
+        return digest is not None and same_digest(checksum, str(digest))
     wrote = [
         op
         for op in ctx.view.storage_ops()
         if op.seq < instance.started.seq
         and ctx.view.op_path(op) == checkpoint.path
-        and (tier == "local") == str(op.data.get("op", "")).startswith("local.")
+        and op.data.get("op") in S3_WRITE_OPS
     ]
-    expected = ctx.golden.state_at(position)
-    return bool(wrote) and (expected is None or same_digest(expected, checkpoint.checksum or ""))
+    return bool(wrote) and ctx.verifier.verdict(checkpoint).status == "verified"
 
 
 def _states_match_golden(ctx: CheckContext) -> list[Violation]:
@@ -339,11 +360,31 @@ def durable(ctx: CheckContext) -> CheckResult:
     for cp in ctx.view.checkpoints:
         violations.extend(_reported_durable_holds(ctx, cp))
     violations.extend(_metadata_points_to_durable(ctx))
+    violations.extend(_pointers_to_incomplete_objects(ctx))
     violations.extend(_always_one_valid(ctx))
-    problems = layout.metadata_problems(ctx.snapshot, ctx.verifier.corrupted_keys())
-    violations.extend(_storage_problems(ctx, problems))
+    writes = [op for op in ctx.view.storage_ops() if op.data.get("op") in _PERSISTING_OPS]
+    unseen = [
+        cp.key
+        for cp in ctx.view.checkpoints
+        if cp.tier != "local" and not ctx.verifier.writes_of(cp)
+    ]
+    if not writes:
+        why = "no write to S3, Redis or the local disk was seen" + (
+            " (yet checkpoints were reported durable)" if ctx.view.checkpoints else ""
+        )
+    elif unseen:
+        why = (
+            f"checkpoint {unseen[0]} is in storage but the harness saw no write of it (written "
+            "through a client the harness did not hand out?): when it became durable is unknown"
+        )
+    else:
+        why = ""
     return CheckResult.from_violations(
-        "durable", violations, summary=f"{len(ctx.view.checkpoints)} durable report(s)"
+        "durable",
+        violations,
+        summary=f"{len(ctx.view.checkpoints)} durable report(s), {len(writes)} write(s) seen",
+        evidence=_storage_evidence(ctx) | {"storage.snapshot", "target.events"},
+        unverified=why,
     )
 
 
@@ -357,17 +398,10 @@ def _reported_durable_holds(ctx: CheckContext, cp: Checkpoint) -> list[Violation
                 [cp.event],
             )
         ]
-    if cp.tier != "local" and ctx.verifier.observed_s3 and ctx.verifier.written_before(cp) is None:
-        later = next(
-            (
-                op
-                for op in ctx.view.storage_ops()
-                if op.seq > cp.event.seq
-                and op.data.get("op") in S3_WRITE_OPS
-                and op.data.get("key") == cp.key
-            ),
-            None,
-        )
+    if cp.tier != "local" and ctx.verifier.written_before(cp) is None:
+        later = next((op for op in ctx.verifier.writes_of(cp) if op.seq > cp.event.seq), None)
+        if later is None:
+            return []  # no write seen at all: ``durable`` says it could not verify
         return [
             Violation.citing(
                 f"checkpoint {cp.id} reported durable at {_t(cp.t)} before any write of "
@@ -441,6 +475,67 @@ def _always_one_valid(ctx: CheckContext) -> list[Violation]:
     return violations
 
 
+#: Storage ops that persist something (a write of S3, Redis or the local disk).
+_PERSISTING_OPS = S3_WRITE_OPS | frozenset({"redis.write", "local.write", "local.rename"})
+
+
+def _storage_evidence(ctx: CheckContext) -> set[str]:
+    """Which of the harness's own storage observations the run has."""
+    found: set[str] = set()
+    for op in ctx.view.storage_ops(ok=None):
+        name = str(op.data.get("op", ""))
+        found.add("local.files" if name.startswith("local.") else name.partition(".")[0] + ".ops")
+    if ctx.view.of_kind(Kind.LOCAL_SNAPSHOT):
+        found.add("local.files")
+    return found
+
+
+def _pointers_to_incomplete_objects(ctx: CheckContext) -> list[Violation]:
+    """Metadata the target wrote to Redis (any key, any layout) must never name an S3 object
+    before a write of that object completed: a reader following it would find nothing, or an
+    older version. Judged from the harness's own records of Redis commands and S3 requests."""
+    written: dict[str, Event] = {}  # S3 key -> its first completed write
+    for op in ctx.view.storage_ops():
+        if op.data.get("op") in S3_WRITE_OPS:
+            written.setdefault(str(op.data.get("key")), op)
+    later_keys = set(written) | set(ctx.snapshot.keys(""))
+    violations = []
+    for op in ctx.view.storage_ops():
+        if op.data.get("op") != "redis.write":
+            continue
+        for value in op.data.get("values") or ():
+            first = written.get(str(value))
+            if str(value) in later_keys and (first is None or first.seq > op.seq):
+                violations.append(
+                    Violation.citing(
+                        f"redis {op.data.get('command')} of {op.data.get('key')} by {op.instance} "
+                        f"at {_t(op.t)} names s3 object {value} before any write of it completed",
+                        [op, first],
+                    )
+                )
+    return violations
+
+
+# -- reference_layout -----------------------------------------------------------------------------
+
+
+def reference_layout(ctx: CheckContext) -> CheckResult:
+    """The bundled runtime's own storage invariants (``docs/runtime.md``): every manifest and its
+    Redis metadata name checkpoints storage holds intact; no older epoch wrote after a newer."""
+    problems = layout.metadata_problems(ctx.snapshot, ctx.verifier.corrupted_keys())
+    problems += layout.fencing_problems(ctx.snapshot)
+    manifests = layout.count_metadata(ctx.snapshot)
+    return CheckResult.from_violations(
+        "reference_layout",
+        _storage_problems(ctx, problems),
+        summary=f"{manifests} manifest version(s) and metadata hash(es)",
+        evidence={"storage.snapshot"},
+        unverified=""
+        if manifests or problems
+        else "no manifest or Redis metadata of the reference layout in storage",
+    )
+
+
 # -- lost_work ------------------------------------------------------------------------------------
 
 
@@ -462,11 +557,14 @@ def lost_work(ctx: CheckContext, at_most: float) -> CheckResult:
                     cite,
                 )
             )
+    restarts = [i for i in instances[1:] if _restart(ctx, i) is not None]
     return CheckResult.from_violations(
         "lost_work",
         violations,
         params={"at_most": at_most},
         summary=f"worst loss {format_duration(worst)}",
+        evidence={"lifecycle", "target.events"},
+        unverified="" if restarts else "no instance restarted the job after an interruption",
     )
 
 
@@ -523,7 +621,7 @@ def detects_notice(ctx: CheckContext, within: float) -> CheckResult:
         seen = [
             e
             for e in ctx.view.by(instance.id, Kind.NOTICE_SEEN)
-            if e.t >= notice.issued.t and e.data.get("action", notice.action) == notice.action
+            if e.t >= notice.issued.t and notice.action in _seen_as(e, notice)
         ]
         if not seen:
             ended_early = instance.end < notice.issued.t + within
@@ -556,9 +654,22 @@ def detects_notice(ctx: CheckContext, within: float) -> CheckResult:
                     [notice.issued, seen[0]],
                 )
             )
+    judged = count + len(violations)
     return CheckResult.from_violations(
-        "detects_notice", violations, params={"within": within}, summary=f"{count} notice(s) seen"
+        "detects_notice",
+        violations,
+        params={"within": within},
+        summary=f"{count} notice(s) seen",
+        evidence={"lifecycle", "target.events"},
+        unverified="" if judged else "no interruption notice reached a running instance",
     )
+
+
+def _seen_as(seen: Event, notice: Notice) -> set[str]:
+    """What the target said the notice was: the cloud's word (``action``: Azure's ``preempt``)
+    and what it takes it to do (``effect``: ``terminate``); either names the notice's action."""
+    said = {str(seen.data[k]) for k in ("action", "effect") if seen.data.get(k)}
+    return said or {notice.action}
 
 
 # -- no_leaked_uploads ----------------------------------------------------------------------------
@@ -579,7 +690,10 @@ def no_leaked_uploads(ctx: CheckContext) -> CheckResult:
             )
         )
     return CheckResult.from_violations(
-        "no_leaked_uploads", violations, summary=f"{len(ctx.snapshot.uploads)} open upload(s)"
+        "no_leaked_uploads",
+        violations,
+        summary=f"{len(ctx.snapshot.uploads)} open upload(s)",
+        evidence={"storage.snapshot"} | (_storage_evidence(ctx) & {"s3.ops"}),
     )
 
 
@@ -616,10 +730,12 @@ def _nobody_could_clean(ctx: CheckContext, creator: Instance) -> bool:
 
 def fenced(ctx: CheckContext) -> CheckResult:
     violations = []
+    judged = 0
     for instance in ctx.view.instances:
         claim = _superseded_by(ctx, instance)
         if claim is None:
             continue
+        judged += 1
         newer_keys = _keys_written_by_others(ctx, instance, claim)
         for event in ctx.view.events[claim.seq + 1 :]:
             if event.instance != instance.id:
@@ -633,9 +749,12 @@ def fenced(ctx: CheckContext) -> CheckResult:
                         [claim, event],
                     )
                 )
-    violations.extend(_storage_problems(ctx, layout.fencing_problems(ctx.snapshot)))
     return CheckResult.from_violations(
-        "fenced", violations, summary=f"{len(ctx.view.instances)} instance(s)"
+        "fenced",
+        violations,
+        summary=f"{judged} instance(s) outlived by a newer one",
+        evidence=_storage_evidence(ctx) | {"lifecycle"},
+        unverified="" if judged else "no instance was still running when a newer one took over",
     )
 
 
@@ -706,6 +825,7 @@ def completes(ctx: CheckContext, within: float) -> CheckResult:
                 )
             ],
             params=_finite(within=within),
+            evidence={"target.events", "lifecycle"},
         )
     took = completed.t - ctx.view.run_start
     violations = []
@@ -731,6 +851,7 @@ def completes(ctx: CheckContext, within: float) -> CheckResult:
         violations,
         params=_finite(within=within),
         summary=f"completed after {format_duration(took)}",
+        evidence={"target.events", "storage.snapshot", "golden"},
     )
 
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from harness.checks import oracles
 from harness.checks.golden import Golden
@@ -13,8 +23,9 @@ from harness.checks.results import CheckResult
 from harness.checks.snapshot import StorageSnapshot
 from harness.checks.verify import Verifier
 from harness.checks.view import HistoryView
+from harness.errors import InputError, did_you_mean
 from harness.history import History
-from harness.units import UnitError, parse_duration
+from harness.units import DURATION_SCHEMA, UnitError, parse_duration
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,13 @@ CHECKS: dict[str, CheckInfo] = {
             oracles.fenced,
         ),
         CheckInfo(
+            "reference_layout",
+            "the bundled runtime's storage layout holds: manifests and Redis metadata name only "
+            "checkpoints storage holds intact, and no older epoch wrote after a newer one (opt-in: "
+            "for targets using that layout)",
+            oracles.reference_layout,
+        ),
+        CheckInfo(
             "completes",
             "the job completes (within the given time from the start of the run, if given), "
             "with all outputs",
@@ -94,76 +112,131 @@ CHECKS: dict[str, CheckInfo] = {
     )
 }
 
-#: Checks run when a scenario says nothing (``expect`` omitted).
+#: Checks run when a scenario says nothing (``expect`` omitted). ``saved_before_deadline``
+#: only when its timeline gives a notice (see ``Scenario``).
 DEFAULT_EXPECT: tuple[str, ...] = (
     "saved_before_deadline",
     "exactly_once",
     "resume_correct",
     "durable",
+    "completes",
 )
 
 
-class CheckSpecError(ValueError):
+class CheckSpecError(InputError):
     """An ``expect`` entry that names no check or has wrong parameters; says how to fix it."""
 
 
-@dataclass(frozen=True)
-class CheckSpec:
-    """One entry of ``expect``: a check name and its parameters (durations in seconds)."""
+class CheckSpec(BaseModel):
+    """One entry of ``expect``: a check name, its parameters (durations in seconds) and, for a
+    known-bad target, why the check is expected to fail (``fails``, reported as xfail).
+
+    Written ``durable`` or ``{lost_work: {at_most: 30s, fails: "why"}}`` in a scenario, or built
+    directly (``CheckSpec(name="lost_work", params={"at_most": 30.0})``). The scenario model and
+    :func:`evaluate` share this one class.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    params: Mapping[str, float] = field(default_factory=dict)
+    params: dict[str, float] = Field(default_factory=dict)
+    fails: str | None = Field(
+        default=None, description="the target is known to break this check: why (xfail)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml(cls, value: Any) -> Any:
+        if isinstance(value, CheckSpec):
+            return value
+        if isinstance(value, str):
+            return _checked(value, {}, None)
+        if isinstance(value, Mapping) and "name" in value:
+            checked = _checked(str(value["name"]), value.get("params") or {}, value.get("fails"))
+            return {**value, **checked}  # other keys stay, so `extra="forbid"` names them
+        if isinstance(value, Mapping) and len(value) == 1:
+            ((name, params),) = value.items()
+            if params is None:
+                params = {}
+            if not isinstance(params, Mapping):
+                raise ValueError(
+                    f"parameters of check `{name}` must be a mapping such as {{within: 30s}}"
+                )
+            params = dict(params)
+            fails = params.pop("fails", None)
+            return _checked(str(name), params, "known-bad target" if fails is True else fails)
+        raise ValueError(
+            "a check is a name (`durable`) or a one-key mapping (`{lost_work: {at_most: 30s}}`), "
+            f"not {value!r}"
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The forms ``_from_yaml`` reads: a name, ``{name: {params}}`` (both from :data:`CHECKS`)
+        or the generated object form."""
+        return {"anyOf": [{"enum": list(CHECKS)}, _one_key_form(), handler(core_schema)]}
+
+    @property
+    def label(self) -> str:
+        if not self.params:
+            return self.name
+        inner = ", ".join(f"{k}={v:g}s" for k, v in self.params.items())
+        return f"{self.name}({inner})"
 
 
-def suggest(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    return f"; did you mean `{close[0]}`?" if close else f"; known: {', '.join(known)}"
+def _one_key_form() -> dict[str, Any]:
+    """``{lost_work: {at_most: 30s, fails: why}}``: one key, a check of :data:`CHECKS`."""
+    fails = {"type": ["string", "boolean"], "description": "known to fail: why (xfail)"}
+    forms = {
+        name: {
+            "type": ["object", "null"],
+            "properties": {**{p: DURATION_SCHEMA for p in info.params}, "fails": fails},
+            "additionalProperties": False,
+        }
+        for name, info in CHECKS.items()
+    }
+    return {
+        "type": "object",
+        "properties": forms,
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": False,
+    }
+
+
+def _checked(name: str, params: Mapping[str, Any], fails: Any) -> dict[str, Any]:
+    """A check's fields with its name and parameters verified and its durations parsed."""
+    info = CHECKS.get(name)
+    if info is None:
+        hint = did_you_mean(name, CHECKS) or f"; known: {', '.join(sorted(CHECKS))}"
+        raise ValueError(f"unknown check `{name}`{hint}")
+    for key in params:
+        if key not in info.params:
+            hint = did_you_mean(key, [*info.params, "fails"]) if info.params else "; it takes none"
+            raise ValueError(f"unknown parameter `{key}` of check `{name}`{hint}")
+    missing = [p for p in info.params if p not in params and p not in info.defaults]
+    if missing:
+        example = ", ".join(f"{p}: 30s" for p in missing)
+        raise ValueError(f"check `{name}` needs {example} (e.g. {{{name}: {{{example}}}}})")
+    parsed: dict[str, float] = {}
+    for key, value in params.items():
+        try:
+            parsed[key] = parse_duration(value)
+        except UnitError as error:
+            raise ValueError(f"`{name}.{key}`: {error}") from None
+    return {"name": name, "params": parsed, "fails": fails}
 
 
 def parse_check_spec(raw: Any) -> CheckSpec:
     """``"durable"``, ``{"lost_work": {"at_most": "30s"}}`` or a :class:`CheckSpec`."""
-    if isinstance(raw, CheckSpec):
-        return _validated(raw.name, dict(raw.params))
-    if isinstance(raw, str):
-        return _validated(raw, {})
-    if isinstance(raw, Mapping) and len(raw) == 1:
-        ((name, params),) = raw.items()
-        if params is None:
-            params = {}
-        if not isinstance(params, Mapping):
-            raise CheckSpecError(
-                f"parameters of check `{name}` must be a mapping such as {{within: 30s}}"
-            )
-        return _validated(str(name), dict(params))
-    raise CheckSpecError(
-        f"a check is a name (`durable`) or a one-key mapping (`{{lost_work: {{at_most: 30s}}}}`), "
-        f"not {raw!r}"
-    )
-
-
-def _validated(name: str, params: dict[str, Any]) -> CheckSpec:
-    info = CHECKS.get(name)
-    if info is None:
-        raise CheckSpecError(f"unknown check `{name}`{suggest(name, sorted(CHECKS))}")
-    for key in params:
-        if key not in info.params:
-            hint = suggest(key, sorted(info.params)) if info.params else "; it takes none"
-            raise CheckSpecError(f"unknown parameter `{key}` of check `{name}`{hint}")
-    params = {**info.defaults, **params}
-    missing = [p for p in info.params if p not in params]
-    if missing:
-        example = ", ".join(f"{p}: 30s" for p in missing)
-        raise CheckSpecError(f"check `{name}` needs {example} (e.g. {{{name}: {{{example}}}}})")
-    parsed: dict[str, float] = {}
-    for key, value in params.items():
-        if isinstance(value, float) and value == float("inf"):
-            parsed[key] = value
-            continue
-        try:
-            parsed[key] = parse_duration(value)
-        except UnitError as error:
-            raise CheckSpecError(f"`{name}.{key}`: {error}") from None
-    return CheckSpec(name=name, params=parsed)
+    try:
+        return CheckSpec.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        message = str(first.get("ctx", {}).get("error", first["msg"]))
+        raise CheckSpecError(message) from None
 
 
 def evaluate(
@@ -178,4 +251,9 @@ def evaluate(
     context = oracles.CheckContext(
         view=view, snapshot=snapshot, golden=golden, verifier=Verifier(view, snapshot)
     )
-    return [CHECKS[spec.name].run(context, **spec.params) for spec in specs]
+    return [_run(spec, context) for spec in specs]
+
+
+def _run(spec: CheckSpec, context: oracles.CheckContext) -> CheckResult:
+    info = CHECKS[spec.name]
+    return info.run(context, **{**info.defaults, **spec.params})

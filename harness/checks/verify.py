@@ -7,7 +7,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.checks.golden import digest_matches
+from harness.checks.golden import digest_matches, same_digest
 from harness.checks.snapshot import StorageSnapshot
 from harness.checks.view import (
     LOCAL_DELETE_OPS,
@@ -57,9 +57,6 @@ class Verifier:
         for op in self._writes:
             self._writes_at.setdefault((view.store_of(op), view.op_path(op)), []).append(op)
         self._removals: dict[int, Event | None] = {}
-        self.observed_s3 = any(
-            str(e.data.get("op", "")).startswith("s3.") for e in view.storage_ops(ok=None)
-        )
 
     def in_place(self, op: Event) -> bool:
         """Whether a ``local.write`` rewrote its file in place (no rename of it followed)."""
@@ -89,6 +86,20 @@ class Verifier:
         )
 
     def _verify_local(self, cp: Checkpoint) -> Verdict:
+        """Judged on what the harness read of the dir when that incarnation ended (a kill or an
+        exit), else at the end of the run: a later rotation or wipe proves nothing against it."""
+        at_end = self.view.local_files_after(cp.local_dir, cp.event.seq)
+        if at_end is not None:
+            digest = at_end.get(cp.path)
+            if digest is not None and cp.checksum is None:
+                return Verdict("unchecked", "reported without a checksum")
+            if digest is not None and cp.checksum is not None and same_digest(cp.checksum, digest):
+                return Verdict("verified", f"{cp.path} in {cp.local_dir} had {cp.checksum}")
+            ended = self.view.local_snapshot_after(cp.local_dir, cp.event.seq)
+            if ended is not None and self.removal_before(cp, ended.seq) is not None:
+                return Verdict("unverifiable", f"{cp.path} was replaced or removed later")
+            what: Status = "missing" if digest is None else "mismatch"
+            return Verdict(what, f"{cp.path} in {cp.local_dir} was {what} when the instance ended")
         blob = self.snapshot.file(cp.local_dir, cp.path)
         if blob is not None and cp.checksum is None:
             return Verdict("unchecked", "reported without a checksum")
@@ -109,6 +120,14 @@ class Verifier:
             if isinstance(key, str) and key:
                 keys.add(key)
         return keys
+
+    def writes_of(self, cp: Checkpoint) -> list[Event]:
+        """Every successful write of the checkpoint's object the harness saw, in order."""
+        return [
+            op
+            for op in self._writes_at.get((cp.store, cp.path), [])
+            if op.data.get("op") in S3_WRITE_OPS | LOCAL_WRITE_OPS
+        ]
 
     def written_before(self, cp: Checkpoint) -> Event | None:
         """The successful storage op that wrote the checkpoint's object before it was reported."""

@@ -325,6 +325,30 @@ class HistoryView:
         found = self.of_kind(Kind.JOB_COMPLETED)
         return found[0] if found else None
 
+    def local_snapshot_after(self, local_dir: str, seq: int) -> Event | None:
+        """The first ``local.snapshot`` of ``local_dir`` recorded after history position ``seq``
+        (when the incarnation writing there was killed or exited)."""
+        for event in self.of_kind(Kind.LOCAL_SNAPSHOT):
+            if event.seq > seq and event.data.get("local_dir") == local_dir:
+                return event
+        return None
+
+    def local_snapshot_before(self, local_dir: str, seq: int) -> Event | None:
+        """The last ``local.snapshot`` of ``local_dir`` before ``seq``: what the dir held when
+        the machine came back (an incarnation starting on a kept disk)."""
+        found = None
+        for event in self.of_kind(Kind.LOCAL_SNAPSHOT):
+            if event.seq >= seq:
+                break
+            if event.data.get("local_dir") == local_dir:
+                found = event
+        return found
+
+    def local_files_after(self, local_dir: str, seq: int) -> Mapping[str, str] | None:
+        """path -> digest of ``local_dir`` at its first snapshot after ``seq``, if any."""
+        event = self.local_snapshot_after(local_dir, seq)
+        return None if event is None else dict(event.data.get("files") or {})
+
     @cached_property
     def _corruptions(self) -> list[Event]:
         return [

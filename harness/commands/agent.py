@@ -9,7 +9,7 @@ import click
 
 from fake_imds.eventbridge import EventSink
 from fake_imds.server import FakeImds, ImdsV2Mode, UnsafeBindError, check_bind, is_loopback
-from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
+from harness.cli import EXIT_OK
 from harness.clock import RealClock
 from harness.commands.options import (
     HttpUrl,
@@ -23,6 +23,7 @@ from harness.commands.options import (
     token_option,
 )
 from harness.commands.serve import report_until_stopped
+from harness.errors import InputError
 from harness.inject.agent import TOKEN_ENV
 from harness.inject.overlay import (
     DEFAULT_UPSTREAM,
@@ -86,7 +87,7 @@ def agent(
         check_bind(host, secret)
         sink = event_sink(events)
     except (UnsafeBindError, ValueError) as refused:
-        raise HarnessError(str(refused), EXIT_USAGE) from None
+        raise InputError(str(refused)) from None
     serve_until_stopped(
         lambda stop: _run(host, port, upstream, secret, imdsv2, sink, stop), host, port
     )

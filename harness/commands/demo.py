@@ -15,9 +15,10 @@ import click
 
 from fake_imds.aws import TOKEN_HEADER, TOKEN_TTL_HEADER
 from fake_imds.server import FakeImds
-from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.cli import EXIT_FAILED, EXIT_OK
 from harness.clock import run_virtual
 from harness.commands.options import Duration
+from harness.errors import InputError
 from harness.units import format_duration
 
 SPOT_PATH = "/latest/meta-data/spot/instance-action"
@@ -137,7 +138,7 @@ def demo(lead: float, poll: float, quiet_for: float) -> int:
       harness demo --lead 5m --poll 2s
     """
     if lead < 120:
-        raise HarnessError("--lead must be at least 2m (a spot notice comes 2m ahead)", EXIT_USAGE)
+        raise InputError("--lead must be at least 2m (a spot notice comes 2m ahead)")
     click.echo("spot-harness demo: a spot interruption end to end, in virtual time\n")
 
     async def main() -> DemoResult:

@@ -10,7 +10,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.cli import EXIT_FAILED, EXIT_OK
+from harness.commands.run import PlainProgress
+from harness.errors import InputError
 from harness.explore import explore as run_explore
 from harness.scenario.model import CLOUDS, Cloud
 from harness.sim.runner import RunResult
@@ -28,12 +30,11 @@ def parse_target(text: str) -> Any:
         try:  # refused now, not as an "error" run written out as a failing schedule
             load_python_target(path)
         except TargetError as error:
-            raise HarnessError(f"--target: {error}", EXIT_USAGE) from None
+            raise InputError(f"--target: {error}") from None
         return {"python": path}
-    raise HarnessError(
+    raise InputError(
         f"unknown target {text!r}; use `reference` or `package.module:attribute` "
         "(e.g. harness.examples.broken:off_by_one_resume)",
-        EXIT_USAGE,
     )
 
 
@@ -102,14 +103,18 @@ def explore(
       harness explore --examples 200
       harness explore --seed 7 --target harness.examples.broken:off_by_one_resume
       harness explore --cloud aws --cloud gcp --out failures/
+
+    Off a terminal (CI logs), progress is a plain line every 10 seconds.
     """
     chosen = parse_target(target)
     console = Console(highlight=False)
+    plain = PlainProgress("runs incl. shrinking", examples, not quiet and not console.is_terminal)
     with _progress(console, examples, quiet) as bar:
         task = bar.add_task("exploring", total=examples)
 
         def advance(count: int, result: RunResult) -> None:
             bar.update(task, completed=min(count, examples), description=f"{result.status:8}")
+            plain.advance(count, f"last {result.status}")
 
         report = run_explore(
             examples=examples,
@@ -121,6 +126,8 @@ def explore(
             progress=advance,
         )
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
+    if report.unverified:
+        counts += f"; nothing to judge for {report.unverified_text()}"
     if report.failure is None:
         click.echo(f"no failing schedule in {report.examples} runs ({counts})")
         return EXIT_OK

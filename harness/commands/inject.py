@@ -19,8 +19,9 @@ import boto3
 import click
 from botocore.exceptions import BotoCoreError
 
-from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.cli import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK
 from harness.commands.options import Duration, token_option
+from harness.errors import InputError
 from harness.inject import fis as fis_apply
 from harness.inject import ssm as ssm_apply
 from harness.inject.agent import TOKEN_ENV, AgentClient, ScheduledNotice, apply_agent
@@ -38,16 +39,23 @@ from harness.inject.plan import (
     SignalPlan,
     SsmPlan,
     check_fis_request,
+    offline_facts,
     parse_instance_ids,
     plan_agent,
     plan_fis,
     plan_signal,
     resolve_via,
 )
-from harness.inject.preflight import AwsClients, aws_errors, preflight_aws
+from harness.inject.preflight import AwsClients, aws_errors, partition_of, preflight_aws
 from harness.inject.signals import SIGNAL_NAMES, apply_signal, check_target
 from harness.inject.status import StatusLine, Timekeeper
 from harness.units import DURATION_HELP
+
+#: The region an offline dry run names when none is configured (it says so).
+OFFLINE_REGION = "us-east-1"
+
+#: A finished FIS experiment as an exit code: stopped means a stop condition fired (a failure).
+FIS_EXIT_CODES = {"completed": EXIT_OK, "stopped": EXIT_FAILED, "error": EXIT_ENVIRONMENT}
 
 EXAMPLES = """\b
 Examples:
@@ -100,6 +108,27 @@ class Runtime:
             raise aws_errors("opening the AWS session")(error) from None
         return AwsClients.from_session(session)
 
+    def aws_if_possible(self, region: str | None, profile: str | None) -> AwsClients | str:
+        """Clients when a region and credentials are at hand, else why not. Makes no AWS call
+        (finding credentials may ask the instance's own metadata service, as every SDK does)."""
+        try:
+            session = boto3.Session(region_name=region, profile_name=profile)
+        except BotoCoreError as error:
+            return str(error)
+        if not session.region_name:
+            return "no AWS region: pass --region or set AWS_REGION"
+        if session.get_credentials() is None:
+            return "no AWS credentials found"
+        return AwsClients.from_session(session)
+
+    def offline_region(self, region: str | None, profile: str | None) -> str | None:
+        """The region an offline plan names: --region, else the profile's (None: not set)."""
+        try:
+            configured = boto3.Session(region_name=region, profile_name=profile).region_name
+        except BotoCoreError:
+            return None
+        return str(configured) if configured else None
+
     def status(self) -> StatusLine:
         return StatusLine(self.out)
 
@@ -134,7 +163,17 @@ def make_runtime() -> Runtime:
 )
 @click.option("--region", help="AWS region (default: the profile's or AWS_REGION).")
 @click.option("--profile", help="AWS profile.")
-@click.option("--dry-run", is_flag=True, help="Print the plan and template; change nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan and template; change nothing. AWS is asked read-only questions when "
+    "credentials and a region are at hand, else the plan is made offline (and says so).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="With --dry-run: ask AWS nothing, no credentials needed; the instances are not checked.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
     "--wait/--no-wait", default=True, show_default=True, help="Follow it until the deadline."
@@ -198,6 +237,7 @@ def inject(
     region: str | None,
     profile: str | None,
     dry_run: bool,
+    offline: bool,
     yes: bool,
     wait: bool,
     preview: bool,
@@ -221,7 +261,9 @@ def inject(
     """Interrupt a live spot instance (or a process) the way the cloud would.
 
     Every run computes a plan first. --dry-run prints it (with the FIS experiment template) and
-    stops; otherwise the plan's blast radius is shown and must be confirmed (or --yes given).
+    stops, checking the instances with read-only AWS calls when it can (--dry-run --offline
+    never calls AWS); otherwise the plan's blast radius is shown and must be confirmed (or --yes
+    given).
     Created FIS templates are deleted afterwards, also on failure and Ctrl-C, and Ctrl-C while
     watching stops the experiment.
     """
@@ -249,8 +291,12 @@ def inject(
         agent_url=agent_url,
         agent_token_file=agent_token_file,
     )
+    if offline and not dry_run:
+        raise InputError("--offline only applies to --dry-run (a real injection needs AWS)")
     runtime = make_runtime()
-    return run(request, runtime, profile=profile, token=token, dry_run=dry_run, yes=yes)
+    return run(
+        request, runtime, profile=profile, token=token, dry_run=dry_run, offline=offline, yes=yes
+    )
 
 
 def run(
@@ -260,14 +306,17 @@ def run(
     profile: str | None = None,
     token: str | None = None,
     dry_run: bool = False,
+    offline: bool = False,
     yes: bool = False,
 ) -> int:
     via = resolve_via(request)
     _refuse_foreign_options(request, via)
+    if via in ("fis", "ssm") and dry_run:
+        return _dry_run_aws(request, runtime, profile, via, offline=offline)
     if via == "fis":
-        return _run_fis(request, runtime, profile, dry_run, yes)
+        return _run_fis(request, runtime, profile, yes)
     if via == "ssm":
-        return _run_ssm(request, runtime, profile, dry_run, yes)
+        return _run_ssm(request, runtime, profile, yes)
     if via == "agent":
         agent_plan = plan_agent(request, has_token=bool(token))
         if not _go(agent_plan.lines(), runtime, dry_run, yes, "schedule this notice"):
@@ -310,10 +359,9 @@ def _go(lines: list[str], runtime: Runtime, dry_run: bool, yes: bool, doing: str
     if yes:
         return True
     if not runtime.interactive():
-        raise HarnessError(
+        raise InputError(
             "refusing to change anything without confirmation: stdin is not a terminal. "
             "Check the plan above (--dry-run), then rerun with --yes",
-            EXIT_USAGE,
         )
     return runtime.confirm(f"Really {doing}?")
 
@@ -329,21 +377,47 @@ def _declined(runtime: Runtime, dry_run: bool) -> int:
 # -- FIS ---------------------------------------------------------------------------------------
 
 
-def _run_fis(
-    request: InjectRequest, runtime: Runtime, profile: str | None, dry_run: bool, yes: bool
+def _dry_run_aws(
+    request: InjectRequest, runtime: Runtime, profile: str | None, via: str, *, offline: bool
 ) -> int:
+    """The plan (and FIS template) of a FIS or SSM injection: checked read-only against AWS
+    when credentials and a region are at hand, else made offline, saying what was not checked."""
+    instance_ids = _instance_ids(request, via)
+    if via == "fis":
+        check_fis_request(request, role_needed=False)
+    clients = "--offline" if offline else runtime.aws_if_possible(request.region, profile)
+    if isinstance(clients, AwsClients):
+        facts = preflight_aws(clients, request, need_fis=via == "fis", instance_ids=instance_ids)
+    else:
+        region = runtime.offline_region(request.region, profile)
+        why = clients if region else f"{clients}; no region set, {OFFLINE_REGION} stands in"
+        region = region or OFFLINE_REGION
+        facts = offline_facts(request, region, partition_of(region), why)
+    if via == "ssm":
+        _go(ssm_apply.plan_ssm(request, facts, SIGNAL_NAMES).lines(), runtime, True, False, "")
+        return _declined(runtime, dry_run=True)
+    plan = plan_fis(request, facts, runtime.new_token(), role_needed=False)
+    _go(plan.lines(), runtime, True, False, "")
+    runtime.out.write("\nExperiment template (fis:CreateExperimentTemplate arguments):\n")
+    runtime.out.write(plan.template_json() + "\n")
+    return _declined(runtime, dry_run=True)
+
+
+def _instance_ids(request: InjectRequest, via: str) -> tuple[str, ...]:
     instance_ids = parse_instance_ids(request.targets)
-    if not instance_ids and not request.tags:
+    if via == "fis" and not instance_ids and not request.tags:
         raise PlanError("name the instances: --target i-... or --tag KEY=VALUE")
+    if via == "ssm" and not instance_ids:
+        raise PlanError("--via ssm needs --target i-... (the host to run the command on)")
+    return instance_ids
+
+
+def _run_fis(request: InjectRequest, runtime: Runtime, profile: str | None, yes: bool) -> int:
+    instance_ids = _instance_ids(request, "fis")
     check_fis_request(request)
     clients = runtime.aws(request.region, profile)
     facts = preflight_aws(clients, request, need_fis=True, instance_ids=instance_ids)
     plan = plan_fis(request, facts, runtime.new_token())
-    if dry_run:
-        _go(plan.lines(), runtime, True, yes, "")
-        runtime.out.write("\nExperiment template (fis:CreateExperimentTemplate arguments):\n")
-        runtime.out.write(plan.template_json() + "\n")
-        return _declined(runtime, dry_run=True)
     if not _go(plan.lines(), runtime, False, yes, "interrupt these instances"):
         return _declined(runtime, dry_run=False)
     status = runtime.status()
@@ -356,7 +430,7 @@ def _run_fis(
     problem = fis_apply.failure(progress)
     if problem is not None:
         raise problem
-    code = progress.exit_code() if plan.wait else EXIT_OK
+    code = FIS_EXIT_CODES[progress.outcome()] if plan.wait else EXIT_OK
     if plan.expect_checkpoint and plan.wait and not plan.preview and progress.state == "completed":
         notice = progress.notice_at(plan.lead_seconds)
         deadline = progress.deadline(plan.lead_seconds)
@@ -381,17 +455,13 @@ def _verify(
 # -- SSM ---------------------------------------------------------------------------------------
 
 
-def _run_ssm(
-    request: InjectRequest, runtime: Runtime, profile: str | None, dry_run: bool, yes: bool
-) -> int:
-    instance_ids = parse_instance_ids(request.targets)
-    if not instance_ids:
-        raise PlanError("--via ssm needs --target i-... (the host to run the command on)")
+def _run_ssm(request: InjectRequest, runtime: Runtime, profile: str | None, yes: bool) -> int:
+    instance_ids = _instance_ids(request, "ssm")
     clients = runtime.aws(request.region, profile)
     facts = preflight_aws(clients, request, need_fis=False, instance_ids=instance_ids)
     plan: SsmPlan = ssm_apply.plan_ssm(request, facts, SIGNAL_NAMES)
-    if not _go(plan.lines(), runtime, dry_run, yes, "run this command on these instances"):
-        return _declined(runtime, dry_run)
+    if not _go(plan.lines(), runtime, False, yes, "run this command on these instances"):
+        return _declined(runtime, False)
     status = runtime.status()
     sent_at = runtime.timekeeper.now()
     injector = ssm_apply.SsmInjector(clients, status, runtime.timekeeper)

@@ -9,9 +9,11 @@ from typing import Any
 
 import click
 
-from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
+from harness.bounds import BoundError, check
+from harness.cli import EXIT_OK
 from harness.commands.options import DEFAULT_PORT, Duration
-from harness.units import DURATION_HELP
+from harness.errors import EnvironmentProblem, HarnessError, InputError
+from harness.units import DURATION_HELP, parse_duration
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 CONTROL_PATH = "/_harness/v1"
@@ -26,9 +28,8 @@ class ControlClient:
         if base.endswith(CONTROL_PATH):
             base = base[: -len(CONTROL_PATH)]
         if not base.startswith(("http://", "https://")):
-            raise HarnessError(
+            raise InputError(
                 f"--url must be the server's http:// URL (e.g. {DEFAULT_URL}), got {url!r}",
-                EXIT_USAGE,
             )
         self.base = base
         self._token = token
@@ -48,7 +49,7 @@ class ControlClient:
             raise _refusal(refused) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise HarnessError(
+            raise EnvironmentProblem(
                 f"cannot reach the control API at {self.base}{CONTROL_PATH}/: {reason}; "
                 "is `harness serve` running there?"
             ) from None
@@ -64,7 +65,8 @@ def _refusal(refused: urllib.error.HTTPError) -> HarnessError:
     text = f"the server refused the request (HTTP {refused.code}): {message or refused.reason}"
     if field:
         text += f" [field: {field}]"
-    return HarnessError(text, EXIT_USAGE if refused.code in (400, 404) else 3)
+    problem = InputError if refused.code in (400, 404) else EnvironmentProblem
+    return problem(text)
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise HarnessError(f"--param takes KEY=VALUE, got {pair!r}", EXIT_USAGE)
+            raise InputError(f"--param takes KEY=VALUE, got {pair!r}")
         try:
             params[key] = json.loads(value)
         except ValueError:
@@ -94,9 +96,20 @@ def build_body(
     body = {k: v for k, v in named.items() if v is not None}
     for key, value in params.items():
         if key in body:
-            raise HarnessError(f"--param {key}=... repeats --{key}; give it once", EXIT_USAGE)
+            raise InputError(f"--param {key}=... repeats --{key}; give it once")
         body[key] = value
     return body
+
+
+def check_lead(kind: str | None, lead: str | None) -> None:
+    """Refuse a lead out of its range here, with the server's own message (harness.bounds)."""
+    if lead is None:
+        return
+    bound = "scheduled_lead" if kind == "scheduled-event" else "lead"
+    try:
+        check("lead", parse_duration(lead), lead, bound=bound)
+    except BoundError as error:
+        raise InputError(f"--lead: {error}") from None
 
 
 def describe(notice: dict[str, Any]) -> str:
@@ -178,13 +191,14 @@ def notice(
     client = ControlClient(url, token)
     if list_only or cancel:
         if list_only and cancel:
-            raise HarnessError("give either --list or --cancel, not both", EXIT_USAGE)
+            raise InputError("give either --list or --cancel, not both")
         answer = (
             client.call("DELETE", f"/notices/{cancel}")
             if cancel
             else client.call("GET", "/notices")
         )
     else:
+        check_lead(kind, lead)
         body = build_body(cloud, kind, action, lead, at, parse_params(params))
         answer = client.call("POST", "/notices", body)
     if as_json:

@@ -12,12 +12,15 @@ from urllib.parse import urlsplit
 
 import click
 
-from harness.cli import EXIT_USAGE, HarnessError
+from harness.errors import EnvironmentProblem, InputError
 from harness.units import DURATION_HELP, UnitError, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from fake_imds.eventbridge import EventSink
 
     _ParamType = click.ParamType[Any]
@@ -131,15 +134,15 @@ def token_option(envvar: str, help_text: str, *, hidden: bool = False) -> Callab
 def read_secret(value: str | None, path: Path | None, option: str, env: str) -> str | None:
     """A token given directly (or by ``env``) or in the file ``path``; never both."""
     if value and path:
-        raise HarnessError(f"give the token by {option} or by {env}, not both", EXIT_USAGE)
+        raise InputError(f"give the token by {option} or by {env}, not both")
     if path is None:
         return value or None
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as error:
-        raise HarnessError(f"cannot read {option} {path}: {error.strerror}", EXIT_USAGE) from None
+        raise InputError(f"cannot read {option} {path}: {error.strerror}") from None
     if not text:
-        raise HarnessError(f"{option} {path} is empty", EXIT_USAGE)
+        raise InputError(f"{option} {path} is empty")
     return text
 
 
@@ -160,7 +163,32 @@ def serve_until_stopped(
         asyncio.run(main())
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
-            raise HarnessError(
+            raise EnvironmentProblem(
                 f"port {port} on {host} is in use; choose another with --port (0: any free port)"
             ) from None
-        raise HarnessError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        raise EnvironmentProblem(
+            f"cannot listen on {host}:{port}: {error.strerror or error}"
+        ) from None
+
+
+def progress_bar(console: Console, quiet: bool) -> Progress:
+    """The progress bar long commands show (description, bar, n/total, elapsed); it vanishes
+    when done, and ``quiet`` turns it off."""
+    # rich is imported here: the commands sharing this module without a bar start faster
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=True,
+    )

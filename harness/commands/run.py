@@ -3,38 +3,132 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, HarnessError
-from harness.commands.options import Duration
+from harness.bounds import (
+    BOUNDS,
+    DEFAULT_MAX_SIM_TIME,
+    MAX_SIM_OPERATIONS,
+    MAX_SIM_TIME_CEILING,
+    Bound,
+    format_days,
+)
+from harness.cli import EXIT_FAILED, EXIT_OK
+from harness.commands.options import Duration, progress_bar
+from harness.commands.report import check_report, write_run_report
+from harness.errors import InputError
 from harness.process.dispatch import is_process, run_loaded
 from harness.process.plan import DEFAULT_MAX_REAL_TIME, process_problems
 from harness.process.runner import ProcessOptions
 from harness.process.servers import RedisKind
 from harness.report.journal import Journal, JournalError
 from harness.report.render import render_failure, result_json
-from harness.report.summary import Row, summary_table, totals_line
-from harness.scenario.loader import LoadedScenario, load_paths
+from harness.report.summary import Row, fitting_width, summary_table, totals_line
+from harness.scenario import library
+from harness.scenario.loader import LoadedScenario, Problem, load_paths
+from harness.scenario.model import estimate_work
 from harness.sim.runner import RunResult
+from harness.units import format_duration
 
 #: Width of the summary when printed to a log or pipe: scenario paths stay on one line.
 LOG_WIDTH = 120
+#: Off a terminal (a CI log, a pipe), a plain progress line at most this often (seconds).
+PROGRESS_EVERY = 10.0
+
+
+class PlainProgress:
+    """Progress for a log: a plain line when at least :data:`PROGRESS_EVERY` seconds passed
+    since the last one (never a bar, which a log would fill with redraws)."""
+
+    def __init__(self, what: str, total: int, enabled: bool) -> None:
+        self.what = what
+        self.total = total
+        self.enabled = enabled
+        self.started = self.last = time.monotonic()
+
+    def advance(self, done: int, detail: str = "") -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        elapsed = format_duration(round(now - self.started))
+        tail = f"; {detail}" if detail else ""
+        click.echo(f"progress: {done}/{self.total} {self.what}, {elapsed} elapsed{tail}")
+
+
+def check_work(
+    item: LoadedScenario, max_sim_time: float, options: ProcessOptions | None = None
+) -> Problem | None:
+    """Refuse, before it starts, a run that would simulate too long or too much (a command
+    target: that would take too long in real time, or that asks what a process cannot do)."""
+    if is_process(item):
+        options = options or ProcessOptions()
+        found = process_problems(item.scenario, options.max_real_time, options.time_scale)
+        if found:
+            return Problem(item.source.values[()], "cannot run as processes: " + "; ".join(found))
+        return None
+    work = estimate_work(item.scenario)
+    if work.seconds > max_sim_time:
+        return Problem(
+            item.source.values[()],
+            f"this run would simulate about {format_days(round(work.seconds))}, more than "
+            f"--max-sim-time {format_days(max_sim_time)}; lower env.budget or the job's "
+            f"size, or raise --max-sim-time (at most {format_days(MAX_SIM_TIME_CEILING)})",
+        )
+    if work.operations > MAX_SIM_OPERATIONS:
+        return Problem(
+            item.source.values[()],
+            f"this run would simulate about {work.operations:,} units of work (items, output "
+            f"objects, checkpoints), more than the {MAX_SIM_OPERATIONS:,} a run may plan; "
+            "lower job.items, raise job.output_every or job.checkpoint_every",
+        )
+    return None
+
+
+def _max_sim_time(value: float) -> float:
+    try:
+        return Bound(1, MAX_SIM_TIME_CEILING).check("--max-sim-time", value)
+    except ValueError as error:
+        raise InputError(str(error)) from None
 
 
 @click.command("run")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--seed", type=click.IntRange(min=0), help="Override every scenario's seed.")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--library",
+    "whole_library",
+    is_flag=True,
+    help="Run the whole standard scenario library shipped with the package (as `library:`).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, int(BOUNDS["seed"].high)),
+    help="Override every scenario's seed.",
+)
 @click.option(
     "--journal",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write every run (history, verdict, replay line) to this JSON file as it goes. An "
     "earlier journal there is replaced (and the command says so); any other file is refused.",
 )
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write an HTML report (timelines, checks, evidence) to this file at the end. An "
+    "earlier report there is replaced; any other file is refused.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; failures and totals only.")
+@click.option(
+    "--max-sim-time",
+    type=Duration(seconds=True, positive=True),
+    default=format_days(DEFAULT_MAX_SIM_TIME),
+    show_default=True,
+    help="Refuse, before it starts, a scenario that would simulate longer than this (at most 31d).",
+)
 @click.option(
     "--redis",
     "redis_kind",
@@ -61,14 +155,17 @@ LOG_WIDTH = 120
 )
 def run(
     paths: tuple[Path, ...],
+    whole_library: bool,
     seed: int | None,
     journal: Path | None,
+    report: Path | None,
     quiet: bool,
+    max_sim_time: float,
     redis_kind: RedisKind,
     max_real_time: float,
     time_scale: float,
 ) -> int:
-    """Run scenario files (directories are searched for *.yaml).
+    """Run scenario files (directories are searched for *.yaml) in virtual time.
 
     Each scenario plays its interruption story against its target, then the checks in its
     `expect:` judge the history and the final storage state. A failure prints a short
@@ -77,25 +174,45 @@ def run(
     Targets in Python run in virtual time; `target: {command: [...]}` runs the command as
     real processes in real time (servers, proxies, signals: see docs/process.md).
 
+    The standard library ships with the package and runs from anywhere: `--library` for all of
+    it, `library:FOLDER` or `library:FOLDER/NAME` for part (`harness scenarios list` names them).
+
     \b
     Examples:
+      harness run --library
+      harness run library:aws/terminate_mid_job --seed 7
       harness run scenarios
       harness run scenarios/aws/notice_during_checkpoint_upload.yaml --seed 42
       harness run scenarios --journal out.json
-      harness run scenarios/process --redis real
+      harness run scenarios --report report.html
+      harness run long_story.yaml --max-sim-time 20d
+      harness run scenarios/process --redis real --time-scale 5
+
+    A run's simulated span and work are estimated before it starts; past --max-sim-time, or
+    past what a run may plan, the scenario is refused as a problem. Off a terminal (CI logs),
+    progress is a plain line every 10 seconds.
     """
+    limit = _max_sim_time(max_sim_time)
     console = Console(stderr=False, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
+    if whole_library:
+        paths = (*paths, Path(library.PREFIX))
+    if not paths:
+        raise InputError("name scenario files or folders, or pass --library (see --help)")
     loaded, problems = load_paths(paths)
+    options = ProcessOptions(redis=redis_kind, max_real_time=max_real_time, time_scale=time_scale)
+    refused = {id(item): check_work(item, limit, options) for item in loaded}
+    problems += [p for p in refused.values() if p is not None]
+    loaded = [item for item in loaded if refused[id(item)] is None]
     for problem in problems:
         click.echo(f"{problem}", err=True)
     if not loaded:
         where = ", ".join(str(path) for path in paths)
         why = " (see the problems above)" if problems else f": no *.yaml or *.yml file in {where}"
-        raise HarnessError("no scenario to run" + why, EXIT_USAGE)
-    options = ProcessOptions(redis=redis_kind, max_real_time=max_real_time, time_scale=time_scale)
-    _refuse_too_long(loaded, options)
+        raise InputError("no scenario to run" + why)
+    if report is not None:
+        check_report(report)  # refused before any run, not after
     book = _open_journal(journal, paths, seed)
     if book is not None and book.replaced:
         click.echo(f"replacing the earlier journal {book.path}", err=True)
@@ -109,30 +226,26 @@ def run(
         click.echo()
         click.echo(render_failure(row.result, row.file))
     if not quiet:
+        table = summary_table(rows, whole_words=not console.is_terminal)
+        if not console.is_terminal:  # a log keeps long lines whole: no word is cut
+            console.width = max(console.width, fitting_width(table))
         console.print()
-        console.print(summary_table(rows))
+        console.print(table)
     console.print(totals_line(rows), markup=False)
     if book is not None:
         console.print(f"journal: {book.path}", markup=False)
+    if report is not None:
+        records = [result_json(row.result, row.file, row.name) for row in rows]
+        meta = {"command": "run", "paths": [str(p) for p in paths], "seed": seed}
+        console.print(write_run_report(report, records, [str(p) for p in problems], meta))
     return EXIT_FAILED if failed or problems else EXIT_OK
 
 
 def display_name(item: LoadedScenario) -> str:
-    """The file as given (without its suffix), plus the document number if it holds several."""
-    name = str(item.file.with_suffix(""))
+    """The file as given (without its suffix) or its library name, plus the document number if
+    it holds several."""
+    name = library.display_name(item.file) or str(item.file.with_suffix(""))
     return name if item.documents == 1 else f"{name}[{item.document + 1}]"
-
-
-def _refuse_too_long(loaded: list[LoadedScenario], options: ProcessOptions) -> None:
-    """Command targets run in real time: refuse, before anything runs, those that cannot."""
-    refused = [
-        f"{display_name(item)}: {problem}"
-        for item in loaded
-        if is_process(item)
-        for problem in process_problems(item.scenario, options.max_real_time, options.time_scale)
-    ]
-    if refused:
-        raise HarnessError("cannot run as processes:\n  " + "\n  ".join(refused), EXIT_USAGE)
 
 
 def _open_journal(path: Path | None, paths: tuple[Path, ...], seed: int | None) -> Journal | None:
@@ -141,7 +254,7 @@ def _open_journal(path: Path | None, paths: tuple[Path, ...], seed: int | None) 
     try:
         return Journal(path, {"command": "run", "paths": [str(p) for p in paths], "seed": seed})
     except JournalError as error:
-        raise HarnessError(str(error), EXIT_USAGE) from None
+        raise InputError(str(error)) from None
 
 
 def _run_all(
@@ -153,15 +266,8 @@ def _run_all(
     options: ProcessOptions,
 ) -> list[Row]:
     rows: list[Row] = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-        transient=True,
-    ) as progress:
+    plain = PlainProgress("scenarios", len(loaded), not quiet and not console.is_terminal)
+    with progress_bar(console, quiet) as progress:
         task = progress.add_task("scenarios", total=len(loaded))
         for item in loaded:
             progress.update(task, description=item.name)
@@ -170,4 +276,6 @@ def _run_all(
             if book is not None:
                 book.add(result_json(result, item.file, display_name(item)))
             progress.advance(task)
+            failed = sum(1 for row in rows if not row.result.ok)
+            plain.advance(len(rows), f"{failed} failed" if failed else "")
     return rows

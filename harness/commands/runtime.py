@@ -9,7 +9,8 @@ from typing import Any
 import click
 import yaml
 
-from harness.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, HarnessError
+from harness.cli import EXIT_INTERRUPTED, EXIT_OK
+from harness.errors import EnvironmentProblem, InputError
 from harness.runtime.config import ConfigError
 from harness.runtime.job import JobSpecError
 from harness.runtime.realmode import (
@@ -67,7 +68,7 @@ def run(config_path: Path | None, dry_run: bool, quiet: bool) -> int:
     try:
         outcome = asyncio.run(run_real(config, progress))
     except RealModeError as error:
-        raise HarnessError(str(error)) from None
+        raise EnvironmentProblem(str(error)) from None
     click.echo(f"job {config.spec.name}: {outcome}", err=True)
     return EXIT_OK if outcome == "completed" else EXIT_INTERRUPTED
 
@@ -78,14 +79,14 @@ def _load(path: Path | None) -> RealModeConfig:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as error:
-            raise HarnessError(_yaml_problem(path, error), EXIT_USAGE) from None
+            raise InputError(_yaml_problem(path, error)) from None
         if not isinstance(raw, dict):
-            raise HarnessError(f"{path}: expected a mapping with job:, storage:, ...", EXIT_USAGE)
+            raise InputError(f"{path}: expected a mapping with job:, storage:, ...")
     try:
         return load_config(raw, environment())
     except (RealModeError, JobSpecError, ConfigError) as error:
         where = path if path is not None else "environment"
-        raise HarnessError(f"{where}: {error}", EXIT_USAGE) from None
+        raise InputError(f"{where}: {error}") from None
 
 
 def _yaml_problem(path: Path, error: yaml.YAMLError) -> str:

@@ -11,10 +11,11 @@ import click
 
 from fake_imds.aws import AwsOptions
 from fake_imds.azure import AzureOptions
-from fake_imds.model import Notice
+from fake_imds.model import DEFAULT_REQUEST_LOG_LIMIT, Notice
 from fake_imds.server import DEFAULT_DIALECTS, DIALECTS, FakeImds, ImdsV2Mode, UnsafeBindError
 from fake_imds.signals import SignalOptions
-from harness.cli import EXIT_OK, EXIT_USAGE, HarnessError
+from harness.bounds import BOUNDS
+from harness.cli import EXIT_OK
 from harness.commands.options import (
     event_sink,
     events_option,
@@ -24,6 +25,7 @@ from harness.commands.options import (
     read_secret,
     serve_until_stopped,
 )
+from harness.errors import InputError
 
 #: ``eu-west-1b``, ``us-gov-west-1a``: the region and a zone letter.
 _AVAILABILITY_ZONE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+[a-z]")
@@ -45,10 +47,9 @@ def aws_options(
         changes["instance_type"] = instance_type
     if availability_zone:
         if not _AVAILABILITY_ZONE.fullmatch(availability_zone):
-            raise HarnessError(
+            raise InputError(
                 f"--availability-zone {availability_zone!r} is not a zone name such as "
                 "eu-west-1b (the region, eu-west-1, is taken from it)",
-                EXIT_USAGE,
             )
         changes["availability_zone"] = availability_zone
         changes["region"] = availability_zone.rstrip("abcdefghijklmnopqrstuvwxyz")
@@ -65,14 +66,13 @@ def _read_user_data(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise HarnessError(
+        raise InputError(
             f"--user-data {path} is not UTF-8 text; the fake serves user-data as text "
             "(decompress or base64-encode it first)",
-            EXIT_USAGE,
         ) from None
     except OSError as error:
         message = f"cannot read --user-data {path}: {error.strerror}"
-        raise HarnessError(message, EXIT_USAGE) from None
+        raise InputError(message) from None
 
 
 def _pre_stop_command(text: str | None) -> tuple[str, ...] | None:
@@ -80,23 +80,23 @@ def _pre_stop_command(text: str | None) -> tuple[str, ...] | None:
         return tuple(shlex.split(text or "")) or None
     except ValueError as error:
         message = f"--pre-stop {text!r}: {error} (quote it as in a shell)"
-        raise HarnessError(message, EXIT_USAGE) from None
+        raise InputError(message) from None
 
 
 def _pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise HarnessError(f"--tag takes KEY=VALUE, got {text!r}", EXIT_USAGE)
+        raise InputError(f"--tag takes KEY=VALUE, got {text!r}")
     return key, value
 
 
 def banner(server: FakeImds, dialects: list[str], imdsv2: str, token: bool) -> list[str]:
     url = server.url
     lines = [
-        f"fake metadata server: {url}/  (dialects: {', '.join(dialects)}; IMDSv2 {imdsv2})",
-        f"control API:          {server.control_url}/"
+        f"fake metadata server: {url}  (dialects: {', '.join(dialects)}; IMDSv2 {imdsv2})",
+        f"control API:          {server.control_url}"
         + ("  (bearer token required)" if token else ""),
-        f"point AWS clients at it: export AWS_EC2_METADATA_SERVICE_ENDPOINT={url}/",
+        f"point AWS clients at it: export AWS_EC2_METADATA_SERVICE_ENDPOINT={url}",
     ]
     if "gcp" in dialects:
         lines.append(f"point GCP clients at it: export GCE_METADATA_HOST={url.split('//', 1)[1]}")
@@ -170,6 +170,14 @@ def notice_line(server: FakeImds, notice: Notice) -> str:
     "against the grace period.",
 )
 @click.option("--azure-throttle", is_flag=True, help="Azure: answer 429 past 5 requests/s.")
+@click.option(
+    "--request-log-limit",
+    type=click.IntRange(1, int(BOUNDS["request_log_limit"].high)),
+    default=DEFAULT_REQUEST_LOG_LIMIT,
+    show_default=True,
+    help="Entries the served-request log keeps (GET /_harness/v1/requests); older ones are "
+    "dropped and counted.",
+)
 def serve(
     host: str,
     port: int,
@@ -188,12 +196,13 @@ def serve(
     signal_pids: tuple[int, ...],
     pre_stop: str | None,
     azure_throttle: bool,
+    request_log_limit: int,
 ) -> int:
     """Run the fake metadata server (AWS IMDS and the other clouds' paths on one port).
 
     \b
     Examples:
-      harness serve                                   # http://127.0.0.1:1338/
+      harness serve                                   # http://127.0.0.1:1338
       harness serve --imdsv2 required --port 0
       harness serve --events events.jsonl --tag Name=trainer
       HARNESS_CONTROL_TOKEN=$(cat token) harness serve --host 0.0.0.0
@@ -225,9 +234,10 @@ def serve(
                 "azure": AzureOptions(throttle=azure_throttle),
             },
             seed=seed,
+            request_log_limit=request_log_limit,
         )
     except (UnsafeBindError, ValueError) as refused:
-        raise HarnessError(str(refused), EXIT_USAGE) from None
+        raise InputError(str(refused)) from None
     serve_until_stopped(
         lambda stop: _run(server, names, imdsv2, bool(control_token), stop), host, port
     )

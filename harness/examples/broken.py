@@ -32,6 +32,7 @@ from harness.runtime.layout import CheckpointRecord, checkpoint_folder, manifest
 from harness.runtime.monitor.aws import INSTANCE_ACTION, AwsImdsSource, parse_notice
 from harness.runtime.monitor.core import Monitor, NoticeSource
 from harness.runtime.monitor.http import Unreachable, new_session, request
+from harness.runtime.replicator import Replicator
 from harness.runtime.runtime import Runtime
 from harness.runtime.store import S3Tier
 from harness.storage.redis import RedisMeta
@@ -77,14 +78,8 @@ class NaiveImdsSource(AwsImdsSource):
 
 
 class _BlindOn401(Runtime):
-    def __init__(self, ctx: InstanceContext, spec: JobSpec, config: RuntimeConfig) -> None:
-        super().__init__(ctx, spec, config)
-        start = self.monitor.start
-
-        def start_naive(sources: list[NoticeSource]) -> None:
-            start([_naive(source) for source in sources])
-
-        self.monitor.start = start_naive  # type: ignore[method-assign]
+    def notice_sources(self) -> list[NoticeSource]:
+        return [_naive(source) for source in super().notice_sources()]
 
 
 def _naive(source: NoticeSource) -> NoticeSource:
@@ -130,19 +125,17 @@ class _TornCheckpoint(Runtime):
 # -- pointer_before_upload ------------------------------------------------------------------------
 
 
+class _PointerFirstReplicator(Replicator):
+    async def attempt(self, record: CheckpointRecord, data: bytes) -> None:
+        await self.commit_metadata(record)
+        await super().attempt(record, data)
+
+
 class _PointerBeforeUpload(Runtime):
     """Moves the ``latest`` pointer (Redis metadata) to a checkpoint before uploading it: a
     crash or a failed upload leaves the pointer naming an object that does not exist."""
 
-    def __init__(self, ctx: InstanceContext, spec: JobSpec, config: RuntimeConfig) -> None:
-        super().__init__(ctx, spec, config)
-        commit, attempt = self.replicator._commit_metadata, self.replicator._attempt
-
-        async def pointer_then_upload(record: CheckpointRecord, data: bytes) -> None:
-            await commit(record)
-            await attempt(record, data)
-
-        self.replicator._attempt = pointer_then_upload  # type: ignore[method-assign]
+    replicator_class = _PointerFirstReplicator
 
 
 # -- off_by_one_resume ----------------------------------------------------------------------------
@@ -212,10 +205,8 @@ class _UnfencedTier(S3Tier):
 class _Unfenced(Runtime):
     """Never checks its epoch: a superseded instance keeps moving the metadata."""
 
-    def __init__(self, ctx: InstanceContext, spec: JobSpec, config: RuntimeConfig) -> None:
-        super().__init__(ctx, spec, config)
-        self.redis.__class__ = _UnfencedRedis
-        self.s3.__class__ = _UnfencedTier
+    meta_class = _UnfencedRedis
+    s3_tier_class = _UnfencedTier
 
     async def _still_owner(self) -> bool:
         return True

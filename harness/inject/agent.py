@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from harness.cli import EXIT_ENVIRONMENT, EXIT_USAGE, HarnessError
+from harness.errors import EnvironmentProblem, InputError
 from harness.inject.plan import AgentPlan
 from harness.inject.status import StatusLine, when
 from harness.units import format_duration
@@ -80,10 +80,9 @@ class AgentClient:
                 text = await response.text()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise HarnessError(
+            raise EnvironmentProblem(
                 f"cannot reach the agent at {self._base}: {type(error).__name__}: {error}; is "
                 "`harness agent` running there, and is the port open to you?",
-                EXIT_ENVIRONMENT,
             ) from None
         return _decode(method, path, status, text)
 
@@ -94,21 +93,18 @@ def _decode(method: str, path: str, status: int, text: str) -> dict[str, Any]:
     except ValueError:
         payload = {"error": text[:200]}
     if status == 401:
-        raise HarnessError(
+        raise EnvironmentProblem(
             "the agent refused the token (401): pass the agent's control token with --token or "
             f"{TOKEN_ENV}",
-            EXIT_ENVIRONMENT,  # like `harness notice`: a refused credential, not a typo
-        )
+        )  # like `harness notice`: a refused credential is the environment's, not a typo
     if status >= 400:
         detail = payload.get("error", "") if isinstance(payload, dict) else ""
         field = payload.get("field") if isinstance(payload, dict) else None
         where = f" (field {field!r})" if field else ""
-        raise HarnessError(
-            f"the agent answered {status} to {method} {path}: {detail}{where}",
-            EXIT_USAGE if status == 400 else EXIT_ENVIRONMENT,
-        )
+        problem = InputError if status == 400 else EnvironmentProblem
+        raise problem(f"the agent answered {status} to {method} {path}: {detail}{where}")
     if not isinstance(payload, dict):
-        raise HarnessError(f"the agent sent an unexpected answer to {method} {path}")
+        raise EnvironmentProblem(f"the agent sent an unexpected answer to {method} {path}")
     return payload
 
 
@@ -156,18 +152,20 @@ async def _follow(
         current = await client.notice(outcome.notice.id)
         outcome.final_state = current.state
         elapsed = loop.time() - began
-        status.show(_status_text(current, max(0.0, total - elapsed)), elapsed)
+        text, countdown = _status_text(current, max(0.0, total - elapsed))
+        status.show(text, elapsed, countdown)
         if current.state in ("completed", "canceled"):
             break
         await asyncio.sleep(poll_every)
     status.end()
 
 
-def _status_text(notice: ScheduledNotice, remaining: float) -> str:
+def _status_text(notice: ScheduledNotice, remaining: float) -> tuple[str, str]:
+    """The status (a change of it is a new line off a terminal) and the countdown."""
     if notice.state == "completed":
-        return f"{notice.id} {notice.kind}: deadline reached ({notice.action})"
+        return f"{notice.id} {notice.kind}: deadline reached ({notice.action})", ""
     if notice.state == "canceled":
-        return f"{notice.id} {notice.kind}: canceled"
+        return f"{notice.id} {notice.kind}: canceled", ""
     left = format_duration(round(remaining)) if remaining else "0s"
     verb = "visible" if notice.state in ("issued", "started") else "scheduled"
-    return f"{notice.id} {notice.kind} ({notice.action}): {verb}, deadline in about {left}"
+    return f"{notice.id} {notice.kind} ({notice.action}): {verb}", f"deadline in about {left}"

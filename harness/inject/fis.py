@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness.cli import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, HarnessError
+from harness.errors import EnvironmentProblem, HarnessError
 from harness.inject.plan import NOTICE_BEFORE_DEADLINE, FisPlan
 from harness.inject.preflight import AwsClients, call
 from harness.inject.status import StatusLine, Timekeeper, when
@@ -56,12 +56,11 @@ class Progress:
     def interrupted(self) -> list[str]:
         return sorted(i for i, s in self.instance_states.items() if s in INTERRUPTED_STATES)
 
-    def exit_code(self) -> int:
+    def outcome(self) -> Literal["completed", "stopped", "error"]:
+        """How the experiment ended: ran to completion, stopped by a condition, or went wrong."""
         if self.state == "completed":
-            return EXIT_OK
-        if self.state == "stopped":
-            return EXIT_FAILED
-        return EXIT_ENVIRONMENT
+            return "completed"
+        return "stopped" if self.state == "stopped" else "error"
 
 
 class FisInjector:
@@ -272,8 +271,7 @@ def summary(plan: FisPlan, progress: Progress) -> list[str]:
 
 def failure(progress: Progress) -> HarnessError | None:
     if progress.state in ("failed", "cancelled"):
-        return HarnessError(
+        return EnvironmentProblem(
             f"experiment {progress.experiment_id} {progress.state}: {progress.reason}",
-            EXIT_ENVIRONMENT,
         )
     return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from harness.cli import EXIT_USAGE, HarnessError
+from harness.errors import InputError
 from harness.inject.template import (
     INSTANCE_ARN,
     INSTANCE_ID,
@@ -44,11 +44,8 @@ DEFAULT_AGENT_URL = "http://127.0.0.1:1338"
 DEFAULT_AGENT_TOKEN_FILE = "/etc/spot-harness/agent-token"
 
 
-class PlanError(HarnessError):
-    """Input that cannot make a plan; exit code 2 (usage)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, EXIT_USAGE)
+class PlanError(InputError):
+    """Input that cannot make a plan."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +182,41 @@ class AwsFacts:
     warnings: tuple[str, ...] = ()
 
 
+#: Stands in for the account in an offline plan (an ARN needs one); no real account has it.
+OFFLINE_ACCOUNT = "000000000000"
+
+
+def offline_facts(request: InjectRequest, region: str, partition: str, why: str) -> AwsFacts:
+    """Facts for a plan made without asking AWS (``--dry-run --offline``, or no credentials):
+    the instances are taken as named, the account comes from ``--role-arn`` when it names one,
+    and the plan says what was not checked."""
+    role = _ROLE_ACCOUNT.match(request.role_arn or "")
+    account = role.group(1) if role else OFFLINE_ACCOUNT
+    instances = tuple(
+        InstanceFacts(instance_id, state="not checked", lifecycle="not checked")
+        for instance_id in parse_instance_ids(request.targets)
+    )
+    warnings = [
+        f"OFFLINE ({why}): nothing was asked of AWS; the instances' state and lifecycle, the "
+        "caller's permissions and FIS in this region are not checked",
+    ]
+    if not role:
+        warnings.append(f"account {OFFLINE_ACCOUNT} stands in for yours (no --role-arn)")
+    if request.tags:
+        warnings.append("the tags are not resolved offline: FIS chooses among their matches")
+    return AwsFacts(
+        region=region,
+        account=account,
+        partition=partition,
+        caller_arn="(not checked offline)",
+        instances=instances,
+        warnings=tuple(warnings),
+    )
+
+
+_ROLE_ACCOUNT = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/")
+
+
 # -- plans ---------------------------------------------------------------------------------------
 
 
@@ -253,17 +285,18 @@ def _tag_text(tags: Mapping[str, str]) -> str:
     return ", ".join(f"{key}={value}" for key, value in sorted(tags.items()))
 
 
-def check_fis_request(request: InjectRequest) -> dict[str, str]:
+def check_fis_request(request: InjectRequest, *, role_needed: bool = True) -> dict[str, str]:
     """What a FIS request gets wrong without asking AWS (tags, role, lead); returns the tags.
 
-    Run before the preflight, so a typo is refused before any AWS call is made."""
+    Run before the preflight, so a typo is refused before any AWS call is made. A dry run may
+    go without a role (``role_needed=False``): its template shows a placeholder."""
     tags = parse_tags(request.tags)
     if tags and request.targets:
         raise PlanError(
             "--target and --tag exclude each other (FIS targets name resources by ARN or by "
             "tag, never both); run two injections instead"
         )
-    if not request.role_arn:
+    if not request.role_arn and role_needed:
         raise PlanError(
             "--role-arn is required for FIS: the IAM role FIS assumes to interrupt the "
             "instances (see docs/inject.md for its trust policy and permissions), or set "
@@ -282,9 +315,15 @@ def check_fis_request(request: InjectRequest) -> dict[str, str]:
     return tags
 
 
-def plan_fis(request: InjectRequest, facts: AwsFacts, client_token: str) -> FisPlan:
-    """Build and validate the FIS plan for a request against the preflight's facts."""
-    tags = check_fis_request(request)
+def plan_fis(
+    request: InjectRequest, facts: AwsFacts, client_token: str, *, role_needed: bool = True
+) -> FisPlan:
+    """Build and validate the FIS plan for a request against the preflight's facts.
+
+    With ``role_needed=False`` (a dry run) a missing ``--role-arn`` becomes a placeholder and a
+    warning instead of an error."""
+    tags = check_fis_request(request, role_needed=role_needed)
+    role_arn = request.role_arn or f"arn:{facts.partition}:iam::{facts.account}:role/{NO_ROLE}"
     targeted = facts.tag_matches if tags else facts.instances
     _check_action_for_fis(request.action, targeted)
     try:
@@ -296,7 +335,7 @@ def plan_fis(request: InjectRequest, facts: AwsFacts, client_token: str) -> FisP
         ]
         template = spot_template(
             description=_description(request, facts),
-            role_arn=request.role_arn or "",  # checked by check_fis_request
+            role_arn=role_arn,
             lead_iso=lead_iso,
             instance_arns=arns,
             tags=tags or None,
@@ -323,8 +362,13 @@ def plan_fis(request: InjectRequest, facts: AwsFacts, client_token: str) -> FisP
         keep_template=request.keep_template,
         wait=request.wait,
         expect_checkpoint=expected_checkpoint(request),
-        warnings=facts.warnings,
+        warnings=facts.warnings + ((NO_ROLE_WARNING,) if not request.role_arn else ()),
     )
+
+
+#: The role name a dry run without ``--role-arn`` shows in its template.
+NO_ROLE = "PASS-ROLE-ARN"
+NO_ROLE_WARNING = f"no --role-arn: the template shows {NO_ROLE}; a real run needs the role"
 
 
 def _description(request: InjectRequest, facts: AwsFacts) -> str:

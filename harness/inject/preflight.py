@@ -19,7 +19,7 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from harness.cli import EXIT_ENVIRONMENT, EXIT_USAGE, HarnessError
+from harness.errors import EnvironmentProblem, HarnessError, InputError
 from harness.inject.plan import AwsFacts, InjectRequest, InstanceFacts, parse_tags
 
 if TYPE_CHECKING:
@@ -47,8 +47,8 @@ class AwsClients:
     def from_session(cls, session: boto3.Session) -> AwsClients:
         region = session.region_name
         if not region:
-            raise HarnessError(
-                "no AWS region: pass --region, or set AWS_REGION / a profile's region", EXIT_USAGE
+            raise InputError(
+                "no AWS region: pass --region, or set AWS_REGION / a profile's region",
             )
         return cls(
             region=region,
@@ -66,20 +66,18 @@ def aws_errors(what: str) -> Callable[[Exception], HarnessError]:
 
     def convert(error: Exception) -> HarnessError:
         if isinstance(error, NoCredentialsError):
-            return HarnessError(
+            return EnvironmentProblem(
                 f"{what}: no AWS credentials found; configure a profile (--profile) or the "
                 "usual AWS_* environment variables",
-                EXIT_ENVIRONMENT,
             )
         if isinstance(error, NoRegionError):
-            return HarnessError(f"{what}: no AWS region; pass --region", EXIT_USAGE)
+            return InputError(f"{what}: no AWS region; pass --region")
         if isinstance(error, ClientError):
             info = error.response.get("Error", {})
-            return HarnessError(
+            return EnvironmentProblem(
                 f"{what}: {info.get('Code', 'error')}: {info.get('Message', '')}".rstrip(": "),
-                EXIT_ENVIRONMENT,
             )
-        return HarnessError(f"{what}: {error}", EXIT_ENVIRONMENT)
+        return EnvironmentProblem(f"{what}: {error}")
 
     return convert
 
@@ -136,10 +134,9 @@ def describe(ec2: EC2Client, instance_ids: Sequence[str]) -> tuple[InstanceFacts
         code = error.response.get("Error", {}).get("Code", "")
         if code.startswith("InvalidInstanceID"):
             message = error.response.get("Error", {}).get("Message", "")
-            raise HarnessError(
+            raise InputError(
                 f"no such instance in this account and region: {message} "
                 "(check --region and the id)",
-                EXIT_USAGE,
             ) from None
         raise aws_errors("describing the instances (ec2:DescribeInstances)")(error) from None
     except BotoCoreError as error:
@@ -147,7 +144,7 @@ def describe(ec2: EC2Client, instance_ids: Sequence[str]) -> tuple[InstanceFacts
     found = {fact.instance_id: fact for fact in _facts(ec2, _instances(reply))}
     missing = [i for i in instance_ids if i not in found]
     if missing:
-        raise HarnessError(f"no such instance: {', '.join(missing)}", EXIT_USAGE)
+        raise InputError(f"no such instance: {', '.join(missing)}")
     return tuple(found[i] for i in instance_ids)
 
 
@@ -191,18 +188,16 @@ def _interruption_behaviours(ec2: EC2Client, request_ids: list[str]) -> dict[str
 def _check_instances(instances: Sequence[InstanceFacts], *, force: bool) -> None:
     not_running = [i for i in instances if i.state != "running"]
     if not_running:
-        raise HarnessError(
+        raise InputError(
             "only running instances can be interrupted: "
             + ", ".join(f"{i.instance_id} is {i.state}" for i in not_running),
-            EXIT_USAGE,
         )
     not_spot = [i for i in instances if i.lifecycle != "spot"]
     if not_spot and not force:
-        raise HarnessError(
+        raise InputError(
             "refusing to inject into instances that are not spot instances: "
             + ", ".join(f"{i.instance_id} ({i.lifecycle})" for i in not_spot)
             + "; pass --force if you really mean it",
-            EXIT_USAGE,
         )
 
 
@@ -220,9 +215,8 @@ def _tag_matches(ec2: EC2Client, tags: Mapping[str, str]) -> tuple[InstanceFacts
     matches = tuple(sorted(_facts(ec2, spot), key=lambda f: f.instance_id))
     if not matches:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
-        raise HarnessError(
+        raise InputError(
             f"no running spot instance is tagged {shown} in this region; check --tag and --region",
-            EXIT_USAGE,
         )
     return matches
 
@@ -241,10 +235,9 @@ def _check_fis_offered(clients: AwsClients) -> None:
     try:
         clients.fis.list_experiment_templates(maxResults=1)
     except EndpointConnectionError:
-        raise HarnessError(
+        raise EnvironmentProblem(
             f"AWS FIS is not reachable in {clients.region} (no endpoint answered); pick a region "
             "where FIS is offered, or use --via agent / --via ssm",
-            EXIT_ENVIRONMENT,
         ) from None
     except (ClientError, BotoCoreError) as error:
         raise aws_errors("checking FIS (fis:ListExperimentTemplates)")(error) from None
@@ -261,7 +254,6 @@ def _check_alarms(cloudwatch: CloudWatchClient, alarm_arns: Sequence[str]) -> No
         found = [a.get("AlarmArn") for a in reply.get("MetricAlarms", [])]
         found += [a.get("AlarmArn") for a in reply.get("CompositeAlarms", [])]
         if arn not in found:
-            raise HarnessError(
+            raise InputError(
                 f"--stop-alarm {arn}: no such CloudWatch alarm in this account and region",
-                EXIT_USAGE,
             )

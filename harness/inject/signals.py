@@ -13,7 +13,7 @@ import os
 import signal as _signal
 
 from fake_imds.signals import ProcessTarget, SignalReport, Step, acpi_shutdown
-from harness.cli import EXIT_USAGE, HarnessError
+from harness.errors import InputError
 from harness.inject.plan import SignalPlan
 from harness.inject.status import StatusLine
 from harness.units import format_duration
@@ -26,14 +26,14 @@ SIGNAL_NAMES: tuple[str, ...] = tuple(
 def check_target(pid: int) -> None:
     """Refuse pids that make no sense to interrupt, and ones we may not signal."""
     if pid <= 1 or pid == os.getpid():
-        raise HarnessError(f"refusing to signal pid {pid}: pick the job's own process", EXIT_USAGE)
+        raise InputError(f"refusing to signal pid {pid}: pick the job's own process")
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        raise HarnessError(f"no process with pid {pid}", EXIT_USAGE) from None
+        raise InputError(f"no process with pid {pid}") from None
     except PermissionError:
-        raise HarnessError(
-            f"not allowed to signal pid {pid}: run as its user (or root)", EXIT_USAGE
+        raise InputError(
+            f"not allowed to signal pid {pid}: run as its user (or root)",
         ) from None
 
 

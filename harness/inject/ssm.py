@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.cli import EXIT_ENVIRONMENT, HarnessError
+from harness.errors import EnvironmentProblem, HarnessError
 from harness.inject.plan import (
     AwsFacts,
     InjectRequest,
@@ -224,4 +224,4 @@ def failure(outcome: SsmOutcome) -> HarnessError | None:
     details = "; ".join(
         f"{i}: {s} {outcome.errors.get(i, '').strip()}".strip() for i, s in sorted(bad.items())
     )
-    return HarnessError(f"the SSM command did not succeed everywhere: {details}", EXIT_ENVIRONMENT)
+    return EnvironmentProblem(f"the SSM command did not succeed everywhere: {details}")

@@ -33,15 +33,18 @@ class StatusLine:
         self._last = ""
         self._shown = False
 
-    def show(self, text: str, elapsed: float | None = None) -> None:
-        """Show ``text``; ``elapsed`` is prefixed, but a change of it alone is not a change."""
+    def show(self, text: str, elapsed: float | None = None, detail: str = "") -> None:
+        """Show ``text``; ``elapsed`` is prefixed and ``detail`` (a countdown) appended, but a
+        change of them alone is not a change: off a terminal, a line per change of ``text``."""
         prefix = f"[{_clock(elapsed)}] " if elapsed is not None else ""
+        line = prefix + text + (f", {detail}" if detail else "")
         if self._live:
-            self._stream.write("\r\x1b[2K" + prefix + text)
+            self._stream.write("\r\x1b[2K" + line)
             self._stream.flush()
             self._shown = True
         elif text != self._last:
-            self._stream.write(prefix + text + "\n")
+            self._stream.write(line + "\n")
+            self._stream.flush()
         self._last = text
 
     def note(self, text: str) -> None:

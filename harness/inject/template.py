@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.errors import InputError
 from harness.units import UnitError, iso_duration, parse_duration
 
 SPOT_ACTION_ID = "aws:ec2:send-spot-instance-interruptions"
@@ -48,7 +49,7 @@ INSTANCE_ARN = re.compile(
 )
 
 
-class TemplateError(ValueError):
+class TemplateError(InputError):
     """A template FIS would refuse; ``problems`` lists every reason, each naming its field."""
 
     def __init__(self, problems: Sequence[str]) -> None:

@@ -704,12 +704,9 @@ class ProcessWorld:
     # -- metadata -----------------------------------------------------------------------------
     def _record_imds_requests(self, instance: ProcessInstance) -> None:
         """Metadata requests whose answer changed (the first 404, the notice's 200, a fault)."""
-        plane = instance.imds.plane
-        log = plane.log_request
         last_status: dict[str, int] = {}
 
         def log_request(served: ServedRequest) -> None:
-            log(served)
             if not instance.alive or last_status.get(served.path) == served.status:
                 return
             last_status[served.path] = served.status
@@ -725,7 +722,7 @@ class ProcessWorld:
                 requested_at=served.t,
             )
 
-        plane.log_request = log_request  # type: ignore[method-assign,assignment]
+        instance.imds.plane.on_request(log_request)
         instance.forget_imds_answers = last_status.clear
 
     def add_imds_fault(self, duration: float | None, params: dict[str, Any]) -> None:

@@ -70,7 +70,13 @@ class MotoS3:
     """A moto server in a thread of this process, on 127.0.0.1 and a free port."""
 
     def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError:
+            raise ServerError(
+                "command targets need moto's server and fakeredis: "
+                "pip install 'spot-harness[process]'"
+            ) from None
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import NamedTuple
 
-from harness.checks import CheckResult, Golden, StorageSnapshot, Violation, evaluate
+from harness.checks import CheckResult, CheckSpec, Golden, StorageSnapshot, Violation, evaluate
 from harness.checks.golden import digest_matches
 from harness.checks.results import CheckStatus
 from harness.checks.view import S3_WRITE_OPS, HistoryView, Instance, Notice
 from harness.history import Event, History, Kind
-from harness.scenario.model import CheckSpec, Scenario
+from harness.scenario.model import Scenario
 from harness.sim.runner import CheckOutcome
 from harness.units import format_duration
 

@@ -14,10 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.errors import InputError
+
 FORMAT = "spot-harness-journal/1"
 
 
-class JournalError(ValueError):
+class JournalError(InputError):
     """The journal path cannot be used; the message says why."""
 
 
@@ -42,23 +44,61 @@ class Journal:
         self.write()
 
     def document(self, *, finished: bool = False) -> dict[str, Any]:
-        statuses: dict[str, int] = {}
-        for run in self.runs:
-            statuses[run["status"]] = statuses.get(run["status"], 0) + 1
-        return {
-            "format": FORMAT,
-            "finished": finished,
-            **self.meta,
-            "summary": {"runs": len(self.runs), **dict(sorted(statuses.items()))},
-            "problems": self.problems,
-            "runs": self.runs,
-        }
+        return journal_document(self.runs, self.problems, self.meta, finished=finished)
 
     def write(self, *, finished: bool = False) -> None:
         write_atomic(self.path, json.dumps(self.document(finished=finished), indent=1) + "\n")
 
     def finish(self) -> None:
         self.write(finished=True)
+
+
+def journal_document(
+    runs: list[dict[str, Any]],
+    problems: list[str],
+    meta: dict[str, Any],
+    *,
+    finished: bool,
+) -> dict[str, Any]:
+    """A journal's JSON document: its runs, its problems and a count per status."""
+    statuses: dict[str, int] = {}
+    for run in runs:
+        statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+    return {
+        "format": FORMAT,
+        "finished": finished,
+        **meta,
+        "summary": {"runs": len(runs), **dict(sorted(statuses.items()))},
+        "problems": problems,
+        "runs": runs,
+    }
+
+
+def load_journal(path: Path) -> dict[str, Any]:
+    """Read a journal written by ``--journal`` (or the pytest plugin); JournalError says what
+    is wrong with a file that is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JournalError(
+            f"{path} does not exist; write one with `harness run ... --journal {path}`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise JournalError(f"cannot read {path}: {error}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise JournalError(
+            f"{path}:{error.lineno}:{error.colno}: not JSON ({error.msg}); is it a journal?"
+        ) from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise JournalError(
+            f'{path} is not a harness journal (no "format": "{FORMAT}"); '
+            "write one with `harness run ... --journal FILE`"
+        )
+    if not isinstance(document.get("runs"), list):
+        raise JournalError(f"{path}: `runs` must be a list of runs")
+    return document
 
 
 def _refuse_foreign(path: Path) -> bool:

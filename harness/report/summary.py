@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 
 from harness.history import Kind
@@ -29,7 +31,10 @@ class Row:
     file: Path | None = None
 
 
-def summary_table(rows: Sequence[Row]) -> Table:
+def summary_table(rows: Sequence[Row], *, whole_words: bool = False) -> Table:
+    """One row per run. With ``whole_words`` (for logs, which do not reflow), cells wrap
+    between words, never inside one: each wrapping column is at least as wide as its longest
+    word, and the console must be :func:`fitting_width` wide."""
     table = Table(title="scenario runs", title_justify="left", expand=False)
     table.add_column("scenario", overflow="fold")
     table.add_column("seed", justify="right")
@@ -58,7 +63,22 @@ def summary_table(rows: Sequence[Row]) -> Table:
             f"{result.wall_seconds * 1000:.0f}ms",
             broken,
         )
+    for column in (table.columns[0], table.columns[-1]) if whole_words else ():
+        column.min_width = max((len(w) for c in column.cells for w in str(c).split()), default=0)
     return table
+
+
+#: The widest a log line of the table may get; past it, cells wrap between words.
+MAX_LOG_WIDTH = 400
+
+
+def fitting_width(table: Table) -> int:
+    """A console width at which no cell of ``table`` is cut inside a word: wide enough for
+    every row on one line, up to :data:`MAX_LOG_WIDTH`, and never narrower than the longest
+    words need."""
+    wide = Console(width=MAX_LOG_WIDTH, file=io.StringIO())
+    words = sum((c.min_width or 0) + 3 for c in table.columns) + 1
+    return max(min(wide.measure(table).maximum, MAX_LOG_WIDTH), words)
 
 
 def totals_line(rows: Sequence[Row]) -> str:

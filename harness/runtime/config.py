@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from harness.errors import InputError
 from harness.units import UnitError, parse_bandwidth, parse_duration, parse_size
 
 SOURCES = ("aws", "gcp", "azure", "webhook", "signals")
@@ -22,7 +23,7 @@ DEFAULT_SOURCES = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A runtime setting is malformed; the message names it and the expected form."""
 
 

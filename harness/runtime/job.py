@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from harness.errors import InputError
 from harness.units import UnitError, parse_duration, parse_size
 
 STATE_FORMAT = "spot-harness-state/1"
@@ -33,7 +34,7 @@ DEFAULT_OUTPUT_OBJECTS = 20
 _DIGEST_CACHE_STRIDE = 256
 
 
-class JobSpecError(ValueError):
+class JobSpecError(InputError):
     """A job parameter is missing or malformed; the message names it and the expected form."""
 
 

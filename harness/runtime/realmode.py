@@ -30,11 +30,13 @@ from urllib.parse import parse_qsl, urlencode
 from fake_imds.eventbridge import holds_json_lines
 from fake_imds.server import is_loopback
 from harness.clock import RealClock
+from harness.errors import InputError
 from harness.history import Kind
 from harness.runtime.config import RuntimeConfig
 from harness.runtime.job import JobSpec
 from harness.runtime.metrics import RuntimeMetrics, serve_metrics
 from harness.runtime.runtime import Runtime
+from harness.storage.s3 import client_config
 from harness.target import InstanceContext
 
 CLOUDS = ("aws", "gcp", "azure", "webhook", "kubernetes")
@@ -44,7 +46,7 @@ _STORAGE = {"bucket", "s3_endpoint", "region", "redis_url", "local_dir"}
 _SECRET_QUERY_KEYS = {"password", "username"}
 
 
-class RealModeError(ValueError):
+class RealModeError(InputError):
     """The config or the environment is incomplete or wrong; the message says how to fix it."""
 
 
@@ -291,7 +293,9 @@ async def run_real(config: RealModeConfig, progress: Callable[[str], None] | Non
 
     clock = RealClock()
     loop = asyncio.get_running_loop()
-    s3 = boto3.client("s3", endpoint_url=config.s3_endpoint, region_name=config.region)
+    s3 = boto3.client(
+        "s3", endpoint_url=config.s3_endpoint, region_name=config.region, config=client_config()
+    )
     await asyncio.to_thread(_check_bucket, s3, config.bucket)
     redis_client = aioredis.from_url(config.redis_url)
     config.local_dir.mkdir(parents=True, exist_ok=True)

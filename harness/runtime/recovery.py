@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from redis.exceptions import RedisError
 
 from harness.clock import Clock
 from harness.history import Kind
+from harness.retry import RetryPolicy
 from harness.runtime.job import JobSpec, state_digest
 from harness.runtime.layout import CheckpointRecord, Manifest
 from harness.runtime.store import CorruptCheckpoint, LocalTier, S3Tier
@@ -46,7 +47,7 @@ class Recovery:
     clock: Clock
     emit: Emit
     patience: float = 60.0
-    retry_base: float = 1.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     async def run(self) -> Recovered:
         self.local.disk.remove_temp_files(self.local.folder)
@@ -138,15 +139,15 @@ class Recovery:
 
     async def _claim_epoch(self, at_least: int) -> int:
         deadline = self.clock.monotonic() + self.patience
-        delay = self.retry_base
+        backoff = self.retry.backoff()
         while True:
             try:
                 return await self.redis.claim_epoch(at_least)
             except (RedisError, OSError):
+                delay = backoff.next()
                 if self.clock.monotonic() + delay > deadline:
                     return at_least  # provisional: the first metadata commit records it
                 await self.clock.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
     async def _claim_manifest(self, epoch: int, found: list[CheckpointRecord]) -> None:
         """Stamp the S3 manifest with the new epoch (a conditional write), so that an older
@@ -167,17 +168,17 @@ class Recovery:
     async def _patiently(self, action: Callable[[], Awaitable[T]], *, default: T) -> T:
         """Retry S3 errors with backoff for up to ``patience``, then fall back to ``default``."""
         deadline = self.clock.monotonic() + self.patience
-        delay = self.retry_base
+        backoff = self.retry.backoff()
         while True:
             try:
                 return await action()
             except asyncio.CancelledError:
                 raise
             except Exception:
+                delay = backoff.next()
                 if self.clock.monotonic() + delay > deadline:
                     return default
                 await self.clock.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
 
 def _merge(

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from harness.clock import Clock
 from harness.history import Kind
+from harness.retry import RetryPolicy
 from harness.runtime.config import RuntimeConfig
 from harness.runtime.layout import CheckpointRecord
 from harness.runtime.reports import report_durable, report_failed
@@ -64,6 +65,7 @@ class Replicator:
     on_crash: Callable[[BaseException], None]
     still_owner: Callable[[], Awaitable[bool]]
     bandwidth: Bandwidth = field(default_factory=lambda: Bandwidth(100e6))
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     newest_durable: CheckpointRecord | None = None
     current: CheckpointRecord | None = None
     _pending: tuple[CheckpointRecord, bytes] | None = None
@@ -103,7 +105,7 @@ class Replicator:
 
     async def _work(self) -> None:
         try:
-            delay = self.config.retry_base
+            backoff = self.retry.backoff()
             while True:
                 if self._pending is not None:
                     await self._replicate_pending()
@@ -112,8 +114,7 @@ class Replicator:
                 self._submitted.clear()
                 if await self._abort_unfinished():
                     return
-                await self._nap(delay)
-                delay = min(delay * 2, self.config.retry_max)
+                await self._nap(backoff.next())
         finally:
             self._idle.set()
 
@@ -149,10 +150,10 @@ class Replicator:
         self.emit(Kind.UPLOAD_ABORTED, key=key, reason="left by a failed upload; aborted later")
 
     async def _replicate(self, record: CheckpointRecord, data: bytes) -> None:
-        delay = self.config.retry_base
+        backoff = self.retry.backoff()
         while True:
             try:
-                await self._attempt(record, data)
+                await self.attempt(record, data)
                 return
             except Fenced as fenced:
                 self.on_fenced(str(fenced))
@@ -164,10 +165,12 @@ class Replicator:
                 self._failed = record.id
             if self._pending is not None:
                 return  # superseded by a newer checkpoint
-            await self.clock.sleep(delay)
-            delay = min(delay * 2, self.config.retry_max)
+            await self.clock.sleep(backoff.next())
 
-    async def _attempt(self, record: CheckpointRecord, data: bytes) -> None:
+    async def attempt(self, record: CheckpointRecord, data: bytes) -> None:
+        """One replication attempt, in the order that keeps every pointer honest: the object,
+        then the manifest naming it, then the Redis metadata (:meth:`commit_metadata`). A
+        variant that changes the order (a known-bad target) overrides this."""
         await self._abort_unfinished()  # before a new upload may reuse a key
         if record.id in self._stored:
             version_id = self._stored[record.id]  # an earlier attempt stored it
@@ -180,7 +183,7 @@ class Replicator:
         self._failed = None
         self.newest_durable = record
         report_durable(self.emit, record, "s3", version_id=version_id)
-        await self._commit_metadata(record)
+        await self.commit_metadata(record)
         with contextlib.suppress(Exception):  # rotation is housekeeping; a failure is harmless
             await self.s3.delete(dropped)
 
@@ -199,16 +202,17 @@ class Replicator:
         self._stored = {record.id: version_id}
         return version_id
 
-    async def _commit_metadata(self, record: CheckpointRecord) -> None:
-        delay = self.config.retry_base
+    async def commit_metadata(self, record: CheckpointRecord) -> None:
+        """Point Redis at ``record`` (a hint for the next recovery); Fenced if a newer epoch
+        holds it, retried a few times while Redis is down."""
+        backoff = self.retry.backoff()
         for attempt in range(REDIS_ATTEMPTS):
             try:
                 committed = await self.redis.commit(self.epoch(), record.redis_fields("s3"))
             except (RedisError, OSError) as error:
                 report_failed(self.emit, record, "redis", error)
                 if attempt + 1 < REDIS_ATTEMPTS and self._pending is None:
-                    await self.clock.sleep(delay)
-                    delay *= 2
+                    await self.clock.sleep(backoff.next())
                     continue
                 return  # the manifest stays authoritative; Redis catches up on the next commit
             if not committed:

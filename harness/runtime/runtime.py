@@ -14,6 +14,7 @@ from dataclasses import replace
 from redis.exceptions import RedisError
 
 from harness.history import Kind
+from harness.retry import RetryPolicy, seeded_random
 from harness.runtime.config import RuntimeConfig
 from harness.runtime.job import (
     JobSpec,
@@ -26,7 +27,7 @@ from harness.runtime.job import (
     output_range,
 )
 from harness.runtime.layout import CheckpointRecord, checkpoint_id, checkpoint_key, redis_prefix
-from harness.runtime.monitor import InterruptionNotice, Monitor, build_sources
+from harness.runtime.monitor import InterruptionNotice, Monitor, NoticeSource, build_sources
 from harness.runtime.recovery import Recovery
 from harness.runtime.replicator import Bandwidth, Replicator
 from harness.runtime.reports import describe, report_durable, report_failed
@@ -40,7 +41,16 @@ _EPSILON = 1e-9
 
 
 class Runtime:
-    """One instance incarnation of the reference job."""
+    """One instance incarnation of the reference job.
+
+    A variant (the known-bad targets of :mod:`harness.examples.broken`) changes it through the
+    hooks below and by overriding methods, never by replacing attributes of an instance.
+    """
+
+    #: The Redis metadata, the S3 tier and the background replicator it builds.
+    meta_class: type[RedisMeta] = RedisMeta
+    s3_tier_class: type[S3Tier] = S3Tier
+    replicator_class: type[Replicator] = Replicator
 
     def __init__(self, ctx: InstanceContext, spec: JobSpec, config: RuntimeConfig) -> None:
         self.ctx = ctx
@@ -48,19 +58,26 @@ class Runtime:
         self.config = config
         self.clock = ctx.clock
         self.emit = ctx.emit
-        self.s3_store = S3Store(ctx.s3_client, ctx.bucket, ctx.io_hook, inline_io=ctx.inline_io)
+        # boto3 always goes through the executor: a worker thread in real mode, in simulation a
+        # call the harness suspends for the modelled transfer time while the job goes on.
+        self.s3_store = S3Store(ctx.s3_client, ctx.bucket, ctx.io_hook, inline_io=False)
         disk = LocalDisk(ctx.local_dir, ctx.io_hook, inline_io=ctx.inline_io)
         self.local = LocalTier(disk, spec.name, spec.seed, keep=config.keep_local)
-        self.s3 = S3Tier(
+        self.s3 = self.s3_tier_class(
             self.s3_store,
             spec.name,
             keep=config.keep_s3,
             multipart_threshold=config.multipart_threshold,
             part_size=config.part_size,
         )
-        self.redis = RedisMeta(ctx.redis, ctx.io_hook, prefix=redis_prefix(spec.name))
+        self.redis = self.meta_class(ctx.redis, ctx.io_hook, prefix=redis_prefix(spec.name))
         self.monitor = Monitor(ctx.clock, ctx.emit, config)
-        self.replicator = Replicator(
+        #: Every retry loop's backoff; the jitter is seeded per job and instance (deterministic
+        #: in simulation, spread across a real fleet).
+        self.retry = RetryPolicy(
+            config.retry_base, config.retry_max, seeded_random("retry", spec.seed, ctx.instance_id)
+        )
+        self.replicator = self.replicator_class(
             self.s3,
             self.redis,
             ctx.clock,
@@ -71,6 +88,7 @@ class Runtime:
             on_crash=self._background_crash,
             still_owner=self._still_owner,
             bandwidth=Bandwidth(config.assumed_upload_bandwidth),
+            retry=self.retry,
         )
         self.epoch = 0
         self.position = 0
@@ -87,15 +105,7 @@ class Runtime:
     async def run(self) -> None:
         self._main = asyncio.current_task()
         self.emit(Kind.JOB_STARTED, items=self.spec.items)
-        self.monitor.start(
-            build_sources(
-                self.config.sources_for(self.ctx.cloud),
-                base_url=self.ctx.imds_url,
-                signals=self.ctx.signals,
-                extra=self.ctx.extra,
-                webhook_port=self.config.webhook_port,
-            )
-        )
+        self.monitor.start(self.notice_sources())
         graceful = False
         try:
             await self._recover()
@@ -111,6 +121,16 @@ class Runtime:
             else:
                 self.replicator.kill()
             await self.monitor.close()
+
+    def notice_sources(self) -> list[NoticeSource]:
+        """The interruption signals the monitor watches: those of the instance's cloud."""
+        return build_sources(
+            self.config.sources_for(self.ctx.cloud),
+            base_url=self.ctx.imds_url,
+            signals=self.ctx.signals,
+            extra=self.ctx.extra,
+            webhook_port=self.config.webhook_port,
+        )
 
     def _background_crash(self, error: BaseException) -> None:
         """A background task died (an InstanceCrash in the replicator kills the instance)."""
@@ -145,7 +165,7 @@ class Runtime:
             self.clock,
             self.emit,
             patience=self.config.recovery_patience,
-            retry_base=self.config.retry_base,
+            retry=self.retry,
         ).run()
         self.epoch = recovered.epoch
         self.position = recovered.position
@@ -247,7 +267,7 @@ class Runtime:
         data = output_content(self.spec, index)
         first, last = output_range(self.spec, index)
         digest = checksum(data)
-        delay = self.config.retry_base
+        backoff = self.retry.backoff()
         while True:
             if not await self._still_owner():
                 return False
@@ -258,11 +278,10 @@ class Runtime:
             except Exception as error:
                 self.emit(Kind.OUTPUT_FAILED, key=key, error=describe(error))
                 self.monitor.wake.clear()
-                if await self._wait_for_wake(delay) and self.monitor.urgent is not None:
+                if await self._wait_for_wake(backoff.next()) and self.monitor.urgent is not None:
                     return False
                 if self.fenced_reason is not None:
                     return False
-                delay = min(delay * 2, self.config.retry_max)
                 continue
             self.emit(
                 Kind.OUTPUT_COMMITTED,

@@ -1,5 +1,6 @@
 """Scenarios: the typed model, the YAML loader with source positions, the JSON Schema."""
 
+from harness.checks import CheckSpec
 from harness.scenario.loader import (
     LoadedScenario,
     Mark,
@@ -10,7 +11,7 @@ from harness.scenario.loader import (
     load_text,
     scenario_files,
 )
-from harness.scenario.model import CheckSpec, Env, Scenario, TimelineEntry
+from harness.scenario.model import Env, Scenario, TimelineEntry
 
 __all__ = [
     "CheckSpec",

@@ -19,18 +19,25 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from harness.errors import InputError, did_you_mean
+from harness.scenario import library
 from harness.scenario.model import (
     CLOUDS,
     Cloud,
     Loc,
     Scenario,
     TimelineEntry,
-    did_you_mean,
     entry_problems,
     semantic_problems,
 )
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
+#: Limits on what a scenario file may hold, so that no file can exhaust memory or time: its
+#: size, the values it expands to once aliases are followed, the aliases it uses, its nesting.
+MAX_FILE_BYTES = 1 << 20
+MAX_NODES = 100_000
+MAX_ALIASES = 1_000
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, order=True)
@@ -56,7 +63,7 @@ class Problem:
         return f"{self.mark}: {self.message}"
 
 
-class ScenarioError(Exception):
+class ScenarioError(InputError):
     """A file (or several) that is not a valid scenario; holds every problem found."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
@@ -107,6 +114,46 @@ class LoadedScenario:
 
 
 # -- YAML to plain data with marks ----------------------------------------------------------------
+
+
+class _Expansion:
+    """Measures a composed document before it is built: PyYAML shares an anchored node between
+    its aliases, so a few hundred bytes of nested anchors ("billion laughs") would build into
+    billions of values. Counted once per node (memoized), so measuring costs the file's size."""
+
+    def __init__(self, builder: _Builder) -> None:
+        self.builder = builder
+        self.sizes: dict[int, int] = {}
+        self.aliases = 0
+        self._open: set[int] = set()
+
+    def size(self, node: yaml.Node, depth: int = 0) -> int:
+        key = id(node)
+        if key in self.sizes:
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                self._refuse(node, f"more than {MAX_ALIASES:,} aliases")
+            return self.sizes[key]
+        if key in self._open:
+            message = "an alias refers to the anchor it is inside (a value containing itself)"
+            raise ScenarioError([Problem(self.builder.mark(node), message + "; remove it")])
+        if depth > MAX_DEPTH:
+            self._refuse(node, f"values nested more than {MAX_DEPTH} deep")
+        self._open.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(self.size(item, depth + 1) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(self.size(k, depth + 1) + self.size(v, depth + 1) for k, v in node.value)
+        self._open.discard(key)
+        self.sizes[key] = total
+        if total > MAX_NODES:
+            self._refuse(node, f"more than {MAX_NODES:,} values once its aliases are expanded")
+        return total
+
+    def _refuse(self, node: yaml.Node, what: str) -> None:
+        message = f"the document holds {what}; a scenario needs far fewer, remove or flatten them"
+        raise ScenarioError([Problem(self.builder.mark(node), message)])
 
 
 class _Builder:
@@ -241,6 +288,15 @@ def _documents(text: str, file: str) -> Iterator[yaml.Node]:
         for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
             if node is not None and not (isinstance(node, yaml.ScalarNode) and node.value == ""):
                 yield node
+    except yaml.reader.ReaderError as error:
+        line, col = _line_col(text, error.position)
+        char = error.character
+        shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
+        message = f"not valid YAML: character {shown} is not allowed here (is this a binary file?)"
+        raise ScenarioError([Problem(Mark(file, line, col), message)]) from None
+    except RecursionError:
+        message = "not valid YAML: values nested too deeply; a scenario needs a few levels"
+        raise ScenarioError([Problem(Mark(file, 1, 1), message)]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -319,9 +375,27 @@ def _hint(message: str) -> str:
     return did_you_mean(word, [k.strip() for k in known.split(",")])
 
 
+def _line_col(text: str | bytes, position: int) -> tuple[int, int]:
+    """1-based line and column of ``position`` in ``text``."""
+    before = text[:position]
+    newline = "\n" if isinstance(before, str) else b"\n"
+    line_start = before.rfind(newline) + 1  # type: ignore[arg-type]
+    return before.count(newline) + 1, position - line_start + 1  # type: ignore[arg-type]
+
+
+def _too_big(size: int, file: str) -> ScenarioError:
+    message = (
+        f"the file is {size:,} bytes; scenario files are at most {MAX_FILE_BYTES:,} bytes "
+        "(split it into several files)"
+    )
+    return ScenarioError([Problem(Mark(file, 1, 1), message)])
+
+
 def load_text(text: str, file: str | Path = "<string>") -> list[LoadedScenario]:
     """Every scenario document in ``text``; raises :class:`ScenarioError` with all problems."""
     name = str(file)
+    if len(text) > MAX_FILE_BYTES:
+        raise _too_big(len(text.encode(errors="replace")), name)
     nodes = list(_documents(text, name))
     if not nodes:
         raise ScenarioError(
@@ -336,6 +410,7 @@ def load_text(text: str, file: str | Path = "<string>") -> list[LoadedScenario]:
     problems: list[Problem] = []
     for node in nodes:
         builder = _Builder(name)
+        _Expansion(builder).size(node)
         data = builder.build(node, ())
         scenario, found = validate_document(data, builder.source)
         problems.extend(builder.problems + found)
@@ -353,17 +428,31 @@ def load_file(path: str | Path) -> list[LoadedScenario]:
     """Every scenario document of one file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError([Problem(Mark(str(path), 1, 1), f"cannot read: {error}")]) from None
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ScenarioError([Problem(Mark(str(path), 1, 1), f"cannot read: {reason}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise _too_big(path.stat().st_size, str(path))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line, col = _line_col(raw, error.start)
+        message = (
+            f"byte 0x{raw[error.start]:02x} is not UTF-8 text; a scenario is a UTF-8 YAML file "
+            "(is this a binary file?)"
+        )
+        raise ScenarioError([Problem(Mark(str(path), line, col), message)]) from None
     return load_text(text, path)
 
 
 def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named by ``paths``: files as given, directories searched for ``**/*.yaml``."""
+    """Files named by ``paths``: files as given, directories searched for ``**/*.yaml``;
+    ``library:NAME`` names a file or folder of the shipped library (:mod:`.library`)."""
     found: list[Path] = []
     for raw in paths:
-        path = Path(raw)
+        path = library.resolve(str(raw)) if library.is_library_name(str(raw)) else Path(raw)
         if path.is_dir():
             found.extend(
                 sorted(p for p in path.rglob("*") if p.suffix in SCENARIO_SUFFIXES and p.is_file())

@@ -1,9 +1,11 @@
-"""The golden outcome of a job spec: what an uninterrupted run leaves behind, cached.
+"""The golden outcome of a job spec: what an uninterrupted run of the same target leaves behind,
+cached per (target, job) for the life of the process.
 
-For the reference runtime the job is a pure function of its spec, so the golden comes from
-:mod:`harness.runtime.job` without running anything (states are computed on demand). For any
-other target the golden is the storage after one uninterrupted run of the same target, job and
-environment, cached per (target, job) for the life of the process.
+Every target's golden is :func:`harness.checks.golden_from_run` over one uninterrupted run (its
+outputs as stored, the states of the checkpoints storage really held, where it completed). The
+bundled runtime's job is a pure function of its spec, so its golden is computed from
+:mod:`harness.runtime.job` instead of run: the same outputs and states (a test proves it), plus
+the state at every position, not only where the calm run happened to checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import lru_cache
 
-from harness.checks import Golden, StorageSnapshot
+from harness.checks import Golden, StorageSnapshot, golden_from_run
+from harness.history import History
 from harness.runtime.job import JobSpec, checksum, expected_outputs, state_after
 from harness.scenario.model import Scenario
 from harness.sim.targets import target_label
@@ -20,7 +23,7 @@ from harness.target import Target
 
 OUTPUT_PREFIX = "outputs/"
 
-UninterruptedRun = Callable[[Scenario, Target], Awaitable[StorageSnapshot]]
+UninterruptedRun = Callable[[Scenario, Target], Awaitable[tuple[History, StorageSnapshot]]]
 
 _cache: dict[tuple[str, str], Golden] = {}
 
@@ -66,16 +69,6 @@ def reference_golden(job: Mapping[str, object]) -> Golden:
     )
 
 
-def golden_from_snapshot(snapshot: StorageSnapshot) -> Golden:
-    """The outputs an uninterrupted run left (their current versions), states unknown."""
-    outputs = {}
-    for key in snapshot.keys(OUTPUT_PREFIX):
-        current = snapshot.current(key)
-        if current is not None and current.blob is not None:
-            outputs[key] = "sha256:" + current.blob.sha256
-    return Golden(outputs=outputs, output_prefix=OUTPUT_PREFIX)
-
-
 def cache_key(scenario: Scenario, target: Target) -> tuple[str, str]:
     return target_label(target), json.dumps(scenario.job, sort_keys=True, default=str)
 
@@ -91,6 +84,7 @@ async def golden_for(scenario: Scenario, target: Target, run: UninterruptedRun) 
     found = cached_golden(scenario, target)
     if found is not None:
         return found
-    golden = golden_from_snapshot(await run(scenario, target))
+    history, snapshot = await run(scenario, target)
+    golden = golden_from_run(history, snapshot, output_prefix=OUTPUT_PREFIX)
     _cache[cache_key(scenario, target)] = golden
     return golden

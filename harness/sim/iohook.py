@@ -1,16 +1,19 @@
 """Storage in simulation: how long each persistence step takes, and which faults it meets.
 
-The storage layer calls the instance's :class:`SimIoHook` before every persistence step
-(:data:`harness.target.PERSISTENCE_STEPS`). The hook sleeps the modelled duration on the virtual
-clock (bandwidth and latency from the scenario's ``env``, changed by active faults), raises the
-error a real client would see for an injected fault (a botocore ``ClientError`` such as
-``SlowDown``, ``EndpointConnectionError`` for an outage, a redis ``ConnectionError``,
-``OSError(ENOSPC)``), or ends the instance at a crash point. Every step is recorded as a
-``storage.op`` event when it completes or fails.
+Each instance's :class:`SimIoHook` sees every persistence step: S3 requests and Redis commands
+on the clients the harness handed out (:mod:`harness.sim.observe` calls it), and the steps of the
+bundled local-disk helper. It waits the modelled duration on the virtual clock (bandwidth and
+latency from the scenario's ``env``, changed by active faults), raises the error a real client
+would see for an injected fault (a botocore ``ClientError`` such as ``SlowDown``,
+``EndpointConnectionError`` for an outage, a redis ``ConnectionError``, ``OSError(ENOSPC)``), or
+ends the instance at a crash point. Every step is recorded as a ``storage.op`` event once it
+took effect or failed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import errno
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import redis.exceptions
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from harness.clock import VirtualEventLoop, suspend
 from harness.history import History, Kind
 from harness.scenario.model import S3_ERRORS, Env
 from harness.target import InstanceCrash
@@ -98,6 +102,9 @@ class StorageFault:
         return op.startswith(self.kind.split(".")[0].replace("disk", "local") + ".")
 
 
+_Failure = tuple[BaseException, "StorageFault"]
+
+
 @dataclass
 class CrashPoint:
     """``crash: {at, nth}``: armed when its timeline entry fires, counting from then."""
@@ -106,6 +113,7 @@ class CrashPoint:
     nth: int
     local_disk: Literal["wiped", "kept"]
     entry: int
+    host_lost: bool = False  # the host lost power, not just the process (``lose: host``)
     seen: int = 0
 
 
@@ -145,7 +153,7 @@ class StorageModel:
         moving = nbytes if op in ("local.write", "local.read") else 0
         return latency + moving / rate
 
-    def failure(self, op: str) -> tuple[BaseException, StorageFault] | None:
+    def failure(self, op: str) -> _Failure | None:
         """The error an active fault makes this step raise, if any (consumes a ``count``)."""
         for fault in self.active(op, "s3.outage", "s3.error", "redis.down", "disk.full"):
             if fault.kind == "disk.full" and op != "local.write":
@@ -168,27 +176,89 @@ def _error_for(fault: StorageFault, op: str) -> BaseException:
     return OSError(errno.ENOSPC, "No space left on device")
 
 
+#: The hook of the instance whose code is running (set in each instance's task; tasks and
+#: blocking calls it starts inherit it). Requests made outside any instance are not observed.
+CURRENT_HOOK: contextvars.ContextVar[SimIoHook | None] = contextvars.ContextVar(
+    "spot_harness_instance_hook", default=None
+)
+
+
 class SimIoHook:
-    """The :class:`~harness.target.IoHook` of one simulated instance."""
+    """One simulated instance's storage seam.
+
+    The harness observes every S3 request and Redis command an instance makes through the clients
+    it was handed (:mod:`harness.sim.observe`), and every step of the bundled local-disk helper
+    (through this hook, as there is no seam on plain file I/O). Each such step is timed by the
+    storage model, meets the active faults and crash points, and is recorded as ``storage.op``
+    once it took effect (or failed).
+
+    Targets never need to call the hook. The bundled runtime still does before its S3 requests,
+    to declare the nominal size of compact simulated content (a size hint, nothing else), and
+    for multipart parts that exist only in the time model (``physical=False``).
+    """
 
     def __init__(self, model: StorageModel, instance: Instance) -> None:
         self.model = model
         self.instance = instance
+        self._hints: dict[tuple[str, str | None], int] = {}
 
-    async def __call__(self, op: str, *, nbytes: int = 0, key: str | None = None) -> None:
-        instance = self.instance
-        if not instance.alive:
+    async def __call__(
+        self, op: str, *, nbytes: int = 0, key: str | None = None, physical: bool = True
+    ) -> None:
+        self._alive()
+        if op.startswith(("s3.", "redis.")) and physical:
+            if op.startswith("s3."):
+                self._hints[(op, key)] = nbytes  # the request itself is observed
+            return
+        await self.before_async(op, key, nbytes)
+        if op.startswith("local."):
+            self.instance.page_cache.note(op, key)
+        self.record(op, key, nbytes, ok=True, observed="hook" if physical else "model")
+
+    # -- the seam ------------------------------------------------------------------------------
+    def _alive(self) -> None:
+        if not self.instance.alive:
             raise InstanceCrash("the instance is gone")
+
+    def _prepare(self, op: str, key: str | None, nbytes: int) -> tuple[float, _Failure | None]:
+        self._alive()
         self._crash_point(op, key)
-        failure = self.model.failure(op)
-        await instance.clock.sleep(self.model.duration(op, nbytes))
-        if not instance.alive:
-            raise InstanceCrash("the instance is gone")
+        return self.model.duration(op, nbytes), self.model.failure(op)
+
+    def _settle(self, op: str, key: str | None, nbytes: int, failure: _Failure | None) -> None:
+        self._alive()
         if failure is not None:
             error, fault = failure
-            self._record(op, key, nbytes, ok=False, error=_describe(error), fault=fault.id)
+            self.record(op, key, nbytes, ok=False, error=_describe(error), fault=fault.id)
             raise error
-        self._record(op, key, nbytes, ok=True)
+
+    async def before_async(self, op: str, key: str | None, nbytes: int) -> None:
+        """Before a step made from a coroutine: crash point, modelled time, injected fault."""
+        wait, failure = self._prepare(op, key, nbytes)
+        await self.instance.clock.sleep(wait)
+        self._settle(op, key, nbytes, failure)
+
+    def before_blocking(self, op: str, key: str | None, nbytes: int) -> int:
+        """The same before a blocking request (boto3). In a call handed to the executor
+        (``asyncio.to_thread``) the call is suspended for the modelled time while the world goes
+        on; made directly on the loop it holds the whole simulated process for that long, as it
+        would for real. Returns the bytes the step moves (with the runtime's size hint)."""
+        nbytes = max(nbytes, self._hints.pop((op, key), 0))
+        wait, failure = self._prepare(op, key, nbytes)
+        self.wait_blocking(wait)
+        self._settle(op, key, nbytes, failure)
+        return nbytes
+
+    def wait_blocking(self, seconds: float) -> None:
+        if seconds <= 0 or suspend(seconds):
+            self._alive()
+            return
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, VirtualEventLoop):
+            return
+        instance = self.instance
+        if not loop.block(seconds, stop=lambda: not instance.alive):
+            raise InstanceCrash("killed during a blocking call")
 
     def _crash_point(self, op: str, key: str | None) -> None:
         for point in self.model.crash_points:
@@ -197,11 +267,12 @@ class SimIoHook:
             point.seen += 1
             if point.seen == point.nth:
                 self.model.crash_points.remove(point)
-                self._record(op, key, 0, ok=False, error="crash", fault=f"crash@{op}")
+                self.record(op, key, 0, ok=False, error="crash", fault=f"crash@{op}")
                 self.model.on_crash(self.instance, point)
                 raise InstanceCrash(f"crash before {op} (call {point.nth})")
 
-    def _record(self, op: str, key: str | None, nbytes: int, **outcome: Any) -> None:
+    def record(self, op: str, key: str | None, nbytes: int, **outcome: Any) -> None:
+        """One ``storage.op`` event: what the step was, and how it ended."""
         self.model.history.record(
             "storage",
             Kind.STORAGE_OP,

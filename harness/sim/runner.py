@@ -17,22 +17,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from harness.checks import CheckResult, Golden, StorageSnapshot, evaluate, take_snapshot
+from harness.checks import CheckResult, CheckSpec, Golden, StorageSnapshot, evaluate, take_snapshot
 from harness.clock import LoopClock, VirtualEventLoop
 from harness.history import History, Kind
-from harness.scenario.model import CheckSpec, Scenario
+from harness.scenario.model import Scenario
 from harness.sim.golden import cached_golden, golden_for
 from harness.sim.s3 import BackendReader, simulated_bucket
 from harness.sim.targets import resolve_target
 from harness.sim.timeline import Timeline
-from harness.sim.world import World
+from harness.sim.world import World, note_user_interrupt
 from harness.target import Target
 
 T = TypeVar("T")
@@ -128,7 +130,13 @@ class RunResult:
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:
+        """Checks that did not meet the expectation: broken, unverified, or passing a known-bad."""
         return [c for c in self.checks if not c.as_expected]
+
+    @property
+    def broken_checks(self) -> list[CheckOutcome]:
+        """Checks whose guarantee the run proved broken (unverified ones are not)."""
+        return [c for c in self.failed_checks if not c.result.unverified]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -169,12 +177,28 @@ def run_scenario(
 
 def _on_fresh_loop(coro: Coroutine[Any, Any, T]) -> T:
     loop = VirtualEventLoop()
+    previous = _watch_ctrl_c()
     try:
         return loop.run_until_complete(coro)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+def _watch_ctrl_c() -> Any:
+    """Tell a person's Ctrl-C from a target's own ``KeyboardInterrupt`` (which only ends its
+    incarnation); returns the handler to restore, or None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupted(signum: int, frame: Any) -> None:
+        note_user_interrupt()
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, interrupted)
 
 
 async def run_scenario_async(
@@ -283,8 +307,9 @@ def _error_result(
     )
 
 
-async def _uninterrupted(scenario: Scenario, target: Target) -> StorageSnapshot:
-    """Storage after a run of ``scenario`` with an empty timeline (for goldens)."""
+async def _uninterrupted(scenario: Scenario, target: Target) -> tuple[History, StorageSnapshot]:
+    """The history and storage of a run of ``scenario`` with an empty timeline (for goldens)."""
     calm = scenario.model_copy(update={"timeline": ()})
-    _, snapshot = await _play(calm, target, History(asyncio.get_running_loop().time))
-    return snapshot
+    history = History(asyncio.get_running_loop().time)
+    _, snapshot = await _play(calm, target, history)
+    return history, snapshot

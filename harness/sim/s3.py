@@ -4,14 +4,13 @@ Creating a boto3 client costs tens of milliseconds, so one client is made lazily
 every run in the process. moto intercepts botocore only while a run needs it, and other users'
 moto state is left alone; each run creates its own versioned bucket and removes it at the end.
 
-moto stamps objects with the wall clock (``LastModified``) and orders versions by it. In
-simulation that would make the order of two versions written within the same wall millisecond
-arbitrary, so while a run is active moto's clock is the run's virtual calendar clock.
+While a run is active moto runs with the patches of :mod:`harness.sim.moto_patches` (its
+clock is the run's virtual calendar, its ids come from the run's seed, its S3 routing is
+cached); nothing else here touches moto's internals.
 
 The client is configured for simulation, where a call's cost is all Python: SigV4-shaped request
 headers without the HMAC work (moto does not verify signatures), path-style addressing, and
-response timestamps parsed without dateutil (the same values). While a run is active, moto
-tries S3's URL patterns before those of its 180 other services. What S3 does with each request
+response timestamps parsed without dateutil (the same values). What S3 does with each request
 is moto's own, unchanged.
 """
 
@@ -29,15 +28,12 @@ import boto3
 import botocore.auth
 import botocore.session
 import botocore.utils
-import moto.backend_index as moto_backend_index
-import moto.core.request as moto_request
-import moto.core.responses as moto_responses
 import moto.s3.models as moto_s3
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
-from moto.core.models import botocore_stubber
-from moto.core.utils import utcnow as _wall_utcnow
-from moto.moto_api._internal import mock_random
+
+from harness.sim import moto_patches
+from harness.sim.observe import begin_run, end_run, observe_s3_client
+from harness.storage.s3 import client_config
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -45,27 +41,6 @@ REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 _client: Any = None
-_virtual_now: Callable[[], datetime] | None = None
-
-#: moto rebuilds S3's URL table on every request (it reloads ``moto.s3.urls`` in case the
-#: environment changed). Nothing changes it during a run, so runs use a table built once: this
-#: takes a third of the cost of each simulated S3 call.
-_ORIGINAL_URLS = moto_s3.S3Backend.urls
-_url_table: dict[str, Any] = {}
-
-
-def _cached_urls(backend: Any) -> Any:
-    if not _url_table:
-        _url_table.update(_ORIGINAL_URLS.fget(backend))  # type: ignore[attr-defined]
-    return _url_table
-
-
-def _moto_utcnow() -> datetime:
-    """moto's clock: the active run's virtual calendar time (naive UTC, as moto expects)."""
-    if _virtual_now is not None:
-        return _virtual_now().replace(tzinfo=None)
-    return _wall_utcnow()
-
 
 #: The tzinfo botocore puts on the timestamps it parses (dateutil's UTC).
 _BOTOCORE_UTC = botocore.utils.parse_timestamp("1970-01-01T00:00:00Z").tzinfo
@@ -79,7 +54,7 @@ class _SimulatedSigV4(botocore.auth.SigV4Auth):
     region from) without hashing the request: moto does not verify signatures."""
 
     def add_auth(self, request: AWSRequest) -> None:
-        stamp = _moto_utcnow().strftime("%Y%m%dT%H%M%SZ")  # the run's calendar, as moto's
+        stamp = moto_patches.moto_now().strftime("%Y%m%dT%H%M%SZ")  # the run's calendar, as moto's
         credentials = self.credentials
         assert credentials is not None
         region, service = getattr(self, "_region_name"), getattr(self, "_service_name")  # noqa: B009
@@ -136,43 +111,10 @@ def shared_client() -> Any:
             region_name=REGION,
             aws_access_key_id=CREDENTIALS["aws_access_key_id"],
             aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
-            config=Config(s3={"addressing_style": "path"}),
+            config=client_config(addressing_style="path"),
         )
+        observe_s3_client(_client)
     return _client
-
-
-_ORIGINAL_PATTERNS = moto_backend_index.backend_url_patterns
-#: moto's response module calls the request-id generator it imported by name.
-_REQUEST_ID_NAME = "gen_amzn_requestid_long"
-_ORIGINAL_REQUEST_ID = getattr(moto_responses, _REQUEST_ID_NAME)
-
-
-_ORIGINAL_HEADER_ITER = moto_request.EnvironHeaders.__iter__
-
-
-def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]:
-    """moto's header iteration, which maps every name back to a preserved spelling, skipping
-    that mapping when the request preserved none (all but ``x-amz-meta-`` names with ``_``)."""
-    if self.environ.get(moto_request.PRESERVED_HEADER_NAMES_ENVIRON_KEY):
-        yield from _ORIGINAL_HEADER_ITER(self)
-    else:
-        yield from super(moto_request.EnvironHeaders, self).__iter__()
-
-
-def _request_id(headers: dict[str, Any] | None = None) -> str:
-    """moto's ``x-amzn-requestid`` (52 characters from its seeded random), drawn in one call
-    instead of 52."""
-    request_id = f"{mock_random.getrandbits(208):052X}"
-    if isinstance(headers, dict):
-        headers["x-amzn-requestid"] = request_id
-    return request_id
-
-
-def _s3_patterns_first() -> list[Any]:
-    """moto's URL patterns with S3's first. No other service's pattern matches an S3 URL (else
-    moto could not serve S3), so S3 requests route as before, 140 regex matches sooner."""
-    patterns = list(_ORIGINAL_PATTERNS)
-    return [p for p in patterns if p[0] == "s3"] + [p for p in patterns if p[0] != "s3"]
 
 
 @contextlib.contextmanager
@@ -181,34 +123,18 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
 
     Yields the shared client. The bucket is deleted on exit, whatever happened.
     """
-    global _virtual_now
-    # mock_aws().start() re-registers a thousand ``requests`` interceptors each time, half of a
-    # run's fixed cost; botocore clients only need moto's before-send stubber switched on. The
-    # previous state is restored, so a mock_aws the caller has active stays active.
-    was_enabled = botocore_stubber.enabled
-    botocore_stubber.enabled = True
-    previous_now, _virtual_now = _virtual_now, now
-    moto_s3.utcnow = _moto_utcnow  # type: ignore[attr-defined]
-    moto_s3.S3Backend.urls = property(_cached_urls)  # type: ignore[method-assign,assignment]
-    moto_backend_index.backend_url_patterns = _s3_patterns_first()
-    setattr(moto_responses, _REQUEST_ID_NAME, _request_id)
-    moto_request.EnvironHeaders.__iter__ = _header_iter  # type: ignore[method-assign]
-    mock_random.seed(seed)  # version and upload ids, deterministic per run
     client = shared_client()
-    try:
-        _drop_bucket(name)  # left over by a run that was interrupted hard
-        backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
-        backend.create_bucket(name, REGION)
-        backend.put_bucket_versioning(name, "Enabled")
-        yield client
-    finally:
-        _drop_bucket(name)
-        _virtual_now = previous_now
-        moto_s3.S3Backend.urls = _ORIGINAL_URLS  # type: ignore[method-assign]
-        moto_backend_index.backend_url_patterns = _ORIGINAL_PATTERNS
-        setattr(moto_responses, _REQUEST_ID_NAME, _ORIGINAL_REQUEST_ID)
-        moto_request.EnvironHeaders.__iter__ = _ORIGINAL_HEADER_ITER  # type: ignore[method-assign]
-        botocore_stubber.enabled = was_enabled
+    with moto_patches.patched(now, seed):
+        try:
+            begin_run()
+            _drop_bucket(name)  # left over by a run that was interrupted hard
+            backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
+            backend.create_bucket(name, REGION)
+            backend.put_bucket_versioning(name, "Enabled")
+            yield client
+        finally:
+            end_run()
+            _drop_bucket(name)
 
 
 def _drop_bucket(name: str) -> None:

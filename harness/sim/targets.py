@@ -8,11 +8,12 @@ import os
 import sys
 from typing import Any, cast
 
+from harness.errors import InputError
 from harness.scenario.model import TargetSpec
 from harness.target import Target
 
 
-class TargetError(ValueError):
+class TargetError(InputError):
     """The target cannot be used in simulation; the message says why and what to do."""
 
 
@@ -49,7 +50,14 @@ def load_python_target(path: str) -> Target:
     if inspect.iscoroutinefunction(found):
         return cast(Target, found)
     if callable(found):
-        made = found()
+        try:
+            made = found()
+        except (Exception, SystemExit, KeyboardInterrupt) as error:
+            raise TargetError(
+                f"target {path!r} is not an `async def target(ctx)`, so it was called as a "
+                f"zero-argument factory, which raised {type(error).__name__}"
+                + (f": {error}" if str(error) else "")
+            ) from None
         if callable(made):
             return cast(Target, made)
     raise TargetError(

@@ -13,8 +13,10 @@ from typing import Any
 
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import soft_off_at as gcp_soft_off_at
+from fake_imds.vocabulary import SCHEDULED_CODE_FOR_ACTION, takes_action
 from harness.history import Event, Kind
 from harness.scenario.model import (
+    NOTICE_KINDS,
     ClockFault,
     Crash,
     DiskFault,
@@ -93,6 +95,13 @@ class Timeline:
         instance = self._target_instance(index)
         if instance is None:
             return
+        cloud = notice.resolved_cloud(instance.cloud)
+        if notice.kind is not None and notice.kind not in NOTICE_KINDS[cloud]:
+            # Validated against the scenario's cloud; the running replacement is on another.
+            where = f"{cloud}, where {instance.instance_id} runs"
+            reason = f"a `{notice.kind}` notice does not exist on {where}"
+            self.world.record("timeline.skipped", entry=index, reason=reason)
+            return
         if notice.rebalance_before:
             plane = instance.imds.plane
             issued = plane.add_notice("aws", "rebalance", "terminate", lead=0.0)
@@ -159,10 +168,11 @@ class Timeline:
     def _kill(self, index: int, kill: Kill) -> None:
         instance = self._target_instance(index)
         if instance is not None:
-            self.world.kill(instance, "hard_kill", kill.local_disk)
+            # A hard kill is a host failure: a kept disk keeps only what was fsynced.
+            self.world.kill(instance, "hard_kill", kill.local_disk, host_lost=True)
 
     def _crash(self, index: int, crash: Crash) -> None:
-        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index)
+        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index, crash.lose == "host")
         self.world.storage.crash_points.append(point)
 
     def _overlap(self, index: int, overlap: Overlap) -> None:
@@ -277,10 +287,6 @@ class Timeline:
         self.world.record(Kind.FAULT_ENDED, fault=fault, entry=index)
 
 
-#: AWS scheduled-event codes standing for each action.
-_SCHEDULED_CODES = {"terminate": "instance-retirement", "stop": "instance-stop"}
-
-
 def _notice_body(notice: Notice, instance: Instance) -> dict[str, Any]:
     """The control-API body of a scenario notice (``lead`` left to the dialect if not given)."""
     cloud = notice.resolved_cloud(instance.cloud)
@@ -288,11 +294,10 @@ def _notice_body(notice: Notice, instance: Instance) -> dict[str, Any]:
     body: dict[str, Any] = {"cloud": cloud, "kind": kind}
     if notice.lead is not None:
         body["grace" if cloud == "kubernetes" else "lead"] = notice.lead
-    takes_action = (cloud == "aws" and kind == "spot-interruption") or cloud == "webhook"
-    if takes_action or (cloud == "gcp" and kind == "preemption"):
+    if takes_action(cloud, kind):
         body["action"] = notice.action
     if cloud == "aws" and kind == "scheduled-event":
-        body["action"] = _SCHEDULED_CODES.get(notice.action, "instance-stop")
+        body["action"] = SCHEDULED_CODE_FOR_ACTION.get(notice.action, "instance-stop")
     if cloud == "aws" and kind == "rebalance":
         body.pop("lead", None)
     if cloud == "webhook":

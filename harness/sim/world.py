@@ -18,20 +18,23 @@ import json
 import random
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import fakeredis
 
 from fake_imds.aws import AwsOptions
 from fake_imds.model import ServedRequest
 from fake_imds.server import FakeImds
-from harness.clock import LoopClock, SkewedClock
+from harness.checks.golden import sha256_digest
+from harness.clock import LoopClock, SkewedClock, VirtualEventLoop
 from harness.history import History, Kind
 from harness.scenario.model import Cloud, Scenario
-from harness.sim.iohook import CrashPoint, SimIoHook, StorageModel
+from harness.sim.iohook import CURRENT_HOOK, CrashPoint, SimIoHook, StorageModel
+from harness.sim.observe import ObservedRedis
+from harness.sim.pagecache import PageCache
 from harness.target import InstanceContext, Target
 
 LocalDisk = Literal["wiped", "kept"]
@@ -68,6 +71,10 @@ class Instance:
     overlap_for: float = 0.0  # how long it outlives its replacement's boot, when superseded
     superseded_disk: LocalDisk = "wiped"
     superseded_action: str | None = None
+    page_cache: PageCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.page_cache = PageCache(self.local_dir)
 
 
 class World:
@@ -109,14 +116,23 @@ class World:
         self._closing: set[asyncio.Task[None]] = set()
         self._grace_period = _first_grace(scenario)
         history.subscribe(self._watch)
+        self.loop.set_exception_handler(self._unhandled)
 
     # -- helpers ------------------------------------------------------------------------------
     def now(self) -> float:
         return self.loop.time()
 
     def later(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
-        """Run ``callback`` ``delay`` seconds from now; errors end the run instead of vanishing."""
-        self._timers.append(self.loop.call_later(max(0.0, delay), self._guarded, callback, args))
+        """Run ``callback`` ``delay`` seconds from now; errors end the run instead of vanishing.
+
+        The world's timers are external to the simulated processes: they fire on time even
+        while a process holds the loop in a blocking call (``VirtualEventLoop.block``)."""
+        when = max(0.0, delay)
+        if isinstance(self.loop, VirtualEventLoop):
+            handle = self.loop.call_later_external(when, self._guarded, callback, args)
+        else:
+            handle = self.loop.call_later(when, self._guarded, callback, args)
+        self._timers.append(handle)
 
     def _guarded(self, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
         try:
@@ -165,13 +181,15 @@ class World:
         local_dir = previous.local_dir if previous is not None else self.root / instance_id
         local_name = previous.local_name if previous is not None else f"local/{instance_id}"
         local_dir.mkdir(parents=True, exist_ok=True)
+        identity = {**self.env.aws.changes(), "instance_id": instance_id}
+        identity["asg_state"] = self._asg_state
         imds = FakeImds(
             "127.0.0.1",
             0,
             clock=self.cloud_clock,
             imdsv2=self.env.imdsv2,
             seed=self.scenario.seed,
-            options={"aws": AwsOptions(instance_id=instance_id, asg_state=self._asg_state)},
+            options={"aws": AwsOptions(**identity)},
         )
         await imds.start()
         clock = SkewedClock(self.cloud_clock, self.skew)
@@ -193,12 +211,9 @@ class World:
     def _record_imds_requests(self, instance: Instance) -> None:
         """Put what the metadata server answered into the history, compactly: a request is
         recorded when its path's status changes (the first 404, the notice's 200, a fault)."""
-        plane = instance.imds.plane
-        log = plane.log_request
         last_status: dict[str, int] = {}
 
-        def log_request(served: ServedRequest) -> None:
-            log(served)
+        def record(served: ServedRequest) -> None:
             if not instance.alive or last_status.get(served.path) == served.status:
                 return
             last_status[served.path] = served.status
@@ -214,7 +229,7 @@ class World:
                 requested_at=served.t,
             )
 
-        plane.log_request = log_request  # type: ignore[method-assign,assignment]
+        instance.imds.plane.on_request(record)
 
     @property
     def _asg_state(self) -> str | None:
@@ -235,6 +250,9 @@ class World:
         def register_webhook(url: str) -> None:
             instance.webhook_url = url
 
+        hook = SimIoHook(self.storage, instance)
+        redis = ObservedRedis(server=self.redis_server)
+        redis.harness_hook = hook
         return InstanceContext(
             instance_id=instance.instance_id,
             incarnation=instance.incarnation,
@@ -246,8 +264,8 @@ class World:
             job=MappingProxyType(dict(self.scenario.job)),
             emit=lambda kind, **data: self._emit(instance, kind, data),
             s3_client=self.s3_client,
-            redis=fakeredis.FakeAsyncRedis(server=self.redis_server),
-            io_hook=SimIoHook(self.storage, instance),
+            redis=redis,
+            io_hook=hook,
             extra={"register_webhook": register_webhook, "grace_period": self._grace_period},
         )
 
@@ -258,24 +276,42 @@ class World:
 
     async def _live(self, instance: Instance) -> None:
         assert instance.ctx is not None
+        # This task's context: every task and blocking call the target starts inherits it, so
+        # the harness knows which instance each storage request comes from.
+        CURRENT_HOOK.set(cast(SimIoHook, instance.ctx.io_hook))
         error: BaseException | None = None
         try:
             await self.target(instance.ctx)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as caught:  # InstanceCrash, cancellation, the target's own bugs
+        except BaseException as caught:  # exits, crashes, cancellation, the target's own bugs
+            if isinstance(caught, KeyboardInterrupt) and user_interrupted():
+                raise  # the person running the harness pressed Ctrl-C
             error = caught
         if not instance.alive:
             return  # killed: the kill recorded it
-        if isinstance(error, asyncio.CancelledError):
-            error = None
+        code, why = exit_status(error)
+        self.record_local(instance)
+        self.record(Kind.INSTANCE_EXITED, instance, code=code, clean=code == 0, error=why)
+        self._exited(instance)
+
+    def record_local(self, instance: Instance) -> None:
+        """What the instance's local dir holds now (at a kill or an exit), read by the harness."""
+        files = {
+            path.relative_to(instance.local_dir).as_posix(): sha256_digest(path.read_bytes())
+            for path in sorted(instance.local_dir.rglob("*"))
+            if path.is_file()
+        }
+        self.record(Kind.LOCAL_SNAPSHOT, instance, local_dir=instance.local_name, files=files)
+
+    def _unhandled(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An error no one awaited (a target's background task): into the history, where the
+        checks and the report see it, instead of a traceback on the terminal."""
+        error = context.get("exception")
         self.record(
-            Kind.INSTANCE_EXITED,
-            instance,
-            clean=error is None,
+            Kind.UNHANDLED_ERROR,
+            None,
+            message=str(context.get("message", "")),
             error=None if error is None else f"{type(error).__name__}: {error}",
         )
-        self._exited(instance)
 
     def _exited(self, instance: Instance) -> None:
         """The process ended by itself: the instance stays until its notice's deadline, if any."""
@@ -311,15 +347,22 @@ class World:
 
     # -- ending instances ---------------------------------------------------------------------
     def kill(
-        self, instance: Instance, reason: str, local_disk: LocalDisk, action: str | None = None
+        self,
+        instance: Instance,
+        reason: str,
+        local_disk: LocalDisk,
+        action: str | None = None,
+        *,
+        host_lost: bool = False,
     ) -> None:
-        """The instance is gone now (``reason``: deadline, hard_kill, crash)."""
+        """The instance is gone now (``reason``: deadline, hard_kill, crash). ``host_lost``: the
+        machine lost power, so a kept disk keeps only what was fsynced (see ``pagecache``)."""
         if not instance.alive or self.end_reason is not None:
             return
         if self.overlap is not None and not instance.superseded and reason != "crash":
             self._supersede(instance, reason, local_disk, action)
             return
-        self._take_down(instance, reason, local_disk, action)
+        self._take_down(instance, reason, local_disk, action, host_lost=host_lost)
         if self.completed_by is not None:
             if not self._working():
                 self.finish("completed")
@@ -329,11 +372,22 @@ class World:
             self.later(self.env.replacement.delay, self._boot_soon, previous)
 
     def _take_down(
-        self, instance: Instance, reason: str, local_disk: LocalDisk, action: str | None
+        self,
+        instance: Instance,
+        reason: str,
+        local_disk: LocalDisk,
+        action: str | None,
+        *,
+        host_lost: bool = False,
     ) -> None:
         instance.alive = False
         if instance.task is not None and instance.task is not _current_task():
             instance.task.cancel()
+        if host_lost and local_disk == "kept":
+            lost = instance.page_cache.lose(self.random)
+            if lost:
+                self.record(Kind.LOCAL_UNSYNCED_LOST, instance, files=lost)
+        self.record_local(instance)
         if local_disk == "wiped":
             shutil.rmtree(instance.local_dir, ignore_errors=True)
         self.record(
@@ -369,7 +423,7 @@ class World:
             self._take_down(old, "superseded", old.superseded_disk, old.superseded_action)
 
     def _crashed(self, instance: Instance, point: CrashPoint) -> None:
-        self.kill(instance, "crash", point.local_disk)
+        self.kill(instance, "crash", point.local_disk, host_lost=point.host_lost)
 
     def _close_later(self, instance: Instance) -> None:
         task = self.loop.create_task(self._close(instance))
@@ -438,6 +492,34 @@ class World:
     def local_dirs(self) -> dict[str, Path]:
         """History name -> real path of every incarnation's local dir."""
         return {i.local_name: i.local_dir for i in self.instances}
+
+
+_interrupted_by_user = False
+
+
+def note_user_interrupt() -> None:
+    """The person running the harness pressed Ctrl-C (set by the runner's SIGINT handler)."""
+    global _interrupted_by_user
+    _interrupted_by_user = True
+
+
+def user_interrupted() -> bool:
+    return _interrupted_by_user
+
+
+def exit_status(error: BaseException | None) -> tuple[int, str | None]:
+    """A target's end as a process exit: ``(code, what ended it)``. ``sys.exit(n)`` exits with
+    ``n`` (a non-integer code with 1, as Python does), Ctrl-C with 130, an exception with 1."""
+    if error is None or isinstance(error, asyncio.CancelledError):
+        return 0, None
+    if isinstance(error, SystemExit):
+        code = error.code
+        if code is None:
+            return 0, "SystemExit"
+        return (code if isinstance(code, int) else 1), f"SystemExit: {code}"
+    if isinstance(error, KeyboardInterrupt):
+        return 130, "KeyboardInterrupt"
+    return 1, f"{type(error).__name__}: {error}"
 
 
 def _current_task() -> asyncio.Task[Any] | None:

@@ -11,12 +11,29 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from harness.storage.blocking import BlockingCaller
 from harness.target import IoHook
+
+#: botocore's retries, set explicitly for every S3 client of the runtime, simulated or real: one
+#: attempt per call. The runtime's own backoff (:mod:`harness.retry`, seeded jitter) is the only
+#: retry layer, and it resumes after the last step that succeeded, which botocore cannot. The
+#: simulator injects faults in front of botocore, so any retry botocore made would happen in
+#: real mode only (and how many would depend on AWS_RETRY_MODE / AWS_MAX_ATTEMPTS or a profile).
+CLIENT_MAX_ATTEMPTS = 1
+
+
+def client_config(addressing_style: Literal["auto", "virtual", "path"] = "auto") -> Config:
+    """The botocore configuration of a runtime S3 client."""
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": CLIENT_MAX_ATTEMPTS},
+        s3={"addressing_style": addressing_style},
+    )
+
 
 _PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
@@ -170,8 +187,9 @@ class S3Store:
         return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": digest}
 
     async def model_part(self, upload: Upload, *, nbytes: int) -> None:
-        """A part that exists only in the time model (compact simulated content): hook only."""
-        await self._hook("s3.upload_part", nbytes=nbytes, key=upload.key)
+        """A part that exists only in the time model (compact simulated content): no request;
+        the hook times, faults and records it as the part it stands for."""
+        await self._hook("s3.upload_part", nbytes=nbytes, key=upload.key, physical=False)
 
     async def complete_multipart(
         self, upload: Upload, parts: list[dict[str, Any]], *, if_none_match: bool = True

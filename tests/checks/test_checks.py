@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from harness.checks import CHECKS, CheckResult, CheckSpecError, evaluate, parse_check_spec
+from harness.checks import (
+    CHECKS,
+    CheckResult,
+    CheckSpec,
+    CheckSpecError,
+    evaluate,
+    parse_check_spec,
+)
 from harness.checks.golden import sha256_digest
 from harness.history import Kind
 from tests.checks.story import OUTPUT, STATE, Run, Story, good_run
@@ -21,6 +28,7 @@ ALL = [
     "no_leaked_uploads",
     "fenced",
     {"completes": {"within": "10m"}},
+    "reference_layout",
 ]
 
 
@@ -33,11 +41,19 @@ def kinds_cited(result: CheckResult) -> list[str]:
     return [ref.kind for v in result.violations for ref in v.events]
 
 
-def test_good_run_passes_every_check() -> None:
+def test_good_run_passes_every_check_it_exercises_and_says_which_it_could_not() -> None:
     run = good_run()
     results = evaluate(ALL, run.history, run.snapshot(), run.golden)
     assert [r.name for r in results] == [parse_check_spec(s).name for s in ALL]
-    assert [r.violations for r in results if not r.passed] == []
+    assert [r.violations for r in results] == [()] * len(ALL)
+    unverified = {r.name: r.reason for r in results if r.status != "passed"}
+    assert unverified == {
+        "fenced": "no instance was still running when a newer one took over",
+        "reference_layout": "no manifest or Redis metadata of the reference layout in storage",
+    }
+    assert all(r.evidence for r in results), "every verdict names its evidence"
+    durable = next(r for r in results if r.name == "durable")
+    assert {"s3.ops", "storage.snapshot", "target.events"} <= set(durable.evidence)
 
 
 def test_every_check_is_named_in_the_registry() -> None:
@@ -437,15 +453,105 @@ def test_a_local_checkpoint_is_lost_when_the_machine_is_killed_after_a_clean_exi
 
 
 def test_completes_without_a_limit_only_needs_completion() -> None:
-    assert parse_check_spec("completes").params == {"within": float("inf")}
+    assert parse_check_spec("completes").params == {}  # the default applies when it runs
     assert check(good_run(), "completes").passed
 
 
-def test_check_names_and_parameters_agree_with_the_scenario_model() -> None:
-    from harness.scenario.model import CHECK_PARAMS
+def test_the_scenario_schema_offers_every_check_and_its_parameters() -> None:
+    from harness.scenario.schema import scenario_schema
 
-    assert set(CHECK_PARAMS) == set(CHECKS)
-    for name, params in CHECK_PARAMS.items():
-        assert set(params) == set(CHECKS[name].params), name
-        required = {p for p, needed in params.items() if needed}
-        assert required == set(CHECKS[name].params) - set(CHECKS[name].defaults), name
+    schema = scenario_schema()
+    forms = schema["$defs"]["CheckSpec"]["anyOf"]
+    assert forms[0] == {"enum": list(CHECKS)}
+    one_key = forms[1]["properties"]
+    assert set(one_key) == set(CHECKS)
+    for name, info in CHECKS.items():
+        assert set(one_key[name]["properties"]) == {*info.params, "fails"}, name
+
+
+def test_the_scenario_model_and_evaluate_share_one_check_spec() -> None:
+    from harness.scenario.model import Scenario
+
+    scenario = Scenario.model_validate(
+        {"description": "d", "expect": ["durable", {"lost_work": {"at_most": "1m", "fails": True}}]}
+    )
+    assert all(type(spec) is CheckSpec for spec in scenario.expect)
+    assert scenario.expect[1] == parse_check_spec({"lost_work": {"at_most": 60, "fails": True}})
+    assert scenario.expect[1].fails == "known-bad target"
+
+
+# -- evidence and unverified ----------------------------------------------------------------------
+
+
+def test_a_redis_value_naming_an_s3_object_before_its_write_completed_breaks_durable() -> None:
+    """Any layout: the harness saw the Redis write's values and the S3 writes."""
+
+    def pointer_first(s: Story) -> None:
+        s.at(15.5).record(
+            "storage",
+            Kind.STORAGE_OP,
+            "i-1",
+            {
+                "op": "redis.write",
+                "key": "trainer:meta",
+                "ok": True,
+                "command": "HSET",
+                "values": ["trainer:meta", "latest", "checkpoints/000012"],
+            },
+        )
+
+    result = check(good_run(before_notice=pointer_first), "durable")
+    assert result.status == "failed"
+    (violation,) = result.violations
+    assert violation.message == (
+        "redis HSET of trainer:meta by i-1 at t=15.5s names s3 object checkpoints/000012 "
+        "before any write of it completed"
+    )
+    assert kinds_cited(result) == [Kind.STORAGE_OP, Kind.STORAGE_OP]
+
+
+def test_a_redis_value_naming_an_object_already_written_is_fine() -> None:
+    def pointer_after(s: Story) -> None:
+        s.at(16.2).record(
+            "storage",
+            Kind.STORAGE_OP,
+            "i-1",
+            {"op": "redis.write", "key": "m", "ok": True, "values": ["checkpoints/000012"]},
+        )
+
+    assert check(good_run(emergency=None, after_resume=None, before_notice=None), "durable").passed
+    assert check(good_run(after_resume=pointer_after), "durable").passed
+
+
+def test_durable_is_unverified_when_the_harness_saw_no_write() -> None:
+    run = good_run()
+    silent = Story()
+    for event in run.history:
+        if event.kind != Kind.STORAGE_OP:
+            silent.at(event.t).record(event.source, event.kind, event.instance, dict(event.data))
+    run.story = silent
+    result = check(run, "durable")
+    assert result.status == "unverified" and not result.passed
+    assert result.reason == (
+        "no write to S3, Redis or the local disk was seen (yet checkpoints were reported durable)"
+    )
+
+
+def test_fenced_is_unverified_without_an_instance_outliving_its_replacement() -> None:
+    result = check(good_run(), "fenced")
+    assert (result.status, result.violations) == ("unverified", ())
+
+
+def test_reference_layout_fails_on_a_manifest_naming_a_checkpoint_storage_never_held() -> None:
+    run = good_run()
+    manifest = (
+        b'{"format": "spot-harness-manifest/1", "job": "j", "epoch": 1, "checkpoints": [{"id": '
+        b'"c30", "position": 30, "epoch": 1, "checksum": "sha256:' + b"0" * 64 + b'", "size": 1, '
+        b'"nominal_size": 1, "key": "checkpoints/j/c30.ckpt"}]}'
+    )
+    run.versions.append(("checkpoints/j/manifest.json", manifest))
+    result = check(run, "reference_layout")
+    assert result.status == "failed"
+    assert "names checkpoints/j/c30.ckpt, which S3 never held intact" in (
+        result.violations[0].message
+    )

@@ -97,7 +97,8 @@ def test_fis_input_is_checked_before_any_aws_call(
     monkeypatch.setattr("harness.commands.inject.boto3.Session", no_aws)
     target = ["inject", "--target", "i-0abc12345678def01", "--dry-run"]
     monkeypatch.delenv("HARNESS_FIS_ROLE_ARN", raising=False)
-    assert "--role-arn is required" in refused(capsys, target)
+    real_run = ["inject", "--target", "i-0abc12345678def01", "--yes"]
+    assert "--role-arn is required" in refused(capsys, real_run)  # a dry run shows a placeholder
     monkeypatch.setenv("HARNESS_FIS_ROLE_ARN", "arn:aws:iam::123456789012:role/fis")
     assert "between 2m and 15m" in refused(capsys, [*target, "--lead", "1m"])
     assert "add --tag KEY=VALUE" in refused(capsys, [*target, "--count", "2"])

@@ -62,9 +62,11 @@ class InterruptionStory(RuleBasedStateMachine):
             return
         result = run_scenario(self.scenario())
         broken = {
-            c.spec.name: [v.message for v in c.result.violations] for c in result.failed_checks
+            c.spec.name: [v.message for v in c.result.violations] for c in result.broken_checks
         }
-        assert result.status == "passed", broken
+        # A story may not exercise every guarantee (unverified); none may be broken.
+        assert result.error is None and broken == {}, broken
+        assert result.status in ("passed", "unverified")
 
 
 TestInterruptionStory = InterruptionStory.TestCase

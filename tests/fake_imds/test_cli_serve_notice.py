@@ -40,7 +40,7 @@ class Served:
     def __init__(self, process: subprocess.Popen[str], banner: list[str]) -> None:
         self.process = process
         self.banner = banner
-        self.url = banner[0].split()[3].rstrip("/")
+        self.url = banner[0].split()[3]
 
     def stop(self, sig: int) -> tuple[int, str]:
         self.process.send_signal(sig)
@@ -78,8 +78,9 @@ def test_serve_prints_its_urls_serves_and_stops_cleanly(
     serve: Callable[..., Served], sig: int
 ) -> None:
     served = serve("--imdsv2", "required", "--instance-id", "i-0aaaaaaaaaaaaaaa1")
-    assert served.banner[1].startswith(f"control API:          {served.url}/_harness/v1/")
-    assert f"AWS_EC2_METADATA_SERVICE_ENDPOINT={served.url}/" in served.banner[2]
+    assert not served.url.endswith("/")  # so that $URL/latest/... is a path the server answers
+    assert served.banner[1].startswith(f"control API:          {served.url}/_harness/v1")
+    assert f"AWS_EC2_METADATA_SERVICE_ENDPOINT={served.url}\n" in served.banner[2]
     assert get(served.url + "/latest/meta-data/instance-id")[0] == 401  # IMDSv2 required
     request = urllib.request.Request(
         served.url + "/latest/api/token", method="PUT",

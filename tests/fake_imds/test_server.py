@@ -137,14 +137,14 @@ def test_fallback_answers_what_no_dialect_fakes() -> None:
             aiohttp.ClientSession(server.url) as http,
         ):
             seen = []
-            for path in ("/latest/meta-data/instance-id", "/latest/meta-data/kernel-id", "/x"):
+            for path in ("/latest/meta-data/instance-id", "/latest/meta-data/elastic-gpus", "/x"):
                 async with http.get(path) as reply:
                     seen.append((reply.status, await reply.text()))
             return seen
 
     assert run_virtual(main) == [
         (200, "i-0123456789abcdef0"),
-        (200, "real:/latest/meta-data/kernel-id"),
+        (200, "real:/latest/meta-data/elastic-gpus"),
         (200, "real:/x"),
     ]
 

@@ -16,8 +16,9 @@ import pytest
 
 from fake_imds.aws import AwsOptions
 from fake_imds.server import FakeImds, UnsafeBindError
-from harness.cli import HarnessError, main
+from harness.cli import main
 from harness.clock import RealClock, run_virtual
+from harness.errors import HarnessError
 from harness.inject.agent import AgentClient, apply_agent
 from harness.inject.overlay import Upstream, faked, overlay_server, upstream_identity
 from harness.inject.plan import AgentPlan
@@ -191,6 +192,19 @@ def test_inject_via_agent_follows_the_notice_to_its_deadline() -> None:
     assert lines[0].startswith("scheduled notice-0001: spot-interruption (stop) issued ")
     assert lines[1] == "[00:00] notice-0001 spot-interruption (stop): visible, deadline in about 2m"
     assert lines[-1].endswith("notice-0001 spot-interruption: deadline reached (stop)")
+    assert len(lines) == 3  # off a terminal: one line per change of state, not one per poll
+
+
+def test_a_status_line_off_a_terminal_prints_once_per_change() -> None:
+    out = io.StringIO()
+    status = StatusLine(out, live=False)
+    for left in ("2m", "1m50s", "1m40s"):
+        status.show("notice-0001: visible", 0.0, f"deadline in about {left}")
+    status.show("notice-0001: deadline reached", 120.0)
+    assert out.getvalue().splitlines() == [
+        "[00:00] notice-0001: visible, deadline in about 2m",
+        "[02:00] notice-0001: deadline reached",
+    ]
 
 
 def test_ctrl_c_while_following_cancels_the_notice() -> None:

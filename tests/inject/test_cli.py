@@ -6,6 +6,7 @@ import io
 import json
 from typing import Any
 
+import boto3
 import pytest
 
 from harness.cli import main
@@ -203,3 +204,71 @@ def test_ssm_dry_run_shows_the_command(
     text = output.getvalue()
     assert "SSM Run Command (AWS-RunShellScript): a signal to a process on 1 instance(s)" in text
     assert "pgrep -o -f -- 'python train.py'" in text
+
+
+@pytest.fixture
+def no_aws(monkeypatch: pytest.MonkeyPatch, output: io.StringIO) -> command.Runtime:
+    """No credentials, no region, no metadata service; any AWS client is a test failure."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "HARNESS_FIS_ROLE_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    def no_client(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an offline dry run created an AWS client")
+
+    monkeypatch.setattr(boto3.Session, "client", no_client)
+    runtime = command.Runtime(new_token=lambda: "offline-1", out=output)
+    monkeypatch.setattr(command, "make_runtime", lambda: runtime)
+    return runtime
+
+
+def test_offline_dry_run_prints_plan_and_template_without_credentials(
+    no_aws: command.Runtime, output: io.StringIO
+) -> None:
+    assert inject("--target", "i-0abc12345678def01", "--dry-run", "--offline", "--lead", "5m") == 0
+    text = output.getvalue()
+    lines = text.splitlines()
+    assert lines[0] == "Spot interruption of 1 spot instance via AWS FIS"
+    assert "account  000000000000   region us-east-1" in text
+    assert "warning  OFFLINE (--offline; no region set, us-east-1 stands in)" in text
+    assert "warning  no --role-arn: the template shows PASS-ROLE-ARN" in text
+    body = json.loads(text.split("arguments):\n", 1)[1].rsplit("dry run:", 1)[0])
+    assert body["roleArn"] == "arn:aws:iam::000000000000:role/PASS-ROLE-ARN"
+    assert body["targets"]["spot-instances"]["resourceArns"] == [
+        "arn:aws:ec2:us-east-1:000000000000:instance/i-0abc12345678def01"
+    ]
+    assert body["actions"]["interrupt"]["parameters"] == {"durationBeforeInterruption": "PT5M"}
+    assert lines[-1] == "dry run: nothing was changed"
+
+
+def test_offline_plan_takes_the_account_from_the_role_and_the_region_as_given(
+    no_aws: command.Runtime, output: io.StringIO
+) -> None:
+    args = ["--target", "i-0abc12345678def01", "--role-arn", ROLE_ARN, "--region", "eu-west-1"]
+    assert inject(*args, "--dry-run", "--offline") == 0
+    text = output.getvalue()
+    assert "account  123456789012   region eu-west-1" in text
+    assert "stands in" not in text
+    assert f'"roleArn": "{ROLE_ARN}"' in text
+
+
+def test_dry_run_without_credentials_falls_back_to_an_offline_plan_and_says_why(
+    no_aws: command.Runtime, output: io.StringIO
+) -> None:
+    args = ["--via", "ssm", "--target", "i-0abc12345678def01", "--process", "train.py"]
+    assert inject(*args, "--region", "us-west-2", "--dry-run") == 0
+    text = output.getvalue()
+    assert "warning  OFFLINE (no AWS credentials found): nothing was asked of AWS" in text
+    assert "kill -s TERM" in text
+    assert text.endswith("dry run: nothing was changed\n")
+
+
+def test_offline_without_dry_run_is_refused(
+    no_aws: command.Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert inject("--target", "i-0abc12345678def01", "--offline", "--yes") == 2
+    assert "--offline only applies to --dry-run" in capsys.readouterr().err

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from harness.cli import HarnessError
+from harness.cli import EXIT_USAGE, exit_code
+from harness.errors import HarnessError
 from harness.inject.fis import FisInjector, Progress, status_text, summary
 from harness.inject.plan import AwsFacts, InjectRequest, InstanceFacts, PlanError, plan_fis
 from harness.inject.preflight import AwsClients, preflight_aws
@@ -58,7 +59,7 @@ def test_preflight_refuses_on_demand_instances_unless_forced(clients: AwsClients
     request = InjectRequest(targets=(instance_id,))
     with pytest.raises(HarnessError, match=r"not spot instances.*--force") as caught:
         preflight_aws(clients, request, need_fis=True, instance_ids=[instance_id])
-    assert caught.value.exit_code == 2
+    assert exit_code(caught.value) == EXIT_USAGE
     forced = InjectRequest(targets=(instance_id,), force=True)
     facts = preflight_aws(clients, forced, need_fis=True, instance_ids=[instance_id])
     assert facts.instances[0].lifecycle == "on-demand"
@@ -161,7 +162,7 @@ def test_plan_refuses_bad_requests(options: dict[str, Any], message: str) -> Non
     request = InjectRequest(targets=("i-0abc12345678def01",), **{"role_arn": ROLE_ARN, **options})
     with pytest.raises(PlanError, match=message) as caught:
         plan_fis(request, FACTS, "tok")
-    assert caught.value.exit_code == 2
+    assert exit_code(caught.value) == EXIT_USAGE
 
 
 def test_plan_refuses_an_action_the_instance_will_not_take() -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks import CheckSpec
 from harness.examples.broken import BROKEN
 from harness.scenario.loader import load_file
-from harness.scenario.model import CheckSpec, Scenario, TargetSpec
+from harness.scenario.model import Scenario, TargetSpec
 from harness.sim.runner import run_scenario
 
 KNOWN_BAD = Path(__file__).resolve().parents[2] / "scenarios" / "known_bad"

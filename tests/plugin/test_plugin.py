@@ -33,6 +33,7 @@ def scenario(description: str, expect: str, timeline: str = "[]") -> str:
 def scenarios(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.syspath_prepend(str(REPO))
+    pytester.makeini("[pytest]\nharness_scenarios = scenarios\n")
     folder = pytester.mkdir("scenarios")
     return Path(folder)
 
@@ -57,6 +58,47 @@ def test_yaml_outside_a_scenarios_folder_is_not_collected(pytester: pytest.Pytes
     pytester.makefile(".yaml", config="description: not a test\n")
     result = pytester.runpytest("--collect-only", "-q")
     assert "config.yaml" not in result.stdout.str()
+
+
+def test_a_project_with_unrelated_yaml_is_left_alone(pytester: pytest.Pytester) -> None:
+    """No `harness_scenarios` option: a folder called `scenarios` holding a load-test config (not
+    a scenario at all) and a CI file are never read, and the project's own tests still run."""
+    pytester.mkdir("scenarios")
+    Path(pytester.path, "scenarios", "locust.yaml").write_text("users: 10\nspawn-rate: [1, 2\n")
+    pytester.makefile(".yml", ci="on: push\njobs: {}\n")
+    pytester.makepyfile(test_app="def test_app():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=1)
+    assert "locust.yaml" not in result.stdout.str()
+    result = pytester.runpytest("scenarios", "-q")  # even when the folder is named
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert "error" not in result.stdout.str().lower()
+
+
+def test_a_scenario_file_named_on_the_command_line_is_collected(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.syspath_prepend(str(REPO))
+    Path(pytester.path, "my_scenario.yaml").write_text(
+        scenario("mine", "[{completes: {within: 1h}}]")
+    )
+    Path(pytester.path, "other.yaml").write_text("not: [a scenario\n")
+    # In a subprocess: the simulator is imported once per process, as in real use.
+    result = pytester.runpytest_subprocess("my_scenario.yaml", "-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "other.yaml" not in result.stdout.str()
+    result = pytester.runpytest("my_scenario.yaml::my_scenario", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["my_scenario.yaml::my_scenario"])
+
+
+def test_only_the_listed_folders_hold_scenarios(pytester: pytest.Pytester, scenarios: Path) -> None:
+    (scenarios / "ok.yaml").write_text(scenario("fine", "[{completes: {within: 1h}}]"))
+    pytester.mkdir("deploy")
+    Path(pytester.path, "deploy", "scenarios.yaml").write_text("description: [broken\n")
+    result = pytester.runpytest("--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["scenarios/ok.yaml::ok", "1 test collected*"])
 
 
 def test_bad_file_is_a_collection_error_with_every_problem(

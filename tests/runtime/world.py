@@ -61,7 +61,9 @@ class Hook:
     fail: dict[str, Callable[..., BaseException | None]] = field(default_factory=dict)
     steps: list[tuple[str, str | None]] = field(default_factory=list)
 
-    async def __call__(self, op: str, *, nbytes: int = 0, key: str | None = None) -> None:
+    async def __call__(
+        self, op: str, *, nbytes: int = 0, key: str | None = None, physical: bool = True
+    ) -> None:
         self.steps.append((op, key))
         if self.crash_at is not None and len(self.steps) == self.crash_at:
             raise InstanceCrash(f"crash at step {self.crash_at} ({op})")

@@ -28,7 +28,9 @@ def scenario_text(timeline: list[dict[str, Any]] | None = None, **fields: Any) -
         "expect": [{"completes": {"within": "2h"}}],
     }
     for key, value in fields.items():
-        if isinstance(value, dict) and isinstance(document.get(key), dict):
+        if value is None:  # leave the field out: the scenario's default applies
+            document.pop(key, None)
+        elif isinstance(value, dict) and isinstance(document.get(key), dict):
             document[key] = {**document[key], **value}
         else:
             document[key] = value

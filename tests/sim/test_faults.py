@@ -24,8 +24,11 @@ def test_s3_error_code_reaches_the_client_for_its_duration() -> None:
     assert errors(result, "s3") == [(approx(30.0), "SlowDown"), (approx(40.0), "SlowDown")]
     started, ended = kinds(result, Kind.FAULT_STARTED)[0], kinds(result, Kind.FAULT_ENDED)[0]
     assert (started.data["fault"], started.t, ended.t) == ("s3.error", 25.0, 45.0)
-    failed_ops = [e for e in kinds(result, Kind.STORAGE_OP) if e.data["ok"] is False]
-    assert {e.data["error"] for e in failed_ops} == {"SlowDown"}
+    faulted = [e for e in kinds(result, Kind.STORAGE_OP) if e.data.get("fault")]
+    assert {e.data["error"] for e in faulted} == {"SlowDown"}
+    # What S3 itself answered is recorded too: the first read of a key not yet written.
+    answered = [e for e in kinds(result, Kind.STORAGE_OP) if e.data.get("status") == 404]
+    assert [e.data["error"] for e in answered] == ["NoSuchKey"]
 
 
 def test_s3_status_500_and_count_limit_the_fault_to_n_calls() -> None:
@@ -41,7 +44,8 @@ def test_s3_fault_can_target_one_operation() -> None:
     result = run(timeline)
     assert errors(result, "s3") == []  # puts are untouched
     gets = [e for e in kinds(result, Kind.STORAGE_OP) if e.data["op"] == "s3.get_object"]
-    assert [e.data.get("error") for e in gets] == [None, "ServiceUnavailable"]
+    # The first read, before the fault, meets a key not yet written; the second the fault.
+    assert [e.data.get("error") for e in gets] == ["NoSuchKey", "ServiceUnavailable"]
     # The replacement could not read the position back, so it started over.
     assert [e.data["position"] for e in kinds(result, Kind.RESUMED)] == [0, 0]
 

@@ -261,3 +261,29 @@ def test_a_target_that_swallows_cancellation_cannot_hang_the_run() -> None:
     result = run_scenario(load_text(text)[0].scenario, target=_stubborn, golden=Golden())
     assert result.end_reason == "budget"
     assert [e.kind for e in result.history][-1] == "instance.unkillable"
+
+
+def test_a_notice_of_the_first_cloud_skips_a_replacement_running_on_another() -> None:
+    """Validated against `env.cloud`; the instance up when it fires is the replacement's cloud.
+    (Found by `harness explore --seed 1`: it used to end the run in an error.)"""
+    from harness.scenario import load_text
+    from harness.sim.runner import run_scenario
+
+    text = """
+description: a GCP preemption after the GCP machine died and an AWS one replaced it
+seed: 0
+target: reference
+job: {items: 120, seconds_per_item: 1s, checkpoint_every: 90s, state_size: 64MiB}
+env: {cloud: gcp, replacement: {delay: 5s, cloud: aws}}
+timeline:
+  - at: 0s
+    kill: {}
+  - at: 6s
+    notice: {kind: preemption}
+expect: [exactly_once, durable, completes]
+"""
+    (loaded,) = load_text(text)
+    result = run_scenario(loaded.scenario)
+    assert result.error is None and result.status == "passed"
+    (skipped,) = result.history.of_kind("timeline.skipped")
+    assert skipped.data["reason"].startswith("a `preemption` notice does not exist on aws")

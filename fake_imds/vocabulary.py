@@ -1,0 +1,102 @@
+"""The one vocabulary of clouds, notice kinds, actions and fault kinds.
+
+The control API (:mod:`fake_imds.control` and each cloud's ``parse_notice``), the scenario model
+(:mod:`harness.scenario.model`) and the scenario timeline (:mod:`harness.sim.timeline`) all read
+these tables, so a kind or an action is added in one place and every layer agrees on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+Cloud = Literal["aws", "gcp", "azure", "webhook", "kubernetes"]
+CLOUDS: tuple[Cloud, ...] = ("aws", "gcp", "azure", "webhook", "kubernetes")
+
+#: What a notice announces happens to the instance at its deadline.
+NoticeAction = Literal["terminate", "stop", "hibernate"]
+NOTICE_ACTIONS_ALL: tuple[NoticeAction, ...] = ("terminate", "stop", "hibernate")
+
+#: Notice kinds a scenario may use, per cloud, the first being the cloud's default; the value
+#: says whether the notice ends the instance at its deadline.
+NOTICE_KINDS: Mapping[Cloud, Mapping[str, bool]] = {
+    "aws": {
+        "spot-interruption": True,
+        "rebalance": False,
+        "scheduled-event": True,
+        "asg-termination": True,
+    },
+    "gcp": {"preemption": True, "maintenance": False},
+    "azure": {
+        "preempt": True,
+        "terminate": True,
+        "freeze": False,
+        "reboot": True,
+        "redeploy": True,
+    },
+    "webhook": {"interruption": True},
+    "kubernetes": {"eviction": True},
+}
+
+#: Kinds only the control API offers (shorthands that schedule several notices).
+CONTROL_ONLY_KINDS: Mapping[Cloud, tuple[str, ...]] = {"aws": ("fis-spot-interruption",)}
+
+
+def control_kinds(cloud: Cloud) -> tuple[str, ...]:
+    """Every kind ``POST /_harness/v1/notices`` accepts for ``cloud``, the default first."""
+    return (*NOTICE_KINDS[cloud], *CONTROL_ONLY_KINDS.get(cloud, ()))
+
+
+#: The actions a scenario notice may announce on each cloud.
+NOTICE_ACTIONS: Mapping[Cloud, tuple[NoticeAction, ...]] = {
+    "aws": ("terminate", "stop", "hibernate"),
+    "gcp": ("terminate", "stop"),
+    "azure": ("terminate",),
+    "webhook": ("terminate", "stop", "hibernate"),
+    "kubernetes": ("terminate",),
+}
+
+#: The notice kinds whose control-API body carries the scenario's ``action`` as it is.
+ACTION_KINDS: frozenset[tuple[Cloud, str]] = frozenset(
+    {("aws", "spot-interruption"), ("aws", "fis-spot-interruption"), ("gcp", "preemption")}
+)
+
+
+def takes_action(cloud: Cloud, kind: str) -> bool:
+    """Whether a notice of ``cloud``/``kind`` names its action in the control-API body."""
+    return cloud == "webhook" or (cloud, kind) in ACTION_KINDS
+
+
+#: AWS spot interruption actions (``spot/instance-action``).
+SPOT_ACTIONS: tuple[NoticeAction, ...] = NOTICE_ACTIONS["aws"]
+#: AWS scheduled-event codes (``events/maintenance/scheduled``), the first being the default.
+SCHEDULED_CODES: tuple[str, ...] = (
+    "system-reboot",
+    "instance-reboot",
+    "system-maintenance",
+    "instance-retirement",
+    "instance-stop",
+)
+#: The scheduled-event code standing for a scenario notice's action.
+SCHEDULED_CODE_FOR_ACTION: Mapping[str, str] = {
+    "terminate": "instance-retirement",
+    "stop": "instance-stop",
+}
+#: GCP: the actions of a preemption, and of a host maintenance event.
+GCP_PREEMPTION_ACTIONS: tuple[NoticeAction, ...] = NOTICE_ACTIONS["gcp"]
+GCP_MAINTENANCE_ACTIONS: tuple[str, ...] = ("migrate", "terminate")
+#: Webhook notices may announce any action.
+WEBHOOK_ACTIONS: tuple[NoticeAction, ...] = NOTICE_ACTIONS["webhook"]
+
+#: Default lead (notice to deadline) per cloud: its spot notice's. On Kubernetes: the grace.
+DEFAULT_LEAD: Mapping[Cloud, float] = {
+    "aws": 120.0,
+    "gcp": 30.0,
+    "azure": 30.0,
+    "webhook": 120.0,
+    "kubernetes": 30.0,
+}
+
+FaultKind = Literal["status", "latency", "timeout", "reset", "throttle"]
+#: Failure modes of the metadata service (``POST /_harness/v1/faults``, a scenario's ``imds:``).
+FAULT_KINDS: tuple[FaultKind, ...] = ("status", "latency", "timeout", "reset", "throttle")
