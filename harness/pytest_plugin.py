@@ -8,11 +8,12 @@ It takes only what is meant for it. A ``*.yaml`` / ``*.yml`` file is a scenario 
 
 Any other YAML (a ``locust.yaml``, CI configs, a folder that merely happens to be called
 ``scenarios``) is never read. Each YAML document of a scenario file is one test, run in
-simulation. A scenario file that is not a valid scenario is a collection error listing every
-problem with file:line:col. A failing scenario is reported as a
-short timeline with the check that broke, the events that prove it and the ``harness run`` line
-that replays it. Scenarios whose ``expect`` marks checks as known to fail (``fails:``) are
-reported as xfail when exactly those fail, and fail when they unexpectedly pass.
+simulation (or, for a ``command:`` target, as real processes in the process tier). A scenario
+file that is not a valid scenario is a collection error listing every problem with
+file:line:col. A failing scenario is reported as a short timeline with the check that broke,
+the events that prove it and the ``harness run`` line that replays it. Scenarios whose
+``expect`` marks checks as known to fail (``fails:``) are reported as xfail when exactly those
+fail, and fail when they unexpectedly pass.
 
 The engine is imported only when a scenario file is collected, so the plugin costs nothing in
 test runs without scenarios.
@@ -49,6 +50,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         help="run every scenario with this seed instead of its own",
+    )
+    group.addoption(
+        "--scenario-redis",
+        choices=("fake", "real"),
+        default="fake",
+        help="command targets: fakeredis' TCP server (default) or a real redis-server",
+    )
+    group.addoption(
+        "--scenario-time-scale",
+        type=float,
+        default=1.0,
+        help="command targets: run the process's clock N times faster (libfaketime)",
     )
     from harness.report.pytest_report import add_option
 
@@ -104,10 +117,15 @@ class ScenarioItem(pytest.Item):
             self.add_marker(pytest.mark.known_bad(check.name))
 
     def runtest(self) -> None:
-        from harness.sim.runner import run_scenario
+        from harness.process.dispatch import run_loaded
+        from harness.process.runner import ProcessOptions
 
         seed = self.config.getoption("scenario_seed")
-        result = run_scenario(self.loaded.scenario, seed=seed)
+        options = ProcessOptions(
+            redis=self.config.getoption("scenario_redis"),
+            time_scale=self.config.getoption("scenario_time_scale"),
+        )
+        result = run_loaded(self.loaded, seed, options)
         from harness.report.pytest_report import attach
 
         attach(self, result, _relative(self.loaded.file), self.nodeid)

@@ -24,13 +24,17 @@ from harness.cli import EXIT_FAILED, EXIT_OK
 from harness.commands.options import Duration, progress_bar
 from harness.commands.report import check_report, write_run_report
 from harness.errors import InputError
+from harness.process.dispatch import is_process, run_loaded
+from harness.process.plan import DEFAULT_MAX_REAL_TIME, process_problems
+from harness.process.runner import ProcessOptions
+from harness.process.servers import RedisKind
 from harness.report.journal import Journal, JournalError
 from harness.report.render import render_failure, replay_command, result_json
 from harness.report.summary import Row, fitting_width, summary_table, totals_line
 from harness.scenario import library
 from harness.scenario.loader import LoadedScenario, Problem, load_paths
 from harness.scenario.model import TargetSpec, estimate_work
-from harness.sim.runner import RunResult, run_scenario
+from harness.sim.runner import RunResult
 from harness.units import format_duration
 
 #: Checks that judge the reference runtime's storage layout: left out for any other target.
@@ -61,8 +65,17 @@ class PlainProgress:
         click.echo(f"progress: {done}/{self.total} {self.what}, {elapsed} elapsed{tail}")
 
 
-def check_work(item: LoadedScenario, max_sim_time: float) -> Problem | None:
-    """Refuse, before it starts, a run that would simulate too long or too much."""
+def check_work(
+    item: LoadedScenario, max_sim_time: float, options: ProcessOptions | None = None
+) -> Problem | None:
+    """Refuse, before it starts, a run that would simulate too long or too much (a command
+    target: that would take too long in real time, or that asks what a process cannot do)."""
+    if is_process(item):
+        options = options or ProcessOptions()
+        found = process_problems(item.scenario, options.max_real_time, options.time_scale)
+        if found:
+            return Problem(item.source.values[()], "cannot run as processes: " + "; ".join(found))
+        return None
     work = estimate_work(item.scenario)
     if work.seconds > max_sim_time:
         return Problem(
@@ -129,6 +142,30 @@ def _max_sim_time(value: float) -> float:
     show_default=True,
     help="Refuse, before it starts, a scenario that would simulate longer than this (at most 31d).",
 )
+@click.option(
+    "--redis",
+    "redis_kind",
+    type=click.Choice(["fake", "real"]),
+    default="fake",
+    show_default=True,
+    help="Command targets: fakeredis' TCP server, or a real redis-server (must be installed).",
+)
+@click.option(
+    "--max-real-time",
+    type=Duration(seconds=True, positive=True),
+    default=f"{DEFAULT_MAX_REAL_TIME:g}s",
+    show_default=True,
+    help="Command targets run in real time: refuse a scenario estimated to take longer, and "
+    "stop any run at this limit.",
+)
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=1.0),
+    default=1.0,
+    show_default=True,
+    help="Command targets: run the process's clock N times faster (libfaketime; see "
+    "docs/process.md for where that works). Leads, delays and budgets count faked seconds.",
+)
 def run(
     paths: tuple[Path, ...],
     whole_library: bool,
@@ -138,12 +175,18 @@ def run(
     target: str | None,
     quiet: bool,
     max_sim_time: float,
+    redis_kind: RedisKind,
+    max_real_time: float,
+    time_scale: float,
 ) -> int:
     """Run scenario files (directories are searched for *.yaml) in virtual time.
 
     Each scenario plays its interruption story against its target, then the checks in its
     `expect:` judge the history and the final storage state. A failure prints a short
     timeline and the command that replays it. Exit status 1 if any scenario failed.
+
+    Targets in Python run in virtual time; `target: {command: [...]}` runs the command as
+    real processes in real time (servers, proxies, signals: see docs/process.md).
 
     The standard library ships with the package and runs from anywhere: `--library` for all of
     it, `library:FOLDER` or `library:FOLDER/NAME` for part (`harness scenarios list` names them).
@@ -158,6 +201,7 @@ def run(
       harness run scenarios --report report.html
       harness run long_story.yaml --max-sim-time 20d
       harness run scenarios/aws scenarios/storage --target mypkg.handler:target
+      harness run scenarios/process --redis real --time-scale 5
 
     A run's simulated span and work are estimated before it starts; past --max-sim-time, or
     past what a run may plan, the scenario is refused as a problem. Off a terminal (CI logs),
@@ -178,7 +222,8 @@ def run(
 
         chosen = TargetSpec.model_validate(parse_target(target))
         loaded = [_with_target(item, chosen) for item in loaded]
-    refused = {id(item): check_work(item, limit) for item in loaded}
+    options = ProcessOptions(redis=redis_kind, max_real_time=max_real_time, time_scale=time_scale)
+    refused = {id(item): check_work(item, limit, options) for item in loaded}
     problems += [p for p in refused.values() if p is not None]
     loaded = [item for item in loaded if refused[id(item)] is None]
     for problem in problems:
@@ -194,7 +239,7 @@ def run(
         click.echo(f"replacing the earlier journal {book.path}", err=True)
     if book is not None and problems:
         book.add_problems([str(p) for p in problems])
-    rows = _run_all(loaded, seed, book, console, quiet, target)
+    rows = _run_all(loaded, seed, book, console, quiet, target, options)
     if book is not None:
         book.finish()
     failed = [row for row in rows if not row.result.ok]
@@ -264,6 +309,7 @@ def _run_all(
     console: Console,
     quiet: bool,
     target: str | None,
+    options: ProcessOptions,
 ) -> list[Row]:
     rows: list[Row] = []
     plain = PlainProgress("scenarios", len(loaded), not quiet and not console.is_terminal)
@@ -271,7 +317,7 @@ def _run_all(
         task = progress.add_task("scenarios", total=len(loaded))
         for item in loaded:
             progress.update(task, description=item.name)
-            result: RunResult = run_scenario(item.scenario, seed=seed)
+            result: RunResult = run_loaded(item, seed, options)
             rows.append(Row(display_name(item), result, item.file))
             if book is not None:
                 book.add(_record(result, item.file, display_name(item), target))

@@ -14,6 +14,7 @@ known check name) live in :func:`semantic_problems`, which the loader runs with 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -164,20 +165,63 @@ def _empty_if_flag(value: Any) -> Any:
 # -- target -------------------------------------------------------------------------------------
 
 
+class ReadySpec(_Model):
+    """When a command target counts as up: ``at:`` times of the timeline start from then."""
+
+    event: str | None = Field(
+        default=None, description="a kind the target writes to HARNESS_EVENTS, e.g. job.started"
+    )
+    log: str | None = Field(default=None, description="a regex matched on stdout or stderr lines")
+    after: Duration | None = Field(default=None, description="a fixed time after the start")
+    timeout: Duration = Field(default=30.0, description="give up (an error) after this long")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ReadySpec:
+        _exactly_one_of(self, ("event", "log", "after"), "ready")
+        return self
+
+
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
 class TargetSpec(_Model):
     """What runs as the instance: ``reference``, ``{python: "pkg.mod:factory"}`` or a command.
 
     A ``python`` target names either an ``async def target(ctx)`` or a zero-argument factory
-    returning one. ``command`` targets belong to the process tier (not run in simulation).
+    returning one. ``command`` targets run in the process tier (real processes, real time):
+    ``cwd``, ``env``, ``ready``, ``stop_signal``, ``supervisor`` and ``python`` (then the
+    interpreter that a leading ``python`` in the command stands for) belong to them.
     """
 
     reference: bool = False
     python: str | None = Field(
         default=None,
-        description='"package.module:attribute": an async target or a factory returning one',
-        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+        description='"package.module:attribute": an async target or a factory returning one; '
+        "with `command`: the interpreter a leading `python` stands for (default: the harness's)",
     )
     command: tuple[str, ...] | None = Field(default=None, min_length=1)
+    cwd: str | None = Field(
+        default=None, description="working directory, relative to the scenario file's folder"
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment variables of the command"
+    )
+    ready: ReadySpec | None = Field(
+        default=None, description="when the process counts as up (default: once started)"
+    )
+    stop_signal: str = Field(
+        default="SIGTERM", description="the signal a platform's shutdown sends (then SIGKILL)"
+    )
+    supervisor: bool = Field(
+        default=False,
+        description="aws / azure: a supervisor on the host sends stop_signal when a notice "
+        "appears (kubernetes and gcp send it anyway)",
+    )
+    network: Literal["host", "namespace"] = Field(
+        default="host",
+        description="namespace (root, Linux): run in a network namespace where "
+        "169.254.169.254:80 and metadata.google.internal reach the fake metadata server",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -200,20 +244,46 @@ class TargetSpec(_Model):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> TargetSpec:
-        chosen = [n for n in ("python", "command") if getattr(self, n) is not None]
+        if self.command is not None:
+            if self.reference:
+                raise ValueError("a target is exactly one of `reference`, `python:` or `command:`")
+            if self.stop_signal not in STOP_SIGNALS:
+                raise ValueError(
+                    f"unknown stop_signal `{self.stop_signal}`, expected one of: "
+                    f"{', '.join(STOP_SIGNALS)}{did_you_mean(self.stop_signal, STOP_SIGNALS)}"
+                )
+            return self
+        process_only = [
+            n for n in ("cwd", "ready", "supervisor") if getattr(self, n) not in (None, False)
+        ]
+        if self.network != "host":
+            process_only.append("network")
+        if self.env or self.stop_signal != "SIGTERM":
+            process_only.append("env" if self.env else "stop_signal")
+        if process_only:
+            raise ValueError(f"`{process_only[0]}` belongs to `command:` targets")
+        chosen = ["python"] if self.python is not None else []
         if self.reference:
             chosen.append("reference")
         if len(chosen) != 1:
             raise ValueError("a target is exactly one of `reference`, `python:` or `command:`")
+        if self.python is not None and not _PYTHON_TARGET.match(self.python):
+            raise ValueError(
+                f'`python: {self.python}` must be "package.module:attribute" (or, with '
+                "`command:`, the interpreter to run it with)"
+            )
         return self
 
     @property
     def label(self) -> str:
-        if self.python:
-            return f"python:{self.python}"
         if self.command:
             return "command:" + " ".join(self.command)
+        if self.python:
+            return f"python:{self.python}"
         return "reference"
+
+
+_PYTHON_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 # -- environment --------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ def resolve_target(spec: TargetSpec) -> Target:
     if spec.python is not None:
         return load_python_target(spec.python)
     raise TargetError(
-        "command targets run in the process tier, not in simulation; use `reference` or "
+        "command targets run in the process tier (`harness run` and `pytest` do that for "
+        "them), not in simulation; use `reference` or "
         '{python: "package.module:target"} here'
     )
 

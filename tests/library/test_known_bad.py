@@ -58,7 +58,7 @@ def test_every_known_bad_scenario_names_a_broken_target() -> None:
 
 
 def test_lost_work_and_completes_fail_on_a_real_run_that_exceeds_them() -> None:
-    (loaded,) = load_file(KNOWN_BAD.parent / "process" / "hard_kill_without_notice.yaml")
+    (loaded,) = load_file(KNOWN_BAD.parent / "crash" / "hard_kill_without_notice.yaml")
     strict = loaded.scenario.model_copy(
         update={
             "expect": (
