@@ -134,6 +134,14 @@ def _max_sim_time(value: float) -> float:
     "scenarios then fail unless the target breaks the same checks; reference_layout is left out "
     "for targets other than the reference.",
 )
+@click.option(
+    "--tier",
+    type=click.Choice(["all", "simulation", "process"]),
+    default="all",
+    show_default=True,
+    help="Which scenarios to run: those of in-process targets (simulation: virtual time, no "
+    "servers), those of command targets (process: real processes, servers on loopback), or both.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; failures and totals only.")
 @click.option(
     "--max-sim-time",
@@ -173,6 +181,7 @@ def run(
     journal: Path | None,
     report: Path | None,
     target: str | None,
+    tier: str,
     quiet: bool,
     max_sim_time: float,
     redis_kind: RedisKind,
@@ -196,6 +205,7 @@ def run(
       harness run --library
       harness run library:aws/terminate_mid_job --seed 7
       harness run scenarios
+      harness run scenarios --tier simulation     # embedded: no servers, no processes
       harness run scenarios/aws/notice_during_checkpoint_upload.yaml --seed 42
       harness run scenarios --journal out.json
       harness run scenarios --report report.html
@@ -216,6 +226,13 @@ def run(
     if not paths:
         raise InputError("name scenario files or folders, or pass --library (see --help)")
     loaded, problems = load_paths(paths)
+    if tier != "all":
+        kept = [item for item in loaded if is_process(item) == (tier == "process")]
+        if len(kept) < len(loaded):
+            click.echo(
+                f"--tier {tier}: leaving out {len(loaded) - len(kept)} scenario(s)", err=True
+            )
+        loaded = kept
     if target is not None:
         # Imported here: the explore command's module loads hypothesis, which a plain run needs not.
         from harness.commands.explore import parse_target

@@ -180,3 +180,18 @@ def test_python_targets_are_imported_from_the_current_directory(
     monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p != str(tmp_path)])
     assert main(["run", "mine.yaml", "-q"]) == 0
     assert "1 runs: 1 passed" in capsys.readouterr().out
+
+
+def test_tier_simulation_leaves_command_targets_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The embedded suite: no real process, no server, whatever the folder holds."""
+    write(tmp_path, "in_process.yaml", "1h")
+    command = FAST.format(description="a command", within="1h").replace(
+        '{python: "tests.sim.probe:probe_target"}', '{command: ["false"]}'
+    )
+    (tmp_path / "command.yaml").write_text(command)
+    assert main(["run", str(tmp_path), "--tier", "simulation"]) == 0
+    captured = capsys.readouterr()
+    assert "--tier simulation: leaving out 1 scenario(s)" in captured.err
+    assert "1 runs: 1 passed" in captured.out
