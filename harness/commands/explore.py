@@ -14,6 +14,7 @@ from harness.cli import EXIT_FAILED, EXIT_OK
 from harness.commands.run import PlainProgress
 from harness.errors import InputError
 from harness.explore import explore as run_explore
+from harness.explore.search import explored_status
 from harness.scenario.model import CLOUDS, Cloud
 from harness.sim.runner import RunResult
 from harness.sim.targets import TargetError, load_python_target
@@ -113,8 +114,9 @@ def explore(
         task = bar.add_task("exploring", total=examples)
 
         def advance(count: int, result: RunResult) -> None:
-            bar.update(task, completed=min(count, examples), description=f"{result.status:8}")
-            plain.advance(count, f"last {result.status}")
+            status = explored_status(result)
+            bar.update(task, completed=min(count, examples), description=f"{status:8}")
+            plain.advance(count, f"last {status}")
 
         report = run_explore(
             examples=examples,
