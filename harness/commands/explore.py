@@ -10,8 +10,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.bounds import BOUNDS, DEFAULT_MAX_SIM_TIME, format_days
 from harness.cli import EXIT_FAILED, EXIT_OK
-from harness.commands.run import PlainProgress
+from harness.commands.options import Duration
+from harness.commands.run import PlainProgress, max_sim_time_bound
 from harness.errors import InputError
 from harness.explore import explore as run_explore
 from harness.explore.search import explored_status
@@ -39,18 +41,22 @@ def parse_target(text: str) -> Any:
     )
 
 
+#: Most schedules one exploration may try (a nightly campaign of a few hours at most).
+MAX_EXAMPLES = 100_000
+
+
 @click.command("explore")
 @click.option(
     "--examples",
     "-n",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_EXAMPLES),
     default=50,
     show_default=True,
     help="How many schedules to try before giving up.",
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, int(BOUNDS["seed"].high)),
     help="Seed of the search (default: a fixed derandomized search).",
 )
 @click.option(
@@ -80,6 +86,13 @@ def parse_target(text: str) -> Any:
     show_default=True,
     help="Most timeline entries in one schedule.",
 )
+@click.option(
+    "--max-sim-time",
+    type=Duration(seconds=True, positive=True),
+    default=format_days(DEFAULT_MAX_SIM_TIME),
+    show_default=True,
+    help="Never run a generated schedule that would simulate longer than this (at most 31d).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def explore(
     examples: int,
@@ -88,6 +101,7 @@ def explore(
     out: Path,
     clouds: tuple[Cloud, ...],
     max_entries: int,
+    max_sim_time: float,
     quiet: bool,
 ) -> int:
     """Generate interruption schedules and look for one that breaks a check.
@@ -126,6 +140,7 @@ def explore(
             clouds=clouds or CLOUDS,
             max_entries=max_entries,
             progress=advance,
+            max_sim_time=max_sim_time_bound(max_sim_time),
         )
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
     if report.unverified:

@@ -94,7 +94,8 @@ def check_work(
     return None
 
 
-def _max_sim_time(value: float) -> float:
+def max_sim_time_bound(value: float) -> float:
+    """``--max-sim-time`` within its range (``harness run`` and ``harness explore``)."""
     try:
         return Bound(1, MAX_SIM_TIME_CEILING).check("--max-sim-time", value)
     except ValueError as error:
@@ -217,7 +218,7 @@ def run(
     past what a run may plan, the scenario is refused as a problem. Off a terminal (CI logs),
     progress is a plain line every 10 seconds.
     """
-    limit = _max_sim_time(max_sim_time)
+    limit = max_sim_time_bound(max_sim_time)
     console = Console(stderr=False, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH

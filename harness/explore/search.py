@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Unsatisfiable
 
+from harness.errors import InputError
 from harness.explore.strategies import Data, schedules
 from harness.report.render import replay_command
 from harness.scenario.loader import load_text
-from harness.scenario.model import CLOUDS, Cloud
+from harness.scenario.model import CLOUDS, Cloud, estimate_work
 from harness.sim.runner import RunResult, run_scenario
+from harness.units import format_duration
 
 Progress = Callable[[int, RunResult], None]
 
@@ -75,8 +78,10 @@ def explore(
     clouds: tuple[Cloud, ...] = CLOUDS,
     max_entries: int = 4,
     progress: Progress | None = None,
+    max_sim_time: float | None = None,
 ) -> ExploreReport:
     """Search ``examples`` schedules against ``target``; shrink and write the first failure.
+    A schedule that would simulate longer than ``max_sim_time`` seconds is never run.
 
     ``target`` is scenario syntax: ``"reference"`` or ``{"python": "pkg.mod:factory"}``.
     """
@@ -84,7 +89,10 @@ def explore(
     first_broken: list[tuple[str, ...]] = []
 
     def check(data: Data) -> None:
-        result = run_scenario(to_scenario(data))
+        scenario = to_scenario(data)
+        if max_sim_time is not None and estimate_work(scenario).seconds > max_sim_time:
+            reject()  # too long to simulate: Hypothesis draws another schedule instead
+        result = run_scenario(scenario)
         report.examples += 1
         status = explored_status(result)
         report.statuses[status] = report.statuses.get(status, 0) + 1
@@ -119,6 +127,11 @@ def explore(
         search()
     except ScheduleFailed as failure:
         report.failure = write_reproduction(failure.data, failure.result, out)
+    except Unsatisfiable:
+        raise InputError(
+            "every generated schedule would simulate longer than --max-sim-time "
+            f"({format_duration(max_sim_time or 0)}); raise it"
+        ) from None
     return report
 
 

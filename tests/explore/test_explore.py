@@ -146,3 +146,14 @@ def test_saving_is_expected_only_when_the_schedule_leaves_room_for_it() -> None:
     assert "saved_before_deadline" not in expectations(env, faulty)
     moved = {**env, "replacement": {"delay": "5s", "cloud": "gcp"}}
     assert "saved_before_deadline" not in expectations(moved, roomy)
+
+
+def test_a_schedule_longer_than_max_sim_time_is_never_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["explore", "-n", "2", "--seed", "3", "--out", str(tmp_path), "--max-sim-time", "1m"]
+    assert main(args) == 2
+    assert "every generated schedule would simulate longer than --max-sim-time (1m)" in (
+        capsys.readouterr().err
+    )
+    assert not list(tmp_path.iterdir())
