@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from harness import bounds
 from harness.errors import EnvironmentProblem, InputError
 from harness.units import DURATION_HELP, UnitError, parse_duration
 
@@ -56,6 +57,11 @@ class Duration(_ParamType):
             self.fail(f"expected {DURATION_HELP}, got {value!r}", param, ctx)
         if self.positive and seconds <= 0:
             self.fail(f"must be more than 0s, got {value!r}", param, ctx)
+        option = (param.name if param is not None else None) or "duration"
+        try:  # the same ranges as scenarios and the control API (a month, unless named)
+            bounds.check(option.replace("-", "_"), seconds, str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
         return seconds if self.seconds else str(value)
 
 

@@ -213,3 +213,17 @@ def test_event_sinks_never_clobber_a_users_file(
 def test_explore_out_must_be_a_folder(notes: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "is a file" in refused(capsys, ["explore", "--out", str(notes), "-n", "1"])
     assert notes.read_text() == NOTES
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["inject", "--target", "pid:1", "--lead", "99999999h", "--dry-run"],
+        ["notice", "--lead", "2d"],
+    ],
+)
+def test_duration_flags_have_the_ranges_of_scenarios_and_the_control_api(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    assert "is out of range: expected 0s to 1d" in capsys.readouterr().err
