@@ -9,6 +9,7 @@ the entry.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 from harness.process import timescale
@@ -56,6 +57,11 @@ def process_problems(
 ) -> list[str]:
     """Why this scenario cannot run as a process target (empty when it can)."""
     problems = []
+    if scenario.env.redis.server == "real" and shutil.which("redis-server") is None:
+        problems.append(
+            "env.redis.server: real needs redis-server on PATH (Debian: apt-get install "
+            "redis-server)"
+        )
     if timescale.why_not(time_scale):
         problems.append(timescale.why_not(time_scale))
     if scenario.target.network == "namespace" and why_not():

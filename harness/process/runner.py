@@ -187,7 +187,7 @@ async def _play(
             moto = await asyncio.to_thread(MotoS3)
             bucket = f"spot-harness-{secrets.token_hex(6)}"  # moto's bucket names are global
             await asyncio.to_thread(moto.create_bucket, bucket)
-            redis = RedisBackend(options.redis, root, watchdog)
+            redis = RedisBackend(redis_kind(scenario, options), root, watchdog)
             world = ProcessWorld(
                 scenario,
                 base,
@@ -307,6 +307,12 @@ def target_environment(
     env.update(clock.environment(base.get("LD_PRELOAD")) if clock is not None else {})
     env.update(scenario.target.env)
     return env
+
+
+def redis_kind(scenario: Scenario, options: ProcessOptions) -> RedisKind:
+    """A real redis-server when the run (``--redis real``) or the scenario
+    (``env.redis.server: real``) asks for one, else fakeredis' TCP server."""
+    return "real" if scenario.env.redis.server == "real" else options.redis
 
 
 class ProcessWorld:

@@ -299,6 +299,11 @@ class S3Env(_Model):
 
 class RedisEnv(_Model):
     latency: Duration = Field(default=0.001, description="per-command latency")
+    server: Literal["fake", "real"] = Field(
+        default="fake",
+        description="command targets: fakeredis' TCP server, or a real redis-server (as "
+        "`harness run --redis real`); in-process targets always get fakeredis",
+    )
 
 
 class DiskEnv(_Model):
@@ -694,6 +699,14 @@ def semantic_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
     for index, entry in enumerate(scenario.timeline):
         problems.extend(entry_problems(entry, ("timeline", index), scenario.env.cloud))
+    if scenario.env.redis.server == "real" and scenario.target.command is None:
+        problems.append(
+            (
+                ("env", "redis", "server"),
+                "a real redis-server is for command targets (the process tier); in-process "
+                "targets get fakeredis: drop `server: real` or use `target: {command: [...]}`",
+            )
+        )
     return problems
 
 
