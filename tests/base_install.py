@@ -48,6 +48,15 @@ def ok(*args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout
 
 
+def harness_package() -> str:
+    """Where the installed (wheel) package lives, asked from outside the checkout."""
+    code = "import harness, os; print(os.path.dirname(harness.__file__))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=SCRATCH, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
 def no_heavy_package() -> None:
     present = []
     for name in HEAVY:
@@ -110,6 +119,13 @@ def library_ships_in_the_wheel() -> None:
     listing = ok("scenarios", "list")
     assert "library:aws/terminate_mid_job" in listing, listing
     assert "description:" in ok("scenarios", "show", "aws/terminate_mid_job")
+    # The process scenarios name their handlers as ../../examples/..., as in a checkout.
+    library = Path(harness_package()) / "library"
+    for scenario in sorted((library / "process").glob("*.yaml")):
+        for word in scenario.read_text().split():
+            if "examples/" in word:
+                handler = (scenario.parent / word.strip(",[]")).resolve()
+                assert handler.is_file(), f"{scenario.name} names {word}: not in the wheel"
 
 
 def sim_commands_name_their_extra() -> None:
