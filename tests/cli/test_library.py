@@ -15,8 +15,14 @@ from harness.scenario import library
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_in_a_checkout_the_library_is_the_top_level_scenarios_folder() -> None:
-    assert library.library_root() == REPO / "scenarios"
+def test_the_library_is_the_top_level_scenarios_folder_installed_or_in_a_checkout() -> None:
+    """An editable install reads the checkout's folder; a wheel its copy of it."""
+    root = library.library_root()
+    assert root == REPO / "scenarios" or root.parts[-2:] == ("harness", "library")
+    shipped = sorted(str(p.relative_to(root)) for p in root.rglob("*.yaml"))
+    assert shipped == sorted(
+        str(p.relative_to(REPO / "scenarios")) for p in (REPO / "scenarios").rglob("*.yaml")
+    )
     assert "aws/terminate_mid_job" in library.names()
     assert "known_bad" in library.folders()
 
