@@ -48,12 +48,16 @@ class Recovery:
     emit: Emit
     patience: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    _wait_out_outages: bool = field(default=False, init=False)
 
     async def run(self) -> Recovered:
         self.local.disk.remove_temp_files(self.local.folder)
         redis_epoch, redis_meta = await self._redis_read()
         local_manifest = await self.local.manifest()
         hints = bool(redis_meta or local_manifest.checkpoints or redis_epoch)
+        # The job has run before: its checkpoints are in S3, so an outage is waited out rather
+        # than taken for an empty bucket (starting over would throw durable work away).
+        self._wait_out_outages = hints
         s3_manifest, s3_records = await self._s3_candidates(list_if_missing=hints)
         local_ids = {r.id for r in local_manifest.checkpoints}
         candidates = _merge(s3_records, local_manifest.checkpoints, redis_meta)
@@ -166,7 +170,8 @@ class Recovery:
             self.emit(Kind.UPLOAD_ABORTED, key=key, reason="stale upload of an earlier instance")
 
     async def _patiently(self, action: Callable[[], Awaitable[T]], *, default: T) -> T:
-        """Retry S3 errors with backoff for up to ``patience``, then fall back to ``default``."""
+        """Retry S3 errors with backoff for up to ``patience``, then fall back to ``default``;
+        for as long as it takes when the job has run before (see :meth:`run`)."""
         deadline = self.clock.monotonic() + self.patience
         backoff = self.retry.backoff()
         while True:
@@ -176,7 +181,7 @@ class Recovery:
                 raise
             except Exception:
                 delay = backoff.next()
-                if self.clock.monotonic() + delay > deadline:
+                if not self._wait_out_outages and self.clock.monotonic() + delay > deadline:
                     return default
                 await self.clock.sleep(delay)
 
