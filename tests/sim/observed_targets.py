@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import sys
 
 from harness.target import InstanceContext
@@ -97,4 +98,14 @@ async def claims_durable_first(ctx: InstanceContext) -> None:
     )
     await ctx.clock.sleep(60)
     await asyncio.to_thread(ctx.s3_client.put_object, Bucket=ctx.bucket, Key=KEY, Body=body)
+    ctx.emit("job.completed", position=1)
+
+
+async def transfer_upload(ctx: InstanceContext) -> None:
+    """boto3's transfer manager, with its thread pool (``job.threads``) or without."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(use_threads=bool(ctx.job.get("threads", True)))
+    body = io.BytesIO(_body(ctx))
+    ctx.s3_client.upload_fileobj(body, ctx.bucket, KEY, Config=config)
     ctx.emit("job.completed", position=1)

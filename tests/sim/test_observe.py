@@ -110,3 +110,14 @@ def test_a_redis_outage_reaches_a_direct_redis_caller() -> None:
     (op,) = [dict(e.data) for e in kinds(result, Kind.STORAGE_OP)]
     assert op["op"] == "redis.write" and op["ok"] is False
     assert kinds(result, "redis.failed")[0].data["error"] == "ConnectionError"
+
+
+def test_the_transfer_manager_without_threads_is_observed_and_with_threads_refused() -> None:
+    calm = run_target("transfer_upload", job={"threads": False, "body": 1000})
+    assert [op["op"] for op in s3_ops(calm)] == ["s3.put_object"]
+    assert calm.status == "passed"
+    threaded = run_target("transfer_upload", job={"body": 1000}, env={"max_instances": 1})
+    exited = kinds(threaded, Kind.INSTANCE_EXITED)[0]
+    assert exited.data["code"] == 1 and "ThreadUseError" in exited.data["error"]
+    assert "use_threads=False" in exited.data["error"]
+    assert s3_ops(threaded) == []
