@@ -103,6 +103,7 @@ BOUNDS: dict[str, Bound] = {
     "delay": Bound(0, MONTH),
     "for": Bound(0, MONTH),
     "budget": Bound(1, MONTH),
+    "max_sim_time": Bound(1, MONTH),
     "skew": Bound(-DAY, DAY),
     "latency": Bound(0, HOUR),
     "fsync": Bound(0, HOUR),

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.bounds import BOUNDS, DEFAULT_MAX_SIM_TIME, format_days
 from harness.cli import EXIT_FAILED, EXIT_OK
 from harness.commands.options import Duration
-from harness.commands.run import PlainProgress, max_sim_time_bound
+from harness.commands.run import PlainProgress
 from harness.errors import InputError
 from harness.explore import explore as run_explore
 from harness.explore.search import explored_status
@@ -140,7 +140,7 @@ def explore(
             clouds=clouds or CLOUDS,
             max_entries=max_entries,
             progress=advance,
-            max_sim_time=max_sim_time_bound(max_sim_time),
+            max_sim_time=max_sim_time,
         )
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
     if report.unverified:

@@ -57,9 +57,9 @@ class Duration(_ParamType):
             self.fail(f"expected {DURATION_HELP}, got {value!r}", param, ctx)
         if self.positive and seconds <= 0:
             self.fail(f"must be more than 0s, got {value!r}", param, ctx)
-        option = (param.name if param is not None else None) or "duration"
+        shown = param.opts[0] if param is not None and param.opts else "duration"
         try:  # the same ranges as scenarios and the control API (a month, unless named)
-            bounds.check(option.replace("-", "_"), seconds, str(value))
+            bounds.check(shown, seconds, str(value), bound=shown.lstrip("-").replace("-", "_"))
         except ValueError as error:
             self.fail(str(error), param, ctx)
         return seconds if self.seconds else str(value)

@@ -17,7 +17,6 @@ from harness.bounds import (
     DEFAULT_MAX_SIM_TIME,
     MAX_SIM_OPERATIONS,
     MAX_SIM_TIME_CEILING,
-    Bound,
     format_days,
 )
 from harness.cli import EXIT_FAILED, EXIT_OK
@@ -92,14 +91,6 @@ def check_work(
             "lower job.items, raise job.output_every or job.checkpoint_every",
         )
     return None
-
-
-def max_sim_time_bound(value: float) -> float:
-    """``--max-sim-time`` within its range (``harness run`` and ``harness explore``)."""
-    try:
-        return Bound(1, MAX_SIM_TIME_CEILING).check("--max-sim-time", value)
-    except ValueError as error:
-        raise InputError(str(error)) from None
 
 
 @click.command("run")
@@ -218,7 +209,7 @@ def run(
     past what a run may plan, the scenario is refused as a problem. Off a terminal (CI logs),
     progress is a plain line every 10 seconds.
     """
-    limit = max_sim_time_bound(max_sim_time)
+    limit = max_sim_time  # within BOUNDS["max_sim_time"]: checked as the option is read
     console = Console(stderr=False, highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
