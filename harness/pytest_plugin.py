@@ -117,8 +117,18 @@ class ScenarioItem(pytest.Item):
             self.add_marker(pytest.mark.known_bad(check.name))
 
     def runtest(self) -> None:
-        from harness.process.dispatch import run_loaded
-        from harness.process.runner import ProcessOptions
+        try:
+            from harness.process.dispatch import run_loaded
+            from harness.process.runner import ProcessOptions
+        except ImportError as error:  # pytest is here, the simulator's packages are not
+            from harness.cli import EXTRAS
+
+            extra = EXTRAS.get((error.name or "").partition(".")[0], "sim")
+            pytest.fail(
+                f"running scenarios needs the [{extra}] extra ({error.name} is not installed): "
+                f"pip install 'spot-harness[{extra}]'",
+                pytrace=False,
+            )
 
         seed = self.config.getoption("scenario_seed")
         options = ProcessOptions(

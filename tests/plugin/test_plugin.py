@@ -165,3 +165,36 @@ def test_works_with_xdist(pytester: pytest.Pytester, scenarios: Path) -> None:
         )
     result = pytester.runpytest_subprocess("scenarios", "-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_without_the_simulator_s_packages_a_scenario_names_the_extra_to_install(
+    pytester: pytest.Pytester, scenarios: Path
+) -> None:
+    """pytest alone (a [test]-less install): the item fails with the fix, not an import error."""
+    (scenarios / "one.yaml").write_text(scenario("one", "[completes]"))
+    pytester.makeconftest(
+        textwrap.dedent(
+            """\
+            import sys
+
+            class NoMoto:
+                def find_spec(self, name, path=None, target=None):
+                    if name.partition(".")[0] == "moto":
+                        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+            for loaded in list(sys.modules):
+                if loaded.startswith(("moto", "harness.sim", "harness.process")):
+                    del sys.modules[loaded]
+            sys.meta_path.insert(0, NoMoto())
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess("scenarios", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*running scenarios needs the [[]sim[]] extra (moto is not installed): "
+            "pip install 'spot-harness[[]sim[]]'*"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
