@@ -60,11 +60,13 @@ def test_aws_terminate_notice_kill_wipe_restart_and_recover() -> None:
 
 
 def test_kubernetes_sigterm_then_sigkill_of_a_process_that_ignores_it() -> None:
+    # Six seconds of work: still running at the deadline, since Kubernetes keeps at least 2 s
+    # between SIGTERM and SIGKILL whatever the grace asked (a 2 s job could finish first).
     result = run(
         f"""
         description: eviction, SIGTERM ignored
         {WORKER}
-        job: {{items: 40, seconds_per_item: 0.05, poll: false, ignore_term: true}}
+        job: {{items: 120, seconds_per_item: 0.05, poll: false, ignore_term: true}}
         env: {{cloud: kubernetes, replacement: {{delay: 300ms}}, budget: 20s}}
         timeline:
           - at: 300ms
