@@ -39,7 +39,6 @@ from typing import Any, Literal
 from fake_imds.aws import AwsOptions
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import soft_off_at
-from fake_imds.model import ServedRequest
 from fake_imds.server import FakeImds
 from harness.checks import Golden, StorageSnapshot, golden_from_run, take_snapshot
 from harness.history import Event, History, Kind
@@ -69,13 +68,12 @@ from harness.scenario.model import (
     S3Fault,
     Scenario,
 )
+from harness.sim.metadata import ImdsFaults, record_imds_changes
 from harness.sim.runner import RunResult
 from harness.sim.s3 import corrupt_newest
 
 EndReason = Literal["completed", "budget", "gave_up", "error"]
 LocalDisk = Literal["wiped", "kept"]
-#: History kind of a metadata request whose answer changed (as in simulation).
-IMDS_REQUEST = "imds.request"
 #: Environment variables never inherited by a target: real credentials and endpoints.
 _SCRUBBED = re.compile(r"^(AWS_|BOTO_|GCE_|GOOGLE_|AZURE_|REDIS_URL$|HARNESS_)")
 _PYTHONS = ("python", "python3")
@@ -349,7 +347,7 @@ class ProcessWorld:
         self.random = random.Random(scenario.seed)
         self.faults = FaultBook(clock.monotonic, clock.real)
         self.crash_points: list[tuple[Crash, int, list[int]]] = []
-        self.imds_faults: list[tuple[float | None, dict[str, Any]]] = []
+        self.imds_faults = ImdsFaults(self.now)
         self.instances: list[ProcessInstance] = []
         self.done = asyncio.Event()
         self.end_reason: EndReason | None = None
@@ -510,8 +508,10 @@ class ProcessWorld:
             clock_now=self.clock.target_now,
         )
         self.instances.append(instance)
-        self._record_imds_requests(instance)
-        self._apply_imds_faults(instance)
+        instance.forget_imds_answers = record_imds_changes(
+            self.history, instance.imds.plane, instance.instance_id, lambda: instance.alive
+        )
+        self.imds_faults.apply(instance.imds.plane)
         argv, endpoints = self._argv(), None
         if self.netns is not None:
             endpoints = await self._inside_namespace(instance)
@@ -708,41 +708,9 @@ class ProcessWorld:
         return False
 
     # -- metadata -----------------------------------------------------------------------------
-    def _record_imds_requests(self, instance: ProcessInstance) -> None:
-        """Metadata requests whose answer changed (the first 404, the notice's 200, a fault)."""
-        last_status: dict[str, int] = {}
-
-        def log_request(served: ServedRequest) -> None:
-            if not instance.alive or last_status.get(served.path) == served.status:
-                return
-            last_status[served.path] = served.status
-            self.history.record(
-                "imds",
-                IMDS_REQUEST,
-                instance.instance_id,
-                method=served.method,
-                path=served.path,
-                status=served.status,
-                dialect=served.dialect,
-                fault=served.fault,
-                requested_at=served.t,
-            )
-
-        instance.imds.plane.on_request(log_request)
-        instance.forget_imds_answers = last_status.clear
-
     def add_imds_fault(self, duration: float | None, params: dict[str, Any]) -> None:
-        end = None if duration is None else self.now() + duration
-        self.imds_faults.append((end, params))
-        for instance in self.instances:
-            if instance.alive:
-                instance.imds.plane.add_fault(duration=duration, **params)
-
-    def _apply_imds_faults(self, instance: ProcessInstance) -> None:
-        now = self.now()
-        for end, params in self.imds_faults:
-            if end is None or end > now:
-                instance.imds.plane.add_fault(duration=None if end is None else end - now, **params)
+        running = (i.imds.plane for i in self.instances if i.alive)
+        self.imds_faults.add(duration, params, running)
 
     # -- the timeline -------------------------------------------------------------------------
     def _watch_timeline(self) -> None:

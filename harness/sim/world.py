@@ -26,13 +26,13 @@ from typing import Any, Literal, cast
 import fakeredis
 
 from fake_imds.aws import AwsOptions
-from fake_imds.model import ServedRequest
 from fake_imds.server import FakeImds
 from harness.checks.golden import sha256_digest
 from harness.clock import LoopClock, SkewedClock, VirtualEventLoop
 from harness.history import History, Kind
 from harness.scenario.model import Cloud, Scenario
 from harness.sim.iohook import CURRENT_HOOK, CrashPoint, SimIoHook, StorageModel
+from harness.sim.metadata import ImdsFaults, record_imds_changes
 from harness.sim.observe import ObservedRedis
 from harness.sim.pagecache import PageCache
 from harness.target import InstanceContext, Target
@@ -40,8 +40,6 @@ from harness.target import InstanceContext, Target
 LocalDisk = Literal["wiped", "kept"]
 EndReason = Literal["completed", "budget", "gave_up", "error"]
 
-#: History kind of a metadata request whose answer changed (see ``_record_imds_requests``).
-IMDS_REQUEST = "imds.request"
 
 #: At the end of a run, how often and how long (virtual seconds) to wait for tasks to stop.
 STOP_ATTEMPTS = 3
@@ -111,7 +109,7 @@ class World:
         self.storage.on_crash = self._crashed
         self.instances: list[Instance] = []
         self.skew = 0.0
-        self.imds_faults: list[tuple[float | None, dict[str, Any]]] = []
+        self.imds_faults = ImdsFaults(self.now)
         self.overlap: float | None = None
         self.done = asyncio.Event()
         self.end_reason: EndReason | None = None
@@ -201,8 +199,10 @@ class World:
         clock = SkewedClock(self.cloud_clock, self.skew)
         instance = Instance(incarnation, instance_id, cloud, local_dir, local_name, clock, imds)
         self.instances.append(instance)
-        self._record_imds_requests(instance)
-        self._apply_imds_faults(instance)
+        record_imds_changes(
+            self.history, instance.imds.plane, instance.instance_id, lambda: instance.alive
+        )
+        self.imds_faults.apply(instance.imds.plane)
         instance.ctx = self._context(instance)
         self.record(
             Kind.INSTANCE_STARTED,
@@ -213,29 +213,6 @@ class World:
         )
         instance.task = self.loop.create_task(self._live(instance), name=instance_id)
         return instance
-
-    def _record_imds_requests(self, instance: Instance) -> None:
-        """Put what the metadata server answered into the history, compactly: a request is
-        recorded when its path's status changes (the first 404, the notice's 200, a fault)."""
-        last_status: dict[str, int] = {}
-
-        def record(served: ServedRequest) -> None:
-            if not instance.alive or last_status.get(served.path) == served.status:
-                return
-            last_status[served.path] = served.status
-            self.history.record(
-                "imds",
-                IMDS_REQUEST,
-                instance.instance_id,
-                method=served.method,
-                path=served.path,
-                status=served.status,
-                dialect=served.dialect,
-                fault=served.fault,
-                requested_at=served.t,
-            )
-
-        instance.imds.plane.on_request(record)
 
     @property
     def _asg_state(self) -> str | None:
@@ -463,17 +440,7 @@ class World:
 
     # -- imds faults --------------------------------------------------------------------------
     def add_imds_fault(self, duration: float | None, params: dict[str, Any]) -> None:
-        end = None if duration is None else self.now() + duration
-        self.imds_faults.append((end, params))
-        for instance in self.live():
-            instance.imds.plane.add_fault(duration=duration, **params)
-
-    def _apply_imds_faults(self, instance: Instance) -> None:
-        now = self.now()
-        for end, params in self.imds_faults:
-            if end is None or end > now:
-                duration = None if end is None else end - now
-                instance.imds.plane.add_fault(duration=duration, **params)
+        self.imds_faults.add(duration, params, (i.imds.plane for i in self.live()))
 
     def set_skew(self, skew: float) -> None:
         self.skew = skew
