@@ -100,18 +100,25 @@ def maintenance_event(plane: MetadataPlane) -> str:
     return MAINTENANCE_VALUES.get(newest.action, "MIGRATE_ON_HOST_MAINTENANCE")
 
 
+#: An access token lives an hour; a new one is issued every 55 minutes (five before expiry).
+TOKEN_LIFETIME = 3600
+TOKEN_RENEWAL = TOKEN_LIFETIME - 300
+
+
 class JsonLeaf(str):
     """A leaf served as ``application/json`` and left out of recursive listings, like the
     service account's ``token``."""
 
 
 def access_token(plane: MetadataPlane, identity: GcpIdentity) -> JsonLeaf:
-    """``service-accounts/default/token``: a made-up OAuth token, new every hour of the clock,
-    so google-auth's compute-engine credentials refresh against the fake."""
-    now = plane.calendar(plane.now())
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    digest = hashlib.sha256(f"{identity.service_account}:{hour.isoformat()}".encode()).hexdigest()
-    expires_in = max(60, 3600 - int((now - hour).total_seconds()))
+    """``service-accounts/default/token``: a made-up OAuth token valid for an hour, so google-auth's
+    compute-engine credentials refresh against the fake. Like the real server, a new token is
+    handed out before the old one is within five minutes of expiring (google-auth would take
+    such a token for expired already), so ``expires_in`` stays between 5 and 60 minutes."""
+    now = plane.calendar(plane.now()).timestamp()
+    issued = now - now % TOKEN_RENEWAL
+    digest = hashlib.sha256(f"{identity.service_account}:{issued:.0f}".encode()).hexdigest()
+    expires_in = int(issued + TOKEN_LIFETIME - now)
     token = {"access_token": f"ya29.fake-{digest[:48]}", "expires_in": expires_in}
     return JsonLeaf(json.dumps({**token, "token_type": "Bearer"}))
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -441,3 +442,32 @@ def test_with_a_fallback_unknown_gcp_keys_go_to_it_and_known_ones_stay_fake() ->
         (200, "real /computeMetadata/v1/instance/attributes/startup-script"),
         (200, "FALSE"),
     ]
+
+
+class _FixedClock:
+    """A clock stopped at one calendar instant."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def monotonic(self) -> float:
+        return 0.0
+
+    def now(self) -> datetime:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        return None
+
+
+@pytest.mark.parametrize("minute", [0, 30, 54, 55, 59])
+def test_an_access_token_is_never_handed_out_within_five_minutes_of_expiry(minute: int) -> None:
+    """google-auth takes a token with less than about four minutes left for expired: the
+    server renews it first, whatever the time of day (a test at 14:59 once failed on it)."""
+    from fake_imds.gcp import GcpIdentity, access_token
+    from fake_imds.model import MetadataPlane
+
+    at = datetime(2026, 12, 7, 14, minute, 30, tzinfo=UTC)
+    token = json.loads(access_token(MetadataPlane(_FixedClock(at)), GcpIdentity()))
+    assert 300 <= token["expires_in"] <= 3600
+    assert token["access_token"].startswith("ya29.fake-")
