@@ -57,6 +57,33 @@ class Kind:
     OUTPUT_FAILED = "output.failed"  # key, error
 
 
+#: Kinds only the harness records. A target reporting one is not believed (its report is
+#: dropped): the checks read them as the harness's own evidence.
+HARNESS_KINDS = frozenset(
+    {
+        Kind.RUN_STARTED,
+        Kind.RUN_FINISHED,
+        Kind.INSTANCE_STARTED,
+        Kind.INSTANCE_KILLED,
+        Kind.INSTANCE_EXITED,
+        Kind.NOTICE_ISSUED,
+        Kind.NOTICE_DEADLINE,
+        Kind.FAULT_STARTED,
+        Kind.FAULT_ENDED,
+        Kind.STORAGE_OP,
+        Kind.LOCAL_SNAPSHOT,
+        Kind.LOCAL_UNSYNCED_LOST,
+        Kind.UNHANDLED_ERROR,
+        "imds.request",
+        "instance.superseded",
+        "run.gave_up",
+        "signal.sent",
+        "timeline.fired",
+        "timeline.skipped",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One thing that happened."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fake_imds.server import FakeImds
-from harness.history import History, Kind
+from harness.history import HARNESS_KINDS, History
 from harness.process.redisproxy import RedisProxy
 from harness.process.s3proxy import S3Proxy
 from harness.process.servers import Watchdog
@@ -33,21 +33,6 @@ from harness.process.servers import Watchdog
 EVENTS_POLL = 0.02
 #: Lines of output kept per incarnation for the history.
 OUTPUT_TAIL = 40
-#: Event kinds only the harness records; a target writing one is not believed.
-HARNESS_KINDS = frozenset(
-    {
-        Kind.RUN_STARTED,
-        Kind.RUN_FINISHED,
-        Kind.INSTANCE_STARTED,
-        Kind.INSTANCE_KILLED,
-        Kind.INSTANCE_EXITED,
-        Kind.NOTICE_ISSUED,
-        Kind.NOTICE_DEADLINE,
-        Kind.FAULT_STARTED,
-        Kind.FAULT_ENDED,
-        Kind.STORAGE_OP,
-    }
-)
 
 
 @dataclass(eq=False)

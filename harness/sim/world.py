@@ -29,7 +29,7 @@ from fake_imds.aws import AwsOptions
 from fake_imds.server import FakeImds
 from harness.checks.golden import sha256_digest
 from harness.clock import LoopClock, SkewedClock, VirtualEventLoop
-from harness.history import History, Kind
+from harness.history import HARNESS_KINDS, History, Kind
 from harness.scenario.model import Cloud, Scenario
 from harness.sim.iohook import CURRENT_HOOK, CrashPoint, SimIoHook, StorageModel
 from harness.sim.metadata import ImdsFaults, record_imds_changes
@@ -255,6 +255,8 @@ class World:
     def _emit(self, instance: Instance, kind: str, data: dict[str, Any]) -> None:
         if not instance.alive or instance.exited:
             return  # a dead process reports nothing
+        if str(kind) in HARNESS_KINDS:
+            return  # the harness's own evidence is never taken from the target
         self.history.record("target", str(kind), instance.instance_id, **_jsonable(data))
 
     async def _live(self, instance: Instance) -> None:

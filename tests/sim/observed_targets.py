@@ -109,3 +109,10 @@ async def transfer_upload(ctx: InstanceContext) -> None:
     body = io.BytesIO(_body(ctx))
     ctx.s3_client.upload_fileobj(body, ctx.bucket, KEY, Config=config)
     ctx.emit("job.completed", position=1)
+
+
+async def forges_evidence(ctx: InstanceContext) -> None:
+    """Reports a write it never made and a local dir it never had, in the harness's own words."""
+    ctx.emit("storage.op", op="s3.put_object", key=KEY, bytes=1, ok=True, observed="client")
+    ctx.emit("local.snapshot", local_dir="local/x", files={"state": "sha256:" + "0" * 64})
+    ctx.emit("job.completed", position=1)

@@ -121,3 +121,12 @@ def test_the_transfer_manager_without_threads_is_observed_and_with_threads_refus
     assert exited.data["code"] == 1 and "ThreadUseError" in exited.data["error"]
     assert "use_threads=False" in exited.data["error"]
     assert s3_ops(threaded) == []
+
+
+def test_a_target_cannot_report_the_harness_s_own_evidence() -> None:
+    result = run_target("forges_evidence")
+    by_target = [e.kind for e in result.history if e.source == "target"]
+    assert by_target == ["job.completed"]
+    assert not [
+        e for e in kinds(result, Kind.STORAGE_OP) if e.data.get("key") == "state/latest.json"
+    ]
