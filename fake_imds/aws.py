@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import itertools
 import json
 import random
 import re
@@ -42,7 +43,7 @@ from fake_imds.control import (
     string_field,
 )
 from fake_imds.dispatch import NoticeDispatcher
-from fake_imds.middleware import Unfaked, error_page, forwarded
+from fake_imds.middleware import NOTE, Unfaked, error_page, forwarded
 from fake_imds.model import MetadataPlane, Notice, latest
 from fake_imds.server import DialectSite, ImdsV2Mode
 from fake_imds.vocabulary import SCHEDULED_CODES, SPOT_ACTIONS, control_kinds
@@ -186,25 +187,50 @@ def _fis_sequence(
 
 # -- IMDSv2 tokens ------------------------------------------------------------------------------
 class TokenStore:
-    """Session tokens with a TTL on the plane's clock. Deterministic for a given seed."""
+    """Session tokens with a TTL on the plane's clock. Deterministic for a given seed.
+
+    Each token has a serial number (1, 2, ...), so the request log can say which token a
+    request carried, and whether it had expired, without ever holding a token."""
 
     def __init__(self, plane: MetadataPlane, seed: int) -> None:
         self._plane = plane
         self._random = random.Random(f"imds-tokens:{seed}")
         self._expiry: dict[str, float] = {}
+        self._issued: dict[str, tuple[int, int]] = {}  # token -> (serial, ttl)
+        self._serials = itertools.count(1)
 
     def issue(self, ttl: int) -> str:
         now = self._plane.now()
         if len(self._expiry) > 10_000:
             self._expiry = {t: e for t, e in self._expiry.items() if e > now}
+            self._issued = {t: self._issued[t] for t in self._expiry}
         raw = bytes([1, 0, 4, 0]) + self._random.randbytes(36)
         token = base64.b64encode(raw).decode()
         self._expiry[token] = now + ttl
+        self._issued[token] = (next(self._serials), ttl)
         return token
 
     def valid(self, token: str) -> bool:
         expiry = self._expiry.get(token)
         return expiry is not None and self._plane.now() < expiry
+
+    def serial(self, token: str) -> int | None:
+        """The token's serial number, or None for a token this store never issued."""
+        issued = self._issued.get(token)
+        return None if issued is None else issued[0]
+
+    def note(self, token: str) -> dict[str, Any] | None:
+        """What the request log notes about a token presented: its serial and TTL, and how
+        long ago it expired if it has; None for a token never issued."""
+        issued = self._issued.get(token)
+        if issued is None:
+            return None
+        serial, ttl = issued
+        note: dict[str, Any] = {"token": serial, "token_ttl": ttl}
+        overdue = self._plane.now() - self._expiry[token]
+        if overdue >= 0:
+            note["token_expired_for"] = round(overdue, 3)
+        return note
 
 
 def parse_ttl(raw: str | None) -> int | None:
@@ -651,7 +677,9 @@ class AwsHandlers:
         ttl = parse_ttl(request.headers.get(TOKEN_TTL_HEADER))
         if ttl is None:
             return error_page(400)
-        response = _text(self.tokens.issue(ttl))
+        token = self.tokens.issue(ttl)
+        request[NOTE] = {"token": self.tokens.serial(token), "token_ttl": ttl}
+        response = _text(token)
         response.headers[TOKEN_TTL_HEADER] = str(ttl)
         return response
 
@@ -661,6 +689,9 @@ class AwsHandlers:
         token = request.headers.get(TOKEN_HEADER)
         if token is None:
             return error_page(401) if self.mode == "required" else None
+        note = self.tokens.note(token)
+        if note is not None:
+            request[NOTE] = note
         return None if self.tokens.valid(token) else error_page(401)
 
 

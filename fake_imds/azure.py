@@ -36,7 +36,7 @@ from fake_imds.control import (
     duration_field,
     int_field,
 )
-from fake_imds.middleware import Unfaked, forwarded, reason
+from fake_imds.middleware import NOTE, Unfaked, forwarded, reason
 from fake_imds.model import MetadataPlane, Notice, RateWindow
 from fake_imds.vocabulary import control_kinds
 
@@ -309,16 +309,20 @@ class AzureMetadata:
             self._incarnation += 1
         return {"DocumentIncarnation": self._incarnation, "Events": events}
 
-    def approve(self, ids: Sequence[str]) -> None:
+    def approve(self, ids: Sequence[str]) -> list[str]:
+        """Start the named events now; the ids of the notices they are (started or not)."""
         now = self.plane.now()
+        matched = []
         wanted = set(ids)
         for notice in self.plane.visible_notices("azure"):
             if event_id(notice) not in wanted or render_event(notice, self.plane, "") is None:
                 continue
+            matched.append(notice.id)
             if notice.state == "started" or now >= notice.deadline:
                 continue  # already started: approving again is fine and changes nothing
             params = {**notice.params, "started_at": now}
             self.plane.update_notice(notice.id, state="started", deadline=now, params=params)
+        return matched
 
     def _refusal(self, request: web.Request, versions: Sequence[str]) -> web.Response | None:
         """Azure's header and api-version checks, then its throttling (when turned on)."""
@@ -339,7 +343,7 @@ class AzureMetadata:
             ids = parse_start_requests(await request.text())
         except MalformedApproval as error:
             return azure_error(400, f"Bad request. {error}")
-        self.approve(ids)
+        request[NOTE] = {"approved": ids, "notices": self.approve(ids)}
         return web.Response(status=200)
 
     async def not_found(self, request: web.Request) -> web.Response:

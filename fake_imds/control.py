@@ -337,6 +337,7 @@ def request_json(seq: int, served: ServedRequest, plane: MetadataPlane) -> dict[
         "remote": served.remote,
         "dialect": served.dialect,
         "fault": served.fault,
+        "note": None if served.note is None else dict(served.note),
     }
 
 

@@ -41,7 +41,7 @@ from fake_imds.control import (
     choice_field,
     duration_field,
 )
-from fake_imds.middleware import Unfaked, forwarded, reason
+from fake_imds.middleware import NOTE, Unfaked, forwarded, reason
 from fake_imds.model import MetadataPlane, Notice
 from fake_imds.signals import GCP_MAX_SHUTDOWN
 from fake_imds.vocabulary import GCP_MAINTENANCE_ACTIONS, GCP_PREEMPTION_ACTIONS, control_kinds
@@ -405,6 +405,7 @@ class GcpMetadata:
             wait, last_etag, timeout = _wait_params(request.query)
             rendered = self._render(sub, request.query)
             if wait:
+                request[NOTE] = {"wait_for_change": True, "timeout_sec": timeout}
                 baseline = last_etag or rendered.etag
                 rendered = await self._wait(sub, request.query, rendered, baseline, timeout)
         except NotFound:

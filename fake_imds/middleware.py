@@ -24,6 +24,9 @@ from fake_imds.model import Fault, MetadataPlane, ServedRequest
 
 CONTROL_PREFIX = "/_harness/"
 
+#: Where a dialect puts what it noted about a request (``ServedRequest.note``).
+NOTE: web.RequestKey[dict[str, Any]] = web.RequestKey("fake_imds_note", dict)
+
 #: Status recorded in the request log for a request that got no HTTP answer (timeout, reset).
 NO_ANSWER = 0
 
@@ -114,13 +117,12 @@ class ServerState:
         plane = self.plane
         received = plane.now()
         fault = plane.fault_for(request.path)
-        if fault is None:
-            response = await self._answer(request, handler)
-        elif fault.kind == "latency":
-            await plane.clock.sleep(fault.seconds)
-            response = await self._answer(request, handler)
-        else:
+        if fault is not None and fault.kind != "latency":
             return await self._fail(request, fault, received)
+        with plane.serving(received):
+            if fault is not None:
+                await plane.clock.sleep(fault.seconds)
+            response = await self._answer(request, handler)
         self._log(request, received, response.status, fault)
         return response
 
@@ -177,6 +179,7 @@ class ServerState:
                 remote=request.remote or "",
                 dialect=self.route_dialects.get(route, "-"),
                 fault=None if fault is None else fault.id,
+                note=request.get(NOTE),
             )
         )
 

@@ -11,10 +11,11 @@ Nothing here is module-level state: every server owns one :class:`MetadataPlane`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -106,12 +107,16 @@ class ServedRequest:
     remote: str
     dialect: str
     fault: str | None = None
+    #: Protocol facts the dialect noted about the request, for the checks: an IMDSv2 token's
+    #: serial number and TTL (never the token), a hanging GET's ``timeout_sec``, the EventIds an
+    #: Azure approval named. ``None`` when there is nothing to note.
+    note: Mapping[str, Any] | None = None
 
 
 #: Entries the served-request log keeps by default (``harness serve --request-log-limit``).
 DEFAULT_REQUEST_LOG_LIMIT = 100_000
 
-_ServedRow = tuple[float, str, str, int, str, str, "str | None"]
+_ServedRow = tuple[float, str, str, int, str, str, "str | None", "Mapping[str, Any] | None"]
 
 
 class RequestLog:
@@ -156,6 +161,7 @@ class RequestLog:
                 served.remote,
                 served.dialect,
                 served.fault,
+                served.note,
             )
         )
 
@@ -222,6 +228,8 @@ class MetadataPlane:
         self._listeners: list[Listener] = []
         self._renderers: list[Renderer] = []
         self._request_listeners: list[Callable[[ServedRequest], None]] = []
+        self._in_flight: dict[int, float] = {}
+        self._flight_ids = itertools.count()
         self._version = 0
         self._changed: asyncio.Event | None = None
         self._timers: list[asyncio.TimerHandle] = []
@@ -389,6 +397,21 @@ class MetadataPlane:
         call that unsubscribes."""
         self._request_listeners.append(listener)
         return lambda: self._request_listeners.remove(listener)
+
+    @contextlib.contextmanager
+    def serving(self, received: float) -> Iterator[None]:
+        """Count a request as being answered (a hanging GET held, an answer delayed) while
+        the block runs; see :meth:`earliest_in_flight`."""
+        key = next(self._flight_ids)
+        self._in_flight[key] = received
+        try:
+            yield
+        finally:
+            del self._in_flight[key]
+
+    def earliest_in_flight(self) -> float | None:
+        """When the oldest request still being answered arrived (None: none is)."""
+        return min(self._in_flight.values(), default=None)
 
     # -- change notification (hanging GETs, event sinks) ---------------------------------------
     @property

@@ -75,6 +75,7 @@ HARNESS_KINDS = frozenset(
         Kind.LOCAL_UNSYNCED_LOST,
         Kind.UNHANDLED_ERROR,
         "imds.request",
+        "imds.gap",
         "instance.superseded",
         "run.gave_up",
         "signal.sent",

@@ -20,6 +20,7 @@ EVIDENCE = {
     "local.files": "the instance's local directory, read by the harness at every kill and exit",
     "storage.snapshot": "S3 versions, uploads, Redis keys and local files read at the end",
     "imds.requests": "metadata requests the fake metadata plane served",
+    "imds.gaps": "stretches in which an instance sent the metadata plane no request at all",
     "lifecycle": "notices, deadlines, kills and exits the harness caused or saw",
     "golden": "the outcome of an uninterrupted run of the same target",
     "target.events": "events the target reported about itself",

@@ -17,7 +17,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from harness.checks import oracles
+from harness.checks import oracles, protocol
 from harness.checks.golden import Golden
 from harness.checks.results import CheckResult
 from harness.checks.snapshot import StorageSnapshot
@@ -100,6 +100,41 @@ CHECKS: dict[str, CheckInfo] = {
             "checkpoints storage holds intact, and no older epoch wrote after a newer one (opt-in: "
             "for targets using that layout)",
             oracles.reference_layout,
+        ),
+        CheckInfo(
+            "works_through_advisory",
+            "an advisory signal (rebalance recommendation, maintenance event, Azure Freeze) that "
+            "no interruption follows never makes the job stop, exit or stall",
+            protocol.works_through_advisory,
+        ),
+        CheckInfo(
+            "token_renewed",
+            "no IMDSv2 token is presented again after the metadata service refused it as expired",
+            protocol.token_renewed,
+        ),
+        CheckInfo(
+            "approved_after_save",
+            "an Azure event is approved (StartRequests) only once every item done is saved on a "
+            "tier that survives it, and no work follows the approval",
+            protocol.approved_after_save,
+        ),
+        CheckInfo(
+            "hanging_get_bounded",
+            "a GCP hanging GET that gets no answer is given up and asked again within its "
+            "timeout_sec plus the 30 s notice (the client has a timeout of its own)",
+            protocol.hanging_get_bounded,
+        ),
+        CheckInfo(
+            "polls_within_lead",
+            "while its monitor runs, no instance goes longer than its cloud's shortest notice "
+            "(AWS 2 min, GCP and Azure 30 s) without a metadata request",
+            protocol.polls_within_lead,
+        ),
+        CheckInfo(
+            "true_deadline",
+            "every deadline a target reports for a notice is no later than the real one: from "
+            "the notice's own time, not from when it was seen or from a skewed local clock",
+            protocol.true_deadline,
         ),
         CheckInfo(
             "completes",

@@ -1,0 +1,416 @@
+"""Checks of how a target treats the cloud's signals and its metadata service, judged from the
+harness's own record of the metadata requests (``imds.request``, ``imds.gap``: see
+:mod:`harness.sim.metadata`) and the lifecycle, plus the target's reports where it says what it
+believed (``notice.seen``) or did (``job.item_done``, ``job.stopped``).
+
+- ``works_through_advisory``: a rebalance recommendation, a maintenance event, an Azure Freeze
+  end nothing; the job must not stop or exit because of one.
+- ``token_renewed``: no IMDSv2 token presented again after the service refused it as expired.
+- ``approved_after_save``: an Azure event approved (``StartRequests``) only once the state is
+  saved where it survives the event.
+- ``hanging_get_bounded``: a GCP ``wait_for_change`` GET that gets no answer is given up and
+  asked again in time (the client bounds its wait).
+- ``polls_within_lead``: while its monitor runs, an instance never goes longer than the cloud's
+  notice lead without asking the metadata service.
+- ``true_deadline``: the deadline a target believes is no later than the real one: taken from
+  the notice's own time, not from when it was seen, nor from a skewed local clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from harness.checks.oracles import CheckContext, _interrupting, _storage_evidence
+from harness.checks.results import CheckResult, Violation
+from harness.checks.view import Instance, Notice
+from harness.history import Event, Kind
+from harness.units import format_duration
+
+IMDS_REQUEST = "imds.request"
+IMDS_GAP = "imds.gap"
+#: Status the recorder gives a request that got no answer (a timeout fault held it).
+NO_ANSWER = 0
+
+#: The shortest notice each polled cloud documents: AWS's two minutes, GCP's 30 s of soft off,
+#: Azure's 30 s minimum for a Preempt. Polling less often than this can miss a whole notice.
+CLOUD_LEAD = {"aws": 120.0, "gcp": 30.0, "azure": 30.0}
+#: An instance that does no item for this long after an advisory signal, while its job is not
+#: done, has stopped working (a checkpoint of the library's states takes seconds).
+STALL = 120.0
+#: A believed deadline may be this much later than the real one (notice times are to the second).
+DEADLINE_TOLERANCE = 1.0
+#: Notices that carry no time of their own: the target can only count from when it saw them.
+UNTIMED = frozenset({("gcp", "preemption"), ("kubernetes", "eviction"), ("aws", "asg-termination")})
+
+
+def _t(seconds: float) -> str:
+    return f"t={format_duration(seconds)}"
+
+
+def _note(event: Event) -> Mapping[str, Any]:
+    return event.data.get("note") or {}
+
+
+def _requested_at(event: Event) -> float:
+    return float(event.data.get("requested_at", event.t))
+
+
+# -- works_through_advisory -----------------------------------------------------------------------
+
+
+def works_through_advisory(ctx: CheckContext) -> CheckResult:
+    """After an advisory signal, and until a real interruption notice comes, the instance goes
+    on working: no ``job.stopped``, no exit before the job is done, no long stop of its items."""
+    violations: list[Violation] = []
+    judged = 0
+    for notice in ctx.view.notices:
+        if not notice.advisory:
+            continue
+        for instance in ctx.view.notice_targets(notice):
+            if not instance.alive_during(notice.issued) or _done_by(ctx, instance, notice.issued):
+                continue
+            judged += 1
+            found = _stopped_for_advisory(ctx, notice, instance)
+            if found is not None:
+                violations.append(found)
+    return CheckResult.from_violations(
+        "works_through_advisory",
+        violations,
+        summary=f"{judged} advisory signal(s) to a working instance",
+        evidence={"lifecycle", "target.events"},
+        unverified="" if judged else "no advisory signal reached an instance with work left",
+    )
+
+
+def _done_by(ctx: CheckContext, instance: Instance, event: Event) -> bool:
+    return any(e.seq <= event.seq for e in ctx.view.by(instance.id, Kind.JOB_COMPLETED))
+
+
+def _stopped_for_advisory(
+    ctx: CheckContext, advisory: Notice, instance: Instance
+) -> Violation | None:
+    start = advisory.issued
+    real = [
+        n.issued
+        for n in ctx.view.notices
+        if not n.advisory and n.issued.seq > start.seq and instance in ctx.view.notice_targets(n)
+    ]
+    completed = [e for e in ctx.view.by(instance.id, Kind.JOB_COMPLETED) if e.seq > start.seq]
+    until = min([e.seq for e in real + completed], default=None)
+    end_t = min([e.t for e in real + completed] + [instance.end, ctx.view.run_end])
+    what = f"{advisory.kind or 'advisory'} signal {advisory.id} at {_t(start.t)}"
+    for event in ctx.view.by(instance.id, Kind.JOB_STOPPED, Kind.INSTANCE_EXITED):
+        if event.seq > start.seq and (until is None or event.seq < until):
+            said = "stopped its job" if event.kind == Kind.JOB_STOPPED else "exited"
+            return Violation.citing(
+                f"{instance.id} {said} at {_t(event.t)} after the {what}, though no "
+                "interruption followed: an advisory signal ends nothing",
+                [start, event],
+            )
+    items = [e.t for e in ctx.view.positions(instance.id) if start.t <= e.t <= end_t]
+    quiet_from = max(items, default=start.t)
+    if end_t - quiet_from > STALL and end_t < float("inf"):
+        return Violation.citing(
+            f"{instance.id} did no item from {_t(quiet_from)} to {_t(end_t)} after the {what}, "
+            "though no interruption followed: it stopped working for an advisory signal",
+            [start, *real[:1], *completed[:1], instance.ended],
+        )
+    return None
+
+
+# -- token_renewed --------------------------------------------------------------------------------
+
+
+def token_renewed(ctx: CheckContext) -> CheckResult:
+    """No IMDSv2 token is presented again once the service refused it as expired. One request
+    with an expired token is the documented way to learn it expired (a 401, then a new token);
+    presenting it again means the client never renews (every poll is a 401, read as nothing)."""
+    violations: list[Violation] = []
+    expired_uses: dict[tuple[str | None, Any], list[Event]] = {}
+    for event in ctx.view.of_kind(IMDS_REQUEST):
+        note = _note(event)
+        if "token_expired_for" in note:
+            expired_uses.setdefault((event.instance, note.get("token")), []).append(event)
+    for (instance, serial), uses in expired_uses.items():
+        if len(uses) > 1:
+            first, again = uses[0], uses[1]
+            violations.append(
+                Violation.citing(
+                    f"{instance} presented IMDSv2 token #{serial} (TTL "
+                    f"{format_duration(float(_note(first).get('token_ttl', 0)))}) again at "
+                    f"{_t(_requested_at(again))}, after the service refused it as expired at "
+                    f"{_t(_requested_at(first))} ({len(uses)} uses after expiry in all)",
+                    [first, again],
+                )
+            )
+    outlived = _tokens_outlived(ctx)
+    judged = outlived or bool(expired_uses)
+    return CheckResult.from_violations(
+        "token_renewed",
+        violations,
+        summary=f"{outlived} instance(s) ran past an IMDSv2 token's TTL",
+        evidence={"imds.requests", "lifecycle"},
+        unverified="" if judged else "no IMDSv2 token outlived its TTL while its instance ran",
+    )
+
+
+def _tokens_outlived(ctx: CheckContext) -> int:
+    """Instances still running when the first token they were given expired."""
+    count = 0
+    for instance in ctx.view.instances:
+        for event in ctx.view.by(instance.id, IMDS_REQUEST):
+            note = _note(event)
+            if event.data.get("method") == "PUT" and "token_ttl" in note:
+                if _requested_at(event) + float(note["token_ttl"]) < instance.end:
+                    count += 1
+                break
+    return count
+
+
+# -- approved_after_save --------------------------------------------------------------------------
+
+
+def approved_after_save(ctx: CheckContext) -> CheckResult:
+    """An Azure approval (``StartRequests``) lets the platform act at once: by then a
+    checkpoint covering every item done must be readable on a tier that survives the event,
+    and the instance must do no more work."""
+    violations: list[Violation] = []
+    judged = 0
+    notices = {n.id: n for n in ctx.view.notices}
+    for approval in ctx.view.of_kind(IMDS_REQUEST):
+        instance = ctx.view.instance(approval.instance)
+        ids = [str(i) for i in _note(approval).get("notices") or ()]
+        approved = [notices[i] for i in ids if i in notices and not notices[i].advisory]
+        if instance is None or not approved or "approved" not in _note(approval):
+            continue
+        judged += 1
+        found = _approved_unsaved(ctx, approval, approved[0], instance)
+        if found is not None:
+            violations.append(found)
+    return CheckResult.from_violations(
+        "approved_after_save",
+        violations,
+        summary=f"{judged} approval(s) of an interrupting event",
+        evidence=_storage_evidence(ctx) | {"imds.requests", "lifecycle", "target.events"},
+        unverified="" if judged else "no interrupting Azure event was approved",
+    )
+
+
+def _approved_unsaved(
+    ctx: CheckContext, approval: Event, notice: Notice, instance: Instance
+) -> Violation | None:
+    at = _requested_at(approval)
+    resumed = ctx.view.resumed(instance)
+    start = int(resumed.data.get("position") or 0) if resumed else 0
+    needed = ctx.view.position_at(instance, at) or start
+    keeps_local = notice.action in ("stop", "hibernate", "reboot")
+    saved = [
+        cp.position
+        for cp in ctx.view.checkpoints
+        if cp.position >= needed
+        and (cp.tier != "local" or (keeps_local and cp.local_dir == instance.local_dir))
+        and ctx.verifier.available_before(cp, approval.seq)
+    ]
+    what = f"{instance.id} approved event {notice.id} ({notice.kind}) at {_t(at)}"
+    if needed > 0 and not saved:
+        tier = "local disk or S3" if keeps_local else "S3"
+        return Violation.citing(
+            f"{what} with {needed} items done and no checkpoint of them readable on {tier}: "
+            "the platform may end the VM as soon as it is approved",
+            [notice.issued, approval, *ctx.view.positions(instance.id)[-1:]],
+        )
+    later = [
+        e
+        for e in ctx.view.positions(instance.id)
+        if e.seq > approval.seq and int(e.data.get("position", 0)) > max(saved, default=needed)
+    ]
+    if later:
+        return Violation.citing(
+            f"{what}, then went on working (item {later[-1].data.get('position')} at "
+            f"{_t(later[-1].t)}): work after an approval is lost when the event starts",
+            [approval, later[0]],
+        )
+    return None
+
+
+# -- hanging_get_bounded --------------------------------------------------------------------------
+
+
+def hanging_get_bounded(ctx: CheckContext) -> CheckResult:
+    """A hanging GET (GCP ``wait_for_change``) that gets no answer (a silently dropped
+    connection; the harness's ``timeout`` fault) must be given up and asked again within its
+    ``timeout_sec`` plus GCP's 30 s notice: a client without its own timeout waits forever."""
+    violations: list[Violation] = []
+    judged = 0
+    lead = CLOUD_LEAD["gcp"]
+    for event in ctx.view.of_kind(IMDS_REQUEST):
+        note = _note(event)
+        instance = ctx.view.instance(event.instance)
+        if not note.get("wait_for_change") or event.data.get("status") != NO_ANSWER:
+            continue
+        if instance is None:
+            continue
+        at = _requested_at(event)
+        bound = at + float(note.get("timeout_sec") or 0.0) + lead
+        again = _next_request(ctx, instance, event)
+        if again is None and _monitoring_until(ctx, instance) <= bound:
+            continue  # the instance was gone (or done) before the wait could be judged
+        judged += 1
+        if again is not None and again[0] <= bound:
+            continue
+        waited = "never asked again" if again is None else f"asked again at {_t(again[0])}"
+        violations.append(
+            Violation.citing(
+                f"{instance.id}'s hanging GET of {event.data.get('path')} at {_t(at)} "
+                f"(timeout_sec {note.get('timeout_sec') or 'none'}) got no answer, and it "
+                f"{waited}: it had to give up by {_t(bound)} to see a {format_duration(lead)} "
+                "notice",
+                [event, *(again[1:] if again else [instance.ended])],
+            )
+        )
+    return CheckResult.from_violations(
+        "hanging_get_bounded",
+        violations,
+        summary=f"{judged} unanswered hanging GET(s)",
+        evidence={"imds.requests", "imds.gaps", "lifecycle"},
+        unverified="" if judged else "no hanging GET went unanswered while its instance ran",
+    )
+
+
+def _next_request(
+    ctx: CheckContext, instance: Instance, after: Event
+) -> tuple[float, Event] | None:
+    """When ``instance`` next asked the metadata service after the request ``after``, and the
+    event that shows it (a recorded request, or the quiet stretch that ended with one)."""
+    at = _requested_at(after)
+    for event in ctx.view.by(instance.id, IMDS_REQUEST, IMDS_GAP):
+        if event.seq <= after.seq:
+            continue
+        if event.kind == IMDS_REQUEST and _requested_at(event) > at:
+            return _requested_at(event), event
+        if event.kind == IMDS_GAP and not event.data.get("ended"):
+            return float(event.data["until"]), event
+    return None
+
+
+def _monitoring_until(ctx: CheckContext, instance: Instance) -> float:
+    """Until when ``instance`` had to watch for notices: its end, its job's completion or stop,
+    or its seeing an interruption notice, whichever came first."""
+    ends = [instance.end]
+    ends += [e.t for e in ctx.view.by(instance.id, Kind.JOB_COMPLETED, Kind.JOB_STOPPED)]
+    seen = ctx.view.by(instance.id, Kind.NOTICE_SEEN)
+    for notice, target in _interrupting(ctx):
+        if target is instance:
+            ends += [e.t for e in seen if e.t >= notice.issued.t][:1]
+    return min(ends)
+
+
+# -- polls_within_lead ----------------------------------------------------------------------------
+
+
+def polls_within_lead(ctx: CheckContext) -> CheckResult:
+    """From its first metadata request until it is done watching (its end, its job's end, or
+    an interruption notice seen), an instance on a polled cloud never goes longer than that
+    cloud's shortest notice without asking the metadata service."""
+    violations: list[Violation] = []
+    judged = 0
+    for instance in ctx.view.instances:
+        lead = CLOUD_LEAD.get(instance.cloud)
+        asked = ctx.view.by(instance.id, IMDS_REQUEST)
+        if lead is None or not asked:
+            continue
+        judged += 1
+        first = min(_requested_at(e) for e in asked)
+        until = _monitoring_until(ctx, instance)
+        for gap in ctx.view.by(instance.id, IMDS_GAP):
+            since = max(float(gap.data["since"]), first)
+            quiet = min(float(gap.data["until"]), until) - since
+            if quiet > lead:
+                violations.append(
+                    Violation.citing(
+                        f"{instance.id} asked the metadata service nothing for "
+                        f"{format_duration(quiet)} from {_t(since)}, longer than {instance.cloud}"
+                        f"'s {format_duration(lead)} notice: a whole notice could pass unseen",
+                        [gap],
+                    )
+                )
+    return CheckResult.from_violations(
+        "polls_within_lead",
+        violations,
+        summary=f"{judged} instance(s) polling the metadata service",
+        evidence={"imds.requests", "imds.gaps", "lifecycle", "target.events"},
+        unverified="" if judged else "no instance of a polled cloud asked the metadata service",
+    )
+
+
+# -- true_deadline --------------------------------------------------------------------------------
+
+
+def true_deadline(ctx: CheckContext) -> CheckResult:
+    """Every deadline a target reports for an interruption notice (``notice.seen``) is no later
+    than the real one (1 s: notice times are to the second). A notice without a time of its own
+    (GCP preemption, a Kubernetes eviction, an Auto Scaling termination), or an instance whose
+    calendar clock is skewed, leaves only counting from when it was seen: then the deadline may
+    be as late as that moment plus the notice's lead, no later."""
+    violations: list[Violation] = []
+    judged = 0
+    skew = _skew(ctx)
+    for notice, instance in _interrupting(ctx):
+        if notice.deadline <= notice.issued.t:
+            continue  # hibernation starts at once, whatever time the notice shows
+        for seen in _seen_with_deadline(ctx, notice, instance):
+            judged += 1
+            found = _late_deadline(notice, instance, seen, skew)
+            if found is not None:
+                violations.append(found)
+                break
+    return CheckResult.from_violations(
+        "true_deadline",
+        violations,
+        summary=f"{judged} deadline(s) reported",
+        evidence={"lifecycle", "target.events"},
+        unverified="" if judged else "no interruption notice was reported seen with a deadline",
+    )
+
+
+def _skew(ctx: CheckContext) -> Event | None:
+    """The clock-skew fault of the run, if any skewed the instances' calendar clocks."""
+    for event in ctx.view.of_kind(Kind.FAULT_STARTED):
+        params = event.data.get("params") or {}
+        if event.data.get("fault") == "clock.skew" and float(params.get("skew") or 0):
+            return event
+    return None
+
+
+def _seen_with_deadline(ctx: CheckContext, notice: Notice, instance: Instance) -> Iterable[Event]:
+    for seen in ctx.view.by(instance.id, Kind.NOTICE_SEEN):
+        said = {str(seen.data.get(k)) for k in ("action", "effect") if seen.data.get(k)}
+        matches = not said or notice.action in said or notice.kind in said
+        if seen.seq > notice.issued.seq and seen.data.get("deadline") is not None and matches:
+            yield seen
+
+
+def _late_deadline(
+    notice: Notice, instance: Instance, seen: Event, skew: Event | None
+) -> Violation | None:
+    believed = float(seen.data["deadline"])
+    real = notice.deadline
+    if believed <= real + DEADLINE_TOLERANCE:
+        return None
+    lead = float(notice.issued.data.get("lead") or real - notice.issued.t)
+    cloud = str(notice.issued.data.get("cloud", instance.cloud))
+    counted = seen.t + lead
+    if ((cloud, notice.kind) in UNTIMED or skew is not None) and believed <= counted + 1.0:
+        return None
+    why = "counted from when it was seen, not from the notice's own time"
+    if skew is not None:
+        off = float((skew.data.get("params") or {}).get("skew") or 0)
+        why = f"taken from its own calendar clock, {format_duration(abs(off))} off"
+    elif abs(believed - counted) > DEADLINE_TOLERANCE:
+        why = "from a wrong clock"
+    return Violation.citing(
+        f"{instance.id} believed notice {notice.id} ({notice.kind}) ends at {_t(believed)}, "
+        f"{format_duration(believed - real)} after its real deadline {_t(real)}: {why}",
+        [notice.issued, seen, *([skew] if skew is not None else [])],
+    )
