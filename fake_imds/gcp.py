@@ -366,6 +366,18 @@ def _wait_params(query: Mapping[str, str]) -> tuple[bool, str | None, float | No
     return wait, query.get("last_etag"), timeout
 
 
+def wait_note(request: web.Request) -> dict[str, Any] | None:
+    """The request log's note on a hanging GET: that it waits, and its ``timeout_sec``."""
+    query = request.query
+    if query.get("wait_for_change", "false").lower() != "true":
+        return None
+    try:
+        timeout: float | None = float(query["timeout_sec"]) if "timeout_sec" in query else None
+    except ValueError:
+        timeout = None
+    return {"wait_for_change": True, "timeout_sec": timeout}
+
+
 class GcpMetadata:
     """The dialect's handlers over one plane and one identity."""
 
@@ -405,7 +417,7 @@ class GcpMetadata:
             wait, last_etag, timeout = _wait_params(request.query)
             rendered = self._render(sub, request.query)
             if wait:
-                request[NOTE] = {"wait_for_change": True, "timeout_sec": timeout}
+                request[NOTE] = wait_note(request) or {}
                 baseline = last_etag or rendered.etag
                 rendered = await self._wait(sub, request.query, rendered, baseline, timeout)
         except NotFound:
@@ -520,6 +532,7 @@ def install(site: DialectSite) -> None:
     for path in (PREFIX, PREFIX + "/{tail:.*}"):
         site.add_route("*", path, metadata.handle)
     site.error_page(fault_page)
+    site.request_note(wait_note)
     # ``/`` is shared with AWS (whose root lists versions): a request carrying GCP's flavor
     # header is GCP's, which is how google-auth's ``ping`` tells it is on Compute Engine.
     site.app.middlewares.append(_gcp_root)

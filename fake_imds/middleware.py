@@ -79,6 +79,8 @@ def error_page(status: int, headers: dict[str, str] | None = None) -> web.Respon
 
 #: Renders a dialect's own error page for a status (a fault's injected error, for instance).
 ErrorPage = Callable[[int], web.Response]
+#: What a dialect notes about a request (``ServedRequest.note``), or None.
+Noter = Callable[[web.Request], "dict[str, Any] | None"]
 
 STATE_KEY: web.AppKey[ServerState] = web.AppKey("fake_imds_state")
 
@@ -97,6 +99,8 @@ class ServerState:
         self.fallback = fallback
         #: dialect name -> its error page; dialects without one answer the EC2 way.
         self.error_pages: dict[str, ErrorPage] = {}
+        #: dialect name -> what it notes about a request a fault answers before it sees it.
+        self.noters: dict[str, Noter] = {}
         self._hanging: set[asyncio.Future[None]] = set()
 
     def middleware(self, control_token: str | None) -> Middleware:
@@ -140,6 +144,10 @@ class ServerState:
         return error_page(404)
 
     async def _fail(self, request: web.Request, fault: Fault, received: float) -> web.Response:
+        noter = self.noters.get(self.route_dialects.get(request.match_info.route, ""))
+        note = None if noter is None else noter(request)
+        if note is not None:
+            request[NOTE] = note
         if fault.kind in ("status", "throttle"):
             status = fault.status if fault.kind == "status" else 429
             self._log(request, received, status, fault)

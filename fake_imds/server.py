@@ -115,6 +115,11 @@ class DialectSite:
         returns the response. Without one, errors are worded the way EC2 does."""
         self.app[middleware.STATE_KEY].error_pages[self.name] = page
 
+    def request_note(self, noter: middleware.Noter) -> None:
+        """Note what a request of this dialect asks for even when a fault answers it before
+        the dialect sees it: ``noter(request)`` returns the note (``ServedRequest.note``)."""
+        self.app[middleware.STATE_KEY].noters[self.name] = noter
+
     def options(self, default: Any) -> Any:
         """This dialect's entry in ``config.options``, or ``default``."""
         return self.config.options.get(self.name, default)

@@ -46,6 +46,9 @@ _MONTHS = {
     )
 }
 _REFRESH_FRACTION = 0.9  # refresh when 90 % of the TTL has passed
+#: A spot notice is issued about two minutes before its ``time``: whatever the instance's own
+#: calendar clock says, the action comes no later than two minutes after the notice was seen.
+SPOT_NOTICE_LEAD = 120.0
 
 
 class TokenRefused(Exception):
@@ -217,12 +220,17 @@ def parse_notice(path: str, body: str, monitor: Monitor) -> InterruptionNotice |
     action, when = document.get("action"), document.get("time")
     if action not in ("terminate", "stop", "hibernate") or not isinstance(when, str):
         return None
-    deadline = parse_aws_time(when)
+    when_parsed = parse_aws_time(when)
+    # The time is cloud time; a calendar clock running behind would push the deadline late.
+    latest = monitor.clock.monotonic() + SPOT_NOTICE_LEAD
+    deadline = (
+        latest if when_parsed is None else min(latest, calendar_to_clock(monitor.clock, when_parsed))
+    )
     return InterruptionNotice(
         source="aws",
         effect=str(action),
         action=str(action),
-        deadline=None if deadline is None else calendar_to_clock(monitor.clock, deadline),
+        deadline=deadline,
         ident=f"{action}/{when}",
         notice_time=when,
     )
