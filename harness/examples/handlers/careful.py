@@ -153,8 +153,11 @@ class Careful(Handler):
         return self.ctx.clock.monotonic() + PERIODIC_PATIENCE
 
     async def on_notice(self, notice: Notice) -> bool:
-        if self.state.position > self.saved_position:
-            await self.checkpoint(f"notice:{notice.action}")
+        saved = self.state.position <= self.saved_position
+        if not saved:
+            saved = await self.checkpoint(f"notice:{notice.action}")
+        if saved and not self.halted:
+            await self.watcher.approve(notice)  # Azure may start the event now: all is saved
         if not self.halted:  # a save that found the job taken over has stopped it already
             self.halt("notice")
         return True

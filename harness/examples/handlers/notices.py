@@ -6,9 +6,12 @@
   three in a row), never "no notice". ``spot/instance-action`` is polled every 5 s; the Auto
   Scaling lifecycle state and scheduled maintenance events every 20 s and 60 s, one request
   at a time, 2.5 s apart (a throttled metadata service answers 429 to bursts).
-- GCP: a hanging GET on ``instance/preempted`` with ``wait_for_change``; TRUE gives 30 s.
+  A spot notice's deadline is its ``time``, but never later than two minutes after it was seen
+  (this machine's calendar clock may run behind the cloud's).
+- GCP: a hanging GET on ``instance/preempted`` with ``wait_for_change`` held at most 20 s (its
+  client timeout 2 s more); TRUE gives 30 s.
 - Azure: Scheduled Events every 2 s; Preempt, Terminate and Redeploy end the VM, Reboot keeps
-  its disk.
+  its disk. An event is approved (``StartRequests``) once the state is saved.
 - Webhook: a receiver on 127.0.0.1 (port 0) announced through ``ctx.extra["register_webhook"]``.
 - Signals (every cloud): SIGTERM on ``ctx.signals`` starts the grace period
   (``ctx.extra["grace_period"]``, else 30 s); Kubernetes evictions and GCP's soft off send it.
@@ -43,6 +46,11 @@ TICK = 2.5  # between two metadata requests
 SLOW_PATHS = {LIFECYCLE: 20.0, SCHEDULED: 60.0}
 NOT_IN_A_GROUP = 300.0  # lifecycle state 404: poll it rarely
 TOKEN_TTL = 21600
+#: A spot notice comes about two minutes before its time (a bound whatever this clock says).
+SPOT_LEAD = 120.0
+#: Seconds a hanging GET asks to be held: with the client timeout on top, a dropped connection
+#: blinds the watcher for less than GCP's 30 s notice.
+GCP_WAIT = 20
 BLIND_AFTER = 3
 GCP_GRACE = 30.0
 DEFAULT_GRACE = 30.0
@@ -123,9 +131,26 @@ class NoticeWatcher:
         ):
             self.notice = notice
 
-    def deadline_of(self, when: datetime) -> float:
-        """A calendar instant on the monotonic clock (through this machine's calendar)."""
-        return self.ctx.clock.monotonic() + (when - self.ctx.clock.now()).total_seconds()
+    def deadline_of(self, when: datetime, *, lead: float | None = None) -> float:
+        """A calendar instant on the monotonic clock (through this machine's calendar). With
+        the ``lead`` the cloud gives, no later than that long from now: a calendar clock
+        running behind the cloud's must not push the deadline past the real one."""
+        deadline = self.ctx.clock.monotonic() + (when - self.ctx.clock.now()).total_seconds()
+        return deadline if lead is None else min(deadline, self.ctx.clock.monotonic() + lead)
+
+    async def approve(self, notice: Notice) -> None:
+        """Azure: approve the event (``StartRequests``) once the state is saved, so the platform
+        need not wait for ``NotBefore``. Nothing for other sources; a failure changes nothing."""
+        if notice.source != "azure":
+            return
+        body = {"StartRequests": [{"EventId": notice.ident}]}
+        timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout, headers={"Metadata": "true"}) as http:
+            try:
+                async with http.post(self.ctx.imds_url + AZURE_EVENTS, json=body):
+                    pass
+            except (aiohttp.ClientError, TimeoutError):
+                pass  # NotBefore still holds: the event starts then
 
     def answered(self, source: str, ok: bool, why: str = "") -> None:
         """Count failures in a row; three make the source blind (reported, not "no notice")."""
@@ -164,7 +189,8 @@ class NoticeWatcher:
             return
         if action in ("terminate", "stop", "hibernate"):
             ident = f"spot/{action}/{document['time']}"
-            self.report(Notice("aws", action, self.deadline_of(when), ident))
+            deadline = self.deadline_of(when, lead=SPOT_LEAD)
+            self.report(Notice("aws", action, deadline, ident))
 
     async def _poll_slow(self, imds: Imdsv2, path: str) -> float:
         """Poll the lifecycle state or scheduled events; the seconds until the next poll."""
@@ -214,9 +240,9 @@ class NoticeWatcher:
             while True:
                 url = self.ctx.imds_url + PREEMPTED
                 if etag is not None:
-                    url += f"?wait_for_change=true&last_etag={etag}&timeout_sec=60"
+                    url += f"?wait_for_change=true&last_etag={etag}&timeout_sec={GCP_WAIT}"
                 try:
-                    timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT + (60 if etag else 0))
+                    timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT + (GCP_WAIT if etag else 0))
                     async with http.get(url, timeout=timeout) as reply:
                         status, body = reply.status, await reply.text()
                         etag = reply.headers.get("ETag", etag or "0")
