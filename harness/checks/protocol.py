@@ -8,8 +8,8 @@ believed (``notice.seen``) or did (``job.item_done``, ``job.stopped``).
 - ``token_renewed``: no IMDSv2 token presented again after the service refused it as expired.
 - ``approved_after_save``: an Azure event approved (``StartRequests``) only once the state is
   saved where it survives the event.
-- ``hanging_get_bounded``: a GCP ``wait_for_change`` GET that gets no answer is given up and
-  asked again in time (the client bounds its wait).
+- ``client_timeout``: a metadata request that gets no answer (a GCP ``wait_for_change`` GET
+  above all) is given up and asked again in time: the client has a timeout of its own.
 - ``polls_within_lead``: while its monitor runs, an instance never goes longer than the cloud's
   notice lead without asking the metadata service.
 - ``true_deadline``: the deadline a target believes is no later than the real one: taken from
@@ -234,23 +234,22 @@ def _approved_unsaved(
     return None
 
 
-# -- hanging_get_bounded --------------------------------------------------------------------------
+# -- client_timeout -------------------------------------------------------------------------------
 
 
-def hanging_get_bounded(ctx: CheckContext) -> CheckResult:
-    """A hanging GET (GCP ``wait_for_change``) that gets no answer (a silently dropped
-    connection; the harness's ``timeout`` fault) must be given up and asked again within its
-    ``timeout_sec`` plus GCP's 30 s notice: a client without its own timeout waits forever."""
+def client_timeout(ctx: CheckContext) -> CheckResult:
+    """A metadata request that gets no answer (a silently dropped connection: the harness's
+    ``timeout`` fault) must be given up and asked again within the cloud's shortest notice,
+    plus the ``timeout_sec`` a GCP hanging GET asked the server to hold it: a client without a
+    timeout of its own (GCP's ``wait_for_change`` is the classic) waits for ever, blind."""
     violations: list[Violation] = []
     judged = 0
-    lead = CLOUD_LEAD["gcp"]
     for event in ctx.view.of_kind(IMDS_REQUEST):
-        note = _note(event)
         instance = ctx.view.instance(event.instance)
-        if not note.get("wait_for_change") or event.data.get("status") != NO_ANSWER:
+        lead = CLOUD_LEAD.get(instance.cloud) if instance is not None else None
+        if instance is None or lead is None or event.data.get("status") != NO_ANSWER:
             continue
-        if instance is None:
-            continue
+        note = _note(event)
         at = _requested_at(event)
         bound = at + float(note.get("timeout_sec") or 0.0) + lead
         again = _next_request(ctx, instance, event)
@@ -259,22 +258,22 @@ def hanging_get_bounded(ctx: CheckContext) -> CheckResult:
         judged += 1
         if again is not None and again[0] <= bound:
             continue
-        waited = "never asked again" if again is None else f"asked again at {_t(again[0])}"
+        waited = "never asked again" if again is None else f"asked again only at {_t(again[0])}"
+        held = f", timeout_sec {note.get('timeout_sec') or 'none'}" if note else ""
         violations.append(
             Violation.citing(
-                f"{instance.id}'s hanging GET of {event.data.get('path')} at {_t(at)} "
-                f"(timeout_sec {note.get('timeout_sec') or 'none'}) got no answer, and it "
-                f"{waited}: it had to give up by {_t(bound)} to see a {format_duration(lead)} "
-                "notice",
+                f"{instance.id}'s {event.data.get('method')} {event.data.get('path')} at "
+                f"{_t(at)}{held} got no answer, and it {waited}: it had to give up by "
+                f"{_t(bound)} to see a {format_duration(lead)} notice",
                 [event, *(again[1:] if again else [instance.ended])],
             )
         )
     return CheckResult.from_violations(
-        "hanging_get_bounded",
+        "client_timeout",
         violations,
-        summary=f"{judged} unanswered hanging GET(s)",
+        summary=f"{judged} unanswered metadata request(s)",
         evidence={"imds.requests", "imds.gaps", "lifecycle"},
-        unverified="" if judged else "no hanging GET went unanswered while its instance ran",
+        unverified="" if judged else "no metadata request went unanswered while its instance ran",
     )
 
 

@@ -119,10 +119,10 @@ CHECKS: dict[str, CheckInfo] = {
             protocol.approved_after_save,
         ),
         CheckInfo(
-            "hanging_get_bounded",
-            "a GCP hanging GET that gets no answer is given up and asked again within its "
-            "timeout_sec plus the 30 s notice (the client has a timeout of its own)",
-            protocol.hanging_get_bounded,
+            "client_timeout",
+            "a metadata request that gets no answer (a GCP hanging GET above all) is given up "
+            "and asked again within the cloud's shortest notice (plus its timeout_sec)",
+            protocol.client_timeout,
         ),
         CheckInfo(
             "polls_within_lead",

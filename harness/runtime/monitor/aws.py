@@ -220,12 +220,11 @@ def parse_notice(path: str, body: str, monitor: Monitor) -> InterruptionNotice |
     action, when = document.get("action"), document.get("time")
     if action not in ("terminate", "stop", "hibernate") or not isinstance(when, str):
         return None
-    when_parsed = parse_aws_time(when)
     # The time is cloud time; a calendar clock running behind would push the deadline late.
-    latest = monitor.clock.monotonic() + SPOT_NOTICE_LEAD
-    deadline = (
-        latest if when_parsed is None else min(latest, calendar_to_clock(monitor.clock, when_parsed))
-    )
+    deadline = monitor.clock.monotonic() + SPOT_NOTICE_LEAD
+    when_parsed = parse_aws_time(when)
+    if when_parsed is not None:
+        deadline = min(deadline, calendar_to_clock(monitor.clock, when_parsed))
     return InterruptionNotice(
         source="aws",
         effect=str(action),
