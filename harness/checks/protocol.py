@@ -213,16 +213,17 @@ def _approved_unsaved(
         and ctx.verifier.available_before(cp, approval.seq)
     ]
     what = f"{instance.id} approved event {notice.id} ({notice.kind}) at {_t(at)}"
+    done = ctx.view.positions(instance.id)
     if needed > 0 and not saved:
         tier = "local disk or S3" if keeps_local else "S3"
         return Violation.citing(
             f"{what} with {needed} items done and no checkpoint of them readable on {tier}: "
             "the platform may end the VM as soon as it is approved",
-            [notice.issued, approval, *ctx.view.positions(instance.id)[-1:]],
+            [notice.issued, approval, *[e for e in done if e.seq < approval.seq][-1:]],
         )
     later = [
         e
-        for e in ctx.view.positions(instance.id)
+        for e in done
         if e.seq > approval.seq and int(e.data.get("position", 0)) > max(saved, default=needed)
     ]
     if later:

@@ -17,6 +17,7 @@ from harness.checks import (
 from harness.checks.golden import sha256_digest
 from harness.history import Kind
 from tests.checks.story import OUTPUT, STATE, Run, Story, good_run
+from tests.checks.test_protocol import PROTOCOL_CHECKS
 
 ALL = [
     "saved_before_deadline",
@@ -57,7 +58,8 @@ def test_good_run_passes_every_check_it_exercises_and_says_which_it_could_not() 
 
 
 def test_every_check_is_named_in_the_registry() -> None:
-    assert sorted(CHECKS) == sorted(parse_check_spec(s).name for s in ALL)
+    named = [parse_check_spec(s).name for s in ALL] + PROTOCOL_CHECKS  # test_protocol.py
+    assert sorted(CHECKS) == sorted(named)
 
 
 # -- saved_before_deadline -------------------------------------------------------------------------

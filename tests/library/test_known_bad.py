@@ -9,6 +9,7 @@ import pytest
 
 from harness.checks import CheckSpec
 from harness.examples.broken import BROKEN
+from harness.examples.broken_protocol import BROKEN_PROTOCOL
 from harness.examples.handlers import KNOWN_BAD as HANDLERS
 from harness.scenario.loader import load_file
 from harness.scenario.model import Scenario, TargetSpec
@@ -52,7 +53,8 @@ def test_the_reference_runtime_passes_the_same_scenario(name: str) -> None:
 
 def test_every_known_bad_scenario_names_a_broken_target() -> None:
     names = {path.stem for path in KNOWN_BAD.glob("*.yaml")}
-    assert names == set(BROKEN) | set(HANDLERS)  # the handlers: test_independent_handlers
+    # the handlers: test_independent_handlers; the protocol ones: tests/checks
+    assert names == set(BROKEN) | set(HANDLERS) | set(BROKEN_PROTOCOL)
     for name in set(BROKEN):
         assert scenario_of(name).target.python == f"harness.examples.broken:{name}"
 
