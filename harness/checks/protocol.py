@@ -18,6 +18,7 @@ believed (``notice.seen``) or did (``job.item_done``, ``job.stopped``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,8 +36,9 @@ NO_ANSWER = 0
 #: The shortest notice each polled cloud documents: AWS's two minutes, GCP's 30 s of soft off,
 #: Azure's 30 s minimum for a Preempt. Polling less often than this can miss a whole notice.
 CLOUD_LEAD = {"aws": 120.0, "gcp": 30.0, "azure": 30.0}
-#: An instance that does no item for this long after an advisory signal, while its job is not
-#: done, has stopped working (a checkpoint of the library's states takes seconds).
+#: An instance that does no item for this long (or twice its longest pause between items
+#: before, if longer) after an advisory signal, while its job is not done, has stopped working
+#: (a checkpoint of the library's states takes seconds).
 STALL = 120.0
 #: A believed deadline may be this much later than the real one (notice times are to the second).
 DEADLINE_TOLERANCE = 1.0
@@ -100,7 +102,10 @@ def _stopped_for_advisory(
     until = min([e.seq for e in real + completed], default=None)
     end_t = min([e.t for e in real + completed] + [instance.end, ctx.view.run_end])
     what = f"{advisory.kind or 'advisory'} signal {advisory.id} at {_t(start.t)}"
+    superseded = ctx.view.by(instance.id, "instance.superseded")
     for event in ctx.view.by(instance.id, Kind.JOB_STOPPED, Kind.INSTANCE_EXITED):
+        if superseded or event.data.get("reason") == "fenced":
+            break  # a newer instance took over: that, not the signal, ended this one
         if event.seq > start.seq and (until is None or event.seq < until):
             said = "stopped its job" if event.kind == Kind.JOB_STOPPED else "exited"
             return Violation.citing(
@@ -108,11 +113,20 @@ def _stopped_for_advisory(
                 "interruption followed: an advisory signal ends nothing",
                 [start, event],
             )
-    items = [e.t for e in ctx.view.positions(instance.id) if start.t <= e.t <= end_t]
-    quiet_from = max(items, default=start.t)
-    if end_t - quiet_from > STALL and end_t < float("inf"):
+    done = [e.t for e in ctx.view.positions(instance.id)]
+    before = [t for t in done if t <= start.t]
+    if not before:
+        return None  # not working yet (recovering): a stall is not its answer to the signal
+    # The instance's own pace: a job of long items may take longer than STALL over one.
+    pace = max((b - a for a, b in itertools.pairwise(before)), default=0.0)
+    if end_t == float("inf"):
+        return None
+    points = [start.t, *(t for t in done if start.t < t < end_t), end_t]
+    quiet, quiet_from = max((b - a, a) for a, b in itertools.pairwise(points))
+    if quiet > max(STALL, 2 * pace):
         return Violation.citing(
-            f"{instance.id} did no item from {_t(quiet_from)} to {_t(end_t)} after the {what}, "
+            f"{instance.id} did no item from {_t(quiet_from)} to {_t(quiet_from + quiet)} "
+            f"after the {what}, "
             "though no interruption followed: it stopped working for an advisory signal",
             [start, *real[:1], *completed[:1], instance.ended],
         )
