@@ -5,22 +5,13 @@ something to judge (``passed``, not ``unverified``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from harness.checks import CheckSpec
 from harness.examples.broken_protocol import BROKEN_PROTOCOL
-from harness.scenario.loader import load_file
-from harness.scenario.model import Scenario, TargetSpec
+from harness.scenario.model import TargetSpec
 from harness.sim.runner import run_scenario
-
-KNOWN_BAD = Path(__file__).resolve().parents[2] / "scenarios" / "known_bad"
-
-
-def scenario_of(name: str) -> Scenario:
-    (loaded,) = load_file(KNOWN_BAD / f"{name}.yaml")
-    return loaded.scenario
+from tests.library.test_known_bad import scenario_of
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN_PROTOCOL))
