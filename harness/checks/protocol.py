@@ -36,6 +36,18 @@ NO_ANSWER = 0
 #: The shortest notice each polled cloud documents: AWS's two minutes, GCP's 30 s of soft off,
 #: Azure's 30 s minimum for a Preempt. Polling less often than this can miss a whole notice.
 CLOUD_LEAD = {"aws": 120.0, "gcp": 30.0, "azure": 30.0}
+#: Metadata paths that carry a notice: an instance that asks one of them watches for notices
+#: (one that only read its identity once, and waits for a signal, polls nothing).
+NOTICE_PATHS = (
+    "/spot/instance-action",
+    "/spot/termination-time",
+    "/events/recommendations/rebalance",
+    "/autoscaling/target-lifecycle-state",
+    "/events/maintenance/scheduled",
+    "/instance/preempted",
+    "/instance/maintenance-event",
+    "/metadata/scheduledevents",
+)
 #: An instance that does no item for this long (or twice its longest pause between items
 #: before, if longer) after an advisory signal, while its job is not done, has stopped working
 #: (a checkpoint of the library's states takes seconds).
@@ -259,11 +271,14 @@ def client_timeout(ctx: CheckContext) -> CheckResult:
     timeout of its own (GCP's ``wait_for_change`` is the classic) waits for ever, blind."""
     violations: list[Violation] = []
     judged = 0
+    watching = {i.id: _watching_since(ctx, i) for i in ctx.view.instances}
     for event in ctx.view.of_kind(IMDS_REQUEST):
         instance = ctx.view.instance(event.instance)
         lead = CLOUD_LEAD.get(instance.cloud) if instance is not None else None
         if instance is None or lead is None or event.data.get("status") != NO_ANSWER:
             continue
+        if watching[instance.id] is None:
+            continue  # it watches no notice path: its metadata requests are one-off reads
         note = _note(event)
         at = _requested_at(event)
         bound = at + float(note.get("timeout_sec") or 0.0) + lead
@@ -324,18 +339,17 @@ def _monitoring_until(ctx: CheckContext, instance: Instance) -> float:
 
 
 def polls_within_lead(ctx: CheckContext) -> CheckResult:
-    """From its first metadata request until it is done watching (its end, its job's end, or
-    an interruption notice seen), an instance on a polled cloud never goes longer than that
-    cloud's shortest notice without asking the metadata service."""
+    """From its first request on a notice path until it is done watching (its end, its job's
+    end, or an interruption notice seen), an instance on a polled cloud never goes longer than
+    that cloud's shortest notice without asking the metadata service."""
     violations: list[Violation] = []
     judged = 0
     for instance in ctx.view.instances:
         lead = CLOUD_LEAD.get(instance.cloud)
-        asked = ctx.view.by(instance.id, IMDS_REQUEST)
-        if lead is None or not asked:
+        first = _watching_since(ctx, instance)
+        if lead is None or first is None:
             continue
         judged += 1
-        first = min(_requested_at(e) for e in asked)
         until = _monitoring_until(ctx, instance)
         for gap in ctx.view.by(instance.id, IMDS_GAP):
             since = max(float(gap.data["since"]), first)
@@ -354,8 +368,16 @@ def polls_within_lead(ctx: CheckContext) -> CheckResult:
         violations,
         summary=f"{judged} instance(s) polling the metadata service",
         evidence={"imds.requests", "imds.gaps", "lifecycle", "target.events"},
-        unverified="" if judged else "no instance of a polled cloud asked the metadata service",
+        unverified="" if judged else "no instance of a polled cloud watched a notice path",
     )
+
+
+def _watching_since(ctx: CheckContext, instance: Instance) -> float | None:
+    """When ``instance`` first asked a notice path (None: it never watched for notices)."""
+    for event in ctx.view.by(instance.id, IMDS_REQUEST):
+        if str(event.data.get("path", "")).endswith(NOTICE_PATHS):
+            return _requested_at(event)
+    return None
 
 
 # -- true_deadline --------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_a_good_run_without_metadata_evidence_leaves_each_unverified_with_its_re
         ),
         "polls_within_lead": (
             "unverified",
-            "no instance of a polled cloud asked the metadata service",
+            "no instance of a polled cloud watched a notice path",
         ),
         "true_deadline": ("passed", ""),  # the good run reports the real deadline
     }
@@ -300,10 +300,20 @@ def test_polls_within_lead_ignores_quiet_once_the_instance_is_done_watching() ->
     assert (result.status, result.violations) == ("passed", ())
 
 
-def test_polls_within_lead_measures_from_the_first_request() -> None:
+def test_polls_within_lead_ignores_an_instance_that_watches_no_notice_path() -> None:
+    s = one_instance("aws")
+    request(s, "i-1", 1.0, status=200, path="/latest/meta-data/instance-id")  # a one-off read
+    gap(s, "i-1", 1.0, 300.0, ended=True)
+    s.at(300).harness(Kind.INSTANCE_EXITED, "i-1", clean=True, error=None)
+    result = check(Run(story=s), "polls_within_lead")
+    assert result.status == "unverified"
+
+
+def test_polls_within_lead_measures_from_the_first_request_on_a_notice_path() -> None:
     s = one_instance("azure")
-    gap(s, "i-1", 0.0, 25.0)  # booting: not yet watching
-    request(s, "i-1", 25.0, status=200, path="/metadata/scheduledevents")
+    request(s, "i-1", 0.5, status=200, path="/metadata/instance")
+    gap(s, "i-1", 0.5, 55.0)  # booting: not yet watching
+    request(s, "i-1", 55.0, status=200, path="/metadata/scheduledevents")
     s.at(200).harness(Kind.INSTANCE_EXITED, "i-1", clean=True, error=None)
     result = check(Run(story=s), "polls_within_lead")
     assert (result.status, result.violations) == ("passed", ())
