@@ -54,8 +54,13 @@ NOTICE_PATHS = (
 STALL = 120.0
 #: A believed deadline may be this much later than the real one (notice times are to the second).
 DEADLINE_TOLERANCE = 1.0
-#: Notices that carry no time of their own: the target can only count from when it saw them.
-UNTIMED = frozenset({("gcp", "preemption"), ("kubernetes", "eviction"), ("aws", "asg-termination")})
+#: Notices that carry no time of their own, with the lead their cloud documents: the target can
+#: only count that long from when it saw them (GCP's 30 s, whatever lead a story gives).
+UNTIMED = {
+    ("gcp", "preemption"): 30.0,
+    ("kubernetes", "eviction"): 0.0,
+    ("aws", "asg-termination"): 0.0,
+}
 
 
 def _t(seconds: float) -> str:
@@ -436,8 +441,9 @@ def _late_deadline(
         return None
     lead = float(notice.issued.data.get("lead") or real - notice.issued.t)
     cloud = str(notice.issued.data.get("cloud", instance.cloud))
-    counted = seen.t + lead
-    if ((cloud, notice.kind) in UNTIMED or skew is not None) and believed <= counted + 1.0:
+    untimed = UNTIMED.get((cloud, notice.kind))
+    counted = seen.t + max(lead, untimed or 0.0)
+    if (untimed is not None or skew is not None) and believed <= counted + DEADLINE_TOLERANCE:
         return None
     why = "counted from when it was seen, not from the notice's own time"
     if skew is not None:

@@ -369,3 +369,15 @@ def test_true_deadline_lets_an_untimed_notice_count_from_when_it_was_seen() -> N
     assert check(Run(story=s), "true_deadline").status == "passed"
     s.at(9.5).target(Kind.NOTICE_SEEN, "i-1", source="gcp", effect="terminate", deadline=45.0)
     assert check(Run(story=s), "true_deadline").status == "failed"  # later than seen + 30 s
+
+
+def test_true_deadline_lets_gcp_count_its_documented_30s_whatever_lead_the_story_gives() -> None:
+    s = one_instance("gcp")
+    s.items("i-1", 1, 5, start=1)
+    s.at(6).harness(
+        Kind.NOTICE_ISSUED, "i-1", notice_id="n-1", cloud="gcp", notice_kind="preemption",
+        action="terminate", deadline=10.0, lead=4.0,
+    )  # fmt: skip
+    s.at(6.2).target(Kind.NOTICE_SEEN, "i-1", source="gcp", effect="terminate", deadline=36.2)
+    s.at(10).harness(Kind.INSTANCE_KILLED, "i-1", reason="deadline")
+    assert check(Run(story=s), "true_deadline").status == "passed"
