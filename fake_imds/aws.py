@@ -117,12 +117,12 @@ class AwsOptions:
 
 
 # -- notices from the control API ---------------------------------------------------------------
-class AwsNoticeBody(NoticeBody):
+class AwsNotice(NoticeBody):
     cloud: Literal["aws"] = "aws"
     at: At = None
 
 
-class SpotInterruptionBody(AwsNoticeBody):
+class AwsSpotInterruptionBody(AwsNotice):
     """``spot/instance-action`` (and ``spot/termination-time`` for terminate)."""
 
     kind: Literal["spot-interruption"] = "spot-interruption"
@@ -139,7 +139,7 @@ class SpotInterruptionBody(AwsNoticeBody):
         return [NoticeSpec("aws", self.kind, self.action, lead, self.at)]
 
 
-class RebalanceBody(AwsNoticeBody):
+class AwsRebalanceBody(AwsNotice):
     """``events/recommendations/rebalance``."""
 
     kind: Literal["rebalance"]
@@ -148,7 +148,7 @@ class RebalanceBody(AwsNoticeBody):
         return [NoticeSpec("aws", self.kind, "rebalance", 0.0, self.at)]
 
 
-class ScheduledEventBody(AwsNoticeBody):
+class AwsScheduledEventBody(AwsNotice):
     """``events/maintenance/scheduled`` until ``NotBefore``, then ``history``."""
 
     kind: Literal["scheduled-event"]
@@ -165,7 +165,7 @@ class ScheduledEventBody(AwsNoticeBody):
         return [NoticeSpec("aws", self.kind, self.action, self.lead, self.at, params)]
 
 
-class AsgTerminationBody(AwsNoticeBody):
+class AwsAsgTerminationBody(AwsNotice):
     """``autoscaling/target-lifecycle-state``."""
 
     kind: Literal["asg-termination"]
@@ -178,7 +178,7 @@ class AsgTerminationBody(AwsNoticeBody):
         return [NoticeSpec("aws", self.kind, self.action, self.lead, self.at, params)]
 
 
-class FisSpotInterruptionBody(AwsNoticeBody):
+class AwsFisSpotInterruptionBody(AwsNotice):
     """FIS ``aws:ec2:send-spot-instance-interruptions``: rebalance at the start, the notice two
     minutes before the interruption, the interruption ``lead`` (``durationBeforeInterruption``)
     after the start."""
@@ -208,11 +208,11 @@ class FisSpotInterruptionBody(AwsNoticeBody):
 
 #: The AWS kinds of ``POST /_harness/v1/notices`` (see the module docstring), the default first.
 NOTICE_BODIES: tuple[type[NoticeBody], ...] = (
-    SpotInterruptionBody,
-    RebalanceBody,
-    ScheduledEventBody,
-    AsgTerminationBody,
-    FisSpotInterruptionBody,
+    AwsSpotInterruptionBody,
+    AwsRebalanceBody,
+    AwsScheduledEventBody,
+    AwsAsgTerminationBody,
+    AwsFisSpotInterruptionBody,
 )
 
 

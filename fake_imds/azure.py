@@ -363,7 +363,7 @@ class AzureMetadata:
 
 
 # -- notices (control API) ----------------------------------------------------------------------
-class AzureNoticeBody(NoticeBody):
+class AzureNotice(NoticeBody):
     """An Azure scheduled event; ``lead`` defaults to Azure's documented notice (Preempt 30 s
     and never less, Terminate 5 min, Redeploy 10 min, Freeze and Reboot 15 min)."""
 
@@ -392,7 +392,7 @@ class AzureNoticeBody(NoticeBody):
         return [NoticeSpec("azure", self.kind, self.kind, self.lead, self.at, params)]
 
 
-class PreemptBody(AzureNoticeBody):
+class AzurePreemptBody(AzureNotice):
     """Preempt: the Spot VM is evicted at the deadline."""
 
     kind: Literal["preempt"] = "preempt"
@@ -407,7 +407,7 @@ class PreemptBody(AzureNoticeBody):
         return lead
 
 
-class TerminateBody(AzureNoticeBody):
+class AzureTerminateBody(AzureNotice):
     """Terminate: the VM is deleted at the deadline."""
 
     kind: Literal["terminate"]
@@ -416,7 +416,7 @@ class TerminateBody(AzureNoticeBody):
     source: Literal["Platform", "User"] = Field(default="User", description="EventSource")
 
 
-class FreezeBody(AzureNoticeBody):
+class AzureFreezeBody(AzureNotice):
     """Freeze: the VM is paused for ``duration`` seconds."""
 
     kind: Literal["freeze"]
@@ -425,7 +425,7 @@ class FreezeBody(AzureNoticeBody):
     duration: StrictInt = Field(default=5, ge=0, le=3600, description="seconds paused")
 
 
-class RebootBody(AzureNoticeBody):
+class AzureRebootBody(AzureNotice):
     """Reboot; the Started event stays ``window`` long."""
 
     kind: Literal["reboot"]
@@ -434,7 +434,7 @@ class RebootBody(AzureNoticeBody):
     window: Duration = Field(default=60.0, description="how long the Started event stays")
 
 
-class RedeployBody(AzureNoticeBody):
+class AzureRedeployBody(AzureNotice):
     """Redeploy to another host; the Started event stays ``window`` long."""
 
     kind: Literal["redeploy"]
@@ -445,11 +445,11 @@ class RedeployBody(AzureNoticeBody):
 
 #: The Azure kinds of ``POST /_harness/v1/notices``, the default first.
 NOTICE_BODIES: tuple[type[NoticeBody], ...] = (
-    PreemptBody,
-    TerminateBody,
-    FreezeBody,
-    RebootBody,
-    RedeployBody,
+    AzurePreemptBody,
+    AzureTerminateBody,
+    AzureFreezeBody,
+    AzureRebootBody,
+    AzureRedeployBody,
 )
 
 

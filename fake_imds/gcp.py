@@ -457,12 +457,12 @@ class GcpMetadata:
 
 
 # -- notices (control API) --------------------------------------------------------------------
-class GcpNoticeBody(NoticeBody):
+class GcpNotice(NoticeBody):
     cloud: Literal["gcp"]
     at: At = None
 
 
-class PreemptionBody(GcpNoticeBody):
+class GcpPreemptionBody(GcpNotice):
     """A preemption: ``instance/preempted`` TRUE and the ACPI soft off ``shutdown`` before the
     hard off (the deadline)."""
 
@@ -487,7 +487,7 @@ class PreemptionBody(GcpNoticeBody):
         return [NoticeSpec("gcp", self.kind, self.action, self.lead, self.at, params)]
 
 
-class MaintenanceBody(GcpNoticeBody):
+class GcpMaintenanceBody(GcpNotice):
     """A host maintenance event: ``instance/maintenance-event`` shows the action."""
 
     kind: Literal["maintenance"]
@@ -499,7 +499,7 @@ class MaintenanceBody(GcpNoticeBody):
 
 
 #: The GCP kinds of ``POST /_harness/v1/notices``, the default first.
-NOTICE_BODIES: tuple[type[NoticeBody], ...] = (PreemptionBody, MaintenanceBody)
+NOTICE_BODIES: tuple[type[NoticeBody], ...] = (GcpPreemptionBody, GcpMaintenanceBody)
 
 
 def soft_off_at(notice: Notice) -> float:

@@ -447,7 +447,7 @@ class SignalDispatcher(NoticeDispatcher):
 # -- notices (control API) and the server hook ----------------------------------------------
 
 
-class EvictionBody(NoticeBody):
+class KubernetesEvictionBody(NoticeBody):
     """``{"cloud": "kubernetes", "kind": "eviction", "grace": "30s"}``: SIGTERM when issued
     (after the preStop hook, if the target has one), SIGKILL ``grace`` later."""
 
@@ -464,7 +464,7 @@ class EvictionBody(NoticeBody):
 
 
 #: The Kubernetes body of ``POST /_harness/v1/notices``.
-NOTICE_BODIES: tuple[type[NoticeBody], ...] = (EvictionBody,)
+NOTICE_BODIES: tuple[type[NoticeBody], ...] = (KubernetesEvictionBody,)
 
 
 @dataclass(frozen=True)
