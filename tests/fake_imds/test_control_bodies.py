@@ -12,8 +12,7 @@ import jsonschema
 import pytest
 from imds_client import TRANSPORTS, Imds, runner_for
 
-from fake_imds import vocabulary
-from fake_imds.control import notice_bodies
+from fake_imds import aws, azure, gcp, signals, vocabulary, webhook
 from fake_imds.schema import control_schema
 
 V1 = "/_harness/v1"
@@ -121,7 +120,7 @@ def test_the_schema_defines_every_control_body_and_each_notice_model() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     definitions = SCHEMA["$defs"]
     assert {"NoticeBody", "FaultBody", "AwsIdentityBody"} <= set(definitions)
-    models = notice_bodies().models()
+    models = [m for cloud in (aws, gcp, azure, webhook, signals) for m in cloud.NOTICE_BODIES]
     assert len(models) == 14  # aws 5, gcp 2, azure 5, webhook 1, kubernetes 1
     for model in models:
         assert definitions[model.__name__]["additionalProperties"] is False
