@@ -92,6 +92,8 @@ def _unsupported(entry: TimelineEntry) -> str:
         )
     if entry.clock is not None:
         return "clock skew of a real process is not injected; test it in simulation"
+    if entry.crash is not None and entry.crash.at is None:
+        return "`crash: {ordinal: N}` numbers the steps of a simulated run; use `at:` and `nth:`"
     if entry.crash is not None and not entry.crash.at.startswith(("s3.", "redis.")):
         return (
             f"`crash: {{at: {entry.crash.at}}}`: the harness sees a process's S3 requests and "
