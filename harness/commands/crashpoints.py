@@ -8,6 +8,7 @@ import re
 import shlex
 import time
 from pathlib import Path
+
 import click
 from rich.console import Console
 
@@ -173,7 +174,13 @@ def crash_points(
     )
     for path, command in written:
         click.echo(f"written: {path}\n  replay: {command}")
-    return EXIT_FAILED if failing or not first.ok else EXIT_OK
+    if first.status in ("failed", "error"):
+        click.echo(f"without a crash the run already {first.status}: {_first_problem(first)}")
+    return EXIT_FAILED if failing or first.status in ("failed", "error") else EXIT_OK
+
+
+def _first_problem(result: RunResult) -> str:
+    return result.error or ", ".join(c.spec.label for c in result.broken_checks)
 
 
 def _load_one(path: Path, target: str | None) -> LoadedScenario:
@@ -270,7 +277,8 @@ def _write_json(
         "checks": [c.label for c in enumerator.scenario.expect],
         "first_run": first.to_json(),
         "steps": [
-            {"step": s.ordinal, "t": round(s.t, 6), "instance": s.instance, "op": s.op, "key": s.key}
+            {"step": s.ordinal, "t": round(s.t, 6), "instance": s.instance, "op": s.op}
+            | {"key": s.key}
             for s in steps
         ],
         "crash_points": [row.to_json() for row in rows],

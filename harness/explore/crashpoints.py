@@ -196,9 +196,7 @@ def scenario_yaml(scenario: Scenario) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
 
 
-def write_failure(
-    verdict: CrashVerdict, step: StepStart, out: Path, name: str
-) -> tuple[Path, str]:
+def write_failure(verdict: CrashVerdict, step: StepStart, out: Path, name: str) -> tuple[Path, str]:
     """Write a failing crash as a scenario file under ``out`` (a new name, never an existing
     file); returns its path and the command that replays it."""
     out.mkdir(parents=True, exist_ok=True)

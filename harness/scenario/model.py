@@ -449,7 +449,7 @@ class Crash(_Model):
     def _one_address(self) -> Crash:
         _exactly_one_of(self, ("at", "ordinal"), "a crash")
         if self.ordinal is not None and "nth" in self.model_fields_set:
-            raise ValueError("`nth` counts calls of the step named in `at`; with `ordinal`, drop it")
+            raise ValueError("`nth` counts calls of the step named in `at`; drop it with `ordinal`")
         return self
 
 

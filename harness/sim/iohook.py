@@ -115,8 +115,8 @@ class CrashPoint:
     local_disk: Literal["wiped", "kept"]
     entry: int
     host_lost: bool = False  # the host lost power, not just the process (``lose: host``)
-    seen: int = 0
     ordinal: int | None = None
+    seen: int = 0
 
     def reached(self, op: str, ordinal: int) -> bool:
         """Whether the step ``op``, the run's step number ``ordinal``, is this point."""

@@ -175,9 +175,8 @@ class Timeline:
             self.world.kill(instance, "hard_kill", kill.local_disk, host_lost=True)
 
     def _crash(self, index: int, crash: Crash) -> None:
-        point = CrashPoint(
-            crash.at, crash.nth, crash.local_disk, index, crash.lose == "host", ordinal=crash.ordinal
-        )
+        lost = crash.lose == "host"
+        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index, lost, crash.ordinal)
         self.world.storage.crash_points.append(point)
 
     def _overlap(self, index: int, overlap: Overlap) -> None:
