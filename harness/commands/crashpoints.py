@@ -163,7 +163,7 @@ def crash_points(
     seconds = time.perf_counter() - started
     _print_table(rows, losses)
     failing = [(row, v) for row in rows for v in row.verdicts if not v.ok]
-    written = _write_failures(failing, failures_dir, display_name(item))
+    written = _write_failures(failing, failures_dir, item.name)
     if json_path is not None:
         _write_json(json_path, item, enumerator, first, steps, rows, seconds)
         click.echo(f"json: {json_path}")
