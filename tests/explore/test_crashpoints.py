@@ -13,12 +13,12 @@ from harness.scenario.loader import ScenarioError, load_paths, load_text
 from harness.scenario.model import TargetSpec
 from harness.sim.iohook import StepStart
 
-#: A tiny job without a notice: each crash is the interruption. Two outputs, one checkpoint.
+#: A tiny job without a notice: each crash is the interruption. Two outputs, one checkpoint at the end.
 TINY = """\
 description: A tiny job; the crashes are its interruptions.
 seed: 5
 target: reference
-job: {items: 2, seconds_per_item: 1s, checkpoint_every: 2s, state_size: 1MiB}
+job: {items: 2, seconds_per_item: 1s, checkpoint_every: 1h, state_size: 1MiB}
 env: {cloud: aws}
 expect: [exactly_once, resume_correct, durable, no_leaked_uploads, completes]
 """
