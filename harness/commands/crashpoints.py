@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import time
 from pathlib import Path
 
@@ -167,16 +166,22 @@ def crash_points(
     if json_path is not None:
         _write_json(json_path, item, enumerator, first, steps, rows, seconds)
         click.echo(f"json: {json_path}")
-    runs = sum(len(row.verdicts) for row in rows)
-    click.echo(
-        f"{len(steps)} steps, {runs} crash runs: {runs - len(failing)} passed, "
-        f"{len(failing)} failed, in {seconds:.1f}s"
-    )
+    click.echo(f"{len(steps)} steps, {_totals(rows)}, in {seconds:.1f}s")
     for path, command in written:
         click.echo(f"written: {path}\n  replay: {command}")
     if first.status in ("failed", "error"):
         click.echo(f"without a crash the run already {first.status}: {_first_problem(first)}")
     return EXIT_FAILED if failing or first.status in ("failed", "error") else EXIT_OK
+
+
+def _totals(rows: list[CrashPointRow]) -> str:
+    """``12 crash runs: 10 passed, 1 failed, 1 unverified``."""
+    statuses = [v.status for row in rows for v in row.verdicts]
+    counts = {status: statuses.count(status) for status in dict.fromkeys(statuses)}
+    counts.setdefault("passed", 0)
+    counts.setdefault("failed", 0)
+    order = ["passed", "failed", *sorted(set(counts) - {"passed", "failed"})]
+    return f"{len(statuses)} crash runs: " + ", ".join(f"{counts[s]} {s}" for s in order)
 
 
 def _first_problem(result: RunResult) -> str:
@@ -215,13 +220,13 @@ def _crash_with_progress(
     plain = PlainProgress("crash points", len(steps), not quiet and not console.is_terminal)
     with progress_bar(console, quiet) as bar:
         task = bar.add_task("crash points", total=len(steps))
-        failed = 0
+        done_rows: list[CrashPointRow] = []
 
         def done(row: CrashPointRow) -> None:
-            nonlocal failed
-            failed += 0 if row.ok else 1
+            done_rows.append(row)
+            failing = sum(1 for r in done_rows if not r.ok)
             bar.update(task, advance=1, description=f"step {row.step.ordinal} {row.step.op}")
-            plain.advance(row.step.ordinal, f"{failed} failing" if failed else "")
+            plain.advance(len(done_rows), f"{failing} step(s) failing" if failing else "")
 
         return enumerator.crash_all(steps, losses, done)
 
@@ -283,7 +288,6 @@ def _write_json(
         ],
         "crash_points": [row.to_json() for row in rows],
         "wall_seconds": round(seconds, 3),
-        "command": "harness crash-points " + shlex.quote(str(item.file)),
     }
     try:
         with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite

@@ -13,7 +13,7 @@ from harness.scenario.loader import ScenarioError, load_paths, load_text
 from harness.scenario.model import TargetSpec
 from harness.sim.iohook import StepStart
 
-#: A tiny job without a notice: each crash is the interruption. Two outputs, one checkpoint at the end.
+#: A tiny job without a notice (each crash is the interruption): two outputs, a final checkpoint.
 TINY = """\
 description: A tiny job; the crashes are its interruptions.
 seed: 5
