@@ -125,15 +125,16 @@ def crash_points(
     breaks by itself (saved_before_deadline, lost_work, detects_notice) are not judged.
 
     Prints one line per step: number, time, instance, step, key, the verdict of each crash and
-    the checks it broke. Exit status 1 if any crash broke a check (or could not be judged).
+    the checks it broke. Exit status 1 if any crash broke a check or could not be judged, or
+    if the run without a crash already fails.
 
     \b
     Examples:
       harness crash-points library:aws/terminate_mid_job
       harness crash-points scenarios/crash/crash_before_local_rename.yaml --lose host
       harness crash-points library:aws/terminate_mid_job --steps 20-40 --json crashes.json
-      harness crash-points my.yaml --target harness.examples.broken:torn_checkpoint \\
-          --write-failures crash-failures/
+      harness crash-points my.yaml --target harness.examples.broken:pointer_before_upload \\
+          --lose process --write-failures crash-failures/
 
     A crash found with --write-failures replays with the `harness run` line written at the top
     of its file. Off a terminal (CI logs), progress is a plain line every 10 seconds.
