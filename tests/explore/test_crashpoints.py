@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.explore.crashpoints import Enumerator, judged, with_crash
+from harness.commands.crashpoints import parse_span
+from harness.explore.crashpoints import Enumerator, judged, select_steps, with_crash
 from harness.scenario.loader import ScenarioError, load_paths, load_text
 from harness.scenario.model import TargetSpec
 from harness.sim.iohook import StepStart
@@ -229,3 +230,13 @@ def test_bad_options_are_refused(
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["crash-points", "--help"]) == 0
     assert "harness crash-points library:aws/terminate_mid_job" in capsys.readouterr().out
+
+
+def test_steps_and_limit_choose_which_steps_crash() -> None:
+    steps = [StepStart(n, float(n), "i-1", "redis.read", None) for n in range(1, 11)]
+    assert parse_span("3-5") == (3, 5) and parse_span("7") == (7, 7)
+    assert [s.ordinal for s in select_steps(steps, parse_span("3-5"), None)] == [3, 4, 5]
+    assert [s.ordinal for s in select_steps(steps, parse_span("8-"), None)] == [8, 9, 10]
+    assert [s.ordinal for s in select_steps(steps, parse_span("2-9"), 2)] == [2, 3]
+    assert [s.ordinal for s in select_steps(steps, None, 3)] == [1, 2, 3]
+    assert parse_span(None) is None
