@@ -15,7 +15,7 @@ from harness.bounds import BOUNDS, DEFAULT_MAX_SIM_TIME, format_days
 from harness.cli import EXIT_FAILED, EXIT_OK
 from harness.commands.options import Duration, progress_bar
 from harness.commands.run import LOG_WIDTH, PlainProgress, _with_target, check_work, display_name
-from harness.errors import InputError
+from harness.errors import HarnessError, InputError
 from harness.explore.crashpoints import (
     LOSSES,
     CrashPointRow,
@@ -151,7 +151,13 @@ def crash_points(
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
     started = time.perf_counter()
-    enumerator = Enumerator(item.scenario, seed)
+    try:
+        enumerator = Enumerator(item.scenario, seed)
+    except HarnessError:
+        raise
+    except Exception as error:  # the target's own code failed in its uninterrupted run
+        click.echo(f"{display_name(item)}: the uninterrupted run failed: {error!r}", err=True)
+        return EXIT_FAILED
     first, steps = enumerator.first_run()
     chosen = select_steps(steps, chosen_span, limit)
     click.echo(
