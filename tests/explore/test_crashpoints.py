@@ -10,6 +10,7 @@ import pytest
 from harness.cli import main
 from harness.commands.crashpoints import parse_span
 from harness.explore.crashpoints import Enumerator, judged, select_steps, with_crash
+from harness.process.plan import process_problems
 from harness.scenario.loader import ScenarioError, load_paths, load_text
 from harness.scenario.model import TargetSpec
 from harness.sim.iohook import StepStart
@@ -240,3 +241,10 @@ def test_steps_and_limit_choose_which_steps_crash() -> None:
     assert [s.ordinal for s in select_steps(steps, parse_span("2-9"), 2)] == [2, 3]
     assert [s.ordinal for s in select_steps(steps, None, 3)] == [1, 2, 3]
     assert parse_span(None) is None
+
+
+def test_a_process_target_refuses_an_ordinal_crash() -> None:
+    text = TINY.replace("target: reference", "target: {command: [sh, job.sh]}")
+    (loaded,) = load_text(text + "timeline:\n  - at: 0s\n    crash: {ordinal: 3}\n")
+    (problem,) = process_problems(loaded.scenario, max_real_time=600.0)
+    assert problem.startswith("timeline[0] (crash): `crash: {ordinal: N}` numbers the steps")
