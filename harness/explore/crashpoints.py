@@ -193,6 +193,7 @@ def scenario_yaml(scenario: Scenario) -> str:
     """The scenario as a file ``harness run`` loads back (durations in seconds, sizes in bytes)."""
     data = scenario.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     data["seed"] = scenario.seed
+    data["expect"] = [{c.name: dict(c.params)} if c.params else c.name for c in scenario.expect]
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
 
 
