@@ -411,13 +411,22 @@ class Kill(_Model):
 
 
 class Crash(_Model):
-    """The process dies just before the ``nth`` call of persistence step ``at``."""
+    """The process dies just before the ``nth`` call of persistence step ``at``, or just before
+    the run's persistence step number ``ordinal`` (every step of every instance, counted from
+    the start of the run: the numbering ``harness crash-points`` lists)."""
 
-    at: str = Field(
+    at: str | None = Field(
+        default=None,
         description="a persistence step, e.g. s3.complete_multipart",
         json_schema_extra={"enum": list(PERSISTENCE_STEPS)},
     )
     nth: int = Field(default=1, ge=1, description="counted from when the entry fires")
+    ordinal: int | None = Field(
+        default=None,
+        ge=1,
+        description="instead of `at`: the run's Nth persistence step of any kind, counted over "
+        "every instance from the start of the run (as `harness crash-points` numbers them)",
+    )
     local_disk: Literal["wiped", "kept"] = "kept"
     lose: Literal["process", "host"] = Field(
         default="process",
@@ -428,13 +437,20 @@ class Crash(_Model):
 
     @field_validator("at")
     @classmethod
-    def _known_step(cls, value: str) -> str:
-        if value not in PERSISTENCE_STEPS:
+    def _known_step(cls, value: str | None) -> str | None:
+        if value is not None and value not in PERSISTENCE_STEPS:
             raise ValueError(
                 f"unknown persistence step `{value}`, expected one of: "
                 f"{', '.join(PERSISTENCE_STEPS)}{did_you_mean(value, PERSISTENCE_STEPS)}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_address(self) -> Crash:
+        _exactly_one_of(self, ("at", "ordinal"), "a crash")
+        if self.ordinal is not None and "nth" in self.model_fields_set:
+            raise ValueError("`nth` counts calls of the step named in `at`; drop it with `ordinal`")
+        return self
 
 
 def _exactly_one_of(model: BaseModel, names: tuple[str, ...], what: str) -> None:
@@ -581,6 +597,10 @@ class TimelineEntry(_Model):
         if (self.at is None) == (self.on is None):
             raise ValueError("a timeline entry needs exactly one trigger: `at:` or `on:`")
         _exactly_one_of(self, ACTIONS, "a timeline entry")
+        if self.crash is not None and self.crash.ordinal is not None and self.at != 0:
+            raise ValueError(
+                "`crash: {ordinal: N}` numbers steps from the start of the run: trigger it `at: 0s`"
+            )
         return self
 
     @property

@@ -27,6 +27,7 @@ from harness.scenario.model import (
     Overlap,
     RedisFault,
     S3Fault,
+    TimelineEntry,
 )
 from harness.sim.iohook import CrashPoint, StorageFault
 from harness.sim.s3 import corrupt_newest
@@ -46,12 +47,14 @@ class Timeline:
         for index, entry in enumerate(self.entries):
             if entry.on is not None:
                 self._watch(index, entry.on)
+            elif _counts_from_start(entry):
+                self.fire(index)  # armed before the first step, which it may name
 
     def schedule(self, start: float) -> None:
         """Set the timers of ``at:`` entries, relative to ``start`` (once instance 1 is up)."""
         elapsed = self.world.now() - start
         for index, entry in enumerate(self.entries):
-            if entry.at is not None:
+            if entry.at is not None and not _counts_from_start(entry):
                 self.world.later(entry.at - elapsed, self.fire, index)
 
     def disarm(self) -> None:
@@ -172,7 +175,8 @@ class Timeline:
             self.world.kill(instance, "hard_kill", kill.local_disk, host_lost=True)
 
     def _crash(self, index: int, crash: Crash) -> None:
-        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index, crash.lose == "host")
+        lost = crash.lose == "host"
+        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index, lost, crash.ordinal)
         self.world.storage.crash_points.append(point)
 
     def _overlap(self, index: int, overlap: Overlap) -> None:
@@ -285,6 +289,11 @@ class Timeline:
 
     def _fault_ended(self, index: int, fault: str) -> None:
         self.world.record(Kind.FAULT_ENDED, fault=fault, entry=index)
+
+
+def _counts_from_start(entry: TimelineEntry) -> bool:
+    """``crash: {ordinal: N}`` (at 0s): it numbers steps from the start of the run."""
+    return entry.crash is not None and entry.crash.ordinal is not None
 
 
 def _notice_body(notice: Notice, instance: Instance) -> dict[str, Any]:
