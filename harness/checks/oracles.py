@@ -239,14 +239,17 @@ def resume_correct(ctx: CheckContext) -> CheckResult:
     )
 
 
-def newest_available(ctx: CheckContext, instance: Instance) -> Checkpoint | None:
-    """The newest checkpoint an instance could read when it started."""
-    start_seq = instance.started.seq
+def newest_available(
+    ctx: CheckContext, instance: Instance, before: Event | None = None
+) -> Checkpoint | None:
+    """The newest checkpoint an instance could read when it started (or, given ``before``,
+    by the time of that event)."""
+    seq = (before or instance.started).seq
     readable = [
         cp
         for cp in ctx.view.checkpoints
         if (cp.tier != "local" or cp.local_dir == instance.local_dir)
-        and ctx.verifier.available_before(cp, start_seq)
+        and ctx.verifier.available_before(cp, seq)
     ]
     return max(readable, key=lambda cp: (cp.position, cp.event.seq), default=None)
 
@@ -273,7 +276,11 @@ def _check_resume(ctx: CheckContext, instance: Instance) -> list[Violation]:
                 cite,
             )
         )
-    elif position > expected and not _unreported_but_valid(ctx, instance, resumed, position):
+    elif (
+        position > expected
+        and not _made_durable_during_recovery(ctx, instance, resumed, position)
+        and not _unreported_but_valid(ctx, instance, resumed, position)
+    ):
         violations.append(
             Violation.citing(
                 f"{instance.id} resumed at position {position}, beyond the newest valid durable "
@@ -291,6 +298,17 @@ def _check_resume(ctx: CheckContext, instance: Instance) -> list[Violation]:
             )
         )
     return violations
+
+
+def _made_durable_during_recovery(
+    ctx: CheckContext, instance: Instance, resumed: Event | None, position: int
+) -> bool:
+    """A checkpoint made durable after the instance started but before it resumed (an older
+    instance still running while recovery waited out an outage) may be resumed from."""
+    if resumed is None:
+        return False
+    later = newest_available(ctx, instance, before=resumed)
+    return later is not None and later.position == position
 
 
 def _unreported_but_valid(

@@ -309,15 +309,26 @@ class S3Tier:
 
     async def claim(self, epoch: int, found: list[CheckpointRecord]) -> None:
         """Write the manifest unchanged but for ``epoch`` (conditionally). If it was lost or
-        unreadable, the checkpoints ``found`` by listing take its place."""
-        current = await self._current_manifest()
-        if current.epoch >= epoch:
+        unreadable, the checkpoints ``found`` by listing take its place. A manifest changed since
+        it was read (an older instance still committing) is read again and stamped as it is."""
+        for _ in range(MANIFEST_RETRIES):
+            current = await self._current_manifest()
+            if current.epoch >= epoch:
+                return
+            entries = current.checkpoints
+            if not entries and found:
+                ordered = sorted(found, key=lambda r: (r.position, r.epoch, r.id), reverse=True)
+                entries = tuple(ordered[: self.keep])
+            try:
+                await self._put_manifest(Manifest(job=self.job, epoch=epoch, checkpoints=entries))
+            except Exception as error:
+                if not is_precondition_failed(error):
+                    raise
+                self.manifest_etag = None
+                self._cached = None
+                continue
             return
-        entries = current.checkpoints
-        if not entries and found:
-            ordered = sorted(found, key=lambda r: (r.position, r.epoch, r.id), reverse=True)
-            entries = tuple(ordered[: self.keep])
-        await self._put_manifest(Manifest(job=self.job, epoch=epoch, checkpoints=entries))
+        raise Fenced("the manifest kept changing while this instance claimed it")
 
     async def _put_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest only if it is still the one last read or written (its ETag;

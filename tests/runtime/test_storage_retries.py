@@ -309,6 +309,33 @@ def test_a_manifest_412_from_a_newer_epoch_still_fences(s3_client: Any) -> None:
     assert [r.position for r in final.checkpoints] == [10]
 
 
+def test_a_claim_that_lost_its_condition_stamps_the_manifest_as_it_now_is(s3_client: Any) -> None:
+    """The older instance commits between the newer one's read and its claim (Redis was down,
+    nothing fenced it): the claim re-reads and stamps the manifest that names the newer entry,
+    and the older instance's next commit is fenced at the manifest."""
+    older = tier_over(s3_client)
+    newer = S3Tier(S3Store(s3_client, older.store.bucket, no_io_hook), "job")
+
+    async def story() -> None:
+        first = record(10, b"a\n", epoch=2)
+        await older.upload(first, b"a\n")
+        await older.commit_manifest(first, 2)
+        await newer.manifest()  # the newer instance reads it during recovery
+        second = record(20, b"b\n", epoch=2)
+        await older.upload(second, b"b\n")
+        await older.commit_manifest(second, 2)  # moves it under the newer instance's feet
+        await newer.claim(3, [])  # 412 on the stale ETag, read again, stamped
+        third = record(30, b"c\n", epoch=2)
+        await older.upload(third, b"c\n")
+        await older.commit_manifest(third, 2)
+
+    with pytest.raises(Fenced, match="epoch 3"):
+        run_virtual(story())
+    final = run_virtual(newer.manifest())
+    assert final is not None and final.epoch == 3
+    assert [r.position for r in final.checkpoints] == [20, 10]
+
+
 def test_a_new_checkpoint_does_not_wait_for_the_clean_up_backoff(
     tmp_path: Path, s3_client: Any
 ) -> None:
