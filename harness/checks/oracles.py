@@ -763,7 +763,7 @@ def fenced(ctx: CheckContext) -> CheckResult:
                 violations.append(
                     Violation.citing(
                         f"{instance.id} {why} at {_t(event.t)}, after {claim.instance} took over "
-                        f"at {_t(claim.t)}",
+                        f"at {_t(claim.t)}{_shared_epoch(ctx, instance, claim)}",
                         [claim, event],
                     )
                 )
@@ -777,18 +777,30 @@ def fenced(ctx: CheckContext) -> CheckResult:
 
 
 def _superseded_by(ctx: CheckContext, instance: Instance) -> Event | None:
-    """The first claim (epoch, else resume, else start) of an instance started after this one."""
+    """The first claim (epoch, else resume, else start) of an instance started after this one.
+
+    A later instance that took the same epoch claimed the job too: two live writers sharing an
+    epoch cannot fence each other, so the older one's writes after it are judged all the same.
+    Only an older epoch (an instance that came back from before this one) claims nothing."""
     own_epoch = ctx.view.epoch_of(instance)
     mine = int(own_epoch.data.get("epoch", 0)) if own_epoch else None
     claims = []
     for later in ctx.view.instances[instance.order + 1 :]:
         epoch = ctx.view.epoch_of(later)
-        if epoch is not None and (mine is None or int(epoch.data.get("epoch", 0)) > mine):
+        if epoch is not None and (mine is None or int(epoch.data.get("epoch", 0)) >= mine):
             claims.append(epoch)
         elif epoch is None:
             claims.append(ctx.view.resumed(later) or later.started)
     alive = [c for c in claims if c.seq < (instance.ended.seq if instance.ended else 1 << 62)]
     return min(alive, key=lambda e: e.seq, default=None)
+
+
+def _shared_epoch(ctx: CheckContext, instance: Instance, claim: Event) -> str:
+    own = ctx.view.epoch_of(instance)
+    if claim.kind != Kind.EPOCH or own is None:
+        return ""
+    epoch = own.data.get("epoch")
+    return f" under the same epoch {epoch}" if claim.data.get("epoch") == epoch else ""
 
 
 def _keys_written_by_others(ctx: CheckContext, instance: Instance, claim: Event) -> set[str]:

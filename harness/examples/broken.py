@@ -243,3 +243,29 @@ BROKEN: Mapping[str, tuple[Callable[[InstanceContext], Awaitable[None]], str]] =
     "duplicate_outputs": (duplicate_outputs, "exactly_once"),
     "unfenced": (unfenced, "fenced"),
 }
+
+
+# -- shared_epoch ---------------------------------------------------------------------------------
+
+
+class _SharedEpochRedis(RedisMeta):
+    """Reads the newest epoch and takes it as its own (a GET where an INCR belongs)."""
+
+    async def claim_epoch(self, at_least: int = 0) -> int:
+        newest = await self.current_epoch()
+        await self._hook("redis.write", key=self.epoch_key)
+        epoch = max(newest, at_least - 1, 1)
+        await self.client.set(self.epoch_key, epoch)
+        return epoch
+
+
+class _SharedEpoch(Runtime):
+    """A replacement takes the epoch of the instance it replaces instead of a newer one: a
+    superseded instance still running is never fenced and keeps moving the metadata."""
+
+    meta_class = _SharedEpochRedis
+
+
+shared_epoch = _target(_SharedEpoch)
+BROKEN = {**BROKEN, "shared_epoch": (shared_epoch, "fenced")}
+__all__ += ["shared_epoch"]

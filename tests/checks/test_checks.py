@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -555,3 +557,29 @@ def test_reference_layout_fails_on_a_manifest_naming_a_checkpoint_storage_never_
     assert "names checkpoints/j/c30.ckpt, which S3 never held intact" in (
         result.violations[0].message
     )
+
+
+def test_fenced_judges_a_replacement_that_took_the_same_epoch() -> None:
+    """Two live writers under one epoch cannot fence each other: the older one's metadata
+    writes after the takeover are a fencing failure, not a case left unjudged."""
+
+    def zombie(s: Story) -> None:
+        s.at(150).target(Kind.METADATA_COMMITTED, "i-1", checkpoint_id="c12", position=12, epoch=1)
+
+    def same_epoch(run: Run) -> Run:
+        events = run.story.history._events
+        for index, event in enumerate(events):
+            if event.kind == Kind.EPOCH and event.instance == "i-2":
+                events[index] = replace(event, data=MappingProxyType({"epoch": 1}))
+        return run
+
+    run = same_epoch(overlap(good_run(after_resume=zombie)))
+    result = check(run, "fenced")
+    assert result.status == "failed"
+    (violation,) = result.violations
+    assert violation.message.startswith("i-1 moved the job metadata to c12 at t=2m30s")
+    assert "after i-2 took over at t=2m20s under the same epoch 1" in violation.message
+    assert kinds_cited(result) == [Kind.EPOCH, Kind.METADATA_COMMITTED]
+    # The same run without the zombie's write is judged and passes.
+    quiet = same_epoch(overlap(good_run()))
+    assert check(quiet, "fenced").status == "passed"
