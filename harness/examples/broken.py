@@ -269,3 +269,35 @@ class _SharedEpoch(Runtime):
 shared_epoch = _target(_SharedEpoch)
 BROKEN = {**BROKEN, "shared_epoch": (shared_epoch, "fenced")}
 __all__ += ["shared_epoch"]
+
+
+# -- stale_save_on_notice -------------------------------------------------------------------------
+
+
+class _StaleSaveOnNotice(Runtime):
+    """On a notice, saves the state kept in memory at the last periodic checkpoint instead of
+    the current one (a snapshot taken for the background upload and reused): the emergency
+    upload lands in time but the work since the last checkpoint is lost."""
+
+    _snapshot: tuple[int, bytes] = (0, b"")
+
+    async def _recover(self) -> None:
+        await super()._recover()
+        self._snapshot = self.safe
+
+    async def _checkpoint(
+        self, reason: str, *, local: bool = True, remote: bool = True
+    ) -> tuple[CheckpointRecord, bytes]:
+        if not reason.startswith("notice:"):
+            self._snapshot = self.safe
+            return await super()._checkpoint(reason, local=local, remote=remote)
+        current, self.safe = self.safe, self._snapshot
+        try:
+            return await super()._checkpoint(reason, local=local, remote=remote)
+        finally:
+            self.safe = current
+
+
+stale_save_on_notice = _target(_StaleSaveOnNotice)
+BROKEN = {**BROKEN, "stale_save_on_notice": (stale_save_on_notice, "saved_before_deadline")}
+__all__ += ["stale_save_on_notice"]

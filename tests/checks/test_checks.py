@@ -116,6 +116,42 @@ def test_saved_before_deadline_refuses_a_save_storage_does_not_hold() -> None:
     assert not result.passed
 
 
+def stale_save(s: Story) -> None:
+    s.checkpoint("i-1", 10, t=16)  # the last periodic state uploaded again, in time
+    s.at(17).target(Kind.JOB_STOPPED, "i-1", position=12, reason="notice")
+
+
+def test_saved_before_deadline_fails_when_the_save_after_the_notice_is_older_than_work() -> None:
+    run = good_run(emergency=stale_save, resume_at=10)
+    result = check(run, "saved_before_deadline")
+    assert result.status == "failed"
+    (violation,) = result.violations
+    assert "it had done 12 items" in violation.message
+    assert "after the notice holds position 10, older than that (position 12 needed)" in (
+        violation.message
+    )
+
+
+def test_saved_before_deadline_asks_only_for_the_work_whose_outputs_could_be_written() -> None:
+    """An output that failed to write when the notice came holds the save back: a checkpoint
+    past it would make the resume skip that output. The work up to the last written output is
+    what must be saved."""
+
+    def output_failing(s: Story) -> None:
+        s.at(11.5).target(Kind.OUTPUT_COMMITTED, "i-1", key="outputs/a", first=1, last=10)
+        s.at(12.2).target(Kind.OUTPUT_FAILED, "i-1", key="outputs/b", error="SlowDown")
+
+    allowed = good_run(before_notice=output_failing, emergency=stale_save, resume_at=10)
+    assert check(allowed, "saved_before_deadline").status == "passed"
+
+    def output_written_later(s: Story) -> None:
+        output_failing(s)
+        s.at(12.4).target(Kind.OUTPUT_COMMITTED, "i-1", key="outputs/b", first=11, last=12)
+
+    retried = good_run(before_notice=output_written_later, emergency=stale_save, resume_at=10)
+    assert check(retried, "saved_before_deadline").status == "failed"
+
+
 # -- exactly_once ---------------------------------------------------------------------------------
 
 
