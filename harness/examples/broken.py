@@ -22,6 +22,7 @@ Use one as ``target: {python: "harness.examples.broken:<name>"}``:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
@@ -30,8 +31,9 @@ from harness.runtime.config import RuntimeConfig
 from harness.runtime.job import JobSpec, checksum
 from harness.runtime.layout import CheckpointRecord, checkpoint_folder, manifest_key
 from harness.runtime.monitor.aws import INSTANCE_ACTION, AwsImdsSource, parse_notice
+from harness.runtime.monitor.azure import EVENTS, HEADERS, AzureEventsSource, parse_events
 from harness.runtime.monitor.core import Monitor, NoticeSource
-from harness.runtime.monitor.http import Unreachable, new_session, request
+from harness.runtime.monitor.http import HttpSession, Unreachable, new_session, request
 from harness.runtime.replicator import Replicator
 from harness.runtime.runtime import Runtime
 from harness.runtime.store import S3Tier
@@ -301,3 +303,43 @@ class _StaleSaveOnNotice(Runtime):
 stale_save_on_notice = _target(_StaleSaveOnNotice)
 BROKEN = {**BROKEN, "stale_save_on_notice": (stale_save_on_notice, "saved_before_deadline")}
 __all__ += ["stale_save_on_notice"]
+
+
+# -- azure_lowercase_types ------------------------------------------------------------------------
+
+
+class _LowercaseTypesSource(AzureEventsSource):
+    """Reads the Scheduled Events document but looks for event types in lower case: Azure
+    spells them ``Preempt`` and ``Terminate``, so no eviction is ever noticed."""
+
+    async def _poll(self, session: HttpSession, monitor: Monitor) -> None:
+        try:
+            reply = await request(
+                session,
+                "GET",
+                self.base_url + EVENTS,
+                headers=HEADERS,
+                timeout=monitor.config.http_timeout,
+            )
+        except Unreachable:
+            return
+        if reply.status != 200:
+            return
+        monitor.sighted(self.name)
+        events = json.loads(reply.text).get("Events") or []
+        wanted = [e for e in events if e.get("EventType") in ("preempt", "terminate")]
+        for notice in parse_events(json.dumps({"Events": wanted}), monitor):
+            monitor.report(notice)
+
+
+class _AzureLowercaseTypes(Runtime):
+    def notice_sources(self) -> list[NoticeSource]:
+        return [
+            _LowercaseTypesSource(s.base_url) if isinstance(s, AzureEventsSource) else s
+            for s in super().notice_sources()
+        ]
+
+
+azure_lowercase_types = _target(_AzureLowercaseTypes)
+BROKEN = {**BROKEN, "azure_lowercase_types": (azure_lowercase_types, "detects_notice")}
+__all__ += ["azure_lowercase_types"]

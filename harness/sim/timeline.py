@@ -13,6 +13,7 @@ from typing import Any
 
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import soft_off_at as gcp_soft_off_at
+from fake_imds.model import Notice as FakeNotice
 from fake_imds.vocabulary import SCHEDULED_CODE_FOR_ACTION, takes_action
 from harness.history import Event, Kind
 from harness.scenario.model import (
@@ -31,6 +32,9 @@ from harness.scenario.model import (
 from harness.sim.iohook import CrashPoint, StorageFault
 from harness.sim.s3 import corrupt_newest
 from harness.sim.world import Instance, LocalDisk, World
+
+#: History kind of an interruption the instance approved to start early (Azure StartRequests).
+NOTICE_APPROVED = "notice.approved"
 
 
 class Timeline:
@@ -151,6 +155,29 @@ class Timeline:
         instance.doomed = True
         disk: LocalDisk = "wiped" if notice.action == "terminate" else "kept"
         world.later(gone_at - world.now(), self._deadline, instance, issued.id, notice, disk)
+        if cloud == "azure":
+            self._watch_approval(instance, issued.id, notice, disk)
+
+    def _watch_approval(
+        self, instance: Instance, notice_id: str, notice: Notice, disk: LocalDisk
+    ) -> None:
+        """Azure lets an approved event (``StartRequests``) start at once: the approval is
+        recorded and the instance goes then, not at ``NotBefore``."""
+        plane = instance.imds.plane
+
+        def on_change(changed: FakeNotice) -> None:
+            started_at = changed.params.get("started_at")
+            if changed.id != notice_id or changed.state != "started" or started_at is None:
+                return
+            unsubscribe()
+            if not instance.alive or self.world.end_reason is not None:
+                return
+            self.world.record(
+                NOTICE_APPROVED, instance, notice_id=notice_id, cloud="azure", at=started_at
+            )
+            self.world.later(0.0, self._deadline, instance, notice_id, notice, disk)
+
+        unsubscribe = plane.subscribe(on_change)
 
     def _signal(self, instance: Instance, name: str) -> None:
         if instance.alive and instance.ctx is not None:
