@@ -70,7 +70,7 @@ from harness.scenario.model import (
 )
 from harness.sim.metadata import ImdsFaults, record_imds_changes
 from harness.sim.runner import RunResult
-from harness.sim.s3 import corrupt_newest
+from harness.sim.s3 import corrupt_objects
 
 EndReason = Literal["completed", "budget", "gave_up", "error"]
 LocalDisk = Literal["wiped", "kept"]
@@ -859,8 +859,10 @@ class ProcessWorld:
 
     def _on_s3(self, index: int, fault: S3Fault) -> None:
         if fault.corrupt is not None:
-            key = corrupt_newest(self.bucket, fault.corrupt)
-            self._fault_started(index, "s3.corrupt", {"pattern": fault.corrupt, "key": key}, 0.0)
+            which = fault.which or "newest"
+            keys = corrupt_objects(self.bucket, fault.corrupt, which)
+            params = {"pattern": fault.corrupt, "which": which, "key": keys[0] if keys else None}
+            self._fault_started(index, "s3.corrupt", {**params, "keys": keys}, 0.0)
             return
         if fault.error is not None:
             kind, value = "s3.error", 0.0

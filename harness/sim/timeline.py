@@ -30,7 +30,7 @@ from harness.scenario.model import (
     S3Fault,
 )
 from harness.sim.iohook import CrashPoint, StorageFault
-from harness.sim.s3 import corrupt_newest
+from harness.sim.s3 import corrupt_objects
 from harness.sim.world import Instance, LocalDisk, World
 
 #: History kind of an interruption the instance approved to start early (Azure StartRequests).
@@ -224,8 +224,10 @@ class Timeline:
 
     def _s3(self, index: int, fault: S3Fault) -> None:
         if fault.corrupt is not None:
-            key = corrupt_newest(self.world.bucket, fault.corrupt)
-            self._fault_started(index, "s3.corrupt", {"pattern": fault.corrupt, "key": key}, 0.0)
+            which = fault.which or "newest"
+            keys = corrupt_objects(self.world.bucket, fault.corrupt, which)
+            params = {"pattern": fault.corrupt, "which": which, "key": keys[0] if keys else None}
+            self._fault_started(index, "s3.corrupt", {**params, "keys": keys}, 0.0)
             return
         if fault.error is not None:
             self._storage_fault(
