@@ -817,6 +817,22 @@ class ProcessWorld:
             self.later(soft_off_at(issued) - self.now(), self._stop_signal, instance)
         disk: LocalDisk = "wiped" if notice.action == "terminate" else "kept"
         self.later(gone_at - self.now(), self._deadline, instance, issued.id, notice, disk)
+        if issued.cloud == "azure":
+            self._watch_approval(instance, issued.id, notice, disk)
+
+    def _watch_approval(
+        self, instance: ProcessInstance, notice_id: str, notice: Notice, disk: LocalDisk
+    ) -> None:
+        """An approved Azure event starts at once (see the simulation's timeline)."""
+        from harness.sim.timeline import NOTICE_APPROVED, on_approval
+
+        def approved(at: float) -> None:
+            if not instance.alive or self.end_reason is not None:
+                return
+            self.record(NOTICE_APPROVED, instance, notice_id=notice_id, cloud="azure", at=at)
+            self.later(0.0, self._deadline, instance, notice_id, notice, disk)
+
+        on_approval(instance.imds.plane, notice_id, approved)
 
     def _stop_signal(self, instance: ProcessInstance) -> None:
         self._send(instance, self.target.stop_signal)

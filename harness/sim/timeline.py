@@ -13,6 +13,7 @@ from typing import Any
 
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import soft_off_at as gcp_soft_off_at
+from fake_imds.model import MetadataPlane
 from fake_imds.model import Notice as FakeNotice
 from fake_imds.vocabulary import SCHEDULED_CODE_FOR_ACTION, takes_action
 from harness.history import Event, Kind
@@ -163,21 +164,14 @@ class Timeline:
     ) -> None:
         """Azure lets an approved event (``StartRequests``) start at once: the approval is
         recorded and the instance goes then, not at ``NotBefore``."""
-        plane = instance.imds.plane
 
-        def on_change(changed: FakeNotice) -> None:
-            started_at = changed.params.get("started_at")
-            if changed.id != notice_id or changed.state != "started" or started_at is None:
-                return
-            unsubscribe()
+        def approved(at: float) -> None:
             if not instance.alive or self.world.end_reason is not None:
                 return
-            self.world.record(
-                NOTICE_APPROVED, instance, notice_id=notice_id, cloud="azure", at=started_at
-            )
+            self.world.record(NOTICE_APPROVED, instance, notice_id=notice_id, cloud="azure", at=at)
             self.world.later(0.0, self._deadline, instance, notice_id, notice, disk)
 
-        unsubscribe = plane.subscribe(on_change)
+        on_approval(instance.imds.plane, notice_id, approved)
 
     def _signal(self, instance: Instance, name: str) -> None:
         if instance.alive and instance.ctx is not None:
@@ -314,6 +308,20 @@ class Timeline:
 
     def _fault_ended(self, index: int, fault: str) -> None:
         self.world.record(Kind.FAULT_ENDED, fault=fault, entry=index)
+
+
+def on_approval(plane: MetadataPlane, notice_id: str, approved: Callable[[float], None]) -> None:
+    """Call ``approved(at)`` once, when the notice's event is started by an approval
+    (``StartRequests``: the plane notes ``started_at``), not when it starts on its own."""
+
+    def on_change(changed: FakeNotice) -> None:
+        started_at = changed.params.get("started_at")
+        if changed.id != notice_id or changed.state != "started" or started_at is None:
+            return
+        unsubscribe()
+        approved(float(started_at))
+
+    unsubscribe = plane.subscribe(on_change)
 
 
 def _notice_body(notice: Notice, instance: Instance) -> dict[str, Any]:
