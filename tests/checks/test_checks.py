@@ -619,3 +619,32 @@ def test_fenced_judges_a_replacement_that_took_the_same_epoch() -> None:
     # The same run without the zombie's write is judged and passes.
     quiet = same_epoch(overlap(good_run()))
     assert check(quiet, "fenced").status == "passed"
+
+
+def resumed_after_a_zombie_checkpoint(resume_at: int) -> Run:
+    """i-1 keeps running beside i-2 and makes checkpoint 14 durable after i-2 started but
+    before i-2 resumed (its recovery was waiting out an outage); i-2 resumes at ``resume_at``."""
+    run = overlap(good_run(resume_at=resume_at))
+    events = run.story.history._events
+    resumed = next(e for e in events if e.kind == Kind.RESUMED and e.instance == "i-2")
+    late = Story()
+    late.checkpoint("i-1", 14, t=resumed.t)
+    ordered = [e for e in events if e is not resumed]
+    at = ordered.index(resumed_epoch(ordered)) + 1
+    ordered[at:at] = [*late.history, resumed]
+    run.story.history._events = [replace(e, seq=n) for n, e in enumerate(ordered)]
+    run.versions.append(("checkpoints/000014", STATE[14]))
+    return run
+
+
+def resumed_epoch(events: list[Any]) -> Any:
+    return next(e for e in events if e.kind == Kind.EPOCH and e.instance == "i-2")
+
+
+def test_resume_correct_accepts_a_checkpoint_made_durable_while_recovery_waited() -> None:
+    assert check(resumed_after_a_zombie_checkpoint(14), "resume_correct").status == "passed"
+    beyond = check(resumed_after_a_zombie_checkpoint(16), "resume_correct")
+    assert beyond.status == "failed"
+    assert beyond.violations[0].message.startswith(
+        "i-2 resumed at position 16, beyond the newest valid durable checkpoint (position 12)"
+    )
