@@ -76,6 +76,7 @@ HARNESS_KINDS = frozenset(
         Kind.UNHANDLED_ERROR,
         "imds.request",
         "instance.superseded",
+        "notice.approved",
         "run.gave_up",
         "signal.sent",
         "timeline.fired",

@@ -506,6 +506,24 @@ def _s3_error(value: Any) -> Any:
     return value
 
 
+CORRUPT_CHOICES = ("newest", "previous", "all")
+
+
+def _corrupt_choice(value: Any) -> Any:
+    """``which`` of a corruption: a name, or n >= 1 (the n-th newest object)."""
+    if value is None or value in CORRUPT_CHOICES:
+        return value
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str) and value.isdigit():
+        number = int(value)
+    if number is not None and number >= 1:
+        return number
+    raise ValueError(
+        f"`which` takes {', '.join(CORRUPT_CHOICES)} or a number from 1 (the n-th newest "
+        f"object), not `{value}`{did_you_mean(str(value), list(CORRUPT_CHOICES))}"
+    )
+
+
 class S3Fault(_Model):
     """An S3 failure on the steps in ``ops`` (default every ``s3.*`` step)."""
 
@@ -518,7 +536,20 @@ class S3Fault(_Model):
     bandwidth: Bandwidth | None = Field(default=None, description="reduced bandwidth")
     latency: Duration | None = Field(default=None, description="added per-request latency")
     corrupt: str | None = Field(
-        default=None, description="glob of keys whose newest object gets corrupted, silently"
+        default=None, description="glob of keys whose objects get corrupted, silently"
+    )
+    which: Annotated[
+        str | int | None,
+        BeforeValidator(
+            _corrupt_choice,
+            json_schema_input_type=Literal["newest", "previous", "all"]
+            | Annotated[int, Field(ge=1)]
+            | None,
+        ),
+    ] = Field(
+        default=None,
+        description="with `corrupt`: which matching object, newest written first: newest "
+        "(default), previous, all, or n (the n-th newest)",
     )
     ops: tuple[str, ...] | None = Field(default=None, description="e.g. [s3.upload_part]")
     count: int | None = Field(default=None, ge=1, description="affect only the next N calls")
@@ -527,6 +558,10 @@ class S3Fault(_Model):
     @model_validator(mode="after")
     def _one_kind(self) -> S3Fault:
         _exactly_one_of(self, ("error", "outage", "bandwidth", "latency", "corrupt"), "s3")
+        if self.which is not None and self.corrupt is None:
+            raise ValueError(
+                "`which` chooses the objects `corrupt` damages; add `corrupt: <glob>` or drop it"
+            )
         for op in self.ops or ():
             if not op.startswith("s3.") or op not in PERSISTENCE_STEPS:
                 raise ValueError(f"`{op}` is not an S3 persistence step")
