@@ -29,29 +29,20 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, cast
 
 from aiohttp import web
-from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo, field_validator
 
 from fake_imds import eventbridge
-from fake_imds.control import (
-    Body,
-    BodyError,
-    NoticeSpec,
-    at_field,
-    check_fields,
-    choice_field,
-    duration_field,
-    string_field,
-)
+from fake_imds.control import At, Body, Duration, NoticeBody, NoticeSpec, ScheduledLead
 from fake_imds.dispatch import NoticeDispatcher
 from fake_imds.middleware import NOTE, Unfaked, error_page, forwarded
 from fake_imds.model import MetadataPlane, Notice, latest
 from fake_imds.server import DialectSite, ImdsV2Mode
-from fake_imds.vocabulary import SCHEDULED_CODES, SPOT_ACTIONS, control_kinds
+from fake_imds.vocabulary import NoticeAction, ScheduledCode
+from harness.bounds import DAY, HOUR
 
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
 MAX_TOKEN_TTL = 21600
-NOTICE_KINDS = control_kinds("aws")
 #: A spot notice comes this long before the interruption (FIS and EC2 alike).
 SPOT_LEAD = 120.0
 API_VERSIONS = (
@@ -127,62 +118,103 @@ class AwsOptions:
 
 
 # -- notices from the control API ---------------------------------------------------------------
-_BASE_FIELDS = ("cloud", "kind", "action", "lead", "at")
+class AwsNotice(NoticeBody):
+    cloud: Literal["aws"] = "aws"
+    at: At = None
 
 
-def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[NoticeSpec]:
-    """The AWS kinds of ``POST /_harness/v1/notices`` (see the module docstring)."""
-    kind = choice_field(body, "kind", NOTICE_KINDS, "spot-interruption")
-    at = at_field(body, plane)
-    if kind == "spot-interruption":
-        check_fields(body, _BASE_FIELDS)
-        action = choice_field(body, "action", SPOT_ACTIONS, "terminate")
-        # Hibernation starts at once: the notice comes, but no two-minute warning.
-        lead = duration_field(body, "lead", 0.0 if action == "hibernate" else SPOT_LEAD)
-        return [NoticeSpec("aws", kind, action, lead, at)]
-    if kind == "rebalance":
-        check_fields(body, ("cloud", "kind", "at"))
-        return [NoticeSpec("aws", kind, "rebalance", 0.0, at)]
-    if kind == "scheduled-event":
-        return [_scheduled_event(body, at)]
-    if kind == "asg-termination":
-        check_fields(body, (*_BASE_FIELDS, "state"))
-        state = string_field(body, "state", "Terminated")
-        lead = duration_field(body, "lead", 0.0)
-        return [NoticeSpec("aws", kind, "terminate", lead, at, {"state": state})]
-    return _fis_sequence(body, plane, at)
+class AwsSpotInterruptionBody(AwsNotice):
+    """``spot/instance-action`` (and ``spot/termination-time`` for terminate)."""
+
+    kind: Literal["spot-interruption"] = "spot-interruption"
+    action: NoticeAction = "terminate"
+    lead: Duration | None = Field(
+        default=None,
+        description="notice to interruption; default 2m, 0s for hibernate (which starts at once)",
+    )
+
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        lead = self.lead
+        if lead is None:  # hibernation starts at once: the notice comes, but no warning
+            lead = 0.0 if self.action == "hibernate" else SPOT_LEAD
+        return [NoticeSpec("aws", self.kind, self.action, lead, self.at)]
 
 
-def _scheduled_event(body: Mapping[str, Any], at: float | None) -> NoticeSpec:
-    check_fields(body, (*_BASE_FIELDS, "window", "description"))
-    code = choice_field(body, "action", SCHEDULED_CODES, "system-reboot")
-    lead = duration_field(body, "lead", 14 * 86400.0, bound="scheduled_lead")
-    window = duration_field(body, "window", 2 * 3600.0)
-    description = string_field(body, "description", _CODE_DESCRIPTIONS[code])
-    params = {"window": window, "description": description}
-    return NoticeSpec("aws", "scheduled-event", code, lead, at, params)
+class AwsRebalanceBody(AwsNotice):
+    """``events/recommendations/rebalance``."""
+
+    kind: Literal["rebalance"]
+
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        return [NoticeSpec("aws", self.kind, "rebalance", 0.0, self.at)]
 
 
-def _fis_sequence(
-    body: Mapping[str, Any], plane: MetadataPlane, at: float | None
-) -> list[NoticeSpec]:
+class AwsScheduledEventBody(AwsNotice):
+    """``events/maintenance/scheduled`` until ``NotBefore``, then ``history``."""
+
+    kind: Literal["scheduled-event"]
+    action: ScheduledCode = Field(default="system-reboot", description="the event code")
+    lead: ScheduledLead = Field(default=14 * DAY, description="notice to NotBefore")
+    window: Duration = Field(default=2 * HOUR, description="NotBefore to NotAfter")
+    description: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="default: per code"
+    )
+
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        description = self.description or _CODE_DESCRIPTIONS[self.action]
+        params = {"window": self.window, "description": description}
+        return [NoticeSpec("aws", self.kind, self.action, self.lead, self.at, params)]
+
+
+class AwsAsgTerminationBody(AwsNotice):
+    """``autoscaling/target-lifecycle-state``."""
+
+    kind: Literal["asg-termination"]
+    action: Literal["terminate"] = "terminate"
+    state: str = Field(default="Terminated", min_length=1, max_length=1024)
+    lead: Duration = 0.0
+
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        params = {"state": self.state}
+        return [NoticeSpec("aws", self.kind, self.action, self.lead, self.at, params)]
+
+
+class AwsFisSpotInterruptionBody(AwsNotice):
     """FIS ``aws:ec2:send-spot-instance-interruptions``: rebalance at the start, the notice two
     minutes before the interruption, the interruption ``lead`` (``durationBeforeInterruption``)
     after the start."""
-    check_fields(body, _BASE_FIELDS)
-    action = choice_field(body, "action", SPOT_ACTIONS, "terminate")
-    lead = duration_field(body, "lead", SPOT_LEAD)
-    if lead < SPOT_LEAD:
-        raise BodyError(
-            "lead", f"'lead' (durationBeforeInterruption) must be at least 2m, got {lead:g}s"
-        )
-    start = plane.now() if at is None else at
-    return [
-        NoticeSpec("aws", "rebalance", "rebalance", 0.0, start, {"fis": True}),
-        NoticeSpec(
-            "aws", "spot-interruption", action, SPOT_LEAD, start + lead - SPOT_LEAD, {"fis": True}
-        ),
-    ]
+
+    kind: Literal["fis-spot-interruption"]
+    action: NoticeAction = "terminate"
+    lead: Duration = Field(default=SPOT_LEAD, description="durationBeforeInterruption, >= 2m")
+
+    @field_validator("lead")
+    @classmethod
+    def _at_least_the_notice(cls, lead: float) -> float:
+        if lead < SPOT_LEAD:
+            raise ValueError(
+                f"'lead' (durationBeforeInterruption) must be at least 2m, got {lead:g}s"
+            )
+        return lead
+
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        start = plane.now() if self.at is None else self.at
+        interruption = start + self.lead - SPOT_LEAD
+        fis = {"fis": True}
+        return [
+            NoticeSpec("aws", "rebalance", "rebalance", 0.0, start, fis),
+            NoticeSpec("aws", "spot-interruption", self.action, SPOT_LEAD, interruption, fis),
+        ]
+
+
+#: The AWS kinds of ``POST /_harness/v1/notices`` (see the module docstring), the default first.
+NOTICE_BODIES: tuple[type[NoticeBody], ...] = (
+    AwsSpotInterruptionBody,
+    AwsRebalanceBody,
+    AwsScheduledEventBody,
+    AwsAsgTerminationBody,
+    AwsFisSpotInterruptionBody,
+)
 
 
 # -- IMDSv2 tokens ------------------------------------------------------------------------------

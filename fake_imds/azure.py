@@ -21,24 +21,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
+from pydantic import Field, StrictInt, field_validator
 
-from fake_imds.control import (
-    BodyError,
-    NoticeSpec,
-    at_field,
-    check_fields,
-    choice_field,
-    duration_field,
-    int_field,
-)
+from fake_imds.control import At, Duration, NoticeBody, NoticeSpec, literal_value
 from fake_imds.middleware import NOTE, Unfaked, forwarded, reason
 from fake_imds.model import MetadataPlane, Notice, RateWindow
-from fake_imds.vocabulary import control_kinds
 
 if TYPE_CHECKING:
     from fake_imds.server import DialectSite
@@ -375,38 +367,94 @@ class AzureMetadata:
 
 
 # -- notices (control API) ----------------------------------------------------------------------
+class AzureNotice(NoticeBody):
+    """An Azure scheduled event; ``lead`` defaults to Azure's documented notice (Preempt 30 s
+    and never less, Terminate 5 min, Redeploy 10 min, Freeze and Reboot 15 min)."""
 
-_FIELDS = ("cloud", "kind", "action", "lead", "at", "source", "description")
+    cloud: Literal["azure"]
+    kind: str
+    action: str | None = None
+    lead: Duration
+    at: At = None
+    source: Literal["Platform", "User"] = Field(default="Platform", description="EventSource")
+    description: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="default: per kind"
+    )
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _action_is_the_kind(cls, action: Any) -> Any:
+        kind = literal_value(cls, "kind")
+        if action is not None and action != kind:
+            raise ValueError(f"'action' of an azure {kind} event is {kind!r}; omit it")
+        return action
+
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        # source, description if given, and the kind's own: a freeze's duration, a window
+        shared = {"cloud", "kind", "action", "lead", "at"}
+        params = self.model_dump(exclude=shared, exclude_none=True)
+        return [NoticeSpec("azure", self.kind, self.kind, self.lead, self.at, params)]
 
 
-def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[NoticeSpec]:
-    """The Azure kinds of ``POST /_harness/v1/notices``.
+class AzurePreemptBody(AzureNotice):
+    """Preempt: the Spot VM is evicted at the deadline."""
 
-    ``{"cloud": "azure", "kind": "preempt", "lead": "30s"}``; also ``terminate``, ``freeze``
-    (``duration``: how long the VM is paused, default 5 s), ``reboot`` and ``redeploy``
-    (``window``: how long the Started event stays, default 60 s). ``lead`` defaults to Azure's
-    documented notice (Preempt 30 s and never less, Terminate 5 min, Redeploy 10 min, Freeze and
-    Reboot 15 min); ``source`` is ``Platform`` or ``User``.
-    """
-    kind = choice_field(body, "kind", control_kinds("azure"), "preempt")
-    at = at_field(body, plane)
-    extra = {"freeze": ("duration",), "reboot": ("window",), "redeploy": ("window",)}
-    check_fields(body, (*_FIELDS, *extra.get(kind, ())))
-    if body.get("action", kind) != kind:
-        raise BodyError("action", f"'action' of an azure {kind} event is {kind!r}; omit it")
-    lead = duration_field(body, "lead", DEFAULT_LEADS[kind])
-    if kind == "preempt" and lead < MIN_PREEMPT_LEAD:
-        raise BodyError("lead", f"'lead': Azure gives a Preempt at least 30s notice, got {lead:g}s")
-    default_source = "User" if kind == "terminate" else "Platform"
-    source = choice_field(body, "source", ("Platform", "User"), default_source)
-    params: dict[str, Any] = {"source": source}
-    if "description" in body:
-        params["description"] = str(body["description"])
-    if kind == "freeze":
-        params["duration"] = int_field(body, "duration", 5, low=0, high=3600)
-    if kind in ("reboot", "redeploy"):
-        params["window"] = duration_field(body, "window", 60.0)
-    return [NoticeSpec("azure", kind, kind, lead, at, params)]
+    kind: Literal["preempt"] = "preempt"
+    action: Literal["preempt"] | None = None
+    lead: Duration = Field(default=DEFAULT_LEADS["preempt"], description="at least 30s")
+
+    @field_validator("lead")
+    @classmethod
+    def _at_least_azures_notice(cls, lead: float) -> float:
+        if lead < MIN_PREEMPT_LEAD:
+            raise ValueError(f"'lead': Azure gives a Preempt at least 30s notice, got {lead:g}s")
+        return lead
+
+
+class AzureTerminateBody(AzureNotice):
+    """Terminate: the VM is deleted at the deadline."""
+
+    kind: Literal["terminate"]
+    action: Literal["terminate"] | None = None
+    lead: Duration = DEFAULT_LEADS["terminate"]
+    source: Literal["Platform", "User"] = Field(default="User", description="EventSource")
+
+
+class AzureFreezeBody(AzureNotice):
+    """Freeze: the VM is paused for ``duration`` seconds."""
+
+    kind: Literal["freeze"]
+    action: Literal["freeze"] | None = None
+    lead: Duration = DEFAULT_LEADS["freeze"]
+    duration: StrictInt = Field(default=5, ge=0, le=3600, description="seconds paused")
+
+
+class AzureRebootBody(AzureNotice):
+    """Reboot; the Started event stays ``window`` long."""
+
+    kind: Literal["reboot"]
+    action: Literal["reboot"] | None = None
+    lead: Duration = DEFAULT_LEADS["reboot"]
+    window: Duration = Field(default=60.0, description="how long the Started event stays")
+
+
+class AzureRedeployBody(AzureNotice):
+    """Redeploy to another host; the Started event stays ``window`` long."""
+
+    kind: Literal["redeploy"]
+    action: Literal["redeploy"] | None = None
+    lead: Duration = DEFAULT_LEADS["redeploy"]
+    window: Duration = Field(default=60.0, description="how long the Started event stays")
+
+
+#: The Azure kinds of ``POST /_harness/v1/notices``, the default first.
+NOTICE_BODIES: tuple[type[NoticeBody], ...] = (
+    AzurePreemptBody,
+    AzureTerminateBody,
+    AzureFreezeBody,
+    AzureRebootBody,
+    AzureRedeployBody,
+)
 
 
 def install(site: DialectSite) -> None:

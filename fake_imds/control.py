@@ -17,13 +17,16 @@
 ``POST   reset``           forget notices, faults and the log
 =========================  ==================================================================
 
-``POST notices`` dispatches on ``cloud`` to :data:`NOTICE_PARSERS`: each cloud's module
-provides ``parse_notice(body, plane) -> Sequence[NoticeSpec]`` and is registered there by name,
-so a cloud adds its notice kinds without touching this module's logic. Malformed bodies get
-``400 {"error": "...", "field": "<name>"}``: a value out of its range (:mod:`harness.bounds`),
-a body over 64 KiB (413) or nesting deeper than 16 levels. Validate, then store: every notice
-is rendered the way each dialect would show it before it is scheduled, so nothing the API
-accepts can make a metadata path fail later.
+``POST notices`` bodies are pydantic models, one per cloud and kind (:class:`NoticeBody`):
+each cloud's module lists its models in ``NOTICE_BODIES``, registered here by name in
+:data:`NOTICE_BODIES`, and the body is validated against the union of them all, picked by
+``cloud`` then ``kind`` (:class:`Choice`), so a cloud adds its notice kinds without touching this
+module's logic and the JSON Schema (``harness schema control``) is generated from the same models.
+Malformed bodies get ``400 {"error": "...", "field": "<name>"}`` naming the field, what is wrong
+and what it takes: an unknown field, a wrong type, a value out of its range
+(:mod:`harness.bounds`), a body over 64 KiB (413) or nesting deeper than 16 levels. Validate,
+then store: every notice is rendered the way each dialect would show it before it is scheduled,
+so nothing the API accepts can make a metadata path fail later.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from __future__ import annotations
 import importlib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol, Self, cast
+from functools import cache
+from typing import Annotated, Any, Literal, Protocol, Self, Union, get_args, get_origin
 
 from aiohttp import web
 from pydantic import (
@@ -42,15 +47,27 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StrictInt,
+    Tag,
+    TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
 )
+from pydantic_core import ErrorDetails
 
 from fake_imds.model import Fault, MetadataPlane, Notice, RenderError, ServedRequest
 from fake_imds.vocabulary import CLOUDS, Cloud, FaultKind
-from harness.bounds import BOUNDS, MONTH, BoundError, check
-from harness.units import DURATION_HELP, UnitError, format_duration, parse_duration
+from harness.bounds import MONTH, check, format_days
+from harness.errors import did_you_mean
+from harness.units import (
+    DURATION_HELP,
+    DURATION_SCHEMA,
+    UnitError,
+    parse_duration,
+)
 
 PREFIX = "/_harness/v1"
 #: The largest control-API body accepted (413 beyond), and the deepest JSON nesting (400).
@@ -68,7 +85,7 @@ class BodyError(ValueError):
 
 @dataclass(frozen=True)
 class NoticeSpec:
-    """One notice a parser wants scheduled: arguments of :meth:`MetadataPlane.add_notice`."""
+    """One notice a body asks for: arguments of :meth:`MetadataPlane.add_notice`."""
 
     cloud: Cloud
     kind: str
@@ -76,30 +93,6 @@ class NoticeSpec:
     lead: float
     at: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
-
-
-NoticeParser = Callable[[Mapping[str, Any], MetadataPlane], Sequence[NoticeSpec]]
-
-#: cloud -> its notice parser, or ``"module:function"`` naming one (imported when first used).
-NOTICE_PARSERS: dict[str, NoticeParser | str] = {
-    "aws": "fake_imds.aws:parse_notice",
-    "gcp": "fake_imds.gcp:parse_notice",
-    "azure": "fake_imds.azure:parse_notice",
-    "webhook": "fake_imds.webhook:parse_notice",
-    "kubernetes": "fake_imds.signals:parse_notice",
-}
-
-
-def notice_parser(cloud: str) -> NoticeParser:
-    entry = NOTICE_PARSERS.get(cloud)
-    if entry is None:
-        known = ", ".join(sorted(NOTICE_PARSERS))
-        raise BodyError("cloud", f"unknown cloud {cloud!r}; this server knows: {known}")
-    if isinstance(entry, str):
-        module_name, attr = entry.split(":")
-        entry = cast(NoticeParser, getattr(importlib.import_module(module_name), attr))
-        NOTICE_PARSERS[cloud] = entry
-    return entry
 
 
 # -- bodies as pydantic models ------------------------------------------------------------------
@@ -114,41 +107,89 @@ class Body(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as invalid:
-            raise body_error(cls, invalid) from None
+            error = invalid.errors()[0]
+            raise body_error(cls, error, error["loc"]) from None
 
 
-def body_error(model: type[BaseModel], invalid: ValidationError) -> BodyError:
-    error = invalid.errors()[0]
-    loc = error["loc"]
+def body_error(model: type[BaseModel], error: ErrorDetails, loc: Sequence[Any]) -> BodyError:
+    """A :class:`BodyError` from one pydantic ``error`` at ``loc`` within ``model``, worded
+    ``'<field>' <what is wrong>, got <value>`` with the choices or the range to pick from."""
     name = str(loc[0]) if loc else "body"
-    if error["type"] == "extra_forbidden":
+    kind, given = error["type"], error["input"]
+    if kind == "extra_forbidden":
         known = ", ".join(sorted(f.alias or n for n, f in model.model_fields.items()))
         return BodyError(name, f"unknown field {name!r}; allowed here: {known}")
-    if error["type"] == "missing":
+    if kind == "missing":
         return BodyError(name, f"{name!r} is required")
+    if kind == "literal_error":
+        return _not_one_of(name, _choices(model, name), given)
+    low, high = _range(model, name)
+    if kind in ("greater_than_equal", "less_than_equal") and None not in (low, high):
+        return BodyError(name, f"{name!r} must be between {low} and {high}, got {_short(given)}")
     message = error["msg"].removeprefix("Value error, ")
-    if message.startswith(f"{name} = "):  # a bound: it names the field, value and range
+    if message.startswith((f"{name} = ", f"{name!r}")):  # names the field (a bound) already
         return BodyError(name, message)
-    if message.startswith(f"`{name}`"):  # names the field already
-        return BodyError(name, f"{message}, got {_short(error['input'])}")
-    return BodyError(name, f"{name!r}: {message[:1].lower()}{message[1:]}, got {error['input']!r}")
+    if message.startswith(f"`{name}`"):
+        return BodyError(name, f"{message}, got {_short(given)}")
+    return BodyError(name, f"{name!r}: {message[:1].lower()}{message[1:]}, got {_short(given)}")
 
 
-def bounded_duration(bound: str) -> Callable[[Any], float | None]:
-    """A pydantic validator: the duration grammar, then ``BOUNDS[bound]`` (null: absent)."""
+def _not_one_of(name: str, choices: Sequence[str], given: Any) -> BodyError:
+    hint = did_you_mean(given, choices) if isinstance(given, str) else ""
+    return BodyError(
+        name, f"{name!r} must be one of {', '.join(choices)}, got {_short(given)}{hint}"
+    )
 
-    def validate(value: Any) -> float | None:
-        if value is None:
-            return None
+
+def _choices(model: type[BaseModel], name: str) -> list[str]:
+    """The values a ``Literal`` field (or a union holding one) takes."""
+    found: list[str] = []
+    pending = [model.model_fields[name].annotation] if name in model.model_fields else []
+    while pending:
+        annotation = pending.pop(0)
+        if get_origin(annotation) is Literal:
+            found.extend(str(choice) for choice in get_args(annotation))
+        else:
+            pending.extend(get_args(annotation))
+    return found
+
+
+def _range(model: type[BaseModel], name: str) -> tuple[Any, Any]:
+    info = model.model_fields.get(name)
+    metadata = info.metadata if info is not None else []
+    low = next((m.ge for m in metadata if hasattr(m, "ge")), None)  # annotated_types.Ge
+    high = next((m.le for m in metadata if hasattr(m, "le")), None)
+    return low, high
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _bounded_duration(bound: str | None = None) -> BeforeValidator:
+    """The duration grammar, then the range of the field (``BOUNDS[bound or field]``)."""
+
+    def validate(value: Any, info: ValidationInfo) -> float:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError(f"expected {DURATION_HELP}")
         try:
             seconds = parse_duration(value)
         except UnitError:
             raise ValueError(f"expected {DURATION_HELP}") from None
-        return check(bound, seconds, value)
+        name = (info.field_name or "duration").removesuffix("_")  # for_ is written ``for``
+        return check(name, seconds, value, bound=bound)
 
-    return validate
+    return BeforeValidator(validate)
+
+
+#: Seconds, written in the duration grammar (``90s``, ``2m``, ``PT2M``, a bare number) and
+#: within the field's range in :data:`harness.bounds.BOUNDS`.
+Duration = Annotated[float, _bounded_duration(), WithJsonSchema(DURATION_SCHEMA)]
+#: A scheduled event's lead: up to a month, not a day.
+ScheduledLead = Annotated[
+    float, _bounded_duration("scheduled_lead"), WithJsonSchema(DURATION_SCHEMA)
+]
 
 
 def _bounded_int(bound: str) -> Callable[[int], int]:
@@ -159,136 +200,156 @@ def _bounded_int(bound: str) -> Callable[[int], int]:
     return validate
 
 
-class FaultBody(Body):
-    """``POST faults``: a failure of the metadata paths matching ``path``."""
-
-    kind: FaultKind
-    path: str = Field(default="*", min_length=1, max_length=1024)
-    for_: Annotated[float | None, BeforeValidator(bounded_duration("for"))] = Field(
-        default=None, alias="for"
-    )
-    status: StrictInt = Field(default=500, ge=400, le=599)
-    latency: Annotated[float | None, BeforeValidator(bounded_duration("latency"))] = None
-    limit: Annotated[StrictInt, AfterValidator(_bounded_int("limit"))] = 5
-
-
-class NoticeEnvelope(Body):
-    """What every ``POST notices`` body shares; the cloud's parser reads the rest."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    cloud: Cloud = "aws"
-    kind: str | None = Field(default=None, max_length=64)
-    action: str | None = Field(default=None, max_length=64)
-
-
-# -- body field helpers, for every cloud's parser -----------------------------------------------
-def check_fields(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    """Refuse unknown fields, so a typo (``leed``) is an error rather than silently ignored."""
-    allowed_set = set(allowed)
-    for name in body:
-        if name not in allowed_set:
-            known = ", ".join(sorted(allowed_set))
-            raise BodyError(name, f"unknown field {name!r}; allowed here: {known}")
-
-
-def duration_field(
-    body: Mapping[str, Any], name: str, default: float | None = None, *, bound: str | None = None
-) -> float:
-    """A duration within ``BOUNDS[bound or name]`` (the default is trusted)."""
-    value = body.get(name)
-    if value is None:
-        if default is None:
-            raise BodyError(name, f"{name!r} is required: {DURATION_HELP}")
-        return default
-    try:
-        return cast(float, bounded_duration(bound or name)(value))
-    except BoundError as out_of_range:
-        raise BodyError(name, str(out_of_range)) from None
-    except ValueError:
-        raise BodyError(name, f"{name!r}: expected {DURATION_HELP}, got {value!r}") from None
-
-
-def choice_field(
-    body: Mapping[str, Any], name: str, choices: Sequence[str], default: str | None = None
-) -> str:
-    value = body.get(name, default)
-    if value is None:
-        raise BodyError(name, f"{name!r} is required: one of {', '.join(choices)}")
-    if not isinstance(value, str) or value not in choices:
-        raise BodyError(name, f"{name!r} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def string_field(
-    body: Mapping[str, Any], name: str, default: str | None = None, *, max_length: int = 1024
-) -> str:
-    value = body.get(name, default)
-    if not isinstance(value, str) or not value or len(value) > max_length:
-        raise BodyError(
-            name,
-            f"{name!r} must be a non-empty string of at most {max_length} characters, "
-            f"got {_short(value)}",
-        )
-    return value
-
-
-def int_field(
-    body: Mapping[str, Any], name: str, default: int, *, low: int, high: int | None = None
-) -> int:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BodyError(name, f"{name!r} must be an integer, got {_short(value)}")
-    if name in BOUNDS and high is None:
-        high = int(BOUNDS[name].high)
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"between {low} and {high}"
-        raise BodyError(name, f"{name!r} must be {bounds}, got {_short(value)}")
-    return value
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 #: How far from the server's clock an absolute ``at`` may be, either way.
 AT_RANGE = MONTH
+AT_HELP = "an ISO-8601 time such as 2026-01-01T00:05:00Z, or +<duration> such as +30s"
 
 
-def at_field(body: Mapping[str, Any], plane: MetadataPlane, name: str = "at") -> float | None:
-    """``at``: an absolute ISO-8601 time (``2026-01-01T00:05:00Z``) or ``+<duration>`` from now,
-    within a month of the server's clock either way.
-
-    Returns a clock instant, or ``None`` when absent (meaning: now).
-    """
-    value = body.get(name)
+def _clock_instant(value: Any, info: ValidationInfo) -> float | None:
+    """``at`` as an instant of the plane's clock (given in the validation context): an
+    absolute time within a month of the clock either way, or ``+<duration>`` from now."""
     if value is None:
         return None
+    plane = (info.context or {}).get("plane")
+    if not isinstance(plane, MetadataPlane):  # a bug, not a bad body: pydantic lets it through
+        raise TypeError("validate notice bodies with context={'plane': <MetadataPlane>}")
     if not isinstance(value, str):
-        raise BodyError(
-            name, f"{name!r} must be an ISO-8601 time or +<duration>, got {_short(value)}"
-        )
+        raise ValueError(f"'at' must be {AT_HELP}, got {_short(value)}")
     if value.startswith("+"):
-        return plane.now() + duration_field({name: value[1:]}, name)
+        try:
+            seconds = parse_duration(value[1:])
+        except UnitError:
+            raise ValueError(f"'at' must be {AT_HELP}, got {_short(value)}") from None
+        return plane.now() + check("at", seconds, value)
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         offset = (when - plane.calendar(plane.now())).total_seconds()
     except (ValueError, OverflowError):
-        raise BodyError(
-            name,
-            f"{name!r} must be an ISO-8601 time such as 2026-01-01T00:05:00Z, or +<duration> "
-            f"such as +30s, got {_short(value)}",
-        ) from None
+        raise ValueError(f"'at' must be {AT_HELP}, got {_short(value)}") from None
     if abs(offset) > AT_RANGE:
-        raise BodyError(
-            name,
-            f"{name} = {value} is out of range: expected within {format_duration(AT_RANGE)} "
-            f"of the server's clock ({plane.iso(plane.now())})",
+        raise ValueError(
+            f"at = {value} is out of range: expected within {format_days(AT_RANGE)} "
+            f"of the server's clock ({plane.iso(plane.now())})"
         )
     return plane.now() + offset
+
+
+#: When a notice appears (default: now), as an instant of the server's clock.
+At = Annotated[
+    float | None,
+    BeforeValidator(_clock_instant, json_schema_input_type=str | None),
+    Field(description=f"when the notice appears: {AT_HELP}; default: now"),
+]
+
+
+class FaultBody(Body):
+    """``POST faults``: a failure of the metadata paths matching ``path``."""
+
+    kind: FaultKind
+    path: str = Field(default="*", min_length=1, max_length=1024)
+    for_: Duration | None = Field(default=None, alias="for")
+    status: StrictInt = Field(default=500, ge=400, le=599)
+    latency: Duration | None = None
+    limit: Annotated[StrictInt, AfterValidator(_bounded_int("limit"))] = 5
+
+
+class NoticeBody(Body, ABC):
+    """One kind of ``POST notices`` body of one cloud. Each cloud's module defines one model
+    per kind in :data:`NOTICE_BODIES`; every model has a ``cloud`` field and a ``kind`` field
+    (a ``Literal``), required except in the default cloud and the default kind, so that the
+    JSON Schema tells the kinds apart as the server does."""
+
+    @abstractmethod
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        """The notices to schedule (several for a sequence such as FIS's)."""
+
+
+#: cloud -> ``"module:NAME"``, NAME being a tuple of the cloud's :class:`NoticeBody` models,
+#: the default kind first (imported when first used, as the modules import this one).
+NOTICE_BODIES: dict[Cloud, str] = {
+    "aws": "fake_imds.aws:NOTICE_BODIES",
+    "gcp": "fake_imds.gcp:NOTICE_BODIES",
+    "azure": "fake_imds.azure:NOTICE_BODIES",
+    "webhook": "fake_imds.webhook:NOTICE_BODIES",
+    "kubernetes": "fake_imds.signals:NOTICE_BODIES",
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A body picked by the value of one of its fields (``key``), the first option being the
+    default: a pydantic discriminated union that errors can be traced back through."""
+
+    key: str
+    options: Mapping[str, Choice | type[NoticeBody]]
+
+    def annotation(self) -> Any:
+        members = tuple(
+            Annotated[option.annotation() if isinstance(option, Choice) else option, Tag(tag)]
+            for tag, option in self.options.items()
+        )
+        return Annotated[Union[members], Discriminator(self._tag)]  # noqa: UP007
+
+    def _tag(self, value: Any) -> str | None:
+        """The option ``value`` asks for (absent: the default); ``None`` when it names none."""
+        if not isinstance(value, Mapping):
+            return None
+        tag = value.get(self.key, next(iter(self.options)))
+        return tag if isinstance(tag, str) else None
+
+    def locate(self, loc: Sequence[Any]) -> tuple[Choice | type[NoticeBody], Sequence[Any]]:
+        """The choice or the model an error at ``loc`` is in, and its place there."""
+        if loc and loc[0] in self.options:
+            option = self.options[loc[0]]
+            if isinstance(option, Choice):
+                return option.locate(loc[1:])
+            return option, loc[1:]
+        return self, loc
+
+
+def literal_value(model: type[BaseModel], name: str) -> str:
+    """The one value of a ``Literal`` field, such as a notice body's ``kind``."""
+    (value,) = get_args(model.model_fields[name].annotation)
+    return str(value)
+
+
+def _kinds(models: Sequence[type[NoticeBody]]) -> Choice | type[NoticeBody]:
+    if len(models) == 1:
+        return models[0]
+    return Choice("kind", {literal_value(model, "kind"): model for model in models})
+
+
+@cache
+def notice_bodies() -> Choice:
+    """Every ``POST notices`` body: the models of each cloud, by ``cloud`` then ``kind``."""
+    options: dict[str, Choice | type[NoticeBody]] = {}
+    for cloud, entry in NOTICE_BODIES.items():
+        module_name, attr = entry.split(":")
+        options[cloud] = _kinds(getattr(importlib.import_module(module_name), attr))
+    return Choice("cloud", options)
+
+
+@cache
+def notice_adapter() -> TypeAdapter[NoticeBody]:
+    return TypeAdapter(notice_bodies().annotation())
+
+
+def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> NoticeBody:
+    """The model of a ``POST notices`` body, ``at`` read against ``plane``'s clock; else a
+    :class:`BodyError` naming the field."""
+    if not isinstance(body, Mapping):
+        raise BodyError("body", "the body must be a JSON object")
+    try:
+        return notice_adapter().validate_python(body, context={"plane": plane})
+    except ValidationError as invalid:
+        error = invalid.errors()[0]
+        where, loc = notice_bodies().locate(error["loc"])
+        if isinstance(where, Choice):  # no such cloud, or no such kind on it
+            given = body.get(where.key)
+            raise _not_one_of(where.key, list(where.options), given) from None
+        raise body_error(where, error, loc) from None
 
 
 # -- faults -------------------------------------------------------------------------------------
@@ -343,13 +404,10 @@ def request_json(seq: int, served: ServedRequest, plane: MetadataPlane) -> dict[
 
 # -- what the handlers do, callable without HTTP (the sync wrapper, the runner) ---------------
 def schedule_notice(plane: MetadataPlane, body: Mapping[str, Any]) -> list[Notice]:
-    """Validate a ``POST notices`` body with its cloud's parser, render every notice it makes
-    the way each dialect would show it, and only then schedule them (all or none)."""
-    if body.get("cloud", "aws") not in CLOUDS:
-        cloud = body.get("cloud")
-        raise BodyError("cloud", f"'cloud' must be one of {', '.join(CLOUDS)}, got {cloud!r}")
-    envelope = NoticeEnvelope.parse(body)
-    specs = notice_parser(envelope.cloud)(body, plane)
+    """Validate a ``POST notices`` body against its cloud's and kind's model, render every
+    notice it makes the way each dialect would show it, and only then schedule them (all or
+    none)."""
+    specs = parse_notice(body, plane).specs(plane)
     previews = [
         plane.preview_notice(s.cloud, s.kind, s.action, lead=s.lead, at=s.at, params=s.params)
         for s in specs
@@ -466,7 +524,7 @@ class ControlApi:
         return web.json_response(
             {
                 "service": "spot-harness fake metadata server",
-                "clouds": sorted(NOTICE_PARSERS),
+                "clouds": sorted(NOTICE_BODIES),
                 "time": self.plane.iso(self.plane.now()),
                 "clock": self.plane.now(),
             }

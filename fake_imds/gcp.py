@@ -28,23 +28,17 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from pydantic import Field, ValidationInfo, field_validator
 
-from fake_imds.control import (
-    BodyError,
-    NoticeSpec,
-    at_field,
-    check_fields,
-    choice_field,
-    duration_field,
-)
+from fake_imds.control import At, Duration, NoticeBody, NoticeSpec
 from fake_imds.middleware import NOTE, Unfaked, forwarded, reason
 from fake_imds.model import MetadataPlane, Notice
 from fake_imds.signals import GCP_MAX_SHUTDOWN
-from fake_imds.vocabulary import GCP_MAINTENANCE_ACTIONS, GCP_PREEMPTION_ACTIONS, control_kinds
+from fake_imds.vocabulary import GcpMaintenanceAction, GcpPreemptionAction
 
 if TYPE_CHECKING:
     from fake_imds.server import DialectSite
@@ -476,41 +470,49 @@ class GcpMetadata:
 
 
 # -- notices (control API) --------------------------------------------------------------------
-
-_FIELDS = ("cloud", "kind", "action", "lead", "at")
-
-
-def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[NoticeSpec]:
-    """The GCP kinds of ``POST /_harness/v1/notices``.
-
-    ``{"cloud": "gcp", "kind": "preemption", "lead": "30s"}`` (``lead``: preemption notice to
-    hard off, default 30 s; ``shutdown``: soft off to hard off, default and at most 30 s;
-    ``action`` terminate or stop) or ``{"cloud": "gcp", "kind": "maintenance", "action":
-    "migrate"}`` (``action`` migrate or terminate, ``lead`` default 60 s).
-    """
-    kind = choice_field(body, "kind", control_kinds("gcp"), "preemption")
-    at = at_field(body, plane)
-    if kind == "preemption":
-        return [_preemption(body, at)]
-    check_fields(body, _FIELDS)
-    action = choice_field(body, "action", GCP_MAINTENANCE_ACTIONS, "migrate")
-    lead = duration_field(body, "lead", DEFAULT_MAINTENANCE_LEAD)
-    return [NoticeSpec("gcp", "maintenance", action, lead, at)]
+class GcpNotice(NoticeBody):
+    cloud: Literal["gcp"]
+    at: At = None
 
 
-def _preemption(body: Mapping[str, Any], at: float | None) -> NoticeSpec:
-    check_fields(body, (*_FIELDS, "shutdown"))
-    action = choice_field(body, "action", GCP_PREEMPTION_ACTIONS, "terminate")
-    lead = duration_field(body, "lead", GCP_MAX_SHUTDOWN)
-    shutdown = duration_field(body, "shutdown", min(lead, GCP_MAX_SHUTDOWN))
-    if shutdown > GCP_MAX_SHUTDOWN:
-        raise BodyError(
-            "shutdown", "'shutdown': GCP's hard off comes at most 30s after the soft off"
-        )
-    if shutdown > lead:
-        raise BodyError("shutdown", "'shutdown' must not be longer than 'lead'")
-    params = {"shutdown": shutdown}
-    return NoticeSpec("gcp", "preemption", action, lead, at, params)
+class GcpPreemptionBody(GcpNotice):
+    """A preemption: ``instance/preempted`` TRUE and the ACPI soft off ``shutdown`` before the
+    hard off (the deadline)."""
+
+    kind: Literal["preemption"] = "preemption"
+    action: GcpPreemptionAction = "terminate"
+    lead: Duration = Field(default=GCP_MAX_SHUTDOWN, description="notice to hard off")
+    shutdown: Duration | None = Field(
+        default=None, description="soft off to hard off; default and at most 30s, <= lead"
+    )
+
+    @field_validator("shutdown")
+    @classmethod
+    def _within_lead(cls, shutdown: float | None, info: ValidationInfo) -> float | None:
+        lead = info.data.get("lead")
+        if shutdown is not None and lead is not None and shutdown > lead:
+            raise ValueError("'shutdown' must not be longer than 'lead'")
+        return shutdown
+
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        shutdown = self.shutdown if self.shutdown is not None else min(self.lead, GCP_MAX_SHUTDOWN)
+        params = {"shutdown": shutdown}
+        return [NoticeSpec("gcp", self.kind, self.action, self.lead, self.at, params)]
+
+
+class GcpMaintenanceBody(GcpNotice):
+    """A host maintenance event: ``instance/maintenance-event`` shows the action."""
+
+    kind: Literal["maintenance"]
+    action: GcpMaintenanceAction = "migrate"
+    lead: Duration = DEFAULT_MAINTENANCE_LEAD
+
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        return [NoticeSpec("gcp", self.kind, self.action, self.lead, self.at)]
+
+
+#: The GCP kinds of ``POST /_harness/v1/notices``, the default first.
+NOTICE_BODIES: tuple[type[NoticeBody], ...] = (GcpPreemptionBody, GcpMaintenanceBody)
 
 
 def soft_off_at(notice: Notice) -> float:

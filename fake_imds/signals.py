@@ -26,17 +26,17 @@ import asyncio
 import contextlib
 import os
 import signal as _signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aiohttp import web
+from pydantic import Field
 
-from fake_imds.control import NoticeSpec, at_field, check_fields, choice_field, duration_field
+from fake_imds.control import At, Duration, NoticeBody, NoticeSpec
 from fake_imds.dispatch import NoticeDispatcher
 from fake_imds.model import MetadataPlane, Notice
-from fake_imds.vocabulary import control_kinds
 
 if TYPE_CHECKING:
     from fake_imds.server import DialectSite
@@ -447,16 +447,24 @@ class SignalDispatcher(NoticeDispatcher):
 # -- notices (control API) and the server hook ----------------------------------------------
 
 
-def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[NoticeSpec]:
+class KubernetesEvictionBody(NoticeBody):
     """``{"cloud": "kubernetes", "kind": "eviction", "grace": "30s"}``: SIGTERM when issued
-    (after the preStop hook, if the target has one), SIGKILL ``grace`` later (default 30 s)."""
-    check_fields(body, ("cloud", "kind", "grace", "at"))
-    choice_field(body, "kind", control_kinds("kubernetes"), "eviction")
-    grace = duration_field(body, "grace", DEFAULT_GRACE)
-    at = at_field(body, plane)
-    # The deadline is the SIGKILL, which the kubelet never sends sooner than 2 s after SIGTERM.
-    lead = max(grace, MIN_TERM_WINDOW)
-    return [NoticeSpec("kubernetes", "eviction", "terminate", lead, at, {"grace": grace})]
+    (after the preStop hook, if the target has one), SIGKILL ``grace`` later."""
+
+    cloud: Literal["kubernetes"]
+    kind: Literal["eviction"] = "eviction"
+    grace: Duration = Field(default=DEFAULT_GRACE, description="terminationGracePeriodSeconds")
+    at: At = None
+
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        # The deadline is the SIGKILL, which the kubelet never sends sooner than 2 s after SIGTERM.
+        lead = max(self.grace, MIN_TERM_WINDOW)
+        params = {"grace": self.grace}
+        return [NoticeSpec("kubernetes", self.kind, "terminate", lead, self.at, params)]
+
+
+#: The Kubernetes body of ``POST /_harness/v1/notices``.
+NOTICE_BODIES: tuple[type[NoticeBody], ...] = (KubernetesEvictionBody,)
 
 
 @dataclass(frozen=True)

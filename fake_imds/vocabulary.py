@@ -1,6 +1,6 @@
 """The one vocabulary of clouds, notice kinds, actions and fault kinds.
 
-The control API (:mod:`fake_imds.control` and each cloud's ``parse_notice``), the scenario model
+The control API (:mod:`fake_imds.control` and each cloud's notice body models), the scenario model
 (:mod:`harness.scenario.model`) and the scenario timeline (:mod:`harness.sim.timeline`) all read
 these tables, so a kind or an action is added in one place and every layer agrees on it.
 """
@@ -8,14 +8,25 @@ these tables, so a kind or an action is added in one place and every layer agree
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, get_args
 
 Cloud = Literal["aws", "gcp", "azure", "webhook", "kubernetes"]
 CLOUDS: tuple[Cloud, ...] = ("aws", "gcp", "azure", "webhook", "kubernetes")
 
 #: What a notice announces happens to the instance at its deadline.
 NoticeAction = Literal["terminate", "stop", "hibernate"]
-NOTICE_ACTIONS_ALL: tuple[NoticeAction, ...] = ("terminate", "stop", "hibernate")
+NOTICE_ACTIONS_ALL: tuple[NoticeAction, ...] = get_args(NoticeAction)
+#: GCP: the actions of a preemption, and of a host maintenance event.
+GcpPreemptionAction = Literal["terminate", "stop"]
+GcpMaintenanceAction = Literal["migrate", "terminate"]
+#: AWS scheduled-event codes (``events/maintenance/scheduled``), the first being the default.
+ScheduledCode = Literal[
+    "system-reboot",
+    "instance-reboot",
+    "system-maintenance",
+    "instance-retirement",
+    "instance-stop",
+]
 
 #: Notice kinds a scenario may use, per cloud, the first being the cloud's default; the value
 #: says whether the notice ends the instance at its deadline.
@@ -49,10 +60,10 @@ def control_kinds(cloud: Cloud) -> tuple[str, ...]:
 
 #: The actions a scenario notice may announce on each cloud.
 NOTICE_ACTIONS: Mapping[Cloud, tuple[NoticeAction, ...]] = {
-    "aws": ("terminate", "stop", "hibernate"),
-    "gcp": ("terminate", "stop"),
+    "aws": NOTICE_ACTIONS_ALL,
+    "gcp": get_args(GcpPreemptionAction),
     "azure": ("terminate",),
-    "webhook": ("terminate", "stop", "hibernate"),
+    "webhook": NOTICE_ACTIONS_ALL,
     "kubernetes": ("terminate",),
 }
 
@@ -67,26 +78,11 @@ def takes_action(cloud: Cloud, kind: str) -> bool:
     return cloud == "webhook" or (cloud, kind) in ACTION_KINDS
 
 
-#: AWS spot interruption actions (``spot/instance-action``).
-SPOT_ACTIONS: tuple[NoticeAction, ...] = NOTICE_ACTIONS["aws"]
-#: AWS scheduled-event codes (``events/maintenance/scheduled``), the first being the default.
-SCHEDULED_CODES: tuple[str, ...] = (
-    "system-reboot",
-    "instance-reboot",
-    "system-maintenance",
-    "instance-retirement",
-    "instance-stop",
-)
 #: The scheduled-event code standing for a scenario notice's action.
-SCHEDULED_CODE_FOR_ACTION: Mapping[str, str] = {
+SCHEDULED_CODE_FOR_ACTION: Mapping[str, ScheduledCode] = {
     "terminate": "instance-retirement",
     "stop": "instance-stop",
 }
-#: GCP: the actions of a preemption, and of a host maintenance event.
-GCP_PREEMPTION_ACTIONS: tuple[NoticeAction, ...] = NOTICE_ACTIONS["gcp"]
-GCP_MAINTENANCE_ACTIONS: tuple[str, ...] = ("migrate", "terminate")
-#: Webhook notices may announce any action.
-WEBHOOK_ACTIONS: tuple[NoticeAction, ...] = NOTICE_ACTIONS["webhook"]
 
 #: Default lead (notice to deadline) per cloud: its spot notice's. On Kubernetes: the grace.
 DEFAULT_LEAD: Mapping[Cloud, float] = {

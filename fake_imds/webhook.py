@@ -13,26 +13,19 @@ thread).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from pydantic import AfterValidator, Field
 
-from fake_imds.control import (
-    BodyError,
-    NoticeSpec,
-    at_field,
-    check_fields,
-    choice_field,
-    duration_field,
-    string_field,
-)
+from fake_imds.control import At, Duration, NoticeBody, NoticeSpec
 from fake_imds.dispatch import NoticeDispatcher
 from fake_imds.model import MetadataPlane, Notice
-from fake_imds.vocabulary import WEBHOOK_ACTIONS
+from fake_imds.vocabulary import NoticeAction
 
 if TYPE_CHECKING:
     from fake_imds.server import DialectSite
@@ -272,19 +265,31 @@ class WebhookOptions:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def parse_notice(body: Mapping[str, Any], plane: MetadataPlane) -> Sequence[NoticeSpec]:
-    """``{"cloud": "webhook", "url": "http://...", "lead": "2m"}``; also ``action`` (terminate,
-    stop, hibernate; default terminate), ``kind`` (default ``interruption``) and ``at``."""
-    check_fields(body, ("cloud", "kind", "url", "action", "lead", "at"))
-    url = string_field(body, "url")
+def _http_url(url: str) -> str:
     try:
-        check_url(url)
+        return check_url(url)
     except ValueError as error:
-        raise BodyError("url", f"'url': {error}") from None
-    kind = string_field(body, "kind", "interruption")
-    action = choice_field(body, "action", WEBHOOK_ACTIONS, "terminate")
-    lead = duration_field(body, "lead", DEFAULT_WEBHOOK_LEAD)
-    return [NoticeSpec("webhook", kind, action, lead, at_field(body, plane), {"url": url})]
+        raise ValueError(f"'url': {error}") from None
+
+
+class WebhookNoticeBody(NoticeBody):
+    """``{"cloud": "webhook", "url": "http://...", "lead": "2m"}``: the document is POSTed to
+    ``url`` when the notice is issued."""
+
+    cloud: Literal["webhook"]
+    kind: str = Field(default="interruption", min_length=1, max_length=64)
+    url: Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_http_url)]
+    action: NoticeAction = "terminate"
+    lead: Duration = DEFAULT_WEBHOOK_LEAD
+    at: At = None
+
+    def specs(self, plane: MetadataPlane) -> Sequence[NoticeSpec]:
+        params = {"url": self.url}
+        return [NoticeSpec("webhook", self.kind, self.action, self.lead, self.at, params)]
+
+
+#: The webhook body of ``POST /_harness/v1/notices`` (any ``kind``).
+NOTICE_BODIES: tuple[type[NoticeBody], ...] = (WebhookNoticeBody,)
 
 
 DISPATCHER_KEY: web.AppKey[WebhookDispatcher] = web.AppKey("webhook_dispatcher")

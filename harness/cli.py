@@ -27,6 +27,7 @@ EXIT_INTERRUPTED = 130
 COMMANDS: dict[str, str] = {
     "agent": "harness.commands.agent:agent",
     "cost": "harness.commands.cost:cost",
+    "crash-points": "harness.commands.crashpoints:crash_points",
     "demo": "harness.commands.demo:demo",
     "explore": "harness.commands.explore:explore",
     "inject": "harness.commands.inject:inject",

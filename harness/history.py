@@ -77,6 +77,7 @@ HARNESS_KINDS = frozenset(
         "imds.request",
         "imds.gap",
         "instance.superseded",
+        "notice.approved",
         "run.gave_up",
         "signal.sent",
         "timeline.fired",

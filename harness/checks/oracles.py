@@ -81,7 +81,7 @@ def saved_before_deadline(ctx: CheckContext) -> CheckResult:
         if needed <= 0:
             continue  # nothing done yet, nothing to lose
         checked += 1
-        violation = _saved_in_time(ctx, notice, instance, needed)
+        violation = _saved_in_time(ctx, notice, instance, needed, start)
         if violation is not None:
             violations.append(violation)
     return CheckResult.from_violations(
@@ -96,28 +96,37 @@ def saved_before_deadline(ctx: CheckContext) -> CheckResult:
 
 
 def _saved_in_time(
-    ctx: CheckContext, notice: Notice, instance: Instance, needed: int
+    ctx: CheckContext, notice: Notice, instance: Instance, needed: int, start: int
 ) -> Violation | None:
     keeps_local = notice.action in ("stop", "hibernate")
     deadline_seq = _seq_at(ctx.view, notice.deadline)
-    # Either a save made after the notice, or an earlier one that already covers all the work.
-    saved = [
+    required = _must_cover(ctx, notice, instance, needed, start)
+    # A checkpoint durable by the deadline that holds the work done when the notice came: a
+    # save made after the notice, or an earlier one that already covers it all. A save of an
+    # older state (the last periodic one again) loses the work in between: it does not count.
+    surviving = [
         cp
         for cp in ctx.view.checkpoints
         if cp.t <= notice.deadline
-        and (cp.t >= notice.issued.t or cp.position >= needed)
         and _surviving(cp, keeps_local, instance)
         and ctx.verifier.available_before(cp, deadline_seq)
     ]
+    saved = [cp for cp in surviving if cp.position >= required]
     if saved:
         return _kept_working(ctx, notice, instance, max(cp.position for cp in saved))
     tiers = "local disk or S3" if keeps_local else "S3"
+    stale = [cp for cp in surviving if cp.t >= notice.issued.t]
     late = [cp for cp in ctx.view.checkpoints if cp.event.instance == instance.id]
     last_item = [e for e in ctx.view.positions(instance.id) if e.t <= notice.issued.t][-1:]
+    what = (
+        f"the checkpoint made durable on {tiers} after the notice holds position "
+        f"{max(cp.position for cp in stale)}, older than that (position {required} needed)"
+        if stale
+        else f"no checkpoint was made durable on {tiers} between the notice and the deadline"
+    )
     return Violation.citing(
         f"notice {notice.id} ({notice.action}) to {instance.id} at {_t(notice.issued.t)}, "
-        f"deadline {_t(notice.deadline)}: it had done {needed} items, and no checkpoint was "
-        f"made durable on {tiers} between the notice and the deadline"
+        f"deadline {_t(notice.deadline)}: it had done {needed} items, and {what}"
         + (
             f"; newest reported: position {late[-1].position} on {late[-1].tier} "
             f"at {_t(late[-1].t)}"
@@ -131,6 +140,29 @@ def _saved_in_time(
             *(cp.event for cp in late[-1:]),
         ],
     )
+
+
+def _must_cover(
+    ctx: CheckContext, notice: Notice, instance: Instance, needed: int, start: int
+) -> int:
+    """The position a save after the notice must reach: all the work done when it came, unless
+    an output of that work could not be written by the deadline (an S3 error): then no
+    checkpoint may go past the outputs written (a resume would skip the missing one), and only
+    the work up to the last written output (or the resume) can be asked for."""
+    events = [
+        e
+        for e in ctx.view.by(instance.id, Kind.OUTPUT_COMMITTED, Kind.OUTPUT_FAILED)
+        if e.t <= notice.deadline
+    ]
+    committed = {str(e.data.get("key")) for e in events if e.kind == Kind.OUTPUT_COMMITTED}
+    if all(str(e.data.get("key")) in committed for e in events if e.kind == Kind.OUTPUT_FAILED):
+        return needed
+    written = [
+        int(e.data.get("last") or 0)
+        for e in events
+        if e.kind == Kind.OUTPUT_COMMITTED and e.t <= notice.issued.t
+    ]
+    return min(needed, max([start, *written]))
 
 
 def _kept_working(
@@ -239,14 +271,17 @@ def resume_correct(ctx: CheckContext) -> CheckResult:
     )
 
 
-def newest_available(ctx: CheckContext, instance: Instance) -> Checkpoint | None:
-    """The newest checkpoint an instance could read when it started."""
-    start_seq = instance.started.seq
+def newest_available(
+    ctx: CheckContext, instance: Instance, before: Event | None = None
+) -> Checkpoint | None:
+    """The newest checkpoint an instance could read when it started (or, given ``before``,
+    by the time of that event)."""
+    seq = (before or instance.started).seq
     readable = [
         cp
         for cp in ctx.view.checkpoints
         if (cp.tier != "local" or cp.local_dir == instance.local_dir)
-        and ctx.verifier.available_before(cp, start_seq)
+        and ctx.verifier.available_before(cp, seq)
     ]
     return max(readable, key=lambda cp: (cp.position, cp.event.seq), default=None)
 
@@ -273,7 +308,11 @@ def _check_resume(ctx: CheckContext, instance: Instance) -> list[Violation]:
                 cite,
             )
         )
-    elif position > expected and not _unreported_but_valid(ctx, instance, resumed, position):
+    elif (
+        position > expected
+        and not _made_durable_during_recovery(ctx, instance, resumed, position)
+        and not _unreported_but_valid(ctx, instance, resumed, position)
+    ):
         violations.append(
             Violation.citing(
                 f"{instance.id} resumed at position {position}, beyond the newest valid durable "
@@ -291,6 +330,17 @@ def _check_resume(ctx: CheckContext, instance: Instance) -> list[Violation]:
             )
         )
     return violations
+
+
+def _made_durable_during_recovery(
+    ctx: CheckContext, instance: Instance, resumed: Event | None, position: int
+) -> bool:
+    """A checkpoint made durable after the instance started but before it resumed (an older
+    instance still running while recovery waited out an outage) may be resumed from."""
+    if resumed is None:
+        return False
+    later = newest_available(ctx, instance, before=resumed)
+    return later is not None and later.position == position
 
 
 def _unreported_but_valid(
@@ -745,7 +795,7 @@ def fenced(ctx: CheckContext) -> CheckResult:
                 violations.append(
                     Violation.citing(
                         f"{instance.id} {why} at {_t(event.t)}, after {claim.instance} took over "
-                        f"at {_t(claim.t)}",
+                        f"at {_t(claim.t)}{_shared_epoch(ctx, instance, claim)}",
                         [claim, event],
                     )
                 )
@@ -759,18 +809,30 @@ def fenced(ctx: CheckContext) -> CheckResult:
 
 
 def _superseded_by(ctx: CheckContext, instance: Instance) -> Event | None:
-    """The first claim (epoch, else resume, else start) of an instance started after this one."""
+    """The first claim (epoch, else resume, else start) of an instance started after this one.
+
+    A later instance that took the same epoch claimed the job too: two live writers sharing an
+    epoch cannot fence each other, so the older one's writes after it are judged all the same.
+    Only an older epoch (an instance that came back from before this one) claims nothing."""
     own_epoch = ctx.view.epoch_of(instance)
     mine = int(own_epoch.data.get("epoch", 0)) if own_epoch else None
     claims = []
     for later in ctx.view.instances[instance.order + 1 :]:
         epoch = ctx.view.epoch_of(later)
-        if epoch is not None and (mine is None or int(epoch.data.get("epoch", 0)) > mine):
+        if epoch is not None and (mine is None or int(epoch.data.get("epoch", 0)) >= mine):
             claims.append(epoch)
         elif epoch is None:
             claims.append(ctx.view.resumed(later) or later.started)
     alive = [c for c in claims if c.seq < (instance.ended.seq if instance.ended else 1 << 62)]
     return min(alive, key=lambda e: e.seq, default=None)
+
+
+def _shared_epoch(ctx: CheckContext, instance: Instance, claim: Event) -> str:
+    own = ctx.view.epoch_of(instance)
+    if claim.kind != Kind.EPOCH or own is None:
+        return ""
+    epoch = own.data.get("epoch")
+    return f" under the same epoch {epoch}" if claim.data.get("epoch") == epoch else ""
 
 
 def _keys_written_by_others(ctx: CheckContext, instance: Instance, claim: Event) -> set[str]:

@@ -113,13 +113,7 @@ class Verifier:
 
     def corrupted_keys(self) -> set[str]:
         """S3 keys the harness itself corrupted (their content proves nothing about the target)."""
-        keys = set()
-        for fault in self.view.corruptions():
-            params = fault.data.get("params") or {}
-            key = fault.data.get("key") or params.get("key")
-            if isinstance(key, str) and key:
-                keys.add(key)
-        return keys
+        return {key for fault in self.view.corruptions() for key in _fault_keys(fault) or ()}
 
     def writes_of(self, cp: Checkpoint) -> list[Event]:
         """Every successful write of the checkpoint's object the harness saw, in order."""
@@ -195,9 +189,22 @@ def _fault_hits(fault: Event, cp: Checkpoint) -> bool:
     on_disk = name.startswith(("disk", "local"))
     if on_disk != (cp.tier == "local"):
         return False
-    params = fault.data.get("params") or {}
-    target = fault.data.get("key") or params.get("key")
-    if not isinstance(target, str) or not target:
+    targets = _fault_keys(fault)
+    if targets is None:
         return True
     path = cp.path if on_disk else cp.key
-    return path == target or (target.endswith("*") and path.startswith(target[:-1]))
+    return any(
+        path == target or (target.endswith("*") and path.startswith(target[:-1]))
+        for target in targets
+    )
+
+
+def _fault_keys(fault: Event) -> list[str] | None:
+    """The keys (or ``prefix*``) an injected corruption names: a list ``keys`` (empty when it
+    matched nothing), else one ``key``; ``None`` when it names none (it may have hit any)."""
+    params = fault.data.get("params") or {}
+    named = params.get("keys")
+    if isinstance(named, list):
+        return [str(k) for k in named if k]
+    key = fault.data.get("key") or params.get("key")
+    return [key] if isinstance(key, str) and key else None

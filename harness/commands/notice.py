@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from fake_imds.vocabulary import CLOUDS, control_kinds
 from harness.bounds import BoundError, check
 from harness.cli import EXIT_OK
 from harness.commands.options import DEFAULT_PORT, Duration
@@ -130,9 +131,9 @@ def describe(notice: dict[str, Any]) -> str:
 @click.option("--cloud", help="aws (the server's default), gcp, azure, webhook, kubernetes.")
 @click.option(
     "--kind",
-    help="The cloud's notice kind; AWS: spot-interruption (default), rebalance, "
-    "scheduled-event, asg-termination, fis-spot-interruption. GCP: preemption, maintenance. "
-    "Azure: preempt, terminate, freeze, reboot, redeploy. Kubernetes: eviction.",
+    help="The cloud's notice kind (the first is its default); "
+    + "; ".join(f"{cloud}: {', '.join(control_kinds(cloud))}" for cloud in CLOUDS)
+    + " (a webhook's kind is free text).",
 )
 @click.option("--action", help="AWS spot: terminate (default), stop, hibernate.")
 @click.option(

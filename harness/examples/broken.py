@@ -22,19 +22,22 @@ Use one as ``target: {python: "harness.examples.broken:<name>"}``:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from harness.history import Kind
 from harness.runtime.config import RuntimeConfig
-from harness.runtime.job import JobSpec, checksum
+from harness.runtime.job import JobSpec, checksum, decode_state
 from harness.runtime.layout import CheckpointRecord, checkpoint_folder, manifest_key
 from harness.runtime.monitor.aws import INSTANCE_ACTION, AwsImdsSource, parse_notice
+from harness.runtime.monitor.azure import EVENTS, HEADERS, AzureEventsSource, parse_events
 from harness.runtime.monitor.core import Monitor, NoticeSource
-from harness.runtime.monitor.http import Unreachable, new_session, request
+from harness.runtime.monitor.http import HttpSession, Unreachable, new_session, request
 from harness.runtime.replicator import Replicator
 from harness.runtime.runtime import Runtime
-from harness.runtime.store import S3Tier
+from harness.runtime.store import CorruptCheckpoint, LocalTier, S3Tier
 from harness.storage.redis import RedisMeta
 from harness.target import InstanceContext, Target
 
@@ -243,3 +246,129 @@ BROKEN: Mapping[str, tuple[Callable[[InstanceContext], Awaitable[None]], str]] =
     "duplicate_outputs": (duplicate_outputs, "exactly_once"),
     "unfenced": (unfenced, "fenced"),
 }
+
+
+# -- shared_epoch ---------------------------------------------------------------------------------
+
+
+class _SharedEpochRedis(RedisMeta):
+    """Reads the newest epoch and takes it as its own (a GET where an INCR belongs)."""
+
+    async def claim_epoch(self, at_least: int = 0) -> int:
+        newest = await self.current_epoch()
+        await self._hook("redis.write", key=self.epoch_key)
+        epoch = max(newest, at_least - 1, 1)
+        await self.client.set(self.epoch_key, epoch)
+        return epoch
+
+
+class _SharedEpoch(Runtime):
+    """A replacement takes the epoch of the instance it replaces instead of a newer one: a
+    superseded instance still running is never fenced and keeps moving the metadata."""
+
+    meta_class = _SharedEpochRedis
+
+
+shared_epoch = _target(_SharedEpoch)
+BROKEN = {**BROKEN, "shared_epoch": (shared_epoch, "fenced")}
+__all__ += ["shared_epoch"]
+
+
+# -- stale_save_on_notice -------------------------------------------------------------------------
+
+
+class _StaleSaveOnNotice(Runtime):
+    """On a notice, saves the state kept in memory at the last periodic checkpoint instead of
+    the current one (a snapshot taken for the background upload and reused): the emergency
+    upload lands in time but the work since the last checkpoint is lost."""
+
+    _snapshot: tuple[int, bytes] = (0, b"")
+
+    async def _recover(self) -> None:
+        await super()._recover()
+        self._snapshot = self.safe
+
+    async def _checkpoint(
+        self, reason: str, *, local: bool = True, remote: bool = True
+    ) -> tuple[CheckpointRecord, bytes]:
+        if not reason.startswith("notice:"):
+            self._snapshot = self.safe
+            return await super()._checkpoint(reason, local=local, remote=remote)
+        current, self.safe = self.safe, self._snapshot
+        try:
+            return await super()._checkpoint(reason, local=local, remote=remote)
+        finally:
+            self.safe = current
+
+
+stale_save_on_notice = _target(_StaleSaveOnNotice)
+BROKEN = {**BROKEN, "stale_save_on_notice": (stale_save_on_notice, "saved_before_deadline")}
+__all__ += ["stale_save_on_notice"]
+
+
+# -- azure_lowercase_types ------------------------------------------------------------------------
+
+
+class _LowercaseTypesSource(AzureEventsSource):
+    """Reads the Scheduled Events document but looks for event types in lower case: Azure
+    spells them ``Preempt`` and ``Terminate``, so no eviction is ever noticed."""
+
+    async def _poll(self, session: HttpSession, monitor: Monitor) -> None:
+        try:
+            reply = await request(
+                session,
+                "GET",
+                self.base_url + EVENTS,
+                headers=HEADERS,
+                timeout=monitor.config.http_timeout,
+            )
+        except Unreachable:
+            return
+        if reply.status != 200:
+            return
+        monitor.sighted(self.name)
+        events = json.loads(reply.text).get("Events") or []
+        wanted = [e for e in events if e.get("EventType") in ("preempt", "terminate")]
+        for notice in parse_events(json.dumps({"Events": wanted}), monitor):
+            monitor.report(notice)
+
+
+class _AzureLowercaseTypes(Runtime):
+    def notice_sources(self) -> list[NoticeSource]:
+        return [
+            _LowercaseTypesSource(s.base_url) if isinstance(s, AzureEventsSource) else s
+            for s in super().notice_sources()
+        ]
+
+
+azure_lowercase_types = _target(_AzureLowercaseTypes)
+BROKEN = {**BROKEN, "azure_lowercase_types": (azure_lowercase_types, "detects_notice")}
+__all__ += ["azure_lowercase_types"]
+
+
+# -- restore_unverified ---------------------------------------------------------------------------
+
+
+class _HeaderOnlyTier(LocalTier):
+    """Checks that restored content parses and names the job and position, never its digest."""
+
+    async def verify(self, record: CheckpointRecord, data: bytes) -> dict[str, Any]:
+        try:
+            header = decode_state(data)
+        except ValueError as error:
+            raise CorruptCheckpoint(f"{record.id}: {error}") from None
+        if (header.get("position"), header.get("job")) != (record.position, self.job):
+            raise CorruptCheckpoint(f"{record.id}: header does not match the job or position")
+        return header
+
+
+class _RestoreUnverified(Runtime):
+    """Restores a checkpoint once it parses, without comparing its SHA-256 with the recorded
+    one: silently corrupted content is resumed from as if it were the state."""
+
+    local_tier_class = _HeaderOnlyTier
+
+
+restore_unverified = _target(_RestoreUnverified)
+BROKEN = {**BROKEN, "restore_unverified": (restore_unverified, "resume_correct")}
+__all__ += ["restore_unverified"]

@@ -414,7 +414,9 @@ class AgentPlan:
     via: Via = field(default="agent", init=False)
 
     def body(self) -> dict[str, Any]:
-        """The ``POST /_harness/v1/notices`` body."""
+        """The ``POST /_harness/v1/notices`` body (a rebalance has no action and no lead)."""
+        if self.kind == "rebalance":
+            return {"kind": self.kind}
         return {
             "kind": self.kind,
             "action": self.action,

@@ -92,11 +92,8 @@ def _unsupported(entry: TimelineEntry) -> str:
         )
     if entry.clock is not None:
         return "clock skew of a real process is not injected; test it in simulation"
-    if entry.crash is not None and not entry.crash.at.startswith(("s3.", "redis.")):
-        return (
-            f"`crash: {{at: {entry.crash.at}}}`: the harness sees a process's S3 requests and "
-            "Redis commands, not its file operations; crash at an s3.* or redis.* step"
-        )
+    if entry.crash is not None:
+        return _crash_problem(entry.crash.at)
     if entry.overlap is not None:
         return "overlapping incarnations are not played with real processes yet"
     return ""
@@ -133,3 +130,14 @@ def _job_seconds(scenario: Scenario) -> float:
         return items * parse_duration(per_item)
     except (TypeError, ValueError):
         return JOB_ALLOWANCE
+
+
+def _crash_problem(step: str | None) -> str:
+    if step is None:
+        return "`crash: {ordinal: N}` numbers the steps of a simulated run; use `at:` and `nth:`"
+    if not step.startswith(("s3.", "redis.")):
+        return (
+            f"`crash: {{at: {step}}}`: the harness sees a process's S3 requests and "
+            "Redis commands, not its file operations; crash at an s3.* or redis.* step"
+        )
+    return ""

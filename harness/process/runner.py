@@ -70,7 +70,7 @@ from harness.scenario.model import (
 )
 from harness.sim.metadata import ImdsFaults, record_imds_changes
 from harness.sim.runner import RunResult
-from harness.sim.s3 import corrupt_newest
+from harness.sim.s3 import corrupt_objects
 
 EndReason = Literal["completed", "budget", "gave_up", "error"]
 LocalDisk = Literal["wiped", "kept"]
@@ -817,6 +817,22 @@ class ProcessWorld:
             self.later(soft_off_at(issued) - self.now(), self._stop_signal, instance)
         disk: LocalDisk = "wiped" if notice.action == "terminate" else "kept"
         self.later(gone_at - self.now(), self._deadline, instance, issued.id, notice, disk)
+        if issued.cloud == "azure":
+            self._watch_approval(instance, issued.id, notice, disk)
+
+    def _watch_approval(
+        self, instance: ProcessInstance, notice_id: str, notice: Notice, disk: LocalDisk
+    ) -> None:
+        """An approved Azure event starts at once (see the simulation's timeline)."""
+        from harness.sim.timeline import NOTICE_APPROVED, on_approval
+
+        def approved(at: float) -> None:
+            if not instance.alive or self.end_reason is not None:
+                return
+            self.record(NOTICE_APPROVED, instance, notice_id=notice_id, cloud="azure", at=at)
+            self.later(0.0, self._deadline, instance, notice_id, notice, disk)
+
+        on_approval(instance.imds.plane, notice_id, approved)
 
     def _stop_signal(self, instance: ProcessInstance) -> None:
         self._send(instance, self.target.stop_signal)
@@ -859,8 +875,10 @@ class ProcessWorld:
 
     def _on_s3(self, index: int, fault: S3Fault) -> None:
         if fault.corrupt is not None:
-            key = corrupt_newest(self.bucket, fault.corrupt)
-            self._fault_started(index, "s3.corrupt", {"pattern": fault.corrupt, "key": key}, 0.0)
+            which = fault.which or "newest"
+            keys = corrupt_objects(self.bucket, fault.corrupt, which)
+            params = {"pattern": fault.corrupt, "which": which, "key": keys[0] if keys else None}
+            self._fault_started(index, "s3.corrupt", {**params, "keys": keys}, 0.0)
             return
         if fault.error is not None:
             kind, value = "s3.error", 0.0

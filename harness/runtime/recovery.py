@@ -52,13 +52,14 @@ class Recovery:
 
     async def run(self) -> Recovered:
         self.local.disk.remove_temp_files(self.local.folder)
-        redis_epoch, redis_meta = await self._redis_read()
+        redis_epoch, redis_meta, redis_answered = await self._redis_read()
         local_manifest = await self.local.manifest()
         hints = bool(redis_meta or local_manifest.checkpoints or redis_epoch)
-        # The job has run before: its checkpoints are in S3, so an outage is waited out rather
-        # than taken for an empty bucket (starting over would throw durable work away).
-        self._wait_out_outages = hints
-        s3_manifest, s3_records = await self._s3_candidates(list_if_missing=hints)
+        # The job has run before (or Redis, which would say so, did not answer): its
+        # checkpoints may be in S3, so an outage is waited out rather than taken for an empty
+        # bucket (starting over would throw durable work away).
+        self._wait_out_outages = hints or not redis_answered
+        s3_manifest, s3_records = await self._s3_candidates(list_if_missing=self._wait_out_outages)
         local_ids = {r.id for r in local_manifest.checkpoints}
         candidates = _merge(s3_records, local_manifest.checkpoints, redis_meta)
         chosen, tier, digest, content = await self._first_valid(candidates, local_ids)
@@ -135,11 +136,14 @@ class Recovery:
 
         return await self._patiently(load, default=(None, []))
 
-    async def _redis_read(self) -> tuple[int, dict[str, str]]:
+    async def _redis_read(self) -> tuple[int, dict[str, str], bool]:
+        """``(epoch, meta, answered)``; Redis down: recover from storage alone (fencing resumes
+        with the commit), and ``answered`` is False: nothing says the job never ran."""
         try:
-            return await self.redis.read()
+            epoch, meta = await self.redis.read()
         except (RedisError, OSError):
-            return 0, {}  # down: recover from storage alone; fencing resumes with the commit
+            return 0, {}, False
+        return epoch, meta, True
 
     async def _claim_epoch(self, at_least: int) -> int:
         deadline = self.clock.monotonic() + self.patience
@@ -155,11 +159,16 @@ class Recovery:
 
     async def _claim_manifest(self, epoch: int, found: list[CheckpointRecord]) -> None:
         """Stamp the S3 manifest with the new epoch (a conditional write), so that an older
-        instance's next manifest write fails its condition and finds itself fenced."""
-        try:
+        instance's next manifest write fails its condition and finds itself fenced.
+
+        The stamp is the fence that holds while Redis is down for the older instance too, so it
+        is retried like the reads (an outage is waited out when the job has run before)."""
+
+        async def claim() -> bool:
             await self.s3.claim(epoch, found)
-        except Exception:
-            return  # S3 unavailable: Redis fences meanwhile; the first commit stamps it
+            return True
+
+        await self._patiently(claim, default=False)
 
     async def _sweep_uploads(self) -> None:
         try:

@@ -296,28 +296,38 @@ class S3Tier:
                     f"manifest epoch {current.epoch} is newer than this instance's {epoch}"
                 )
             updated = current.with_newest(record, epoch, self.keep)
-            try:
-                await self._put_manifest(updated)
-            except Exception as error:
-                if not is_precondition_failed(error):
-                    raise
-                self.manifest_etag = None
-                self._cached = None
-                continue
-            return current.dropped_by(updated)
+            if await self._replace_manifest(updated):
+                return current.dropped_by(updated)
         raise Fenced("the manifest kept changing under this instance")
 
     async def claim(self, epoch: int, found: list[CheckpointRecord]) -> None:
         """Write the manifest unchanged but for ``epoch`` (conditionally). If it was lost or
-        unreadable, the checkpoints ``found`` by listing take its place."""
-        current = await self._current_manifest()
-        if current.epoch >= epoch:
-            return
-        entries = current.checkpoints
-        if not entries and found:
-            ordered = sorted(found, key=lambda r: (r.position, r.epoch, r.id), reverse=True)
-            entries = tuple(ordered[: self.keep])
-        await self._put_manifest(Manifest(job=self.job, epoch=epoch, checkpoints=entries))
+        unreadable, the checkpoints ``found`` by listing take its place. A manifest changed since
+        it was read (an older instance still committing) is read again and stamped as it is."""
+        for _ in range(MANIFEST_RETRIES):
+            current = await self._current_manifest()
+            if current.epoch >= epoch:
+                return
+            entries = current.checkpoints
+            if not entries and found:
+                ordered = sorted(found, key=lambda r: (r.position, r.epoch, r.id), reverse=True)
+                entries = tuple(ordered[: self.keep])
+            if await self._replace_manifest(Manifest(self.job, epoch, entries)):
+                return
+        raise Fenced("the manifest kept changing while this instance claimed it")
+
+    async def _replace_manifest(self, manifest: Manifest) -> bool:
+        """:meth:`_put_manifest`; False when its condition failed (the manifest changed since
+        it was read: the next read fetches it again)."""
+        try:
+            await self._put_manifest(manifest)
+        except Exception as error:
+            if not is_precondition_failed(error):
+                raise
+            self.manifest_etag = None
+            self._cached = None
+            return False
+        return True
 
     async def _put_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest only if it is still the one last read or written (its ETag;

@@ -411,13 +411,22 @@ class Kill(_Model):
 
 
 class Crash(_Model):
-    """The process dies just before the ``nth`` call of persistence step ``at``."""
+    """The process dies just before the ``nth`` call of persistence step ``at``, or just before
+    the run's persistence step number ``ordinal`` (every step of every instance, counted from
+    the start of the run: the numbering ``harness crash-points`` lists)."""
 
-    at: str = Field(
+    at: str | None = Field(
+        default=None,
         description="a persistence step, e.g. s3.complete_multipart",
         json_schema_extra={"enum": list(PERSISTENCE_STEPS)},
     )
     nth: int = Field(default=1, ge=1, description="counted from when the entry fires")
+    ordinal: int | None = Field(
+        default=None,
+        ge=1,
+        description="instead of `at`: the run's Nth persistence step of any kind, counted over "
+        "every instance from the start of the run (as `harness crash-points` numbers them)",
+    )
     local_disk: Literal["wiped", "kept"] = "kept"
     lose: Literal["process", "host"] = Field(
         default="process",
@@ -428,13 +437,20 @@ class Crash(_Model):
 
     @field_validator("at")
     @classmethod
-    def _known_step(cls, value: str) -> str:
-        if value not in PERSISTENCE_STEPS:
+    def _known_step(cls, value: str | None) -> str | None:
+        if value is not None and value not in PERSISTENCE_STEPS:
             raise ValueError(
                 f"unknown persistence step `{value}`, expected one of: "
                 f"{', '.join(PERSISTENCE_STEPS)}{did_you_mean(value, PERSISTENCE_STEPS)}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_address(self) -> Crash:
+        _exactly_one_of(self, ("at", "ordinal"), "a crash")
+        if self.ordinal is not None and "nth" in self.model_fields_set:
+            raise ValueError("`nth` counts calls of the step named in `at`; drop it with `ordinal`")
+        return self
 
 
 def _exactly_one_of(model: BaseModel, names: tuple[str, ...], what: str) -> None:
@@ -490,6 +506,24 @@ def _s3_error(value: Any) -> Any:
     return value
 
 
+CORRUPT_CHOICES = ("newest", "previous", "all")
+
+
+def _corrupt_choice(value: Any) -> Any:
+    """``which`` of a corruption: a name, or n >= 1 (the n-th newest object)."""
+    if value is None or value in CORRUPT_CHOICES:
+        return value
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str) and value.isdigit():
+        number = int(value)
+    if number is not None and number >= 1:
+        return number
+    raise ValueError(
+        f"`which` takes {', '.join(CORRUPT_CHOICES)} or a number from 1 (the n-th newest "
+        f"object), not `{value}`{did_you_mean(str(value), list(CORRUPT_CHOICES))}"
+    )
+
+
 class S3Fault(_Model):
     """An S3 failure on the steps in ``ops`` (default every ``s3.*`` step)."""
 
@@ -502,7 +536,20 @@ class S3Fault(_Model):
     bandwidth: Bandwidth | None = Field(default=None, description="reduced bandwidth")
     latency: Duration | None = Field(default=None, description="added per-request latency")
     corrupt: str | None = Field(
-        default=None, description="glob of keys whose newest object gets corrupted, silently"
+        default=None, description="glob of keys whose objects get corrupted, silently"
+    )
+    which: Annotated[
+        str | int | None,
+        BeforeValidator(
+            _corrupt_choice,
+            json_schema_input_type=Literal["newest", "previous", "all"]
+            | Annotated[int, Field(ge=1)]
+            | None,
+        ),
+    ] = Field(
+        default=None,
+        description="with `corrupt`: which matching object, newest written first: newest "
+        "(default), previous, all, or n (the n-th newest)",
     )
     ops: tuple[str, ...] | None = Field(default=None, description="e.g. [s3.upload_part]")
     count: int | None = Field(default=None, ge=1, description="affect only the next N calls")
@@ -511,6 +558,10 @@ class S3Fault(_Model):
     @model_validator(mode="after")
     def _one_kind(self) -> S3Fault:
         _exactly_one_of(self, ("error", "outage", "bandwidth", "latency", "corrupt"), "s3")
+        if self.which is not None and self.corrupt is None:
+            raise ValueError(
+                "`which` chooses the objects `corrupt` damages; add `corrupt: <glob>` or drop it"
+            )
         for op in self.ops or ():
             if not op.startswith("s3.") or op not in PERSISTENCE_STEPS:
                 raise ValueError(f"`{op}` is not an S3 persistence step")
@@ -581,6 +632,10 @@ class TimelineEntry(_Model):
         if (self.at is None) == (self.on is None):
             raise ValueError("a timeline entry needs exactly one trigger: `at:` or `on:`")
         _exactly_one_of(self, ACTIONS, "a timeline entry")
+        if self.crash is not None and self.crash.ordinal is not None and self.at != 0:
+            raise ValueError(
+                "`crash: {ordinal: N}` numbers steps from the start of the run: trigger it `at: 0s`"
+            )
         return self
 
     @property

@@ -107,14 +107,43 @@ _Failure = tuple[BaseException, "StorageFault"]
 
 @dataclass
 class CrashPoint:
-    """``crash: {at, nth}``: armed when its timeline entry fires, counting from then."""
+    """``crash: {at, nth}``: armed when its timeline entry fires, counting from then;
+    ``crash: {ordinal}`` (``step`` None): the run's step of that number, counted from the start."""
 
-    step: str
+    step: str | None
     nth: int
     local_disk: Literal["wiped", "kept"]
     entry: int
     host_lost: bool = False  # the host lost power, not just the process (``lose: host``)
+    ordinal: int | None = None
     seen: int = 0
+
+    def reached(self, op: str, ordinal: int) -> bool:
+        """Whether the step ``op``, the run's step number ``ordinal``, is this point."""
+        if self.step is None:
+            return ordinal == self.ordinal
+        if self.step != op:
+            return False
+        self.seen += 1
+        return self.seen == self.nth
+
+
+@dataclass(frozen=True)
+class StepStart:
+    """A persistence step as it starts (before its time, faults and crash points)."""
+
+    ordinal: int  # over the run, every instance, from 1
+    t: float
+    instance: str
+    op: str
+    key: str | None
+
+
+#: Told of every persistence step of a run as it starts (``harness crash-points`` lists them);
+#: a run's tasks inherit it from the caller of ``run_scenario``.
+STEP_WATCHER: contextvars.ContextVar[Callable[[StepStart], None] | None] = contextvars.ContextVar(
+    "spot_harness_step_watcher", default=None
+)
 
 
 class StorageModel:
@@ -126,6 +155,7 @@ class StorageModel:
         self.now = now
         self.faults: list[StorageFault] = []
         self.crash_points: list[CrashPoint] = []
+        self.steps_started = 0  # the ordinal of the latest step (``crash: {ordinal}``)
         #: Called when a crash point ends an instance (set by the world).
         self.on_crash: Callable[[Instance, CrashPoint], None] = lambda instance, point: None
 
@@ -261,15 +291,19 @@ class SimIoHook:
             raise InstanceCrash("killed during a blocking call")
 
     def _crash_point(self, op: str, key: str | None) -> None:
-        for point in self.model.crash_points:
-            if point.step != op:
-                continue
-            point.seen += 1
-            if point.seen == point.nth:
-                self.model.crash_points.remove(point)
+        model = self.model
+        model.steps_started += 1
+        ordinal = model.steps_started
+        watcher = STEP_WATCHER.get()
+        if watcher is not None:
+            watcher(StepStart(ordinal, model.now(), self.instance.instance_id, op, key))
+        for point in model.crash_points:
+            if point.reached(op, ordinal):
+                model.crash_points.remove(point)
                 self.record(op, key, 0, ok=False, error="crash", fault=f"crash@{op}")
-                self.model.on_crash(self.instance, point)
-                raise InstanceCrash(f"crash before {op} (call {point.nth})")
+                model.on_crash(self.instance, point)
+                which = f"call {point.nth}" if point.step is not None else f"step {ordinal}"
+                raise InstanceCrash(f"crash before {op} ({which})")
 
     def record(self, op: str, key: str | None, nbytes: int, **outcome: Any) -> None:
         """One ``storage.op`` event: what the step was, and how it ended."""

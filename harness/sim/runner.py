@@ -167,12 +167,20 @@ def run_scenario(
     started_wall = time.perf_counter()
     try:
         chosen = target or resolve_target(scenario.target)
-        expected = golden or cached_golden(scenario, chosen)
-        if expected is None:
-            expected = _on_fresh_loop(golden_for(scenario, chosen, _uninterrupted))
+        expected = golden or golden_of(scenario, chosen)
     except Exception as error:
         return _error_result(scenario, History(lambda: 0.0), started_wall, error)
     return _on_fresh_loop(run_scenario_async(scenario, target=chosen, golden=expected))
+
+
+def golden_of(scenario: Scenario, target: Target) -> Golden:
+    """What an uninterrupted run of ``scenario`` leaves (its timeline plays no part): cached
+    for the reference, else made by a run of its own on a fresh loop. Runs that differ only in
+    their timeline can share it (``run_scenario(..., golden=...)``)."""
+    expected = cached_golden(scenario, target)
+    if expected is None:
+        expected = _on_fresh_loop(golden_for(scenario, target, _uninterrupted))
+    return expected
 
 
 def _on_fresh_loop(coro: Coroutine[Any, Any, T]) -> T:

@@ -20,6 +20,7 @@ import contextlib
 import email.utils
 import fnmatch
 import io
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, cast
@@ -144,16 +145,25 @@ def _drop_bucket(name: str) -> None:
 
 
 def corrupt_newest(bucket: str, pattern: str) -> str | None:
-    """Silently corrupt the newest version of the newest key matching ``pattern`` (bit rot).
+    """Silently corrupt the newest object matching ``pattern``; returns its key or ``None``."""
+    keys = corrupt_objects(bucket, pattern, "newest")
+    return keys[0] if keys else None
 
-    The stored bytes change; the ETag and stored checksums do not, as with media corruption
-    under S3's own integrity checks. Returns the key corrupted, or ``None`` if nothing matched.
+
+def corrupt_objects(bucket: str, pattern: str, which: str | int = "newest") -> list[str]:
+    """Silently corrupt objects matching ``pattern`` (bit rot); returns the keys corrupted.
+
+    ``which`` chooses among the matching objects, newest written first: ``newest``,
+    ``previous`` (the one before it), ``all``, or ``n`` (the n-th newest, 1 being the newest).
+    Each chosen key's current version changes; its ETag does not and no stored checksum is
+    left, as with media corruption under S3's own integrity checks. The damage keeps the
+    content's shape (a digit of the longest hex run, the state digest of a checkpoint, turns
+    into another digit), so only a reader that checks the digest notices it.
     """
-
     backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
     found = backend.buckets.get(bucket)
     if found is None:
-        return None
+        return []
     candidates = [
         (versions[-1].last_modified, key, versions[-1])
         for key in found.keys
@@ -163,22 +173,47 @@ def corrupt_newest(bucket: str, pattern: str) -> str | None:
         and not getattr(versions[-1], "is_delete_marker", False)
         and hasattr(versions[-1], "value")
     ]
-    if not candidates:
-        return None
-    _, key, fake_key = max(candidates, key=lambda c: (c[0], c[1]))
-    etag = fake_key.etag.strip('"')
-    data = bytearray(fake_key.value)
-    if data:
-        middle = len(data) // 2
-        data[middle] ^= 0xFF
+    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
+    chosen = _choose(candidates, which)
+    for _, _, fake_key in chosen:
+        etag = fake_key.etag.strip('"')
+        fake_key.value = damaged(fake_key.value)
+        # Silent: the ETag stays, and no stored checksum is left that a reader could check.
+        fake_key._etag = etag
+        fake_key.checksum_value = None
+        fake_key.checksum_algorithm = None
+    return [str(key) for _, key, _ in chosen]
+
+
+def _choose(candidates: list[Any], which: str | int) -> list[Any]:
+    if which == "all":
+        return candidates
+    index = {"newest": 1, "previous": 2}.get(str(which)) if isinstance(which, str) else which
+    if index is None:
+        raise ValueError(f"unknown choice {which!r}: newest, previous, all or a number from 1")
+    return candidates[index - 1 : index]
+
+
+#: Where to look for the digest to damage: a state's header line comes first.
+_HEX_RUN = re.compile(rb"[0-9a-f]{16,}")
+_SCAN = 64 * 1024
+
+
+def damaged(data: bytes) -> bytes:
+    """``data`` with one byte changed so that it still parses: a digit in the middle of the
+    longest lowercase hex run near the start turns into another; without one, the middle
+    byte is flipped. Empty content becomes one zero byte."""
+    if not data:
+        return b"\0"
+    runs = list(_HEX_RUN.finditer(data[:_SCAN]))
+    out = bytearray(data)
+    if runs:
+        run = max(runs, key=lambda m: (m.end() - m.start(), -m.start()))
+        at = (run.start() + run.end()) // 2
+        out[at] = ord("0") if out[at] != ord("0") else ord("1")
     else:
-        data = bytearray(b"\0")
-    fake_key.value = bytes(data)
-    # Silent: the ETag stays, and no stored checksum is left that a reader could check.
-    fake_key._etag = etag
-    fake_key.checksum_value = None
-    fake_key.checksum_algorithm = None
-    return str(key)
+        out[len(out) // 2] ^= 0xFF
+    return bytes(out)
 
 
 class BackendReader:

@@ -13,6 +13,8 @@ from typing import Any
 
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import soft_off_at as gcp_soft_off_at
+from fake_imds.model import MetadataPlane
+from fake_imds.model import Notice as FakeNotice
 from fake_imds.vocabulary import SCHEDULED_CODE_FOR_ACTION, takes_action
 from harness.history import Event, Kind
 from harness.scenario.model import (
@@ -27,10 +29,14 @@ from harness.scenario.model import (
     Overlap,
     RedisFault,
     S3Fault,
+    TimelineEntry,
 )
 from harness.sim.iohook import CrashPoint, StorageFault
-from harness.sim.s3 import corrupt_newest
+from harness.sim.s3 import corrupt_objects
 from harness.sim.world import Instance, LocalDisk, World
+
+#: History kind of an interruption the instance approved to start early (Azure StartRequests).
+NOTICE_APPROVED = "notice.approved"
 
 
 class Timeline:
@@ -46,12 +52,14 @@ class Timeline:
         for index, entry in enumerate(self.entries):
             if entry.on is not None:
                 self._watch(index, entry.on)
+            elif _counts_from_start(entry):
+                self.fire(index)  # armed before the first step, which it may name
 
     def schedule(self, start: float) -> None:
         """Set the timers of ``at:`` entries, relative to ``start`` (once instance 1 is up)."""
         elapsed = self.world.now() - start
         for index, entry in enumerate(self.entries):
-            if entry.at is not None:
+            if entry.at is not None and not _counts_from_start(entry):
                 self.world.later(entry.at - elapsed, self.fire, index)
 
     def disarm(self) -> None:
@@ -151,6 +159,22 @@ class Timeline:
         instance.doomed = True
         disk: LocalDisk = "wiped" if notice.action == "terminate" else "kept"
         world.later(gone_at - world.now(), self._deadline, instance, issued.id, notice, disk)
+        if cloud == "azure":
+            self._watch_approval(instance, issued.id, notice, disk)
+
+    def _watch_approval(
+        self, instance: Instance, notice_id: str, notice: Notice, disk: LocalDisk
+    ) -> None:
+        """Azure lets an approved event (``StartRequests``) start at once: the approval is
+        recorded and the instance goes then, not at ``NotBefore``."""
+
+        def approved(at: float) -> None:
+            if not instance.alive or self.world.end_reason is not None:
+                return
+            self.world.record(NOTICE_APPROVED, instance, notice_id=notice_id, cloud="azure", at=at)
+            self.world.later(0.0, self._deadline, instance, notice_id, notice, disk)
+
+        on_approval(instance.imds.plane, notice_id, approved)
 
     def _signal(self, instance: Instance, name: str) -> None:
         if instance.alive and instance.ctx is not None:
@@ -172,7 +196,8 @@ class Timeline:
             self.world.kill(instance, "hard_kill", kill.local_disk, host_lost=True)
 
     def _crash(self, index: int, crash: Crash) -> None:
-        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index, crash.lose == "host")
+        lost = crash.lose == "host"
+        point = CrashPoint(crash.at, crash.nth, crash.local_disk, index, lost, crash.ordinal)
         self.world.storage.crash_points.append(point)
 
     def _overlap(self, index: int, overlap: Overlap) -> None:
@@ -197,8 +222,10 @@ class Timeline:
 
     def _s3(self, index: int, fault: S3Fault) -> None:
         if fault.corrupt is not None:
-            key = corrupt_newest(self.world.bucket, fault.corrupt)
-            self._fault_started(index, "s3.corrupt", {"pattern": fault.corrupt, "key": key}, 0.0)
+            which = fault.which or "newest"
+            keys = corrupt_objects(self.world.bucket, fault.corrupt, which)
+            params = {"pattern": fault.corrupt, "which": which, "key": keys[0] if keys else None}
+            self._fault_started(index, "s3.corrupt", {**params, "keys": keys}, 0.0)
             return
         if fault.error is not None:
             self._storage_fault(
@@ -285,6 +312,25 @@ class Timeline:
 
     def _fault_ended(self, index: int, fault: str) -> None:
         self.world.record(Kind.FAULT_ENDED, fault=fault, entry=index)
+
+
+def _counts_from_start(entry: TimelineEntry) -> bool:
+    """``crash: {ordinal: N}`` (at 0s): it numbers steps from the start of the run."""
+    return entry.crash is not None and entry.crash.ordinal is not None
+
+
+def on_approval(plane: MetadataPlane, notice_id: str, approved: Callable[[float], None]) -> None:
+    """Call ``approved(at)`` once, when the notice's event is started by an approval
+    (``StartRequests``: the plane notes ``started_at``), not when it starts on its own."""
+
+    def on_change(changed: FakeNotice) -> None:
+        started_at = changed.params.get("started_at")
+        if changed.id != notice_id or changed.state != "started" or started_at is None:
+            return
+        unsubscribe()
+        approved(float(started_at))
+
+    unsubscribe = plane.subscribe(on_change)
 
 
 def _notice_body(notice: Notice, instance: Instance) -> dict[str, Any]:

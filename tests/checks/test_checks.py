@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -114,6 +116,42 @@ def test_saved_before_deadline_refuses_a_save_storage_does_not_hold() -> None:
     run.versions = [v for v in run.versions if v[0] != "checkpoints/000012"]
     result = check(run, "saved_before_deadline")
     assert not result.passed
+
+
+def stale_save(s: Story) -> None:
+    s.checkpoint("i-1", 10, t=16)  # the last periodic state uploaded again, in time
+    s.at(17).target(Kind.JOB_STOPPED, "i-1", position=12, reason="notice")
+
+
+def test_saved_before_deadline_fails_when_the_save_after_the_notice_is_older_than_work() -> None:
+    run = good_run(emergency=stale_save, resume_at=10)
+    result = check(run, "saved_before_deadline")
+    assert result.status == "failed"
+    (violation,) = result.violations
+    assert "it had done 12 items" in violation.message
+    assert "after the notice holds position 10, older than that (position 12 needed)" in (
+        violation.message
+    )
+
+
+def test_saved_before_deadline_asks_only_for_the_work_whose_outputs_could_be_written() -> None:
+    """An output that failed to write when the notice came holds the save back: a checkpoint
+    past it would make the resume skip that output. The work up to the last written output is
+    what must be saved."""
+
+    def output_failing(s: Story) -> None:
+        s.at(11.5).target(Kind.OUTPUT_COMMITTED, "i-1", key="outputs/a", first=1, last=10)
+        s.at(12.2).target(Kind.OUTPUT_FAILED, "i-1", key="outputs/b", error="SlowDown")
+
+    allowed = good_run(before_notice=output_failing, emergency=stale_save, resume_at=10)
+    assert check(allowed, "saved_before_deadline").status == "passed"
+
+    def output_written_later(s: Story) -> None:
+        output_failing(s)
+        s.at(12.4).target(Kind.OUTPUT_COMMITTED, "i-1", key="outputs/b", first=11, last=12)
+
+    retried = good_run(before_notice=output_written_later, emergency=stale_save, resume_at=10)
+    assert check(retried, "saved_before_deadline").status == "failed"
 
 
 # -- exactly_once ---------------------------------------------------------------------------------
@@ -556,4 +594,59 @@ def test_reference_layout_fails_on_a_manifest_naming_a_checkpoint_storage_never_
     assert result.status == "failed"
     assert "names checkpoints/j/c30.ckpt, which S3 never held intact" in (
         result.violations[0].message
+    )
+
+
+def test_fenced_judges_a_replacement_that_took_the_same_epoch() -> None:
+    """Two live writers under one epoch cannot fence each other: the older one's metadata
+    writes after the takeover are a fencing failure, not a case left unjudged."""
+
+    def zombie(s: Story) -> None:
+        s.at(150).target(Kind.METADATA_COMMITTED, "i-1", checkpoint_id="c12", position=12, epoch=1)
+
+    def same_epoch(run: Run) -> Run:
+        events = run.story.history._events
+        for index, event in enumerate(events):
+            if event.kind == Kind.EPOCH and event.instance == "i-2":
+                events[index] = replace(event, data=MappingProxyType({"epoch": 1}))
+        return run
+
+    run = same_epoch(overlap(good_run(after_resume=zombie)))
+    result = check(run, "fenced")
+    assert result.status == "failed"
+    (violation,) = result.violations
+    assert violation.message.startswith("i-1 moved the job metadata to c12 at t=2m30s")
+    assert "after i-2 took over at t=2m20s under the same epoch 1" in violation.message
+    assert kinds_cited(result) == [Kind.EPOCH, Kind.METADATA_COMMITTED]
+    # The same run without the zombie's write is judged and passes.
+    quiet = same_epoch(overlap(good_run()))
+    assert check(quiet, "fenced").status == "passed"
+
+
+def resumed_after_a_zombie_checkpoint(resume_at: int) -> Run:
+    """i-1 keeps running beside i-2 and makes checkpoint 14 durable after i-2 started but
+    before i-2 resumed (its recovery was waiting out an outage); i-2 resumes at ``resume_at``."""
+    run = overlap(good_run(resume_at=resume_at))
+    events = run.story.history._events
+    resumed = next(e for e in events if e.kind == Kind.RESUMED and e.instance == "i-2")
+    late = Story()
+    late.checkpoint("i-1", 14, t=resumed.t)
+    ordered = [e for e in events if e is not resumed]
+    at = ordered.index(resumed_epoch(ordered)) + 1
+    ordered[at:at] = [*late.history, resumed]
+    run.story.history._events = [replace(e, seq=n) for n, e in enumerate(ordered)]
+    run.versions.append(("checkpoints/000014", STATE[14]))
+    return run
+
+
+def resumed_epoch(events: list[Any]) -> Any:
+    return next(e for e in events if e.kind == Kind.EPOCH and e.instance == "i-2")
+
+
+def test_resume_correct_accepts_a_checkpoint_made_durable_while_recovery_waited() -> None:
+    assert check(resumed_after_a_zombie_checkpoint(14), "resume_correct").status == "passed"
+    beyond = check(resumed_after_a_zombie_checkpoint(16), "resume_correct")
+    assert beyond.status == "failed"
+    assert beyond.violations[0].message.startswith(
+        "i-2 resumed at position 16, beyond the newest valid durable checkpoint (position 12)"
     )

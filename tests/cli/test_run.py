@@ -195,3 +195,13 @@ def test_tier_simulation_leaves_command_targets_out(
     captured = capsys.readouterr()
     assert "--tier simulation: leaving out 1 scenario(s)" in captured.err
     assert "1 runs: 1 passed" in captured.out
+
+
+def test_schema_control_prints_the_control_api_bodies(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "control"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["title"] == "spot-harness control API bodies"
+    notice = {"$ref": "#/$defs/NoticeBody", "$defs": schema["$defs"]}
+    assert jsonschema.Draft202012Validator(notice).is_valid({"cloud": "gcp", "lead": "30s"})
+    assert not jsonschema.Draft202012Validator(notice).is_valid({"cloud": "gcp", "leed": "30s"})

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from fake_imds import aws, vocabulary
-from fake_imds.control import schedule_notice
+from fake_imds import vocabulary
+from fake_imds.control import Choice, notice_bodies, schedule_notice
 from fake_imds.model import MetadataPlane, Notice
 from harness.clock import clock_for_running_loop, run_virtual
 from harness.scenario import model
@@ -23,10 +23,18 @@ COMBINATIONS = [
 ]
 
 
-def test_the_scenario_model_and_the_aws_dialect_read_the_vocabulary() -> None:
+def test_the_scenario_model_and_the_control_api_read_the_vocabulary() -> None:
     assert model.NOTICE_KINDS is vocabulary.NOTICE_KINDS
     assert model.CLOUDS is vocabulary.CLOUDS
-    assert set(aws.NOTICE_KINDS) == {*vocabulary.NOTICE_KINDS["aws"], "fis-spot-interruption"}
+    bodies = notice_bodies()
+    assert tuple(bodies.options) == vocabulary.CLOUDS
+    for cloud in vocabulary.CLOUDS:
+        choice = bodies.options[cloud]
+        if isinstance(choice, Choice):  # one model per kind, the default first
+            assert tuple(choice.options) == vocabulary.control_kinds(cloud)
+        else:  # one model; its default kind is the cloud's
+            assert choice.model_fields["kind"].default == vocabulary.control_kinds(cloud)[0]
+    assert vocabulary.control_kinds("aws")[-1] == "fis-spot-interruption"
 
 
 @pytest.mark.parametrize(("cloud", "kind", "action"), COMBINATIONS)

@@ -245,6 +245,19 @@ def test_fis_like_sequence_through_the_agent() -> None:
     virtual(scenario)
 
 
+def test_a_rebalance_plan_is_a_body_the_agent_accepts() -> None:
+    async def scenario() -> None:
+        async with host() as h:
+            token = await h.token()
+            client = AgentClient(h.agent.url, TOKEN, h.http)
+            notice = await client.schedule(plan(kind="rebalance").body())
+            assert (notice.kind, notice.deadline) == ("rebalance", notice.issued_at)
+            rebalance = "/latest/meta-data/events/recommendations/rebalance"
+            assert (await h.get(rebalance, token))[0] == 200
+
+    virtual(scenario)
+
+
 def test_agent_cli_refuses_a_public_bind_without_token(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["agent", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err

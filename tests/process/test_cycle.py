@@ -313,3 +313,26 @@ def test_a_corrupted_output_is_found_against_the_uninterrupted_run() -> None:
     verdict = check(result, "exactly_once")
     assert verdict.status == "failed"
     assert "differ from the golden content" in verdict.violations[0].message
+
+
+def test_an_approved_azure_event_ends_the_process_at_the_approval() -> None:
+    result = run(
+        """
+        description: azure terminate, approved at once
+        target: {command: [python, targets/azure_approver.py], ready: {log: working from}}
+        job: {items: 10}
+        env: {cloud: azure, budget: 4s}
+        timeline:
+          - at: 300ms
+            notice: {kind: terminate, lead: 3s}
+        expect: [durable]
+        """
+    )
+    history = result.history
+    issued = first(history, "notice.issued")
+    approved = first(history, "notice.approved")
+    deadline = first(history, "notice.deadline")
+    killed = first(history, "instance.killed")
+    assert issued.seq < approved.seq < deadline.seq < killed.seq
+    assert approved.source == "harness" and approved.data["notice_id"] == issued.data["notice_id"]
+    assert killed.t - issued.t < 2.0 < float(issued.data["deadline"]) - issued.t

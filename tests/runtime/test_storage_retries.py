@@ -288,25 +288,54 @@ def test_a_412_on_a_key_holding_other_content_is_a_conflict_not_success(s3_clien
         run_virtual(tier.upload(mine, b"my state\n"))
 
 
-def test_a_manifest_412_from_a_newer_epoch_still_fences(s3_client: Any) -> None:
+def two_writers(s3_client: Any) -> tuple[S3Tier, S3Tier]:
+    """An older instance's tier and a newer one's, over the same bucket."""
     older = tier_over(s3_client)
-    newer = S3Tier(S3Store(s3_client, older.store.bucket, no_io_hook), "job")
+    return older, S3Tier(S3Store(s3_client, older.store.bucket, no_io_hook), "job")
+
+
+async def commit(tier: S3Tier, position: int, epoch: int = 2) -> None:
+    """Upload a checkpoint at ``position`` and name it in the manifest (conditionally)."""
+    data = f"state {position}\n".encode()
+    checkpoint = record(position, data, epoch=epoch)
+    await tier.upload(checkpoint, data)
+    await tier.commit_manifest(checkpoint, epoch)
+
+
+def test_a_manifest_412_from_a_newer_epoch_still_fences(s3_client: Any) -> None:
+    older, newer = two_writers(s3_client)
 
     async def story() -> None:
-        first = record(10, b"a\n", epoch=2)
-        await older.upload(first, b"a\n")
-        await older.commit_manifest(first, 2)  # older now holds the manifest's ETag
+        await commit(older, 10)  # older now holds the manifest's ETag
         await newer.manifest()
         await newer.claim(3, [])
-        second = record(20, b"b\n", epoch=2)
-        await older.upload(second, b"b\n")
-        await older.commit_manifest(second, 2)
+        await commit(older, 20)
 
     with pytest.raises(Fenced, match="epoch 3"):
         run_virtual(story())
     final = run_virtual(newer.manifest())
     assert final is not None and final.epoch == 3
     assert [r.position for r in final.checkpoints] == [10]
+
+
+def test_a_claim_that_lost_its_condition_stamps_the_manifest_as_it_now_is(s3_client: Any) -> None:
+    """The older instance commits between the newer one's read and its claim (Redis was down,
+    nothing fenced it): the claim re-reads and stamps the manifest that names the newer entry,
+    and the older instance's next commit is fenced at the manifest."""
+    older, newer = two_writers(s3_client)
+
+    async def story() -> None:
+        await commit(older, 10)
+        await newer.manifest()  # the newer instance reads it during recovery
+        await commit(older, 20)  # moves it under the newer instance's feet
+        await newer.claim(3, [])  # 412 on the stale ETag, read again, stamped
+        await commit(older, 30)
+
+    with pytest.raises(Fenced, match="epoch 3"):
+        run_virtual(story())
+    final = run_virtual(newer.manifest())
+    assert final is not None and final.epoch == 3
+    assert [r.position for r in final.checkpoints] == [20, 10]
 
 
 def test_a_new_checkpoint_does_not_wait_for_the_clean_up_backoff(

@@ -6,7 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from harness.checks import take_snapshot
-from harness.sim.s3 import BackendReader, corrupt_newest, simulated_bucket
+from harness.runtime.job import JobSpec, checksum, decode_state, state_after
+from harness.sim.s3 import BackendReader, corrupt_newest, corrupt_objects, damaged, simulated_bucket
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -79,3 +80,30 @@ def test_corruption_changes_bytes_but_not_the_etag() -> None:
         got = client.get_object(Bucket="sim-test", Key="ckpt/1")
         assert got["Body"].read() == b"abc\x9bef"
         assert got["ETag"] == put["ETag"]
+
+
+def test_corruption_chooses_the_newest_the_previous_the_nth_or_all() -> None:
+    clock = [EPOCH]
+    with simulated_bucket("sim-test", now=lambda: clock[0], seed=1) as client:
+        for minute, key in enumerate(["ckpt/b", "ckpt/a", "ckpt/c"]):  # written in this order
+            clock[0] = EPOCH + timedelta(minutes=minute)
+            client.put_object(Bucket="sim-test", Key=key, Body=b"x" * 8)
+        assert corrupt_objects("sim-test", "ckpt/*", "newest") == ["ckpt/c"]
+        assert corrupt_objects("sim-test", "ckpt/*", "previous") == ["ckpt/a"]
+        assert corrupt_objects("sim-test", "ckpt/*", 3) == ["ckpt/b"]
+        assert corrupt_objects("sim-test", "ckpt/*", 4) == []
+        assert corrupt_objects("sim-test", "ckpt/*", "all") == ["ckpt/c", "ckpt/a", "ckpt/b"]
+
+
+def test_a_corrupted_state_still_parses_but_its_digest_no_longer_matches() -> None:
+    """The damage a reader can only find by hashing: the header decodes to the same job and
+    position, only the state digest differs (the XOR of a byte would break the JSON)."""
+    spec = JobSpec.from_mapping({"items": 100, "name": "job"})
+    state = state_after(spec, 40)
+    rotten = damaged(state)
+    assert len(rotten) == len(state) and checksum(rotten) != checksum(state)
+    good, bad = decode_state(state), decode_state(rotten)
+    assert {k: v for k, v in bad.items() if k != "state"} == {
+        k: v for k, v in good.items() if k != "state"
+    }
+    assert bad["state"] != good["state"] and len(bad["state"]) == len(good["state"])
