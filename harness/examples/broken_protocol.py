@@ -12,7 +12,8 @@ Use one as ``target: {python: "harness.examples.broken_protocol:<name>"}``:
   package does (never refreshes a token after a 401); once it expires every poll is a 401 and
   the notice is never seen (breaks ``token_renewed``, and ``saved_before_deadline``).
 - ``approves_before_save``: approves the Azure event (``StartRequests``) as soon as it sees it,
-  then saves: the platform may end the VM before the save (breaks ``approved_after_save``).
+  then saves: the platform ends the VM before the save (breaks ``approved_after_save``, and
+  ``saved_before_deadline``).
 - ``hangs_without_timeout``: GCP's hanging GET with neither ``timeout_sec`` nor a client
   timeout, as in Google's own ``wait_for_change`` example; a silently dropped connection
   blinds it for good (breaks ``client_timeout`` and ``polls_within_lead``).
