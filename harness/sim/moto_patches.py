@@ -23,15 +23,26 @@ that moves any of it fails loudly instead of silently changing the simulation.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
+import io
+import os
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import moto.backend_index as moto_backend_index
 import moto.core.request as moto_request
 import moto.core.responses as moto_responses
 import moto.s3.models as moto_s3
+import moto.s3.utils as moto_s3_utils
+from botocore.awsrequest import AWSResponse
+from botocore.endpoint import Endpoint, convert_to_response_dict
+from botocore.httpchecksum import apply_request_checksum, handle_checksum_body
+from moto.core.botocore_stubber import MockRawResponse
+from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
 from moto.core.models import botocore_stubber
 from moto.core.utils import utcnow as _wall_utcnow
 from moto.moto_api._internal import mock_random
@@ -86,6 +97,30 @@ def problems() -> list[str]:
         found.append("moto.core.models.botocore_stubber.enabled is gone")
     if not callable(getattr(mock_random, "getrandbits", None)):
         found.append("moto's mock_random.getrandbits is gone")
+    found.extend(_shortcut_problems())
+    return found
+
+
+def _shortcut_problems() -> list[str]:
+    """What the PutObject shortcut (below) relies on, in moto and in botocore."""
+    found: list[str] = []
+    for name in ("put_object", "get_object", "put_object_tagging"):
+        if not callable(getattr(moto_s3.S3Backend, name, None)):
+            found.append(f"moto.s3.models.S3Backend.{name} is gone")
+    if not isinstance(getattr(moto_s3.FakeKey, "response_dict", None), property):
+        found.append("moto.s3.models.FakeKey.response_dict is no longer a property")
+    if not callable(getattr(moto_s3_utils, "metadata_from_headers", None)):
+        found.append("moto.s3.utils.metadata_from_headers is gone")
+    bucket_init = moto_s3.FakeBucket.__init__.__code__.co_names
+    for name in (
+        *("object_lock_enabled", "policy", "logging", "cors", "encryption"),
+        "notification_configuration",
+    ):
+        if name not in bucket_init:
+            found.append(f"moto.s3.models.FakeBucket no longer sets {name}")
+    for name in ("_update_retries_context", "_needs_retry"):
+        if not callable(getattr(Endpoint, name, None)):
+            found.append(f"botocore.endpoint.Endpoint.{name} is gone")
     return found
 
 
@@ -157,3 +192,226 @@ def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]
         yield from _ORIGINAL_HEADER_ITER(self)
     else:
         yield from super(moto_request.EnvironHeaders, self).__iter__()
+
+
+# -- PutObject without the HTTP round trip ---------------------------------------------------------
+#
+# A simulated S3 call costs about a millisecond, nine tenths of it in building, signing and
+# parsing HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in
+# what S3 does. The most frequent call of a run (a plain PutObject: outputs and manifests) is
+# answered from botocore's ``before-call`` event instead: it runs moto's own backend calls, in
+# moto's order (so the same version ids and request ids are drawn from the seeded random), makes
+# the response headers moto would send, and parses them with botocore's own parser. Whatever the
+# shortcut does not recognise exactly (a header it does not know, a failed precondition, a
+# streamed body) goes through moto as before, so every error is moto's own. The harness's
+# observation (``before-call`` / ``after-call`` handlers of harness.sim.observe) runs either way.
+# ``tests/sim/test_moto_patches.py`` compares both paths answer for answer, and
+# ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
+
+FULL_STACK_ENV = "HARNESS_SIM_FULL_STACK"
+_shortcut_off = 0
+
+#: Request headers a plain PutObject may carry and still be answered by the shortcut (lower
+#: case); ``x-amz-meta-*`` and ``x-amz-checksum-*`` are allowed besides.
+_PLAIN_PUT_HEADERS = frozenset(
+    {
+        "content-length",
+        "content-md5",
+        "expect",
+        "if-match",
+        "if-none-match",
+        "user-agent",
+        "x-amz-sdk-checksum-algorithm",
+    }
+)
+_SIMPLE_KEY = re.compile(r"[A-Za-z0-9/._\-]+\Z")
+_SIMPLE_META = re.compile(r"x-amz-meta-[a-z0-9\-.]+\Z")
+
+
+@contextlib.contextmanager
+def full_stack() -> Iterator[None]:
+    """Every S3 call of the runs inside goes through moto's HTTP layer (no shortcut)."""
+    global _shortcut_off
+    _shortcut_off += 1
+    try:
+        yield
+    finally:
+        _shortcut_off -= 1
+
+
+def shortcut_active(*, during_run: bool = True) -> bool:
+    """Whether plain PutObject calls are answered in process (``during_run``: and a simulated
+    run is active now; ``False`` asks whether the next run's would be)."""
+    return (
+        (_virtual_now is not None or not during_run)
+        and not _shortcut_off
+        and os.environ.get(FULL_STACK_ENV, "") in ("", "0")
+    )
+
+
+def register_shortcut(client: Any) -> None:
+    """Answer plain PutObject calls of ``client`` (the simulation's shared client) in process.
+
+    Register after the harness's observer, whose ``before-call`` handler (modelled time, faults,
+    crash points) must run first. Both are registered on ``before-call.s3``: botocore calls the
+    handlers of a more specific name (``before-call.s3.PutObject``) before those of a less
+    specific one, so a shortcut registered there would answer before the observer had run."""
+    client.meta.events.register(
+        "before-call.s3",
+        functools.partial(_put_object, client),
+        unique_id="spot-harness-put-shortcut",
+    )
+
+
+def _put_object(
+    client: Any, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any
+) -> tuple[Any, dict[str, Any]] | None:
+    if model.name != "PutObject" or not shortcut_active():
+        return None
+    plan = _plain_put(params, context)
+    if plan is None:
+        return None
+    bucket_name, key_name = plan
+    backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
+    bucket = backend.buckets.get(bucket_name)
+    if bucket is None or not _plain_bucket(bucket):
+        return None
+    headers = {name.lower(): value for name, value in params["headers"].items()}
+    existing = backend.get_object(bucket_name, key_name)
+    if_match = headers.get("if-match")
+    if if_match and (
+        existing is None or if_match.replace('"', "") != existing.etag.replace('"', "")
+    ):
+        return None  # moto answers the failed precondition
+    if headers.get("if-none-match") == "*" and existing is not None:
+        return None
+    apply_request_checksum(params)  # what botocore would do next; the request is ours now
+    moto_headers = _as_moto_sees_them(params)
+    lowered = {name.lower(): value for name, value in moto_headers.items()}
+    algorithm = lowered.get("x-amz-sdk-checksum-algorithm", "")
+    checksum = lowered.get(f"x-amz-checksum-{algorithm.lower()}") if algorithm else None
+    response_headers: dict[str, Any] = {}
+    if checksum:
+        response_headers[f"x-amz-checksum-{algorithm.lower()}"] = checksum
+    # moto's S3Response.put_object, step by step, for a request with none of the options.
+    new_key = backend.put_object(
+        bucket_name,
+        key_name,
+        _body(params) or b"",
+        storage="STANDARD",
+        encryption=None,
+        kms_key_id=None,
+        bucket_key_enabled=None,
+        lock_mode=None,
+        lock_legal_status=None,
+        lock_until=None,
+        checksum_value=checksum,
+    )
+    new_key.set_metadata(moto_s3_utils.metadata_from_headers(moto_headers))
+    new_key.set_acl(bucket.acl)
+    new_key.website_redirect_location = None
+    if algorithm:
+        new_key.checksum_algorithm = algorithm
+    backend.put_object_tagging(new_key, {})
+    response_headers.update(new_key.response_dict)
+    response_headers.pop("content-length", None)
+    response_headers.pop("x-amz-sdk-checksum-algorithm", None)
+    _request_id(response_headers)
+    return _parsed(client, model, params, context, 200, response_headers)
+
+
+def _plain_put(params: dict[str, Any], context: dict[str, Any]) -> tuple[str, str] | None:
+    """``(bucket, key)`` of a PutObject the shortcut answers exactly as moto would, else None."""
+    if params.get("method") != "PUT" or params.get("query_string"):
+        return None
+    if _body(params) is None:
+        return None
+    algorithm = context.get("checksum", {}).get("request_algorithm")
+    if algorithm and not (isinstance(algorithm, dict) and algorithm.get("in") == "header"):
+        return None  # a streamed trailer checksum: moto decodes the chunked body itself
+    for name in params["headers"]:
+        lower = name.lower()
+        if "_" in name or not (
+            lower in _PLAIN_PUT_HEADERS
+            or _SIMPLE_META.match(lower)
+            or lower.startswith("x-amz-checksum-")
+        ):
+            return None
+    path = urlsplit(str(params.get("url", ""))).path  # path-style: /bucket/key
+    bucket_name, _, key_name = path.lstrip("/").partition("/")
+    if not key_name or not _SIMPLE_KEY.match(key_name):
+        return None
+    return bucket_name, key_name
+
+
+def _body(params: dict[str, Any]) -> bytes | None:
+    """The request body when it is all in memory (bytes, or the BytesIO botocore makes of them)."""
+    body = params.get("body")
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, io.BytesIO) and body.tell() == 0:
+        return body.getvalue()
+    return None
+
+
+def _plain_bucket(bucket: Any) -> bool:
+    """A bucket with none of the features whose handling the shortcut leaves to moto."""
+    return bool(
+        not bucket.object_lock_enabled
+        and not bucket.policy
+        and not bucket.logging
+        and not bucket.cors
+        and not bucket.encryption
+        and not bucket.notification_configuration
+    )
+
+
+def _as_moto_sees_them(params: dict[str, Any]) -> dict[str, str]:
+    """The request's headers as moto reads them: signed by the simulation's signer (its three
+    headers), spelled as werkzeug rebuilds them from the WSGI environ, with the body's length."""
+    headers = {name.title(): str(value) for name, value in params["headers"].items()}
+    headers.pop("Content-Length", None)
+    headers["X-Amz-Date"] = moto_now().strftime("%Y%m%dT%H%M%SZ")
+    headers["X-Amz-Content-Sha256"] = "UNSIGNED-PAYLOAD"
+    headers["Authorization"] = "simulated"
+    headers["Content-Length"] = str(len(_body(params) or b""))
+    return headers
+
+
+def _parsed(
+    client: Any,
+    model: Any,
+    params: dict[str, Any],
+    context: dict[str, Any],
+    status: int,
+    headers: dict[str, Any],
+) -> tuple[Any, dict[str, Any]]:
+    """What botocore's endpoint makes of moto's answer (``Endpoint._send_request`` after the
+    send: the same conversion, hooks and parser; one attempt, as the client is configured)."""
+    endpoint = client._endpoint
+    endpoint._update_retries_context(context, 1)
+    http: Any = AWSResponse(params["url"], status, cast(Any, headers), MockRawResponse(b""))
+    response_dict = convert_to_response_dict(http, model)
+    handle_checksum_body(http, response_dict, context, model)
+    customized: dict[str, Any] = {}
+    events = endpoint._event_emitter
+    events.emit(
+        f"before-parse.s3.{model.name}",
+        operation_model=model,
+        response_dict=response_dict,
+        customized_response_dict=customized,
+    )
+    parser = endpoint._response_parser_factory.create_parser(model.service_model.resolved_protocol)
+    parsed: dict[str, Any] = parser.parse(response_dict, model.output_shape)
+    parsed.update(customized)
+    events.emit(
+        f"response-received.s3.{model.name}",
+        response_dict=response_dict,
+        parsed_response=parsed,
+        context=context,
+        exception=None,
+    )
+    endpoint._needs_retry(1, model, params, (http, parsed), None)
+    if "ResponseMetadata" in parsed:
+        parsed["ResponseMetadata"]["RetryAttempts"] = 0
+    return http, parsed

@@ -30,6 +30,7 @@ from harness.checks import CheckResult, CheckSpec, Golden, StorageSnapshot, eval
 from harness.clock import LoopClock, VirtualEventLoop
 from harness.history import History, Kind
 from harness.scenario.model import Scenario
+from harness.sim import moto_patches
 from harness.sim.golden import cached_golden, golden_for
 from harness.sim.s3 import BackendReader, simulated_bucket
 from harness.sim.targets import resolve_target
@@ -40,6 +41,8 @@ from harness.target import Target
 T = TypeVar("T")
 Status = Literal["passed", "failed", "unverified", "xfailed", "xpassed", "error"]
 BUCKET = "spot-harness-sim"
+#: Outcomes confirmed on the full S3 stack before they are reported (see ``_confirmed``).
+_CONFIRMED = frozenset({"failed", "xfailed", "xpassed", "error"})
 #: Where simulated instances keep their local dirs; default: a memory filesystem if there is one.
 SCRATCH_ENV = "HARNESS_SIM_SCRATCH"
 _MEMORY_FS = Path("/dev/shm")
@@ -172,7 +175,34 @@ def run_scenario(
             expected = _on_fresh_loop(golden_for(scenario, chosen, _uninterrupted))
     except Exception as error:
         return _error_result(scenario, History(lambda: 0.0), started_wall, error)
-    return _on_fresh_loop(run_scenario_async(scenario, target=chosen, golden=expected))
+    result = _on_fresh_loop(run_scenario_async(scenario, target=chosen, golden=expected))
+    if result.status not in _CONFIRMED or not moto_patches.shortcut_active(during_run=False):
+        return result
+    return _confirmed(result, chosen, expected, started_wall)
+
+
+def _confirmed(result: RunResult, target: Target, golden: Golden, started_wall: float) -> RunResult:
+    """A run that broke a check (or errored) is run again with every S3 call through moto's HTTP
+    layer (:func:`harness.sim.moto_patches.full_stack`), and that run is the one reported: no
+    failure rests on the PutObject shortcut alone. The two runs must agree event for event; if
+    they do not, the run is an error that says so (a defect of the shortcut, never a verdict).
+    A passing or unverified run is not run again: ``tests/sim/test_s3_shortcut.py`` runs the
+    whole scenario library both ways and requires identical histories."""
+    with moto_patches.full_stack():
+        full = _on_fresh_loop(run_scenario_async(result.scenario, target=target, golden=golden))
+    if full.history.to_jsonl() == result.history.to_jsonl() and full.status == result.status:
+        return full
+    return _error_result(
+        full.scenario,
+        full.history,
+        started_wall,
+        RuntimeError(
+            f"the simulation's S3 shortcut and moto disagree on this run ({result.status} "
+            f"against {full.status} on the full stack); rerun with {moto_patches.FULL_STACK_ENV}=1 "
+            "and report it"
+        ),
+        "harness defect: ",
+    )
 
 
 def _on_fresh_loop(coro: Coroutine[Any, Any, T]) -> T:

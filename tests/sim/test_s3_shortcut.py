@@ -1,0 +1,206 @@
+"""The in-process PutObject shortcut (harness/sim/moto_patches.py) against moto's HTTP layer.
+
+The shortcut must answer exactly as moto does (the same parsed response, the same error, the
+same stored versions), must run after the harness's observer (faults, modelled time, crash
+points), and must change no run: the whole scenario library gives the same history, event for
+event, both ways. A run that breaks a check is confirmed on the full stack before it is
+reported."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from harness.history import History
+from harness.scenario import load_paths, load_text
+from harness.sim import moto_patches, runner
+from harness.sim.runner import RunResult, run_scenario
+from harness.sim.s3 import simulated_bucket
+from harness.sim.targets import resolve_target
+
+REPO = Path(__file__).resolve().parents[2]
+WHEN = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+BUCKET = "shortcut-check"
+
+
+def sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def etag(data: bytes) -> str:
+    return f'"{hashlib.md5(data).hexdigest()}"'  # S3's ETag of a plain put
+
+
+#: PutObject calls in order: answered by the shortcut, refused by a precondition (moto answers),
+#: or outside what the shortcut knows (moto answers).
+PUTS: list[dict[str, Any]] = [
+    {"Key": "a/b", "Body": b"one", "ChecksumSHA256": sha256(b"one"), "IfNoneMatch": "*"},
+    {"Key": "a/b", "Body": b"one", "ChecksumSHA256": sha256(b"one"), "IfNoneMatch": "*"},
+    {"Key": "a/b", "Body": b"two", "ChecksumSHA256": sha256(b"two"), "Metadata": {"Pos": "7"}},
+    {"Key": "a/b", "Body": b"3", "ChecksumSHA256": sha256(b"3"), "IfMatch": etag(b"two")},
+    {"Key": "a/b", "Body": b"4", "ChecksumSHA256": sha256(b"4"), "IfMatch": etag(b"two")},
+    {"Key": "a/none", "Body": b"5", "ChecksumSHA256": sha256(b"5"), "IfMatch": etag(b"3")},
+    {"Key": "a/b", "Body": b"", "ChecksumSHA256": sha256(b""), "Metadata": {"k": "v", "x": "y"}},
+    {"Key": "plain", "Body": b"no checksum given: a streamed CRC32 trailer"},
+    {"Key": "typed", "Body": b"t", "ChecksumSHA256": sha256(b"t"), "ContentType": "text/plain"},
+    {"Key": "odd key+name", "Body": b"o", "ChecksumSHA256": sha256(b"o")},
+]
+ANSWERED_BY_SHORTCUT = 4  # the 1st, 3rd, 4th and 7th
+
+
+def _without_wall_date(response: dict[str, Any]) -> dict[str, Any]:
+    response["ResponseMetadata"]["HTTPHeaders"].pop("date", None)  # moto's wall clock
+    return response
+
+
+def _puts_and_state() -> list[Any]:
+    seen: list[Any] = []
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=5) as client:
+        for call in PUTS:
+            try:
+                seen.append(_without_wall_date(client.put_object(Bucket=BUCKET, **call)))
+            except ClientError as error:
+                seen.append(("error", _without_wall_date(error.response)))
+            got = (
+                client.get_object(Bucket=BUCKET, Key=call["Key"]) if call["Key"] != "a/none" else {}
+            )
+            if got:
+                got["Body"] = got["Body"].read()
+                seen.append(_without_wall_date(got))
+        bucket = moto_patches.moto_s3.s3_backends[moto_patches.ACCOUNT_ID]["aws"].buckets[BUCKET]
+        seen.append(
+            [
+                (key, v.version_id, v.etag, v.value, dict(v.metadata), v.checksum_algorithm)
+                for key in bucket.keys
+                for v in bucket.keys.getlist(key)
+            ]
+        )
+    return seen
+
+
+@pytest.fixture
+def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The keys of the PutObject calls the shortcut answered."""
+    keys: list[str] = []
+    original = moto_patches._parsed
+
+    def spy(client: Any, model: Any, params: dict[str, Any], *rest: Any) -> Any:
+        keys.append(params["url"].rsplit("/", 1)[-1])
+        return original(client, model, params, *rest)
+
+    monkeypatch.setattr(moto_patches, "_parsed", spy)
+    yield keys
+
+
+def test_put_object_answers_as_moto_does_call_for_call(answered: list[str]) -> None:
+    with moto_patches.full_stack():
+        through_moto = _puts_and_state()
+    assert answered == []
+    shortcut = _puts_and_state()
+    assert len(answered) == ANSWERED_BY_SHORTCUT
+    assert shortcut == through_moto
+    errors = [entry[1]["Error"]["Code"] for entry in shortcut if isinstance(entry, tuple)]
+    assert errors == ["PreconditionFailed", "PreconditionFailed", "NoSuchKey"]
+
+
+def test_the_environment_switch_turns_the_shortcut_off(
+    answered: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(moto_patches.FULL_STACK_ENV, "1")
+    _puts_and_state()
+    assert answered == []
+
+
+def test_an_injected_put_error_reaches_the_target_before_the_shortcut_could_answer(
+    answered: list[str],
+) -> None:
+    (loaded,) = load_text(
+        "description: three refused puts, then the rest\n"
+        "seed: 2\n"
+        "target: reference\n"
+        "job: {items: 30, seconds_per_item: 1s, checkpoint_every: 10s, state_size: 1MiB}\n"
+        "timeline:\n"
+        "  - at: 0s\n"
+        "    s3: {error: SlowDown, ops: [s3.put_object], count: 3}\n"
+        "expect: [exactly_once]\n"
+    )
+    result = run_scenario(loaded.scenario)
+    puts = [
+        (e.data["ok"], e.data.get("error"))
+        for e in result.history
+        if e.kind == "storage.op" and e.data["op"] == "s3.put_object"
+    ]
+    assert puts[:3] == [(False, "SlowDown")] * 3
+    assert all(ok for ok, _ in puts[3:])
+    assert len(answered) == len(puts) - 3  # every later put went through the shortcut
+    assert result.status == "passed"
+
+
+def _library() -> list[Any]:
+    loaded, problems = load_paths([REPO / "scenarios"])
+    assert problems == []
+    return [item for item in loaded if item.scenario.target.command is None]
+
+
+@pytest.mark.parametrize("item", _library(), ids=lambda item: item.file.stem)
+def test_every_library_scenario_gives_the_same_history_both_ways(item: Any) -> None:
+    scenario = item.scenario
+    target = resolve_target(scenario.target)
+    golden = runner.cached_golden(scenario, target) or runner._on_fresh_loop(
+        runner.golden_for(scenario, target, runner._uninterrupted)
+    )
+    with moto_patches.full_stack():
+        full = runner._on_fresh_loop(
+            runner.run_scenario_async(scenario, target=target, golden=golden)
+        )
+    fast = runner._on_fresh_loop(runner.run_scenario_async(scenario, target=target, golden=golden))
+    assert fast.history.to_jsonl() == full.history.to_jsonl()
+    assert fast.status == full.status
+
+
+def _known_bad() -> Any:
+    (item,) = [i for i in _library() if i.file.stem == "duplicate_outputs"]
+    return item.scenario
+
+
+def test_a_run_that_breaks_a_check_is_reported_from_the_full_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stacks: list[bool] = []
+    original = runner.run_scenario_async
+
+    async def spy(*args: Any, **kwargs: Any) -> RunResult:
+        stacks.append(moto_patches.shortcut_active(during_run=False))
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_scenario_async", spy)
+    result = run_scenario(_known_bad())
+    assert result.status == "xfailed"
+    assert stacks == [True, False]  # the shortcut's run, then the full stack's, reported
+
+
+def test_a_shortcut_that_disagrees_with_moto_makes_the_run_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = runner.run_scenario_async
+
+    async def diverging(*args: Any, **kwargs: Any) -> RunResult:
+        result = await original(*args, **kwargs)
+        if moto_patches.shortcut_active(during_run=False):
+            history: History = result.history
+            history.record("harness", "run.note", None, note="only with the shortcut")
+        return result
+
+    monkeypatch.setattr(runner, "run_scenario_async", diverging)
+    result = run_scenario(_known_bad())
+    assert result.status == "error"
+    assert result.error is not None
+    assert "S3 shortcut and moto disagree" in result.error
+    assert moto_patches.FULL_STACK_ENV in result.error
