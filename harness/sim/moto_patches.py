@@ -194,25 +194,26 @@ def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]
         yield from super(moto_request.EnvironHeaders, self).__iter__()
 
 
-# -- PutObject without the HTTP round trip ---------------------------------------------------------
+# -- PutObject and UploadPart without the HTTP round trip ------------------------------------------
 #
 # A simulated S3 call costs about a millisecond, nine tenths of it in building, signing and
 # parsing HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in
-# what S3 does. The most frequent call of a run (a plain PutObject: outputs and manifests) is
-# answered from botocore's ``before-call`` event instead: it runs moto's own backend calls, in
-# moto's order (so the same version ids and request ids are drawn from the seeded random), makes
-# the response headers moto would send, and parses them with botocore's own parser. Whatever the
-# shortcut does not recognise exactly (a header it does not know, a failed precondition, a
-# streamed body) goes through moto as before, so every error is moto's own. The harness's
-# observation (``before-call`` / ``after-call`` handlers of harness.sim.observe) runs either way.
-# ``tests/sim/test_moto_patches.py`` compares both paths answer for answer, and
-# ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
+# what S3 does. The most frequent calls of a run (a plain PutObject: outputs and manifests; an
+# UploadPart of a checkpoint) are answered from botocore's ``before-call`` event instead: the
+# shortcut runs moto's own backend calls in moto's order (so the same version ids and request
+# ids are drawn from the seeded random), makes the response headers moto would send, and parses
+# them with botocore's own parser. Whatever it does not recognise exactly (a header it does not
+# know, a failed precondition, a streamed body, an unknown upload) goes through moto as before,
+# so every error is moto's own. The harness's observation (``before-call`` / ``after-call``
+# handlers of harness.sim.observe) runs either way. ``tests/sim/test_s3_shortcut.py`` compares
+# both paths answer for answer and the whole scenario library event for event; ``full_stack()``
+# (or HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
 
 FULL_STACK_ENV = "HARNESS_SIM_FULL_STACK"
 _shortcut_off = 0
 
-#: Request headers a plain PutObject may carry and still be answered by the shortcut (lower
-#: case); ``x-amz-meta-*`` and ``x-amz-checksum-*`` are allowed besides.
+#: Request headers a plain PutObject or UploadPart may carry and still be answered by the
+#: shortcut (lower case); ``x-amz-meta-*`` and ``x-amz-checksum-*`` are allowed besides.
 _PLAIN_PUT_HEADERS = frozenset(
     {
         "content-length",
@@ -250,7 +251,8 @@ def shortcut_active(*, during_run: bool = True) -> bool:
 
 
 def register_shortcut(client: Any) -> None:
-    """Answer plain PutObject calls of ``client`` (the simulation's shared client) in process.
+    """Answer plain PutObject and UploadPart calls of ``client`` (the simulation's shared
+    client) in process.
 
     Register after the harness's observer, whose ``before-call`` handler (modelled time, faults,
     crash points) must run first. Both are registered on ``before-call.s3``: botocore calls the
@@ -258,23 +260,38 @@ def register_shortcut(client: Any) -> None:
     specific one, so a shortcut registered there would answer before the observer had run."""
     client.meta.events.register(
         "before-call.s3",
-        functools.partial(_put_object, client),
-        unique_id="spot-harness-put-shortcut",
+        functools.partial(_shortcut, client),
+        unique_id="spot-harness-s3-shortcut",
     )
 
 
-def _put_object(
+def _shortcut(
     client: Any, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any
 ) -> tuple[Any, dict[str, Any]] | None:
-    if model.name != "PutObject" or not shortcut_active():
+    answer = _ANSWERS.get(model.name)
+    if answer is None or not shortcut_active():
         return None
-    plan = _plain_put(params, context)
-    if plan is None:
+    target = _plain_request(params, context)
+    if target is None:
         return None
-    bucket_name, key_name = plan
     backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
-    bucket = backend.buckets.get(bucket_name)
+    bucket = backend.buckets.get(target[0])
     if bucket is None or not _plain_bucket(bucket):
+        return None
+    headers = answer(backend, bucket, target, params)
+    if headers is None:
+        return None
+    _request_id(headers)  # drawn after the backend's ids, as moto's response layer does
+    return _parsed(client, model, params, context, 200, headers)
+
+
+def _put_object(
+    backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
+) -> dict[str, Any] | None:
+    """moto's ``S3Response.put_object``, step by step, for a request with none of the options;
+    the response headers, or None to leave the request to moto."""
+    bucket_name, key_name = target
+    if params["method"] != "PUT" or params["query_string"]:
         return None
     headers = {name.lower(): value for name, value in params["headers"].items()}
     existing = backend.get_object(bucket_name, key_name)
@@ -285,15 +302,7 @@ def _put_object(
         return None  # moto answers the failed precondition
     if headers.get("if-none-match") == "*" and existing is not None:
         return None
-    apply_request_checksum(params)  # what botocore would do next; the request is ours now
-    moto_headers = _as_moto_sees_them(params)
-    lowered = {name.lower(): value for name, value in moto_headers.items()}
-    algorithm = lowered.get("x-amz-sdk-checksum-algorithm", "")
-    checksum = lowered.get(f"x-amz-checksum-{algorithm.lower()}") if algorithm else None
-    response_headers: dict[str, Any] = {}
-    if checksum:
-        response_headers[f"x-amz-checksum-{algorithm.lower()}"] = checksum
-    # moto's S3Response.put_object, step by step, for a request with none of the options.
+    moto_headers, response_headers, algorithm, checksum = _checksummed(params)
     new_key = backend.put_object(
         bucket_name,
         key_name,
@@ -316,14 +325,52 @@ def _put_object(
     response_headers.update(new_key.response_dict)
     response_headers.pop("content-length", None)
     response_headers.pop("x-amz-sdk-checksum-algorithm", None)
-    _request_id(response_headers)
-    return _parsed(client, model, params, context, 200, response_headers)
+    return response_headers
 
 
-def _plain_put(params: dict[str, Any], context: dict[str, Any]) -> tuple[str, str] | None:
-    """``(bucket, key)`` of a PutObject the shortcut answers exactly as moto would, else None."""
-    if params.get("method") != "PUT" or params.get("query_string"):
+def _upload_part(
+    backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
+) -> dict[str, Any] | None:
+    """moto's ``S3Response.upload_part`` for an upload that exists and a valid part number."""
+    query = params["query_string"]
+    if params["method"] != "PUT" or set(query) != {"partNumber", "uploadId"}:
         return None
+    if any(name.lower().startswith(("if-", "x-amz-meta-")) for name in params["headers"]):
+        return None
+    upload_id, part_number = str(query["uploadId"]), int(query["partNumber"])
+    if upload_id not in bucket.multiparts or not 1 <= part_number <= 10000:
+        return None  # moto answers NoSuchUpload / InvalidArgument
+    _, response_headers, _, _ = _checksummed(params)
+    part = backend.upload_part(target[0], upload_id, part_number, _body(params) or b"")
+    response_headers.update(part.response_dict)
+    response_headers["content-length"] = "0"
+    return response_headers
+
+
+_ANSWERS: dict[str, Callable[..., dict[str, Any] | None]] = {
+    "PutObject": _put_object,
+    "UploadPart": _upload_part,
+}
+
+
+def _checksummed(params: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any], str, Any]:
+    """Apply the request checksum as botocore would next (the request is the shortcut's from
+    here on), then read it as moto's ``_get_checksum`` does: ``(the headers as moto sees them,
+    response headers so far, algorithm, checksum value)``."""
+    apply_request_checksum(params)
+    moto_headers = _as_moto_sees_them(params)
+    lowered = {name.lower(): value for name, value in moto_headers.items()}
+    algorithm = lowered.get("x-amz-sdk-checksum-algorithm", "")
+    checksum = lowered.get(f"x-amz-checksum-{algorithm.lower()}") if algorithm else None
+    response_headers: dict[str, Any] = {}
+    if checksum:
+        response_headers[f"x-amz-checksum-{algorithm.lower()}"] = checksum
+    return moto_headers, response_headers, algorithm, checksum
+
+
+def _plain_request(params: dict[str, Any], context: dict[str, Any]) -> tuple[str, str] | None:
+    """``(bucket, key)`` of a request the shortcut can answer exactly as moto would, else None:
+    an in-memory body, a header checksum (or none), only headers from a known set, a plain key."""
     if _body(params) is None:
         return None
     algorithm = context.get("checksum", {}).get("request_algorithm")

@@ -28,6 +28,7 @@ from harness.sim.targets import resolve_target
 REPO = Path(__file__).resolve().parents[2]
 WHEN = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 BUCKET = "shortcut-check"
+MIN_PART = 5 * 2**20  # S3's smallest part but the last
 
 
 def sha256(data: bytes) -> str:
@@ -92,7 +93,7 @@ def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     original = moto_patches._parsed
 
     def spy(client: Any, model: Any, params: dict[str, Any], *rest: Any) -> Any:
-        keys.append(params["url"].rsplit("/", 1)[-1])
+        keys.append(params["url"].rsplit("/", 1)[-1].split("?")[0])
         return original(client, model, params, *rest)
 
     monkeypatch.setattr(moto_patches, "_parsed", spy)
@@ -108,6 +109,51 @@ def test_put_object_answers_as_moto_does_call_for_call(answered: list[str]) -> N
     assert shortcut == through_moto
     errors = [entry[1]["Error"]["Code"] for entry in shortcut if isinstance(entry, tuple)]
     assert errors == ["PreconditionFailed", "PreconditionFailed", "NoSuchKey"]
+
+
+def _multipart() -> list[Any]:
+    seen: list[Any] = []
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=6) as client:
+        upload = client.create_multipart_upload(
+            Bucket=BUCKET, Key="big", ChecksumAlgorithm="SHA256"
+        )["UploadId"]
+        parts = []
+        for number, data, upload_id in [
+            (1, b"p" * MIN_PART, upload),
+            (1, b"q" * MIN_PART, upload),  # the same part again: the newer one counts
+            (2, b"tail", upload),
+            (1, b"lost", "no-such-upload"),
+        ]:
+            call = {"Key": "big", "UploadId": upload_id, "PartNumber": number}
+            try:
+                answer = client.upload_part(
+                    Bucket=BUCKET, Body=data, ChecksumSHA256=sha256(data), **call
+                )
+            except KeyError as error:  # moto's own answer to an unknown upload id
+                seen.append(("error", repr(error)))
+                continue
+            seen.append(_without_wall_date(answer))
+            parts = [p for p in parts if p["PartNumber"] != number]
+            parts.append(
+                {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": sha256(data)}
+            )
+        done = client.complete_multipart_upload(
+            Bucket=BUCKET, Key="big", UploadId=upload, MultipartUpload={"Parts": parts}
+        )
+        seen.append(_without_wall_date(done))
+        got = client.get_object(Bucket=BUCKET, Key="big")
+        seen.append((got["Body"].read(), got["ETag"], got["VersionId"]))
+    return seen
+
+
+def test_upload_part_answers_as_moto_does_call_for_call(answered: list[str]) -> None:
+    with moto_patches.full_stack():
+        through_moto = _multipart()
+    shortcut = _multipart()
+    assert answered == ["big"] * 3
+    assert shortcut == through_moto
+    assert shortcut[3] == ("error", "KeyError('no-such-upload')")
+    assert shortcut[-1][0] == b"q" * MIN_PART + b"tail"
 
 
 def test_the_environment_switch_turns_the_shortcut_off(
