@@ -9,9 +9,11 @@ Prints three figures:
    terminate notice every 20-60 minutes, floor 5,000x; the checks over its history are timed
    separately and reported beside it.
 
-Run: ``.venv/bin/python benchmarks/sim_speed.py [--runs 15]``. The script re-executes itself
-under ``taskset -c 0`` when taskset exists, so the figures are for one core; it says so when it
-cannot pin itself. Each figure is measured after a warm-up run (imports, the boto3 client).
+Run: ``.venv/bin/python benchmarks/sim_speed.py [--runs 15] [--full-stack]``. The script
+re-executes itself under ``taskset -c 0`` when taskset exists, so the figures are for one core;
+it says so when it cannot pin itself. Each figure is measured after a warm-up run (imports, the
+boto3 client). ``--full-stack`` sends every S3 call through moto's HTTP layer, for the figures
+without the simulation's in-process S3 shortcut.
 """
 
 from __future__ import annotations
@@ -156,10 +158,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="runs of the standard scenario")
     parser.add_argument("--skip-library", action="store_true", help="skip figure 2")
+    parser.add_argument(
+        "--full-stack",
+        action="store_true",
+        help="every S3 call through moto's HTTP layer (HARNESS_SIM_FULL_STACK=1): the figures "
+        "without the simulation's in-process S3 shortcut, for comparison",
+    )
     args = parser.parse_args()
+    if args.full_stack:
+        os.environ["HARNESS_SIM_FULL_STACK"] = "1"
     note = pin_to_one_core()
     sys.path.insert(0, str(REPO))
-    print(f"sim_speed: {note}; python {sys.version.split()[0]}")
+    stack = "full S3 stack" if args.full_stack else "in-process S3 shortcut on"
+    print(f"sim_speed: {note}; python {sys.version.split()[0]}; {stack}")
 
     median_ms, cpu_ms, simulated, status = single_notice(args.runs)
     print(
