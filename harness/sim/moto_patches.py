@@ -12,7 +12,9 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
 - header iteration (``EnvironHeaders.__iter__``) skips mapping names back to a preserved
   spelling when the request preserved none;
 - botocore's before-send stubber is switched on directly instead of through ``mock_aws()``,
-  which re-registers a thousand ``requests`` interceptors each time.
+  which re-registers a thousand ``requests`` interceptors each time;
+- the commonest calls (plain PutObject, multipart create / part / completion) are answered in
+  process from moto's backend, without the HTTP round trip (see the section below).
 
 They reach into moto's private modules, so ``pyproject.toml`` bounds moto's version, and
 :func:`problems` (run once before the first patched run, and by the canary test
@@ -31,12 +33,13 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import moto.backend_index as moto_backend_index
 import moto.core.request as moto_request
 import moto.core.responses as moto_responses
 import moto.s3.models as moto_s3
+import moto.s3.responses as moto_s3_responses
 import moto.s3.utils as moto_s3_utils
 from botocore.awsrequest import AWSResponse
 from botocore.endpoint import Endpoint, convert_to_response_dict
@@ -46,6 +49,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
 from moto.core.models import botocore_stubber
 from moto.core.utils import utcnow as _wall_utcnow
 from moto.moto_api._internal import mock_random
+from werkzeug.http import http_date
 
 #: The moto releases these patches were written and checked against (pyproject's bound too).
 SUPPORTED = ((5, 0), (5, 3))
@@ -104,9 +108,14 @@ def problems() -> list[str]:
 def _shortcut_problems() -> list[str]:
     """What the PutObject shortcut (below) relies on, in moto and in botocore."""
     found: list[str] = []
-    for name in ("put_object", "get_object", "put_object_tagging"):
+    backend_calls = ("put_object", "get_object", "put_object_tagging", "upload_part")
+    for name in (*backend_calls, "create_multipart_upload", "complete_multipart_upload"):
         if not callable(getattr(moto_s3.S3Backend, name, None)):
             found.append(f"moto.s3.models.S3Backend.{name} is gone")
+    if not callable(getattr(moto_s3_responses.S3Response, "_complete_multipart_body", None)):
+        found.append("moto.s3.responses.S3Response._complete_multipart_body is gone")
+    if not isinstance(getattr(moto_s3, "S3_UPLOAD_PART_MIN_SIZE", None), int):
+        found.append("moto.s3.models.S3_UPLOAD_PART_MIN_SIZE is gone")
     if not isinstance(getattr(moto_s3.FakeKey, "response_dict", None), property):
         found.append("moto.s3.models.FakeKey.response_dict is no longer a property")
     if not callable(getattr(moto_s3_utils, "metadata_from_headers", None)):
@@ -194,22 +203,25 @@ def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]
         yield from super(moto_request.EnvironHeaders, self).__iter__()
 
 
-# -- PutObject and UploadPart without the HTTP round trip ------------------------------------------
+# -- The commonest S3 calls without the HTTP round trip --------------------------------------------
 #
 # A simulated S3 call costs about a millisecond, nine tenths of it in building, signing and
 # parsing HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in
-# what S3 does. The most frequent calls of a run (a plain PutObject: outputs and manifests; an
-# UploadPart of a checkpoint) are answered from botocore's ``before-call`` event instead: the
-# shortcut runs moto's own backend calls in moto's order (so the same version ids and request
-# ids are drawn from the seeded random), makes the response headers moto would send, and parses
-# them with botocore's own parser. Whatever it does not recognise exactly (a header it does not
-# know, a failed precondition, a streamed body, an unknown upload) goes through moto as before,
-# so every error is moto's own. The harness's observation (``before-call`` / ``after-call``
-# handlers of harness.sim.observe) runs either way. ``tests/sim/test_s3_shortcut.py`` compares
-# both paths answer for answer and the whole scenario library event for event; ``full_stack()``
-# (or HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
+# what S3 does. The commonest calls of a run (a plain PutObject: outputs and manifests; the
+# create, parts and completion of a checkpoint's multipart upload) are answered from botocore's
+# ``before-call`` event instead: the shortcut runs moto's own backend calls in moto's order (so
+# the same version ids and request ids are drawn from the seeded random), makes the response
+# headers and body moto would send, and parses them with botocore's own parser. Whatever it does
+# not recognise exactly (a header it does not know, a failed precondition, a streamed body, an
+# unknown upload, a part list moto would refuse) goes through moto as before, so every error is
+# moto's own. The harness's observation (``before-call`` / ``after-call`` handlers of
+# harness.sim.observe) runs either way. ``tests/sim/test_s3_shortcut.py`` compares both paths
+# answer for answer and the whole scenario library event for event; ``full_stack()`` (or
+# HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
 
 FULL_STACK_ENV = "HARNESS_SIM_FULL_STACK"
+#: A shortcut's answer: the response headers and body moto would send (status 200).
+Answer = tuple[dict[str, Any], bytes]
 _shortcut_off = 0
 
 #: Request headers a plain PutObject or UploadPart may carry and still be answered by the
@@ -251,8 +263,8 @@ def shortcut_active(*, during_run: bool = True) -> bool:
 
 
 def register_shortcut(client: Any) -> None:
-    """Answer plain PutObject and UploadPart calls of ``client`` (the simulation's shared
-    client) in process.
+    """Answer plain PutObject, UploadPart, CreateMultipartUpload and CompleteMultipartUpload
+    calls of ``client`` (the simulation's shared client) in process.
 
     Register after the harness's observer, whose ``before-call`` handler (modelled time, faults,
     crash points) must run first. Both are registered on ``before-call.s3``: botocore calls the
@@ -278,20 +290,21 @@ def _shortcut(
     bucket = backend.buckets.get(target[0])
     if bucket is None or not _plain_bucket(bucket):
         return None
-    headers = answer(backend, bucket, target, params)
-    if headers is None:
+    answered = answer(backend, bucket, target, params)
+    if answered is None:
         return None
+    headers, body = answered
     _request_id(headers)  # drawn after the backend's ids, as moto's response layer does
-    return _parsed(client, model, params, context, 200, headers)
+    return _parsed(client, model, params, context, headers, body)
 
 
 def _put_object(
     backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
-) -> dict[str, Any] | None:
+) -> Answer | None:
     """moto's ``S3Response.put_object``, step by step, for a request with none of the options;
     the response headers, or None to leave the request to moto."""
     bucket_name, key_name = target
-    if params["method"] != "PUT" or params["query_string"]:
+    if params["method"] != "PUT" or _query(params):
         return None
     headers = {name.lower(): value for name, value in params["headers"].items()}
     existing = backend.get_object(bucket_name, key_name)
@@ -325,14 +338,14 @@ def _put_object(
     response_headers.update(new_key.response_dict)
     response_headers.pop("content-length", None)
     response_headers.pop("x-amz-sdk-checksum-algorithm", None)
-    return response_headers
+    return response_headers, b""
 
 
 def _upload_part(
     backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
-) -> dict[str, Any] | None:
+) -> Answer | None:
     """moto's ``S3Response.upload_part`` for an upload that exists and a valid part number."""
-    query = params["query_string"]
+    query = _query(params)
     if params["method"] != "PUT" or set(query) != {"partNumber", "uploadId"}:
         return None
     if any(name.lower().startswith(("if-", "x-amz-meta-")) for name in params["headers"]):
@@ -344,12 +357,121 @@ def _upload_part(
     part = backend.upload_part(target[0], upload_id, part_number, _body(params) or b"")
     response_headers.update(part.response_dict)
     response_headers["content-length"] = "0"
-    return response_headers
+    return response_headers, b""
 
 
-_ANSWERS: dict[str, Callable[..., dict[str, Any] | None]] = {
+_XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n'
+_XMLNS = ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+
+
+def _create_multipart_upload(
+    backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
+) -> Answer | None:
+    """moto's ``_key_response_post`` for ``?uploads`` with no storage class, ACL, tags or
+    encryption: the upload, and the XML and headers moto's serializer makes of it."""
+    if params["method"] != "POST" or set(_query(params)) != {"uploads"}:
+        return None
+    if _body(params) != b"" or any(n.lower().startswith("if-") for n in params["headers"]):
+        return None
+    bucket_name, key_name = target
+    metadata = moto_s3_utils.metadata_from_headers(_as_moto_sees_them(params))
+    upload = backend.create_multipart_upload(
+        bucket_name, key_name, metadata, "STANDARD", {}, None, None, None
+    )
+    headers = {"Content-Type": "application/xml"}
+    for name in ("x-amz-checksum-algorithm", "x-amz-checksum-type"):
+        value = upload.metadata.get(name)
+        if value is not None:
+            headers[name] = value
+    body = (
+        f"{_XML_HEAD}<InitiateMultipartUploadResult{_XMLNS}><Bucket>{bucket_name}</Bucket>"
+        f"<Key>{key_name}</Key><UploadId>{upload.id}</UploadId></InitiateMultipartUploadResult>"
+    )
+    return _serialized(headers), body.encode()
+
+
+def _complete_multipart_upload(
+    backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
+) -> Answer | None:
+    """moto's ``_key_response_post`` for ``?uploadId=`` when the upload completes: every part
+    listed exists with its ETag, in order, none but the last under 5 MiB, and no object is in
+    the way of ``If-None-Match``. Anything else (moto's errors included) is left to moto."""
+    query = _query(params)
+    if params["method"] != "POST" or set(query) != {"uploadId"}:
+        return None
+    bucket_name, key_name = target
+    upload_id = str(query["uploadId"])
+    upload = bucket.multiparts.get(upload_id)
+    existing = backend.get_object(bucket_name, key_name)
+    if upload is None or (existing is not None and existing.multipart is not None):
+        return None  # unknown upload, or moto's idempotent repeat of a completion
+    headers_in = {name.lower(): value for name, value in params["headers"].items()}
+    if headers_in.get("if-none-match") == "*" and existing is not None:
+        return None
+    parts = _listed_parts(_body(params) or b"")
+    if parts is None or not _completable(upload, parts):
+        return None
+    key = backend.complete_multipart_upload(bucket_name, upload_id, iter(parts))
+    headers: dict[str, Any] = {"Content-Type": "application/xml"}
+    if key.version_id:
+        headers["x-amz-version-id"] = key.version_id
+    if key.encryption:
+        headers["x-amz-server-side-encryption"] = key.encryption
+    if key.kms_key_id:
+        headers["x-amz-server-side-encryption-aws-kms-key-id"] = key.kms_key_id
+    body = (
+        f"{_XML_HEAD}<CompleteMultipartUploadResult{_XMLNS}>"
+        f"<Location>http://{bucket_name}.s3.amazonaws.com/{key.name}</Location>"
+        f"<Bucket>{bucket_name}</Bucket><Key>{key.name}</Key>"
+        f"<ETag>{key.etag}</ETag></CompleteMultipartUploadResult>"
+    )
+    return _serialized(headers), body.encode()
+
+
+def _listed_parts(body: bytes) -> list[tuple[int, str]] | None:
+    """``(part number, ETag)`` of a completion request, as moto reads them; None when moto would
+    refuse the list (unreadable, not ascending)."""
+    try:
+        parts = list(moto_s3_responses.S3Response._complete_multipart_body(None, body))  # type: ignore[arg-type]
+    except Exception:  # moto answers it with its own error
+        return None
+    return parts
+
+
+def _completable(upload: Any, parts: list[tuple[int, str]]) -> bool:
+    """Whether moto's ``FakeMultipart.complete`` would accept ``parts`` (its checks, read only)."""
+    if not parts:
+        return False
+    for index, (number, etag) in enumerate(parts):
+        part = upload.parts.get(number)
+        if part is None or part.etag.replace('"', "") != etag.replace('"', ""):
+            return False
+        if index < len(parts) - 1 and part.contentsize < _min_part_size():
+            return False
+    return True
+
+
+def _min_part_size() -> int:
+    """The smallest part but the last, as moto's models module sees it (moto's settings)."""
+    return int(getattr(moto_s3, "S3_UPLOAD_PART_MIN_SIZE"))  # noqa: B009
+
+
+def _serialized(headers: dict[str, Any]) -> dict[str, Any]:
+    """The headers moto's response serializer adds to those of the result (its wall-clock
+    ``date`` included, as moto sends it)."""
+    return {
+        **headers,
+        "server": "amazon.com",
+        "date": http_date(_wall_utcnow()),
+        "status": "200",
+    }
+
+
+_ANSWERS: dict[str, Callable[..., Answer | None]] = {
     "PutObject": _put_object,
     "UploadPart": _upload_part,
+    "CreateMultipartUpload": _create_multipart_upload,
+    "CompleteMultipartUpload": _complete_multipart_upload,
 }
 
 
@@ -391,6 +513,13 @@ def _plain_request(params: dict[str, Any], context: dict[str, Any]) -> tuple[str
     return bucket_name, key_name
 
 
+def _query(params: dict[str, Any]) -> dict[str, Any]:
+    """The request's query: the operation's fixed part (in the URL, ``?uploads``) and its
+    parameters (botocore adds them to the URL when it sends the request)."""
+    fixed = {name: value for name, value in parse_qsl(urlsplit(params["url"]).query, True)}
+    return {**fixed, **params["query_string"]}
+
+
 def _body(params: dict[str, Any]) -> bytes | None:
     """The request body when it is all in memory (bytes, or the BytesIO botocore makes of them)."""
     body = params.get("body")
@@ -430,14 +559,14 @@ def _parsed(
     model: Any,
     params: dict[str, Any],
     context: dict[str, Any],
-    status: int,
     headers: dict[str, Any],
+    body: bytes,
 ) -> tuple[Any, dict[str, Any]]:
     """What botocore's endpoint makes of moto's answer (``Endpoint._send_request`` after the
     send: the same conversion, hooks and parser; one attempt, as the client is configured)."""
     endpoint = client._endpoint
     endpoint._update_retries_context(context, 1)
-    http: Any = AWSResponse(params["url"], status, cast(Any, headers), MockRawResponse(b""))
+    http: Any = AWSResponse(params["url"], 200, cast(Any, headers), MockRawResponse(body))
     response_dict = convert_to_response_dict(http, model)
     handle_checksum_body(http, response_dict, context, model)
     customized: dict[str, Any] = {}
