@@ -18,33 +18,31 @@ call through moto's HTTP layer, for the figure without the simulation's S3 short
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+FLOOR = 50.0  # explored schedules per second on one core
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
-from sim_speed import pin_to_one_core  # noqa: E402
+from sim_speed import (  # noqa: E402
+    add_full_stack_option,
+    apply_full_stack_option,
+    pin_to_one_core,
+)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=50, help="schedules to explore")
     parser.add_argument("--seed", type=int, default=1, help="seed of the search")
-    parser.add_argument(
-        "--full-stack",
-        action="store_true",
-        help="every S3 call through moto's HTTP layer (HARNESS_SIM_FULL_STACK=1), for comparison",
-    )
+    add_full_stack_option(parser)
     args = parser.parse_args()
-    if args.full_stack:
-        os.environ["HARNESS_SIM_FULL_STACK"] = "1"
+    stack = apply_full_stack_option(args)
     note = pin_to_one_core()
-    stack = "full S3 stack" if args.full_stack else "in-process S3 shortcut on"
     print(f"explore_speed: {note}; python {sys.version.split()[0]}; {stack}")
 
     started = time.perf_counter()
@@ -59,9 +57,11 @@ def main() -> int:
         cpu = time.process_time() - started_cpu
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items()))
     found = f"; failure found: {report.failure.path.name}" if report.failure else ""
+    rate = report.examples / wall
+    met = "met" if rate >= FLOOR else "NOT MET"
     print(
         f"explored schedules per second (one core, full checks, seed {args.seed}): "
-        f"{report.examples / wall:.1f} wall ({report.examples / cpu:.1f} on CPU time): "
+        f"{rate:.1f} wall ({report.examples / cpu:.1f} on CPU time; floor {FLOOR:.0f}: {met}): "
         f"{report.examples} schedules in {wall:.2f} s wall, {cpu:.2f} s CPU ({statuses}{found})"
     )
     print(f"importing the explore command took {imported:.2f} s more (once per invocation)")

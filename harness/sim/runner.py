@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import tempfile
@@ -191,7 +192,7 @@ def _confirmed(result: RunResult, target: Target, golden: Golden, started_wall: 
     with moto_patches.full_stack():
         full = _on_fresh_loop(run_scenario_async(result.scenario, target=target, golden=golden))
     if full.history.to_jsonl() == result.history.to_jsonl() and full.status == result.status:
-        return full
+        return dataclasses.replace(full, wall_seconds=time.perf_counter() - started_wall)
     return _error_result(
         full.scenario,
         full.history,
