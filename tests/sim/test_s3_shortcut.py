@@ -52,6 +52,12 @@ PUTS: list[dict[str, Any]] = [
     {"Key": "plain", "Body": b"no checksum given: a streamed CRC32 trailer"},
     {"Key": "typed", "Body": b"t", "ChecksumSHA256": sha256(b"t"), "ContentType": "text/plain"},
     {"Key": "odd key+name", "Body": b"o", "ChecksumSHA256": sha256(b"o")},
+    {
+        "Key": "md5",
+        "Body": b"m",
+        "ChecksumSHA256": sha256(b"m"),
+        "ContentMD5": "3ozGzVT4U+o3FFgH0b6fDQ==",
+    },
 ]
 ANSWERED_BY_SHORTCUT = 4  # the 1st, 3rd, 4th and 7th
 
