@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from harness.explore.search import explore
 from harness.history import History
 from harness.scenario import load_paths, load_text
 from harness.sim import moto_patches, runner
@@ -279,3 +280,23 @@ def test_a_shortcut_that_disagrees_with_moto_makes_the_run_an_error(
     assert result.error is not None
     assert "S3 shortcut and moto disagree" in result.error
     assert moto_patches.FULL_STACK_ENV in result.error
+
+
+def test_explore_searches_with_the_shortcut_and_reports_a_failure_from_the_full_stack(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stacks: list[bool] = []
+    original = runner.run_scenario_async
+
+    async def spy(*args: Any, **kwargs: Any) -> RunResult:
+        stacks.append(moto_patches.shortcut_active(during_run=False))
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_scenario_async", spy)
+    target = {"python": "harness.examples.broken:off_by_one_resume"}
+    report = explore(examples=6, seed=3, target=target, out=tmp_path)
+    assert report.failure is not None and report.failure.broken == ("resume_correct",)
+    # every schedule of the search and of the shrinking ran with the shortcut; then the one
+    # reported ran once more, on the full stack
+    assert stacks[-1] is False
+    assert all(stacks[:-1]) and len(stacks) > 2
