@@ -9,6 +9,7 @@ reported."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from botocore.exceptions import ClientError
 
 from harness.explore.search import explore
 from harness.history import History
+from harness.report.margin import knob_for
+from harness.report.margin import search as margin_search
 from harness.scenario import load_paths, load_text
 from harness.sim import moto_patches, runner
 from harness.sim.runner import RunResult, run_scenario
@@ -300,3 +303,22 @@ def test_explore_searches_with_the_shortcut_and_reports_a_failure_from_the_full_
     # reported ran once more, on the full stack
     assert stacks[-1] is False
     assert all(stacks[:-1]) and len(stacks) > 2
+
+
+def test_a_margin_search_runs_every_probe_on_the_full_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stacks: list[bool] = []
+    original = runner.run_scenario_async
+
+    async def spy(*args: Any, **kwargs: Any) -> RunResult:
+        stacks.append(moto_patches.shortcut_active(during_run=False))
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_scenario_async", spy)
+    (story,) = [i.scenario for i in _library() if i.file.stem == "preemption"]
+    knob = dataclasses.replace(knob_for("lead", story), high=40.0, tolerance=8.0)
+    result = margin_search(story, knob, [0])
+    assert any(not probe.held for probe in result.probes)  # some probes failed
+    assert stacks and not any(stacks)  # and none, failing or not, ran with the shortcut
+    assert moto_patches.shortcut_active(during_run=False)  # on again afterwards
