@@ -13,8 +13,8 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
   spelling when the request preserved none;
 - botocore's before-send stubber is switched on directly instead of through ``mock_aws()``,
   which re-registers a thousand ``requests`` interceptors each time;
-- the commonest calls (plain PutObject, multipart create / part / completion) are answered in
-  process from moto's backend, without the HTTP round trip (see the section below).
+- the commonest calls (plain PutObject, multipart create / part / completion, DeleteObject) are
+  answered in process from moto's backend, without the HTTP round trip (see the section below).
 
 They reach into moto's private modules, so ``pyproject.toml`` bounds moto's version, and
 :func:`problems` (run once before the first patched run, and by the canary test
@@ -108,7 +108,13 @@ def problems() -> list[str]:
 def _shortcut_problems() -> list[str]:
     """What the PutObject shortcut (below) relies on, in moto and in botocore."""
     found: list[str] = []
-    backend_calls = ("put_object", "get_object", "put_object_tagging", "upload_part")
+    backend_calls = (
+        "put_object",
+        "get_object",
+        "put_object_tagging",
+        "upload_part",
+        "delete_object",
+    )
     for name in (*backend_calls, "create_multipart_upload", "complete_multipart_upload"):
         if not callable(getattr(moto_s3.S3Backend, name, None)):
             found.append(f"moto.s3.models.S3Backend.{name} is gone")
@@ -208,20 +214,20 @@ def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]
 # A simulated S3 call costs about a millisecond, nine tenths of it in building, signing and
 # parsing HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in
 # what S3 does. The commonest calls of a run (a plain PutObject: outputs and manifests; the
-# create, parts and completion of a checkpoint's multipart upload) are answered from botocore's
-# ``before-call`` event instead: the shortcut runs moto's own backend calls in moto's order (so
-# the same version ids and request ids are drawn from the seeded random), makes the response
-# headers and body moto would send, and parses them with botocore's own parser. Whatever it does
-# not recognise exactly (a header it does not know, a failed precondition, a streamed body, an
-# unknown upload, a part list moto would refuse) goes through moto as before, so every error is
-# moto's own. The harness's observation (``before-call`` / ``after-call`` handlers of
-# harness.sim.observe) runs either way. ``tests/sim/test_s3_shortcut.py`` compares both paths
-# answer for answer and the whole scenario library event for event; ``full_stack()`` (or
-# HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
+# create, parts and completion of a checkpoint's multipart upload; the delete of a rotated
+# checkpoint) are answered from botocore's ``before-call`` event instead: the shortcut runs
+# moto's own backend calls in moto's order (so the same version ids and request ids are drawn
+# from the seeded random), makes the response headers and body moto would send, and parses them
+# with botocore's own parser. Whatever it does not recognise exactly (a header it does not know,
+# a failed precondition, a streamed body, an unknown upload, a part list moto would refuse) goes
+# through moto as before, so every error is moto's own. The harness's observation
+# (``before-call`` / ``after-call`` handlers of harness.sim.observe) runs either way.
+# ``tests/sim/test_s3_shortcut.py`` compares both paths answer for answer and the whole scenario
+# library event for event; ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
 
 FULL_STACK_ENV = "HARNESS_SIM_FULL_STACK"
-#: A shortcut's answer: the response headers and body moto would send (status 200).
-Answer = tuple[dict[str, Any], bytes]
+#: A shortcut's answer: the response headers, body and status moto would send.
+Answer = tuple[dict[str, Any], bytes, int]
 _shortcut_off = 0
 
 #: Request headers a plain PutObject or UploadPart may carry and still be answered by the
@@ -262,8 +268,8 @@ def shortcut_active(*, during_run: bool = True) -> bool:
 
 
 def register_shortcut(client: Any) -> None:
-    """Answer plain PutObject, UploadPart, CreateMultipartUpload and CompleteMultipartUpload
-    calls of ``client`` (the simulation's shared client) in process.
+    """Answer plain PutObject, UploadPart, CreateMultipartUpload, CompleteMultipartUpload and
+    DeleteObject calls of ``client`` (the simulation's shared client) in process.
 
     Register after the harness's observer, whose ``before-call`` handler (modelled time, faults,
     crash points) must run first. Both are registered on ``before-call.s3``: botocore calls the
@@ -292,9 +298,8 @@ def _shortcut(
     answered = answer(backend, bucket, target, params)
     if answered is None:
         return None
-    headers, body = answered
-    _request_id(headers)  # drawn after the backend's ids, as moto's response layer does
-    return _parsed(client, model, params, context, headers, body)
+    _request_id(answered[0])  # drawn after the backend's ids, as moto's response layer does
+    return _parsed(client, model, params, context, answered)
 
 
 def _put_object(
@@ -337,7 +342,7 @@ def _put_object(
     response_headers.update(new_key.response_dict)
     response_headers.pop("content-length", None)
     response_headers.pop("x-amz-sdk-checksum-algorithm", None)
-    return response_headers, b""
+    return response_headers, b"", 200
 
 
 def _upload_part(
@@ -356,7 +361,20 @@ def _upload_part(
     part = backend.upload_part(target[0], upload_id, part_number, _body(params) or b"")
     response_headers.update(part.response_dict)
     response_headers["content-length"] = "0"
-    return response_headers, b""
+    return response_headers, b"", 200
+
+
+def _delete_object(
+    backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
+) -> Answer | None:
+    """moto's ``S3Response.delete_object`` without a version id or a condition, in a versioned
+    bucket: a delete marker (moto answers 204 with its version id)."""
+    if params["method"] != "DELETE" or _query(params) or not bucket.is_versioned:
+        return None
+    if any(n.lower().startswith(("if-", "x-amz-")) for n in params["headers"]):
+        return None
+    _, meta = backend.delete_object(target[0], target[1], version_id=None, bypass=None)
+    return {f"x-amz-{name}": value for name, value in meta.items()}, b"", 204
 
 
 _XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n'
@@ -386,7 +404,7 @@ def _create_multipart_upload(
         f"{_XML_HEAD}<InitiateMultipartUploadResult{_XMLNS}><Bucket>{bucket_name}</Bucket>"
         f"<Key>{key_name}</Key><UploadId>{upload.id}</UploadId></InitiateMultipartUploadResult>"
     )
-    return _serialized(headers), body.encode()
+    return _serialized(headers), body.encode(), 200
 
 
 def _complete_multipart_upload(
@@ -424,7 +442,7 @@ def _complete_multipart_upload(
         f"<Bucket>{bucket_name}</Bucket><Key>{key.name}</Key>"
         f"<ETag>{key.etag}</ETag></CompleteMultipartUploadResult>"
     )
-    return _serialized(headers), body.encode()
+    return _serialized(headers), body.encode(), 200
 
 
 def _listed_parts(body: bytes) -> list[tuple[int, str]] | None:
@@ -471,6 +489,7 @@ _ANSWERS: dict[str, Callable[..., Answer | None]] = {
     "UploadPart": _upload_part,
     "CreateMultipartUpload": _create_multipart_upload,
     "CompleteMultipartUpload": _complete_multipart_upload,
+    "DeleteObject": _delete_object,
 }
 
 
@@ -560,14 +579,14 @@ def _parsed(
     model: Any,
     params: dict[str, Any],
     context: dict[str, Any],
-    headers: dict[str, Any],
-    body: bytes,
+    response: Answer,
 ) -> tuple[Any, dict[str, Any]]:
     """What botocore's endpoint makes of moto's answer (``Endpoint._send_request`` after the
     send: the same conversion, hooks and parser; one attempt, as the client is configured)."""
     endpoint = client._endpoint
     endpoint._update_retries_context(context, 1)
-    http: Any = AWSResponse(params["url"], 200, cast(Any, headers), MockRawResponse(body))
+    headers, body, status = response
+    http: Any = AWSResponse(params["url"], status, cast(Any, headers), MockRawResponse(body))
     response_dict = convert_to_response_dict(http, model)
     handle_checksum_body(http, response_dict, context, model)
     customized: dict[str, Any] = {}

@@ -97,20 +97,20 @@ def _puts_and_state() -> list[Any]:
 
 
 @pytest.fixture
-def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The keys of the PutObject calls the shortcut answered."""
-    keys: list[str] = []
+def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+    """``(operation, key)`` of the calls the shortcut answered."""
+    keys: list[tuple[str, str]] = []
     original = moto_patches._parsed
 
     def spy(client: Any, model: Any, params: dict[str, Any], *rest: Any) -> Any:
-        keys.append(params["url"].rsplit("/", 1)[-1].split("?")[0])
+        keys.append((model.name, params["url"].rsplit("/", 1)[-1].split("?")[0]))
         return original(client, model, params, *rest)
 
     monkeypatch.setattr(moto_patches, "_parsed", spy)
     yield keys
 
 
-def test_put_object_answers_as_moto_does_call_for_call(answered: list[str]) -> None:
+def test_put_object_answers_as_moto_does_call_for_call(answered: list[tuple[str, str]]) -> None:
     with moto_patches.full_stack():
         through_moto = _puts_and_state()
     assert answered == []
@@ -177,11 +177,13 @@ def _masked(value: Any, secret: str) -> Any:
     return value
 
 
-def test_multipart_uploads_answer_as_moto_does_call_for_call(answered: list[str]) -> None:
+def test_multipart_uploads_answer_as_moto_does_call_for_call(
+    answered: list[tuple[str, str]],
+) -> None:
     with moto_patches.full_stack():
         through_moto = _multipart()
     shortcut = _multipart()
-    assert answered == ["big"] * 5  # create, three parts, the completion
+    assert [key for _, key in answered] == ["big"] * 5  # create, three parts, the completion
     assert shortcut == through_moto
     assert shortcut[4] == ("error", "KeyError('no-such-upload')")
     errors = [entry[1]["Error"]["Code"] for entry in shortcut[5:7]]
@@ -190,7 +192,7 @@ def test_multipart_uploads_answer_as_moto_does_call_for_call(answered: list[str]
 
 
 def test_the_environment_switch_turns_the_shortcut_off(
-    answered: list[str], monkeypatch: pytest.MonkeyPatch
+    answered: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(moto_patches.FULL_STACK_ENV, "1")
     _puts_and_state()
@@ -198,7 +200,7 @@ def test_the_environment_switch_turns_the_shortcut_off(
 
 
 def test_an_injected_put_error_reaches_the_target_before_the_shortcut_could_answer(
-    answered: list[str],
+    answered: list[tuple[str, str]],
 ) -> None:
     (loaded,) = load_text(
         "description: three refused puts, then the rest\n"
@@ -218,7 +220,8 @@ def test_an_injected_put_error_reaches_the_target_before_the_shortcut_could_answ
     ]
     assert puts[:3] == [(False, "SlowDown")] * 3
     assert all(ok for ok, _ in puts[3:])
-    assert len(answered) == len(puts) - 3  # every later put went through the shortcut
+    answered_puts = [key for operation, key in answered if operation == "PutObject"]
+    assert len(answered_puts) == len(puts) - 3  # every later put went through the shortcut
     assert result.status == "passed"
 
 
@@ -322,3 +325,39 @@ def test_a_margin_search_runs_every_probe_on_the_full_stack(
     assert any(not probe.held for probe in result.probes)  # some probes failed
     assert stacks and not any(stacks)  # and none, failing or not, ran with the shortcut
     assert moto_patches.shortcut_active(during_run=False)  # on again afterwards
+
+
+def _deletes() -> list[Any]:
+    seen: list[Any] = []
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=8) as client:
+        client.put_object(Bucket=BUCKET, Key="old", Body=b"o", ChecksumSHA256=sha256(b"o"))
+        for key in ("old", "old", "never-written"):
+            seen.append(_without_wall_date(client.delete_object(Bucket=BUCKET, Key=key)))
+        try:
+            client.get_object(Bucket=BUCKET, Key="old")
+        except ClientError as error:
+            seen.append(("error", _without_wall_date(error.response)))
+        versions = client.list_object_versions(Bucket=BUCKET)
+        seen.append(
+            [
+                (v["Key"], v["VersionId"], v["IsLatest"])
+                for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])
+            ]
+        )
+    return seen
+
+
+def test_delete_object_answers_as_moto_does_call_for_call(answered: list[tuple[str, str]]) -> None:
+    with moto_patches.full_stack():
+        through_moto = _deletes()
+    shortcut = _deletes()
+    assert answered == [
+        ("PutObject", "old"),
+        ("DeleteObject", "old"),
+        ("DeleteObject", "old"),
+        ("DeleteObject", "never-written"),
+    ]
+    assert shortcut == through_moto
+    # a delete marker each time the key exists; moto answers a bare 204 for a key never written
+    assert [entry.get("DeleteMarker") for entry in shortcut[:3]] == [True, True, None]
+    assert shortcut[3][1]["Error"]["Code"] == "NoSuchKey"
