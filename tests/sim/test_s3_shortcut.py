@@ -110,6 +110,20 @@ def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]
     yield keys
 
 
+@pytest.fixture
+def stacks(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each simulated run, in order: whether it ran with the S3 shortcut."""
+    seen: list[bool] = []
+    original = runner.run_scenario_async
+
+    async def spy(*args: Any, **kwargs: Any) -> RunResult:
+        seen.append(moto_patches.shortcut_active(during_run=False))
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_scenario_async", spy)
+    return seen
+
+
 def test_put_object_answers_as_moto_does_call_for_call(answered: list[tuple[str, str]]) -> None:
     with moto_patches.full_stack():
         through_moto = _puts_and_state()
@@ -252,17 +266,7 @@ def _known_bad() -> Any:
     return item.scenario
 
 
-def test_a_run_that_breaks_a_check_is_reported_from_the_full_stack(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    stacks: list[bool] = []
-    original = runner.run_scenario_async
-
-    async def spy(*args: Any, **kwargs: Any) -> RunResult:
-        stacks.append(moto_patches.shortcut_active(during_run=False))
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "run_scenario_async", spy)
+def test_a_run_that_breaks_a_check_is_reported_from_the_full_stack(stacks: list[bool]) -> None:
     result = run_scenario(_known_bad())
     assert result.status == "xfailed"
     assert stacks == [True, False]  # the shortcut's run, then the full stack's, reported
@@ -289,16 +293,8 @@ def test_a_shortcut_that_disagrees_with_moto_makes_the_run_an_error(
 
 
 def test_explore_searches_with_the_shortcut_and_reports_a_failure_from_the_full_stack(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    stacks: list[bool], tmp_path: Path
 ) -> None:
-    stacks: list[bool] = []
-    original = runner.run_scenario_async
-
-    async def spy(*args: Any, **kwargs: Any) -> RunResult:
-        stacks.append(moto_patches.shortcut_active(during_run=False))
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "run_scenario_async", spy)
     target = {"python": "harness.examples.broken:off_by_one_resume"}
     report = explore(examples=6, seed=3, target=target, out=tmp_path)
     assert report.failure is not None and report.failure.broken == ("resume_correct",)
@@ -308,17 +304,7 @@ def test_explore_searches_with_the_shortcut_and_reports_a_failure_from_the_full_
     assert all(stacks[:-1]) and len(stacks) > 2
 
 
-def test_a_margin_search_runs_every_probe_on_the_full_stack(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    stacks: list[bool] = []
-    original = runner.run_scenario_async
-
-    async def spy(*args: Any, **kwargs: Any) -> RunResult:
-        stacks.append(moto_patches.shortcut_active(during_run=False))
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "run_scenario_async", spy)
+def test_a_margin_search_runs_every_probe_on_the_full_stack(stacks: list[bool]) -> None:
     (story,) = [i.scenario for i in _library() if i.file.stem == "preemption"]
     knob = dataclasses.replace(knob_for("lead", story), high=40.0, tolerance=8.0)
     result = margin_search(story, knob, [0])
