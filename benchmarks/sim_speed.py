@@ -4,14 +4,18 @@ Prints three figures:
 
 1. the median wall time of a standard single-notice AWS scenario (about 30 simulated minutes,
    the reference runtime polling IMDSv2 every 5 s over HTTP, moto S3, fakeredis), floor 100 ms;
+   then (1b) its median CPU time on the full S3 stack and with the in-process S3 shortcut,
+   runs interleaved, which outside load skews less than two separate runs of the script;
 2. the total wall time of the scenario library (``scenarios/``), one run each;
 3. the time compression (simulated seconds per wall second) of a 24-hour churn scenario with a
    terminate notice every 20-60 minutes, floor 5,000x; the checks over its history are timed
    separately and reported beside it.
 
-Run: ``.venv/bin/python benchmarks/sim_speed.py [--runs 15]``. The script re-executes itself
-under ``taskset -c 0`` when taskset exists, so the figures are for one core; it says so when it
-cannot pin itself. Each figure is measured after a warm-up run (imports, the boto3 client).
+Run: ``.venv/bin/python benchmarks/sim_speed.py [--runs 15] [--full-stack]``. The script
+re-executes itself under ``taskset -c 0`` when taskset exists, so the figures are for one core;
+it says so when it cannot pin itself. Each figure is measured after a warm-up run (imports, the
+boto3 client). ``--full-stack`` sends every S3 call through moto's HTTP layer, for the figures
+without the simulation's in-process S3 shortcut.
 """
 
 from __future__ import annotations
@@ -55,6 +59,24 @@ def pin_to_one_core() -> str:
     os.environ[PINNED_ENV] = "1"
     os.execv(taskset, [taskset, "-c", "0", sys.executable, *sys.argv])
     raise AssertionError("unreachable")
+
+
+def add_full_stack_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--full-stack",
+        action="store_true",
+        help="every S3 call through moto's HTTP layer (HARNESS_SIM_FULL_STACK=1): the figures "
+        "without the simulation's in-process S3 shortcut, for comparison",
+    )
+
+
+def apply_full_stack_option(args: argparse.Namespace) -> str:
+    """Set the environment for ``--full-stack`` (kept across the re-exec under taskset);
+    returns how S3 is simulated, for the first line of the output."""
+    if args.full_stack:
+        os.environ["HARNESS_SIM_FULL_STACK"] = "1"
+        return "full S3 stack"
+    return "in-process S3 shortcut on"
 
 
 def churn_scenario(hours: float = 24.0, seed: int = 24) -> str:
@@ -101,6 +123,27 @@ def single_notice(runs: int) -> tuple[float, float, float, str]:
         warm.sim_seconds,
         result.status,
     )
+
+
+def single_notice_both_ways(runs: int) -> tuple[float, float]:
+    """Median CPU ms of the standard scenario on the full S3 stack and with the shortcut, runs
+    interleaved in one process, so that outside load weighs on both alike."""
+    from harness.scenario import load_text
+    from harness.sim import moto_patches
+    from harness.sim.runner import run_scenario
+
+    scenario = load_text(STANDARD, "standard.yaml")[0].scenario
+    run_scenario(scenario)
+    full, shortcut = [], []
+    for _ in range(runs):
+        with moto_patches.full_stack():
+            started = time.process_time()
+            run_scenario(scenario)
+            full.append(time.process_time() - started)
+        started = time.process_time()
+        run_scenario(scenario)
+        shortcut.append(time.process_time() - started)
+    return statistics.median(full) * 1000, statistics.median(shortcut) * 1000
 
 
 def library() -> tuple[int, float, float, dict[str, int]]:
@@ -156,10 +199,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="runs of the standard scenario")
     parser.add_argument("--skip-library", action="store_true", help="skip figure 2")
+    add_full_stack_option(parser)
     args = parser.parse_args()
+    stack = apply_full_stack_option(args)
     note = pin_to_one_core()
     sys.path.insert(0, str(REPO))
-    print(f"sim_speed: {note}; python {sys.version.split()[0]}")
+    print(f"sim_speed: {note}; python {sys.version.split()[0]}; {stack}")
 
     median_ms, cpu_ms, simulated, status = single_notice(args.runs)
     print(
@@ -168,6 +213,13 @@ def main() -> int:
         f"({cpu_ms:.1f} ms CPU) over {args.runs} runs (floor {SINGLE_FLOOR_MS:.0f} ms: "
         f"{verdict(median_ms <= SINGLE_FLOOR_MS)}); verdict {status}"
     )
+    if not args.full_stack:
+        full_ms, shortcut_ms = single_notice_both_ways(args.runs)
+        print(
+            f"1b. the same, {args.runs} runs each way interleaved: median {full_ms:.1f} ms CPU on "
+            f"the full S3 stack, {shortcut_ms:.1f} ms CPU with the in-process S3 shortcut "
+            f"({100 * (1 - shortcut_ms / full_ms):.0f} % less)"
+        )
     if not args.skip_library:
         count, wall, lib_simulated, statuses = library()
         summary = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))

@@ -26,7 +26,7 @@ from harness.explore.strategies import Data, schedules
 from harness.report.render import replay_command
 from harness.scenario.loader import load_text
 from harness.scenario.model import CLOUDS, Cloud, estimate_work
-from harness.sim.runner import RunResult, run_scenario
+from harness.sim.runner import HARNESS_DEFECT, RunResult, confirm_on_full_stack, run_scenario
 from harness.units import format_duration
 
 Progress = Callable[[int, RunResult], None]
@@ -92,7 +92,7 @@ def explore(
         scenario = to_scenario(data)
         if max_sim_time is not None and estimate_work(scenario).seconds > max_sim_time:
             reject()  # too long to simulate: Hypothesis draws another schedule instead
-        result = run_scenario(scenario)
+        result = run_scenario(scenario, confirm=False)  # the one reported is confirmed below
         report.examples += 1
         status = explored_status(result)
         report.statuses[status] = report.statuses.get(status, 0) + 1
@@ -126,7 +126,10 @@ def explore(
     try:
         search()
     except ScheduleFailed as failure:
-        report.failure = write_reproduction(failure.data, failure.result, out)
+        confirmed = confirm_on_full_stack(failure.result)  # never report what only a shortcut saw
+        if confirmed.error is not None and confirmed.error.startswith(HARNESS_DEFECT):
+            raise RuntimeError(confirmed.error) from None
+        report.failure = write_reproduction(failure.data, confirmed, out)
     except Unsatisfiable:
         raise InputError(
             "every generated schedule would simulate longer than --max-sim-time "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import tempfile
@@ -30,6 +31,7 @@ from harness.checks import CheckResult, CheckSpec, Golden, StorageSnapshot, eval
 from harness.clock import LoopClock, VirtualEventLoop
 from harness.history import History, Kind
 from harness.scenario.model import Scenario
+from harness.sim import moto_patches
 from harness.sim.golden import cached_golden, golden_for
 from harness.sim.s3 import BackendReader, simulated_bucket
 from harness.sim.targets import resolve_target
@@ -40,6 +42,10 @@ from harness.target import Target
 T = TypeVar("T")
 Status = Literal["passed", "failed", "unverified", "xfailed", "xpassed", "error"]
 BUCKET = "spot-harness-sim"
+#: Outcomes confirmed on the full S3 stack before they are reported (see ``confirm_on_full_stack``).
+_CONFIRMED = frozenset({"failed", "xfailed", "xpassed", "error"})
+#: How the error of a run whose two stacks disagree begins.
+HARNESS_DEFECT = "harness defect: "
 #: Where simulated instances keep their local dirs; default: a memory filesystem if there is one.
 SCRATCH_ENV = "HARNESS_SIM_SCRATCH"
 _MEMORY_FS = Path("/dev/shm")
@@ -157,11 +163,15 @@ def run_scenario(
     seed: int | None = None,
     target: Target | None = None,
     golden: Golden | None = None,
+    confirm: bool = True,
 ) -> RunResult:
     """Run ``scenario`` (with ``seed`` overriding its own) on a fresh virtual loop.
 
     A golden that needs a run of its own (targets other than the reference) is made first, on
-    its own loop, so that the run itself always starts at virtual time zero.
+    its own loop, so that the run itself always starts at virtual time zero. ``confirm``: a run
+    that breaks a check is confirmed on the full S3 stack (:func:`confirm_on_full_stack`) before
+    it is returned; a search that runs many failing schedules and reports one (``harness
+    explore``) passes False and confirms the one it reports.
     """
     scenario = scenario.with_seed(seed)
     started_wall = time.perf_counter()
@@ -170,7 +180,50 @@ def run_scenario(
         expected = golden or golden_of(scenario, chosen)
     except Exception as error:
         return _error_result(scenario, History(lambda: 0.0), started_wall, error)
-    return _on_fresh_loop(run_scenario_async(scenario, target=chosen, golden=expected))
+    result = _on_fresh_loop(run_scenario_async(scenario, target=chosen, golden=expected))
+    if not confirm:
+        return result
+    return confirm_on_full_stack(result, target=chosen, golden=expected, started_wall=started_wall)
+
+
+def confirm_on_full_stack(
+    result: RunResult,
+    *,
+    target: Target | None = None,
+    golden: Golden | None = None,
+    started_wall: float | None = None,
+) -> RunResult:
+    """``result`` itself if it passed (or the S3 shortcut was off); else the same run again with
+    every S3 call through moto's HTTP layer (:func:`harness.sim.moto_patches.full_stack`), and
+    that run is the one to report: no failure rests on the shortcut alone. The two runs must
+    agree event for event; if they do not, the answer is an error run that says so (a defect of
+    the shortcut, never a verdict). A passing or unverified run is not run again:
+    ``tests/sim/test_s3_shortcut.py`` runs the whole scenario library both ways and requires
+    identical histories."""
+    if result.status not in _CONFIRMED or not moto_patches.shortcut_active(during_run=False):
+        return result
+    started = time.perf_counter() - result.wall_seconds if started_wall is None else started_wall
+    scenario = result.scenario
+    try:
+        chosen = target or resolve_target(scenario.target)
+        expected = golden or golden_of(scenario, chosen)
+    except Exception as error:
+        return _error_result(scenario, result.history, started, error)
+    with moto_patches.full_stack():
+        full = _on_fresh_loop(run_scenario_async(scenario, target=chosen, golden=expected))
+    if full.history.to_jsonl() == result.history.to_jsonl() and full.status == result.status:
+        return dataclasses.replace(full, wall_seconds=time.perf_counter() - started)
+    return _error_result(
+        full.scenario,
+        full.history,
+        started,
+        RuntimeError(
+            f"the simulation's S3 shortcut and moto disagree on this run ({result.status} "
+            f"against {full.status} on the full stack); rerun with {moto_patches.FULL_STACK_ENV}=1 "
+            "and report it"
+        ),
+        HARNESS_DEFECT,
+    )
 
 
 def golden_of(scenario: Scenario, target: Target) -> Golden:

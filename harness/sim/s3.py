@@ -115,6 +115,7 @@ def shared_client() -> Any:
             config=client_config(addressing_style="path"),
         )
         observe_s3_client(_client)
+        moto_patches.register_shortcut(_client)  # after the observer: it must see every call
     return _client
 
 

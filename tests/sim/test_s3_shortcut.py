@@ -1,0 +1,349 @@
+"""The in-process PutObject shortcut (harness/sim/moto_patches.py) against moto's HTTP layer.
+
+The shortcut must answer exactly as moto does (the same parsed response, the same error, the
+same stored versions), must run after the harness's observer (faults, modelled time, crash
+points), and must change no run: the whole scenario library gives the same history, event for
+event, both ways. A run that breaks a check is confirmed on the full stack before it is
+reported."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from harness.explore.search import explore
+from harness.history import History
+from harness.report.margin import knob_for
+from harness.report.margin import search as margin_search
+from harness.scenario import load_paths, load_text
+from harness.sim import moto_patches, runner
+from harness.sim.runner import RunResult, run_scenario
+from harness.sim.s3 import simulated_bucket
+from harness.sim.targets import resolve_target
+
+REPO = Path(__file__).resolve().parents[2]
+WHEN = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+BUCKET = "shortcut-check"
+MIN_PART = 5 * 2**20  # S3's smallest part but the last
+
+
+def sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def etag(data: bytes) -> str:
+    return f'"{hashlib.md5(data).hexdigest()}"'  # S3's ETag of a plain put
+
+
+#: PutObject calls in order: answered by the shortcut, refused by a precondition (moto answers),
+#: or outside what the shortcut knows (moto answers).
+PUTS: list[dict[str, Any]] = [
+    {"Key": "a/b", "Body": b"one", "ChecksumSHA256": sha256(b"one"), "IfNoneMatch": "*"},
+    {"Key": "a/b", "Body": b"one", "ChecksumSHA256": sha256(b"one"), "IfNoneMatch": "*"},
+    {"Key": "a/b", "Body": b"two", "ChecksumSHA256": sha256(b"two"), "Metadata": {"Pos": "7"}},
+    {"Key": "a/b", "Body": b"3", "ChecksumSHA256": sha256(b"3"), "IfMatch": etag(b"two")},
+    {"Key": "a/b", "Body": b"4", "ChecksumSHA256": sha256(b"4"), "IfMatch": etag(b"two")},
+    {"Key": "a/none", "Body": b"5", "ChecksumSHA256": sha256(b"5"), "IfMatch": etag(b"3")},
+    {"Key": "a/b", "Body": b"", "ChecksumSHA256": sha256(b""), "Metadata": {"k": "v", "x": "y"}},
+    {"Key": "plain", "Body": b"no checksum given: a streamed CRC32 trailer"},
+    {"Key": "typed", "Body": b"t", "ChecksumSHA256": sha256(b"t"), "ContentType": "text/plain"},
+    {"Key": "odd key+name", "Body": b"o", "ChecksumSHA256": sha256(b"o")},
+    {
+        "Key": "md5",
+        "Body": b"m",
+        "ChecksumSHA256": sha256(b"m"),
+        "ContentMD5": "3ozGzVT4U+o3FFgH0b6fDQ==",
+    },
+]
+ANSWERED_BY_SHORTCUT = 4  # the 1st, 3rd, 4th and 7th
+
+
+def _without_wall_date(response: dict[str, Any]) -> dict[str, Any]:
+    response["ResponseMetadata"]["HTTPHeaders"].pop("date", None)  # moto's wall clock
+    return response
+
+
+def _puts_and_state() -> list[Any]:
+    seen: list[Any] = []
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=5) as client:
+        for call in PUTS:
+            try:
+                seen.append(_without_wall_date(client.put_object(Bucket=BUCKET, **call)))
+            except ClientError as error:
+                seen.append(("error", _without_wall_date(error.response)))
+            got = (
+                client.get_object(Bucket=BUCKET, Key=call["Key"]) if call["Key"] != "a/none" else {}
+            )
+            if got:
+                got["Body"] = got["Body"].read()
+                seen.append(_without_wall_date(got))
+        bucket = moto_patches.moto_s3.s3_backends[moto_patches.ACCOUNT_ID]["aws"].buckets[BUCKET]
+        seen.append(
+            [
+                (key, v.version_id, v.etag, v.value, dict(v.metadata), v.checksum_algorithm)
+                for key in bucket.keys
+                for v in bucket.keys.getlist(key)
+            ]
+        )
+    return seen
+
+
+@pytest.fixture
+def answered(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+    """``(operation, key)`` of the calls the shortcut answered."""
+    keys: list[tuple[str, str]] = []
+    original = moto_patches._parsed
+
+    def spy(client: Any, model: Any, params: dict[str, Any], *rest: Any) -> Any:
+        keys.append((model.name, params["url"].rsplit("/", 1)[-1].split("?")[0]))
+        return original(client, model, params, *rest)
+
+    monkeypatch.setattr(moto_patches, "_parsed", spy)
+    yield keys
+
+
+@pytest.fixture
+def stacks(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each simulated run, in order: whether it ran with the S3 shortcut."""
+    seen: list[bool] = []
+    original = runner.run_scenario_async
+
+    async def spy(*args: Any, **kwargs: Any) -> RunResult:
+        seen.append(moto_patches.shortcut_active(during_run=False))
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_scenario_async", spy)
+    return seen
+
+
+def test_put_object_answers_as_moto_does_call_for_call(answered: list[tuple[str, str]]) -> None:
+    with moto_patches.full_stack():
+        through_moto = _puts_and_state()
+    assert answered == []
+    shortcut = _puts_and_state()
+    assert len(answered) == ANSWERED_BY_SHORTCUT
+    assert shortcut == through_moto
+    errors = [entry[1]["Error"]["Code"] for entry in shortcut if isinstance(entry, tuple)]
+    assert errors == ["PreconditionFailed", "PreconditionFailed", "NoSuchKey"]
+
+
+def _multipart() -> list[Any]:
+    seen: list[Any] = []
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=6) as client:
+        created = client.create_multipart_upload(
+            Bucket=BUCKET, Key="big", ChecksumAlgorithm="SHA256", Metadata={"tier": "s3"}
+        )
+        seen.append(_without_wall_date(created))
+        upload = created["UploadId"]
+        parts = []
+        for number, data, upload_id in [
+            (1, b"p" * MIN_PART, upload),
+            (1, b"q" * MIN_PART, upload),  # the same part again: the newer one counts
+            (2, b"tail", upload),
+            (1, b"lost", "no-such-upload"),
+        ]:
+            call = {"Key": "big", "UploadId": upload_id, "PartNumber": number}
+            try:
+                answer = client.upload_part(
+                    Bucket=BUCKET, Body=data, ChecksumSHA256=sha256(data), **call
+                )
+            except KeyError as error:  # moto's own answer to an unknown upload id
+                seen.append(("error", repr(error)))
+                continue
+            seen.append(_without_wall_date(answer))
+            parts = [p for p in parts if p["PartNumber"] != number]
+            parts.append(
+                {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": sha256(data)}
+            )
+        for listed in (parts[::-1], [{**parts[0], "ETag": '"0"'}], parts, parts):
+            # out of order, a wrong ETag (moto refuses both), then the completion and its
+            # repetition (moto answers it again from the object, if nothing else was written)
+            try:
+                done = client.complete_multipart_upload(
+                    Bucket=BUCKET, Key="big", UploadId=upload, MultipartUpload={"Parts": listed}
+                )
+                seen.append(_without_wall_date(done))
+            except ClientError as error:
+                seen.append(("error", _without_wall_date(error.response)))
+        got = client.get_object(Bucket=BUCKET, Key="big")
+        seen.append((got["Body"].read(), got["ETag"], got["VersionId"], got["Metadata"]))
+        seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))
+    # moto draws upload ids from os.urandom, with or without the shortcut: compare the rest
+    return [_masked(entry, upload) for entry in seen]
+
+
+def _masked(value: Any, secret: str) -> Any:
+    """``value`` with ``secret`` replaced wherever it appears in a string."""
+    if isinstance(value, str):
+        return value.replace(secret, "<upload id>")
+    if isinstance(value, dict):
+        return {key: _masked(item, secret) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_masked(item, secret) for item in value)
+    return value
+
+
+def test_multipart_uploads_answer_as_moto_does_call_for_call(
+    answered: list[tuple[str, str]],
+) -> None:
+    with moto_patches.full_stack():
+        through_moto = _multipart()
+    shortcut = _multipart()
+    assert [key for _, key in answered] == ["big"] * 5  # create, three parts, the completion
+    assert shortcut == through_moto
+    assert shortcut[4] == ("error", "KeyError('no-such-upload')")
+    errors = [entry[1]["Error"]["Code"] for entry in shortcut[5:7]]
+    assert errors == ["EntityTooSmall", "InvalidPart"]  # moto's answers, through moto
+    assert shortcut[-2][0] == b"q" * MIN_PART + b"tail"
+
+
+def test_the_environment_switch_turns_the_shortcut_off(
+    answered: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(moto_patches.FULL_STACK_ENV, "1")
+    _puts_and_state()
+    assert answered == []
+
+
+def test_an_injected_put_error_reaches_the_target_before_the_shortcut_could_answer(
+    answered: list[tuple[str, str]],
+) -> None:
+    (loaded,) = load_text(
+        "description: three refused puts, then the rest\n"
+        "seed: 2\n"
+        "target: reference\n"
+        "job: {items: 30, seconds_per_item: 1s, checkpoint_every: 10s, state_size: 1MiB}\n"
+        "timeline:\n"
+        "  - at: 0s\n"
+        "    s3: {error: SlowDown, ops: [s3.put_object], count: 3}\n"
+        "expect: [exactly_once]\n"
+    )
+    result = run_scenario(loaded.scenario)
+    puts = [
+        (e.data["ok"], e.data.get("error"))
+        for e in result.history
+        if e.kind == "storage.op" and e.data["op"] == "s3.put_object"
+    ]
+    assert puts[:3] == [(False, "SlowDown")] * 3
+    assert all(ok for ok, _ in puts[3:])
+    answered_puts = [key for operation, key in answered if operation == "PutObject"]
+    assert len(answered_puts) == len(puts) - 3  # every later put went through the shortcut
+    assert result.status == "passed"
+
+
+def _library() -> list[Any]:
+    loaded, problems = load_paths([REPO / "scenarios"])
+    assert problems == []
+    return [item for item in loaded if item.scenario.target.command is None]
+
+
+@pytest.mark.parametrize("item", _library(), ids=lambda item: item.file.stem)
+def test_every_library_scenario_gives_the_same_history_both_ways(item: Any) -> None:
+    scenario = item.scenario
+    target = resolve_target(scenario.target)
+    golden = runner.cached_golden(scenario, target) or runner._on_fresh_loop(
+        runner.golden_for(scenario, target, runner._uninterrupted)
+    )
+    with moto_patches.full_stack():
+        full = runner._on_fresh_loop(
+            runner.run_scenario_async(scenario, target=target, golden=golden)
+        )
+    fast = runner._on_fresh_loop(runner.run_scenario_async(scenario, target=target, golden=golden))
+    assert fast.history.to_jsonl() == full.history.to_jsonl()
+    assert fast.status == full.status
+
+
+def _known_bad() -> Any:
+    (item,) = [i for i in _library() if i.file.stem == "duplicate_outputs"]
+    return item.scenario
+
+
+def test_a_run_that_breaks_a_check_is_reported_from_the_full_stack(stacks: list[bool]) -> None:
+    result = run_scenario(_known_bad())
+    assert result.status == "xfailed"
+    assert stacks == [True, False]  # the shortcut's run, then the full stack's, reported
+
+
+def test_a_shortcut_that_disagrees_with_moto_makes_the_run_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = runner.run_scenario_async
+
+    async def diverging(*args: Any, **kwargs: Any) -> RunResult:
+        result = await original(*args, **kwargs)
+        if moto_patches.shortcut_active(during_run=False):
+            history: History = result.history
+            history.record("harness", "run.note", None, note="only with the shortcut")
+        return result
+
+    monkeypatch.setattr(runner, "run_scenario_async", diverging)
+    result = run_scenario(_known_bad())
+    assert result.status == "error"
+    assert result.error is not None
+    assert "S3 shortcut and moto disagree" in result.error
+    assert moto_patches.FULL_STACK_ENV in result.error
+
+
+def test_explore_searches_with_the_shortcut_and_reports_a_failure_from_the_full_stack(
+    stacks: list[bool], tmp_path: Path
+) -> None:
+    target = {"python": "harness.examples.broken:off_by_one_resume"}
+    report = explore(examples=6, seed=3, target=target, out=tmp_path)
+    assert report.failure is not None and report.failure.broken == ("resume_correct",)
+    # every schedule of the search and of the shrinking ran with the shortcut; then the one
+    # reported ran once more, on the full stack
+    assert stacks[-1] is False
+    assert all(stacks[:-1]) and len(stacks) > 2
+
+
+def test_a_margin_search_runs_every_probe_on_the_full_stack(stacks: list[bool]) -> None:
+    (story,) = [i.scenario for i in _library() if i.file.stem == "preemption"]
+    knob = dataclasses.replace(knob_for("lead", story), high=40.0, tolerance=8.0)
+    result = margin_search(story, knob, [0])
+    assert any(not probe.held for probe in result.probes)  # some probes failed
+    assert stacks and not any(stacks)  # and none, failing or not, ran with the shortcut
+    assert moto_patches.shortcut_active(during_run=False)  # on again afterwards
+
+
+def _deletes() -> list[Any]:
+    seen: list[Any] = []
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=8) as client:
+        client.put_object(Bucket=BUCKET, Key="old", Body=b"o", ChecksumSHA256=sha256(b"o"))
+        for key in ("old", "old", "never-written"):
+            seen.append(_without_wall_date(client.delete_object(Bucket=BUCKET, Key=key)))
+        try:
+            client.get_object(Bucket=BUCKET, Key="old")
+        except ClientError as error:
+            seen.append(("error", _without_wall_date(error.response)))
+        versions = client.list_object_versions(Bucket=BUCKET)
+        seen.append(
+            [
+                (v["Key"], v["VersionId"], v["IsLatest"])
+                for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])
+            ]
+        )
+    return seen
+
+
+def test_delete_object_answers_as_moto_does_call_for_call(answered: list[tuple[str, str]]) -> None:
+    with moto_patches.full_stack():
+        through_moto = _deletes()
+    shortcut = _deletes()
+    assert answered == [
+        ("PutObject", "old"),
+        ("DeleteObject", "old"),
+        ("DeleteObject", "old"),
+        ("DeleteObject", "never-written"),
+    ]
+    assert shortcut == through_moto
+    # a delete marker each time the key exists; moto answers a bare 204 for a key never written
+    assert [entry.get("DeleteMarker") for entry in shortcut[:3]] == [True, True, None]
+    assert shortcut[3][1]["Error"]["Code"] == "NoSuchKey"
