@@ -169,19 +169,23 @@ def _detectable(
 ) -> bool:
     if notice.kind == "scheduled-event":
         return False
-    seen_by = notice.issued.t + budget.detect(notice.kind) + SLACK
-    if seen_by > notice.issued.t + within:
+    if budget.detect(notice.kind) + SLACK > within:
         return False  # a kind the bound was not made for (the replacement's cloud)
-    if notice.deadline < seen_by or instance.end < seen_by:
+    seen_by = notice.issued.t + within
+    killed_early = instance.end < seen_by and not _left(instance)
+    if notice.deadline < seen_by or killed_early:
         return False
     return not any(w.overlaps(notice.issued.t - AFTERMATH, seen_by) for w in windows)
 
 
 def _lives_to_deadline(notice: Notice, instance: Instance) -> bool:
     """The instance met its deadline, or left before it; nothing else killed it first."""
-    if instance.ended is None or instance.ended.kind == Kind.INSTANCE_EXITED:
-        return True
-    return instance.end >= notice.deadline - 1.0
+    return _left(instance) or instance.end >= notice.deadline - 1.0
+
+
+def _left(instance: Instance) -> bool:
+    """Still running at the end of the run, or it exited on its own (not killed)."""
+    return instance.ended is None or instance.ended.kind == Kind.INSTANCE_EXITED
 
 
 def _windows(scenario: Scenario, view: HistoryView) -> Iterable[Window]:
