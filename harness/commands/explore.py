@@ -18,7 +18,7 @@ from harness.commands.options import Duration
 from harness.commands.run import PlainProgress
 from harness.errors import InputError
 from harness.explore import explore as run_explore
-from harness.explore.campaign import DATABASE, PROFILES, Shard, run_record
+from harness.explore.campaign import DATABASE, PROFILES, Shard, plan, run_record
 from harness.explore.search import ExploreReport, explored_status, stats_text
 from harness.report.journal import Journal, JournalError
 from harness.scenario.model import CLOUDS, Cloud
@@ -54,7 +54,8 @@ MAX_EXAMPLES = 100_000
     "--profile",
     type=click.Choice(sorted(PROFILES)),
     help="A campaign: ci (200 schedules, derandomized, no database), dev (1,000, failures "
-    f"kept in {DATABASE}), nightly (20,000, the same database). Default: 50 schedules.",
+    f"kept in {DATABASE} and replayed first; with --seed: no database), nightly (20,000, the "
+    "same database). Default: 50 schedules, derandomized.",
 )
 @click.option(
     "--examples",
@@ -122,6 +123,13 @@ MAX_EXAMPLES = 100_000
     is_flag=True,
     help="Print the share of notices among generated entries and how often each check judged.",
 )
+@click.option(
+    "--max-shrinks",
+    type=click.IntRange(0, MAX_EXAMPLES),
+    default=150,
+    show_default=True,
+    help="Most runs spent shrinking the first failure (0: write it as found).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def explore(
     profile: str | None,
@@ -136,6 +144,7 @@ def explore(
     workers: int | None,
     journal: Path | None,
     stats: bool,
+    max_shrinks: int,
     quiet: bool,
 ) -> int:
     """Generate interruption schedules and look for one that breaks a check.
@@ -169,10 +178,19 @@ def explore(
         if part.count != 1:
             raise InputError("--workers runs every shard itself; drop --shard")
         return _on_workers(
-            workers, profile or "ci", examples, seed, target, out, clouds, max_entries, journal
+            workers,
+            profile or "ci",
+            examples,
+            seed,
+            target,
+            out,
+            clouds,
+            max_entries,
+            journal,
+            max_shrinks,
         )
     book = _open_journal(journal, profile, part, seed, target)
-    database = DATABASE if profile is not None and PROFILES[profile].database else None
+    search_seed, database = plan(PROFILES[profile] if profile else None, part, seed)
     console = Console(highlight=False)
     plain = PlainProgress("runs incl. shrinking", count, not quiet and not console.is_terminal)
     with _progress(console, count, quiet) as bar:
@@ -187,7 +205,7 @@ def explore(
 
         report = run_explore(
             examples=count,
-            seed=part.seed(seed),
+            seed=search_seed,
             target=chosen,
             out=out,
             clouds=clouds or CLOUDS,
@@ -195,6 +213,7 @@ def explore(
             progress=advance,
             max_sim_time=max_sim_time,
             database=database,
+            max_shrinks=max_shrinks,
         )
     if book is not None:
         _finish_journal(book, report, part)
@@ -249,6 +268,7 @@ def _on_workers(
     clouds: tuple[Cloud, ...],
     max_entries: int,
     journal: Path | None,
+    max_shrinks: int,
 ) -> int:
     """One shard per worker through pytest-xdist; pytest's own lines show the progress."""
     command = [
@@ -274,6 +294,8 @@ def _on_workers(
         str(out),
         "--explore-max-entries",
         str(max_entries),
+        "--explore-max-shrinks",
+        str(max_shrinks),
     ]
     command += ["--explore-examples", str(examples)] if examples else []
     command += ["--explore-seed", str(seed)] if seed is not None else []

@@ -13,7 +13,10 @@ nightly    20,000                    as dev, larger
 =========  ========================  ==================================================
 
 Shard ``K`` of ``N`` (``--shard K/N``) explores with seed ``base + K`` (base: ``--seed``, else
-0): shards never repeat each other's search, and each is deterministic without a database.
+0): shards never repeat each other's search, and each is deterministic. Hypothesis keeps a
+database only for a search it seeds itself, so ``dev`` and ``nightly`` without ``--seed`` search
+at random (every shard elsewhere) and replay the failures saved before; with ``--seed`` they are
+deterministic and keep no database.
 """
 
 from __future__ import annotations
@@ -83,6 +86,14 @@ class Shard:
     @property
     def label(self) -> str:
         return f"{self.index}/{self.count}"
+
+
+def plan(profile: Profile | None, shard: Shard, seed: int | None) -> tuple[int | None, Path | None]:
+    """(the seed of the search, the database folder): a database for ``dev`` and ``nightly``
+    without ``--seed`` (Hypothesis then seeds the search itself), else a seed for each shard."""
+    if profile is not None and profile.database and seed is None:
+        return None, DATABASE
+    return shard.seed(seed), None
 
 
 def run_record(result: RunResult, shard: Shard, number: int, *, history: bool) -> dict[str, Any]:

@@ -38,6 +38,8 @@ CONDITIONAL = ("saved_before_deadline", "detects_notice", "lost_work")
 
 #: Slack on top of every modelled duration: scheduling, retries, the calendar's rounding.
 SLACK = 10.0
+#: How long after its boot an instance may take to listen for webhook notices.
+WEBHOOK_WARMUP = 5.0
 #: How long a fault that ended just before a notice may still hold the target back (the
 #: runtime's longest retry backoff).
 AFTERMATH = 30.0
@@ -152,6 +154,8 @@ def _within(scenario: Scenario) -> float:
 
 
 def _saveable(notice: Notice, instance: Instance, windows: list[Window], budget: Budget) -> bool:
+    if _before_receiver(notice, instance):
+        return False
     lead = notice.deadline - notice.issued.t
     detect = budget.detect(notice.kind)
     if notice.kind == "scheduled-event":  # acted on maintenance_lead before it comes
@@ -167,7 +171,7 @@ def _saveable(notice: Notice, instance: Instance, windows: list[Window], budget:
 def _detectable(
     notice: Notice, instance: Instance, windows: list[Window], budget: Budget, within: float
 ) -> bool:
-    if notice.kind == "scheduled-event":
+    if notice.kind == "scheduled-event" or _before_receiver(notice, instance):
         return False
     if budget.detect(notice.kind) + SLACK > within:
         return False  # a kind the bound was not made for (the replacement's cloud)
@@ -176,6 +180,12 @@ def _detectable(
     if notice.deadline < seen_by or killed_early:
         return False
     return not any(w.overlaps(notice.issued.t - AFTERMATH, seen_by) for w in windows)
+
+
+def _before_receiver(notice: Notice, instance: Instance) -> bool:
+    """A webhook notice sent as the instance boots reaches no receiver: nobody listens yet."""
+    webhook = notice.issued.data.get("cloud") == "webhook"
+    return webhook and notice.issued.t < instance.start + WEBHOOK_WARMUP
 
 
 def _lives_to_deadline(notice: Notice, instance: Instance) -> bool:

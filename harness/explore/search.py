@@ -137,6 +137,7 @@ def explore(
     progress: Progress | None = None,
     max_sim_time: float | None = None,
     database: Path | None = None,
+    max_shrinks: int = 150,
 ) -> ExploreReport:
     """Search ``examples`` schedules against ``target``; shrink and write the first failure.
     A schedule that would simulate longer than ``max_sim_time`` seconds is never run.
@@ -144,27 +145,44 @@ def explore(
     ``target`` is scenario syntax: ``"reference"`` or ``{"python": "pkg.mod:factory"}``.
     ``database``: a folder where Hypothesis keeps the failures it found, to replay them first
     next time (None: nothing is read or written, and the search is deterministic).
+    ``max_shrinks``: most runs spent shrinking the first failure.
     """
     report = ExploreReport()
     first_broken: list[tuple[str, ...]] = []
+    # Failing schedules met so far (they fail again without a run), and the runs shrinking may
+    # still take: past that budget an unseen schedule counts as passing, so Hypothesis stops
+    # shrinking at the smallest failure found by then.
+    failing: dict[str, tuple[Data, RunResult]] = {}
+    shrink_budget = [max_shrinks]
 
     def check(data: Data) -> None:
+        key = json.dumps(data, sort_keys=True)
+        found = failing.get(key) or run(data)
+        if found is not None:
+            failing[key] = found
+            raise ScheduleFailed(*found)  # one place: Hypothesis tells failures by their origin
+
+    def run(data: Data) -> tuple[Data, RunResult] | None:
+        """Run one schedule: (the judged schedule, its run) if it fails as the first did."""
+        if first_broken and shrink_budget[0] <= 0:
+            return None
         scenario = to_scenario(data)
         if max_sim_time is not None and estimate_work(scenario).seconds > max_sim_time:
             reject()  # too long to simulate: Hypothesis draws another schedule instead
-        data, result = judge(data, scenario)
+        if first_broken:
+            shrink_budget[0] -= 1
+        judged, result = judge(data, scenario)
         report.record(result)
         _steer(result)
         if progress is not None:
             progress(report.examples, result)
         if explored_status(result) in ("passed", "xfailed"):
-            return
+            return None
         broken = _broken(result)
         if not first_broken:
             first_broken.append(broken)
         # Shrink towards the failure first found, not towards another one met on the way.
-        if broken == first_broken[0]:
-            raise ScheduleFailed(data, result)
+        return (judged, result) if broken == first_broken[0] else None
 
     phases = (Phase.generate, Phase.target, Phase.shrink)
     search = settings(

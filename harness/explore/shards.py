@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.explore.campaign import DATABASE, PROFILES, Shard, run_record
+from harness.explore.campaign import PROFILES, Shard, plan, run_record
 from harness.explore.pytest_campaign import RECORDS, STATS
 from harness.explore.search import explore
 from harness.scenario.model import CLOUDS
@@ -28,15 +28,17 @@ def test_shard(
         records.append(run_record(result, explore_shard, count, history=False))
 
     target = option("explore_target")
+    seed, database = plan(profile, explore_shard, option("explore_seed"))
     report = explore(
         examples=option("explore_examples") or profile.examples,
-        seed=explore_shard.seed(option("explore_seed")),
+        seed=seed,
         target=target if target == "reference" else {"python": target},
         out=Path(option("explore_out")),
         clouds=tuple(option("explore_cloud")) or CLOUDS,
         max_entries=option("explore_max_entries"),
         progress=keep,
-        database=DATABASE if profile.database else None,
+        database=database,
+        max_shrinks=option("explore_max_shrinks"),
     )
     if report.failed_run is not None and report.failure is not None:
         failing = run_record(report.failed_run, explore_shard, report.examples, history=True)
