@@ -189,7 +189,7 @@ def explore(
         max_examples=examples,
         database=None if database is None else DirectoryBasedExampleDatabase(database),
         deadline=None,
-        derandomize=seed is None,
+        derandomize=seed is None and database is None,
         phases=phases if database is None else (Phase.reuse, *phases),
         suppress_health_check=list(HealthCheck),
         report_multiple_bugs=False,
