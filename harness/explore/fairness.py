@@ -131,7 +131,7 @@ def fair_checks(scenario: Scenario, history: History) -> frozenset[str]:
     fair = set()
     if all(_saveable(notice, instance, windows, budget) for notice, instance in interrupting):
         fair.add("saved_before_deadline")
-    if all(
+    if not _crowded(interrupting, within) and all(
         _detectable(notice, instance, windows, budget, within) for notice, instance in interrupting
     ):
         fair.add("detects_notice")
@@ -180,6 +180,19 @@ def _detectable(
     if notice.deadline < seen_by or killed_early:
         return False
     return not any(w.overlaps(notice.issued.t - AFTERMATH, seen_by) for w in windows)
+
+
+def _crowded(interrupting: list[tuple[Notice, Instance]], within: float) -> bool:
+    """Two notices to one instance within ``within`` of each other: the check pairs a notice
+    with the first sighting after it, which may be the other notice's."""
+    issued: dict[str, list[float]] = {}
+    for notice, instance in interrupting:
+        issued.setdefault(instance.id, []).append(notice.issued.t)
+    return any(
+        later - earlier <= within
+        for times in issued.values()
+        for earlier, later in zip(sorted(times), sorted(times)[1:], strict=False)
+    )
 
 
 def _before_receiver(notice: Notice, instance: Instance) -> bool:

@@ -128,7 +128,10 @@ def test_schedules_reach_every_kind_of_fault_and_every_cloud(
 @pytest.fixture(scope="module")
 def found(tmp_path_factory: pytest.TempPathFactory) -> tuple:  # type: ignore[type-arg]
     out = tmp_path_factory.mktemp("explore")
-    return explore(examples=6, seed=3, target=OFF_BY_ONE, out=out), out
+    report = explore(
+        examples=6, seed=3, target=OFF_BY_ONE, out=out, clouds=("aws",), max_shrinks=40
+    )
+    return report, out
 
 
 def test_a_broken_target_is_found_and_shrunk(found: tuple) -> None:  # type: ignore[type-arg]
@@ -199,6 +202,10 @@ def test_cli_prints_the_file_and_the_replay_line(
             "harness.examples.broken:off_by_one_resume",
             "--out",
             str(tmp_path),
+            "--max-shrinks",
+            "3",
+            "--cloud",
+            "aws",
         ]
     )
     out = capsys.readouterr().out

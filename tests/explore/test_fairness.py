@@ -12,13 +12,16 @@ from harness.explore.search import judge
 NOTICE = {"at": "60s", "notice": {"action": "terminate", "lead": "120s"}}
 
 
-def _judged(timeline: list[dict[str, Any]], target: Any = "reference") -> tuple[list[str], Any]:
+def _judged(
+    timeline: list[dict[str, Any]], target: Any = "reference", cloud: str = "aws"
+) -> tuple[list[str], Any]:
     data = {
         "description": "fairness",
         "seed": 1,
         "target": target,
         "job": dict(JOB),
-        "env": {"cloud": "aws", "imdsv2": "required", "replacement": {"delay": "5s"}},
+        "env": {"cloud": cloud, "replacement": {"delay": "5s"}}
+        | ({"imdsv2": "required"} if cloud == "aws" else {}),
         "timeline": timeline,
         "expect": list(INVARIANTS),
     }
@@ -73,3 +76,14 @@ def test_a_target_blind_to_notices_fails_the_conditional_checks() -> None:
     assert judged == ["saved_before_deadline", "detects_notice", "lost_work"]
     broken = {c.spec.name for c in result.broken_checks}
     assert {"saved_before_deadline", "detects_notice"} <= broken
+
+
+def test_two_notices_at_once_leave_detection_unjudged() -> None:
+    """The check pairs a notice with the first sighting after it, which may be the other's."""
+    twice = [
+        {"at": "101s", "notice": {"kind": "preempt", "lead": "280s"}},
+        {"at": "102s", "notice": {"kind": "preempt", "lead": "30s"}},
+    ]
+    judged, result = _judged(twice, cloud="azure")
+    assert len(result.history.of_kind("notice.seen")) == 2, "both reached the instance"
+    assert "detects_notice" not in judged and "lost_work" in judged
