@@ -20,7 +20,7 @@ from harness.errors import InputError
 from harness.explore import explore as run_explore
 from harness.explore.campaign import DATABASE, PROFILES, Shard, plan, run_record
 from harness.explore.search import ExploreReport, explored_status, stats_text
-from harness.report.journal import Journal, JournalError
+from harness.report.journal import Journal, JournalError, load_journal
 from harness.scenario.model import CLOUDS, Cloud
 from harness.sim.runner import RunResult
 from harness.sim.targets import TargetError, load_python_target
@@ -177,7 +177,9 @@ def explore(
     if workers is not None:
         if part.count != 1:
             raise InputError("--workers runs every shard itself; drop --shard")
-        return _on_workers(
+        if stats and journal is None:
+            raise InputError("--stats with --workers reads the merged journal: add --journal FILE")
+        code = _on_workers(
             workers,
             profile or "ci",
             examples,
@@ -188,7 +190,11 @@ def explore(
             max_entries,
             journal,
             max_shrinks,
+            max_sim_time,
         )
+        if stats and journal is not None and journal.exists():
+            click.echo(stats_text(load_journal(journal).get("explore") or {}))
+        return code
     book = _open_journal(journal, profile, part, seed, target)
     search_seed, database = plan(PROFILES[profile] if profile else None, part, seed)
     console = Console(highlight=False)
@@ -269,6 +275,7 @@ def _on_workers(
     max_entries: int,
     journal: Path | None,
     max_shrinks: int,
+    max_sim_time: float,
 ) -> int:
     """One shard per worker through pytest-xdist; pytest's own lines show the progress."""
     command = [
@@ -296,6 +303,8 @@ def _on_workers(
         str(max_entries),
         "--explore-max-shrinks",
         str(max_shrinks),
+        "--explore-max-sim-time",
+        repr(max_sim_time),
     ]
     command += ["--explore-examples", str(examples)] if examples else []
     command += ["--explore-seed", str(seed)] if seed is not None else []

@@ -39,6 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--explore-cloud", action="append", choices=CLOUDS, default=[])
     group.addoption("--explore-max-entries", type=int, default=4)
     group.addoption("--explore-max-shrinks", type=int, default=150)
+    group.addoption("--explore-max-sim-time", type=float, default=None, help="seconds")
     group.addoption("--explore-out", default="explore-failures")
     group.addoption("--explore-journal", default=None, help="merged journal (controller)")
 

@@ -39,6 +39,7 @@ def test_shard(
         progress=keep,
         database=database,
         max_shrinks=option("explore_max_shrinks"),
+        max_sim_time=option("explore_max_sim_time"),
     )
     if report.failed_run is not None and report.failure is not None:
         failing = run_record(report.failed_run, explore_shard, report.examples, history=True)
