@@ -290,14 +290,16 @@ def interruptions(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> Data:
 
 @st.composite
 def chains(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
-    """Two or three faults in a row: an interruption (sometimes of an instance that lingers
-    beside its replacement), then one or two faults during the next instance's recovery (right
-    after it boots, or right after it resumed), each of which may itself end that instance
-    while it recovers."""
-    entries = [draw(interruptions(cloud, grace))]
+    """Two or three faults in a row: an interruption (or the loss of a host that lingers beside
+    its replacement), then one or two faults during the next instance's recovery (right after
+    it boots, or right after it resumed), each of which may itself end that instance while it
+    recovers."""
     if draw(st.booleans()):
-        # The interrupted instance lingers beside its replacement: a zombie writer to fence.
-        entries.insert(0, {"at": "0s", "overlap": {"for": draw(_seconds(10, 180))}})
+        entries = [draw(interruptions(cloud, grace))]
+    else:
+        # A host that only seems lost lingers beside its replacement: a zombie writer to fence.
+        lost = {**draw(triggers()), "kill": {}}
+        entries = [{"at": "0s", "overlap": {"for": draw(_seconds(10, 180))}}, lost]
     for incarnation in range(2, 2 + draw(st.integers(1, 2))):
         event = draw(st.sampled_from(("instance.started", "job.resumed", "checkpoint.started")))
         on = {"event": event, "incarnation": incarnation, "delay": draw(_seconds(0, 20))}
