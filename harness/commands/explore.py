@@ -151,7 +151,7 @@ def explore(
 
     Each schedule draws an environment and a job for its cloud (link speeds, state size,
     poll interval, token TTL, grace period, replacement delay) and a timeline in which about
-    half the entries are notices of that cloud, the rest S3, Redis, disk, metadata-service,
+    two thirds of the entries are notices of that cloud, the rest S3, Redis, disk, metadata-service,
     clock and process faults, some in a row (a fault while the next instance recovers). It
     runs in virtual time and is judged by the checks every target must pass whatever happens
     (exactly_once, resume_correct, durable, no_leaked_uploads, fenced, completes), plus

@@ -13,12 +13,12 @@ What a schedule generates, per cloud:
 - the job: size, pace, checkpoint interval, state size (the state materialized in bytes for some
   small states), and the reference runtime's own settings a deployment picks (poll interval,
   IMDSv2 token TTL short enough for the run to outlive tokens, Kubernetes grace period);
-- a timeline in which about half of the entries are notices of the cloud (AWS spot interruptions,
-  rebalance recommendations alone, scheduled events, Auto Scaling terminations; GCP preemptions
-  and maintenance events; every Azure event type; webhook notices; Kubernetes evictions), the
-  rest faults, and some entries chains: an interruption followed by one or two faults that
-  strike while the next instance recovers from it, and notices that land while an output write
-  is being retried.
+- a timeline in which about two thirds of the entries are notices of the cloud (AWS spot
+  interruptions, rebalance recommendations alone, scheduled events, Auto Scaling terminations;
+  GCP preemptions and maintenance events; every Azure event type; webhook notices; Kubernetes
+  evictions), the rest faults, and some entries chains: an interruption followed by one or two
+  faults that strike while the next instance recovers from it, and notices that land while an
+  output write is being retried.
 """
 
 from __future__ import annotations
@@ -328,8 +328,8 @@ def _as_notice(notice: Data) -> Data:
 
 @st.composite
 def timeline_entries(draw: st.DrawFn, cloud: Cloud, grace: str | None = None) -> list[Data]:
-    """One step of the story, or a short chain of them. About half of all entries are
-    notices: the choice is weighted, not one branch among a score of equally likely ones."""
+    """One step of the story, or a short chain of them. Half of the steps are a notice (more
+    come in chains): the choice is weighted, not one branch among a score of equal ones."""
     choice = draw(st.integers(0, 9))
     if choice <= 4:
         return [{**draw(triggers()), "notice": draw(notices(cloud, grace))}]
