@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +13,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.bounds import BOUNDS, DEFAULT_MAX_SIM_TIME, format_days
-from harness.cli import EXIT_FAILED, EXIT_OK
+from harness.cli import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from harness.commands.options import Duration
 from harness.commands.run import PlainProgress
 from harness.errors import InputError
 from harness.explore import explore as run_explore
-from harness.explore.search import explored_status
+from harness.explore.campaign import DATABASE, PROFILES, Shard, plan, run_record
+from harness.explore.search import ExploreReport, explored_status, stats_text
+from harness.report.journal import Journal, JournalError, load_journal
 from harness.scenario.model import CLOUDS, Cloud
 from harness.sim.runner import RunResult
 from harness.sim.targets import TargetError, load_python_target
@@ -47,12 +51,17 @@ MAX_EXAMPLES = 100_000
 
 @click.command("explore")
 @click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    help="A campaign: ci (200 schedules, derandomized, no database), dev (1,000, failures "
+    f"kept in {DATABASE} and replayed first; with --seed: no database), nightly (20,000, the "
+    "same database). Default: 50 schedules, derandomized.",
+)
+@click.option(
     "--examples",
     "-n",
     type=click.IntRange(1, MAX_EXAMPLES),
-    default=50,
-    show_default=True,
-    help="How many schedules to try before giving up.",
+    help="How many schedules to try before giving up (per shard; default: the profile's, or 50).",
 )
 @click.option(
     "--seed",
@@ -93,55 +102,129 @@ MAX_EXAMPLES = 100_000
     show_default=True,
     help="Never run a generated schedule that would simulate longer than this (at most 31d).",
 )
+@click.option(
+    "--shard",
+    default="0/1",
+    show_default=True,
+    help="Explore shard K of N (seed: --seed + K), e.g. on machine K of N.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 512),
+    help="Run N shards on N local pytest-xdist workers, merged into one --journal.",
+)
+@click.option(
+    "--journal",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write every explored run (verdicts; the failing one with its history) as a journal.",
+)
+@click.option(
+    "--stats",
+    is_flag=True,
+    help="Print the share of notices among generated entries and how often each check judged.",
+)
+@click.option(
+    "--max-shrinks",
+    type=click.IntRange(0, MAX_EXAMPLES),
+    default=150,
+    show_default=True,
+    help="Most runs spent shrinking the first failure (0: write it as found).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def explore(
-    examples: int,
+    profile: str | None,
+    examples: int | None,
     seed: int | None,
     target: str,
     out: Path,
     clouds: tuple[Cloud, ...],
     max_entries: int,
     max_sim_time: float,
+    shard: str,
+    workers: int | None,
+    journal: Path | None,
+    stats: bool,
+    max_shrinks: int,
     quiet: bool,
 ) -> int:
     """Generate interruption schedules and look for one that breaks a check.
 
-    Each schedule mixes notices (every cloud) with S3, Redis, disk, metadata-service, clock
-    and process faults, runs in virtual time, and is judged by the checks every target must
-    pass whatever happens (exactly_once, resume_correct, durable, no_leaked_uploads, fenced,
-    completes). The first failure is shrunk to the smallest schedule that still fails and
-    written to OUT as a scenario file, with the `harness run` line that replays it. Exit
-    status 1 when a failing schedule was found.
+    Each schedule draws an environment and a job for its cloud (link speeds, state size,
+    poll interval, token TTL, grace period, replacement delay) and a timeline in which about
+    two thirds of the entries are notices of that cloud, the rest S3, Redis, disk, metadata-service,
+    clock and process faults, some in a row (a fault while the next instance recovers). It
+    runs in virtual time and is judged by the checks every target must pass whatever happens
+    (exactly_once, resume_correct, durable, no_leaked_uploads, fenced, completes), plus
+    saved_before_deadline, detects_notice and lost_work wherever the run left room for them.
+    The first failure is shrunk to the smallest schedule that still fails and written to OUT
+    as a scenario file, with the `harness run` line that replays it. Exit status 1 when a
+    failing schedule was found.
 
     \b
     Examples:
       harness explore --examples 200
-      harness explore --seed 7 --target harness.examples.broken:off_by_one_resume
+      harness explore --profile ci --target harness.examples.broken:off_by_one_resume
+      harness explore --profile dev --stats
+      harness explore --profile nightly --workers 8 --journal nightly.json
+      harness explore --profile nightly --shard 2/4 --journal shard2.json   # machine 3 of 4
       harness explore --cloud aws --cloud gcp --out failures/
 
     Off a terminal (CI logs), progress is a plain line every 10 seconds.
     """
     chosen = parse_target(target)
+    part = Shard.parse(shard)
+    count = examples or (PROFILES[profile].examples if profile else 50)
+    if workers is not None:
+        if part.count != 1:
+            raise InputError("--workers runs every shard itself; drop --shard")
+        if stats and journal is None:
+            raise InputError("--stats with --workers reads the merged journal: add --journal FILE")
+        code = _on_workers(
+            workers,
+            profile or "ci",
+            examples,
+            seed,
+            target,
+            out,
+            clouds,
+            max_entries,
+            journal,
+            max_shrinks,
+            max_sim_time,
+        )
+        if stats and journal is not None and journal.exists():
+            click.echo(stats_text(load_journal(journal).get("explore") or {}))
+        return code
+    book = _open_journal(journal, profile, part, seed, target)
+    search_seed, database = plan(PROFILES[profile] if profile else None, part, seed)
     console = Console(highlight=False)
-    plain = PlainProgress("runs incl. shrinking", examples, not quiet and not console.is_terminal)
-    with _progress(console, examples, quiet) as bar:
-        task = bar.add_task("exploring", total=examples)
+    plain = PlainProgress("runs incl. shrinking", count, not quiet and not console.is_terminal)
+    with _progress(console, count, quiet) as bar:
+        task = bar.add_task("exploring", total=count)
 
-        def advance(count: int, result: RunResult) -> None:
+        def advance(done: int, result: RunResult) -> None:
             status = explored_status(result)
-            bar.update(task, completed=min(count, examples), description=f"{status:8}")
-            plain.advance(count, f"last {status}")
+            bar.update(task, completed=min(done, count), description=f"{status:8}")
+            plain.advance(done, f"last {status}")
+            if book is not None:
+                book.runs.append(run_record(result, part, done, history=False))
 
         report = run_explore(
-            examples=examples,
-            seed=seed,
+            examples=count,
+            seed=search_seed,
             target=chosen,
             out=out,
             clouds=clouds or CLOUDS,
             max_entries=max_entries,
             progress=advance,
             max_sim_time=max_sim_time,
+            database=database,
+            max_shrinks=max_shrinks,
         )
+    if book is not None:
+        _finish_journal(book, report, part)
+    if stats:
+        click.echo(stats_text(report.stats()))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
     if report.unverified:
         counts += f"; nothing to judge for {report.unverified_text()}"
@@ -154,6 +237,86 @@ def explore(
     click.echo(f"  written to: {failure.path}")
     click.echo(f"  replay: {failure.command}")
     return EXIT_FAILED
+
+
+def _open_journal(
+    path: Path | None, profile: str | None, part: Shard, seed: int | None, target: str
+) -> Journal | None:
+    if path is None:
+        return None
+    meta = {"command": "explore", "profile": profile, "shard": part.label, "seed": seed}
+    try:
+        book = Journal(path, {**meta, "target": target})
+    except JournalError as error:
+        raise InputError(str(error)) from None
+    if book.replaced:
+        click.echo(f"replacing the earlier journal {book.path}", err=True)
+    return book
+
+
+def _finish_journal(book: Journal, report: ExploreReport, part: Shard) -> None:
+    """The failing run with its history and replay line, the figures, then the final write."""
+    if report.failed_run is not None and report.failure is not None:
+        failing = run_record(report.failed_run, part, report.examples, history=True)
+        failing.update(file=str(report.failure.path), replay=report.failure.command)
+        book.runs.append(failing)
+    book.meta["explore"] = report.stats()
+    book.finish()
+
+
+def _on_workers(
+    workers: int,
+    profile: str,
+    examples: int | None,
+    seed: int | None,
+    target: str,
+    out: Path,
+    clouds: tuple[Cloud, ...],
+    max_entries: int,
+    journal: Path | None,
+    max_shrinks: int,
+    max_sim_time: float,
+) -> int:
+    """One shard per worker through pytest-xdist; pytest's own lines show the progress."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "harness.explore.pytest_campaign",
+        "--pyargs",
+        "harness.explore.shards",
+        "-n",
+        str(workers),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--explore-shards",
+        str(workers),
+        "--explore-profile",
+        profile,
+        "--explore-target",
+        target.removeprefix("python:"),
+        "--explore-out",
+        str(out),
+        "--explore-max-entries",
+        str(max_entries),
+        "--explore-max-shrinks",
+        str(max_shrinks),
+        "--explore-max-sim-time",
+        repr(max_sim_time),
+    ]
+    command += ["--explore-examples", str(examples)] if examples else []
+    command += ["--explore-seed", str(seed)] if seed is not None else []
+    command += ["--explore-journal", str(journal)] if journal is not None else []
+    for cloud in clouds:
+        command += ["--explore-cloud", cloud]
+    click.echo("running: " + " ".join(command[1:]), err=True)
+    code = subprocess.call(command)
+    if code in (0, 1):  # every shard passed / a shard found a failing schedule
+        return EXIT_OK if code == 0 else EXIT_FAILED
+    click.echo(f"the campaign did not finish: pytest exited with status {code}", err=True)
+    return EXIT_INTERRUPTED if code == 2 else EXIT_ENVIRONMENT
 
 
 def _progress(console: Console, total: int, quiet: bool) -> Progress:

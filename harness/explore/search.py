@@ -3,8 +3,14 @@
 :func:`explore` lets Hypothesis generate schedules (:mod:`harness.explore.strategies`), runs each
 in simulation and, on the first schedule whose checks fail, shrinks it and writes the smallest
 reproduction as a scenario file, never over an existing file, with the ``harness run FILE --seed
-N`` line that replays it. The search is deterministic: the same ``seed`` (or none, derandomized)
-explores the same schedules, and nothing is read from or written to a Hypothesis database.
+N`` line that replays it. Without a ``database`` the search is deterministic: the same ``seed``
+(or none, derandomized) explores the same schedules. With one (``harness explore --profile dev``)
+Hypothesis replays the failures it saved there before it generates new schedules.
+
+Every schedule is judged by the invariants, and by ``saved_before_deadline``, ``detects_notice``
+and ``lost_work`` where its run left room for them (:mod:`harness.explore.fairness`). Hypothesis
+``target()`` steers the search towards runs that judge more checks, go through more instances
+and meet more kinds of events.
 """
 
 from __future__ import annotations
@@ -12,17 +18,20 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, Phase, given, reject, settings
+from hypothesis import HealthCheck, Phase, given, reject, settings, target
 from hypothesis import seed as hypothesis_seed
+from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Unsatisfiable
 
+from harness.checks import parse_check_spec
 from harness.errors import InputError
-from harness.explore.strategies import Data, schedules
+from harness.explore.fairness import CONDITIONAL, candidates, fair_checks
+from harness.explore.strategies import INVARIANTS, Data, schedules
 from harness.report.render import replay_command
 from harness.scenario.loader import load_text
 from harness.scenario.model import CLOUDS, Cloud, estimate_work
@@ -59,14 +68,62 @@ class Reproduction:
 class ExploreReport:
     examples: int = 0
     failure: Reproduction | None = None
+    #: The run of the smallest failing schedule (its history, for the journal).
+    failed_run: RunResult | None = None
     statuses: dict[str, int] = field(default_factory=dict)
     #: check name -> runs in which it had nothing to judge (the schedule did not exercise it).
     unverified: dict[str, int] = field(default_factory=dict)
+    #: check name -> runs it judged (passed or failed, not unverified).
+    judged: dict[str, int] = field(default_factory=dict)
+    #: Timeline entries of every run, and how many of them were notices.
+    entries: int = 0
+    notices: int = 0
 
     def unverified_text(self) -> str:
         """``"fenced in 480 runs, resume_correct in 12 runs"``, most often first."""
         ranked = sorted(self.unverified.items(), key=lambda item: (-item[1], item[0]))
         return ", ".join(f"{name} in {count} runs" for name, count in ranked)
+
+    def stats(self) -> dict[str, Any]:
+        """The figures :func:`stats_text` prints, as numbers (shards' are summed)."""
+        return {
+            "runs": self.examples,
+            "entries": self.entries,
+            "notices": self.notices,
+            "judged": dict(self.judged),
+            "statuses": dict(self.statuses),
+        }
+
+    def record(self, result: RunResult) -> None:
+        """Count one run."""
+        self.examples += 1
+        status = explored_status(result)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        self.entries += len(result.scenario.timeline)
+        self.notices += sum(1 for entry in result.scenario.timeline if entry.notice is not None)
+        for outcome in result.checks:
+            tally = self.unverified if outcome.result.unverified else self.judged
+            tally[outcome.spec.name] = tally.get(outcome.spec.name, 0) + 1
+
+
+def stats_text(stats: dict[str, Any]) -> str:
+    """The share of notices among generated entries and, per check, the runs that judged it."""
+    entries, notices = stats.get("entries", 0), stats.get("notices", 0)
+    share = notices / entries if entries else 0.0
+    judged = stats.get("judged", {})
+    names = [*CONDITIONAL, *(_name(raw) for raw in INVARIANTS)]
+    return "\n".join(
+        [
+            f"{stats.get('runs', 0)} runs, {entries} timeline entries, {notices} notices "
+            f"({share:.0%})",
+            "runs in which each check was judged (passed or failed, not unverified):",
+            *(f"  {name:22} {judged.get(name, 0)}" for name in names),
+        ]
+    )
+
+
+def _name(raw: Any) -> str:
+    return raw if isinstance(raw, str) else next(iter(raw))
 
 
 def explore(
@@ -79,48 +136,68 @@ def explore(
     max_entries: int = 4,
     progress: Progress | None = None,
     max_sim_time: float | None = None,
+    database: Path | None = None,
+    max_shrinks: int = 150,
 ) -> ExploreReport:
     """Search ``examples`` schedules against ``target``; shrink and write the first failure.
     A schedule that would simulate longer than ``max_sim_time`` seconds is never run.
 
     ``target`` is scenario syntax: ``"reference"`` or ``{"python": "pkg.mod:factory"}``.
+    ``database``: a folder where Hypothesis keeps the failures it found, to replay them first
+    next time (None: nothing is read or written, and the search is deterministic).
+    ``max_shrinks``: most runs spent shrinking the first failure.
     """
     report = ExploreReport()
     first_broken: list[tuple[str, ...]] = []
+    # Failing schedules met so far (they fail again without a run), and the runs shrinking may
+    # still take: past that budget an unseen schedule counts as passing, so Hypothesis stops
+    # shrinking at the smallest failure found by then.
+    failing: dict[str, tuple[Data, RunResult]] = {}
+    shrink_budget = [max_shrinks]
 
     def check(data: Data) -> None:
+        key = json.dumps(data, sort_keys=True)
+        found = failing.get(key) or run(data)
+        if found is not None:
+            failing[key] = found
+            raise ScheduleFailed(*found)  # one place: Hypothesis tells failures by their origin
+
+    def run(data: Data) -> tuple[Data, RunResult] | None:
+        """Run one schedule: (the judged schedule, its run) if it fails as the first did."""
+        if first_broken and shrink_budget[0] <= 0:
+            return None
         scenario = to_scenario(data)
         if max_sim_time is not None and estimate_work(scenario).seconds > max_sim_time:
             reject()  # too long to simulate: Hypothesis draws another schedule instead
-        result = run_scenario(scenario, confirm=False)  # the one reported is confirmed below
-        report.examples += 1
-        status = explored_status(result)
-        report.statuses[status] = report.statuses.get(status, 0) + 1
-        for outcome in result.checks:
-            if outcome.result.unverified:
-                name = outcome.spec.name
-                report.unverified[name] = report.unverified.get(name, 0) + 1
+        if first_broken:
+            shrink_budget[0] -= 1
+        judged, result = judge(data, scenario)
+        report.record(result)
+        _steer(result)
         if progress is not None:
             progress(report.examples, result)
         if explored_status(result) in ("passed", "xfailed"):
-            return
+            return None
         broken = _broken(result)
         if not first_broken:
             first_broken.append(broken)
         # Shrink towards the failure first found, not towards another one met on the way.
-        if broken == first_broken[0]:
-            raise ScheduleFailed(data, result)
+        return (judged, result) if broken == first_broken[0] else None
 
+    phases = (Phase.generate, Phase.target, Phase.shrink)
     search = settings(
         max_examples=examples,
-        database=None,
+        database=None if database is None else DirectoryBasedExampleDatabase(database),
         deadline=None,
-        derandomize=seed is None,
-        phases=(Phase.generate, Phase.shrink),
+        derandomize=seed is None and database is None,
+        phases=phases if database is None else (Phase.reuse, *phases),
         suppress_health_check=list(HealthCheck),
         report_multiple_bugs=False,
         print_blob=False,
     )(given(schedules(target=target, clouds=clouds, max_entries=max_entries))(check))
+    # Failures saved for one target and set of clouds are kept apart from another's.
+    key = json.dumps([target, sorted(clouds), max_entries], sort_keys=True).encode()
+    search.hypothesis.inner_test._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
     if seed is not None:
         search = hypothesis_seed(seed)(search)
     try:
@@ -130,12 +207,37 @@ def explore(
         if confirmed.error is not None and confirmed.error.startswith(HARNESS_DEFECT):
             raise RuntimeError(confirmed.error) from None
         report.failure = write_reproduction(failure.data, confirmed, out)
+        report.failed_run = confirmed
     except Unsatisfiable:
         raise InputError(
             "every generated schedule would simulate longer than --max-sim-time "
             f"({format_duration(max_sim_time or 0)}); raise it"
         ) from None
     return report
+
+
+def judge(data: Data, scenario: Any) -> tuple[Data, RunResult]:
+    """Run ``scenario`` with the invariants and every conditional check, then keep the
+    conditional checks its run left room for: (the schedule with those checks, the result)."""
+    extra = candidates(scenario)
+    specs = (*scenario.expect, *(parse_check_spec(raw) for raw in extra))
+    # The search runs on the S3 shortcut; the one failure reported is confirmed on the full stack.
+    result = run_scenario(scenario.model_copy(update={"expect": specs}), confirm=False)
+    if result.error is not None:
+        return data, result
+    fair = fair_checks(scenario, result.history)
+    kept = tuple(c for c in result.checks if c.spec.name not in CONDITIONAL or c.spec.name in fair)
+    judged = scenario.model_copy(update={"expect": tuple(c.spec for c in kept)})
+    expect = [*data["expect"], *(raw for raw in extra if _name(raw) in fair)]
+    return {**data, "expect": expect}, replace(result, scenario=judged, checks=kept)
+
+
+def _steer(result: RunResult) -> None:
+    """Point Hypothesis' targeted phase at the runs that exercise the most."""
+    judged = sum(1 for c in result.checks if not c.result.unverified)
+    target(float(judged), label="checks judged")
+    target(float(len(result.history.of_kind("instance.started"))), label="instances")
+    target(float(len({event.kind for event in result.history})), label="kinds of events")
 
 
 def explored_status(result: RunResult) -> str:
