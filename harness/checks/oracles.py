@@ -695,13 +695,14 @@ def detects_notice(ctx: CheckContext, within: float) -> CheckResult:
                     [notice.issued, seen[0]],
                 )
             )
-        believed = seen[0].data.get("deadline")
-        if believed is not None and float(believed) > notice.deadline + DEADLINE_TOLERANCE:
+        late = _believed_late(seen, notice)
+        if late is not None:
             violations.append(
                 Violation.citing(
-                    f"{instance.id} believed notice {notice.id} ends at {_t(float(believed))}, "
-                    f"later than its real deadline {_t(notice.deadline)}",
-                    [notice.issued, seen[0]],
+                    f"{instance.id} believed notice {notice.id} ends at "
+                    f"{_t(float(late.data['deadline']))}, later than its real deadline "
+                    f"{_t(notice.deadline)}",
+                    [notice.issued, late],
                 )
             )
     judged = count + len(violations)
@@ -713,6 +714,17 @@ def detects_notice(ctx: CheckContext, within: float) -> CheckResult:
         evidence={"lifecycle", "target.events"},
         unverified="" if judged else "no interruption notice reached a running instance",
     )
+
+
+def _believed_late(seen: list[Event], notice: Notice) -> Event | None:
+    """The first sighting after ``notice`` if every one of them believed a deadline later than
+    the real one, else None. A sighting names no notice: with two notices close together the
+    first sighting may be the other one's (a later deadline, rightly), so the target is blamed
+    only when no sighting of the notice's action held its deadline."""
+    beliefs = [e for e in seen if e.data.get("deadline") is not None]
+    if any(float(e.data["deadline"]) <= notice.deadline + DEADLINE_TOLERANCE for e in beliefs):
+        return None
+    return beliefs[0] if beliefs else None
 
 
 def _seen_as(seen: Event, notice: Notice) -> set[str]:

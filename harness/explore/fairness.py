@@ -183,8 +183,9 @@ def _detectable(
 
 
 def _crowded(interrupting: list[tuple[Notice, Instance]], within: float) -> bool:
-    """Two notices to one instance within ``within`` of each other: the check pairs a notice
-    with the first sighting after it, which may be the other notice's."""
+    """Two notices to one instance within ``within`` of each other: a sighting names no notice,
+    so the first sighting after one may be the other's, and a target already acting on the more
+    urgent one need not report the milder one (left unjudged rather than risk a false alarm)."""
     issued: dict[str, list[float]] = {}
     for notice, instance in interrupting:
         issued.setdefault(instance.id, []).append(notice.issued.t)

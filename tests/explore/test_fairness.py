@@ -79,7 +79,7 @@ def test_a_target_blind_to_notices_fails_the_conditional_checks() -> None:
 
 
 def test_two_notices_at_once_leave_detection_unjudged() -> None:
-    """The check pairs a notice with the first sighting after it, which may be the other's."""
+    """A sighting names no notice: which one it answers is ambiguous, so detection is left out."""
     twice = [
         {"at": "101s", "notice": {"kind": "preempt", "lead": "280s"}},
         {"at": "102s", "notice": {"kind": "preempt", "lead": "30s"}},
