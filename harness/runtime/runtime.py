@@ -47,10 +47,13 @@ class Runtime:
     hooks below and by overriding methods, never by replacing attributes of an instance.
     """
 
-    #: The Redis metadata, the S3 tier and the background replicator it builds.
+    #: The Redis metadata, the storage tiers, the background replicator and the recovery it
+    #: builds.
     meta_class: type[RedisMeta] = RedisMeta
+    local_tier_class: type[LocalTier] = LocalTier
     s3_tier_class: type[S3Tier] = S3Tier
     replicator_class: type[Replicator] = Replicator
+    recovery_class: type[Recovery] = Recovery
 
     def __init__(self, ctx: InstanceContext, spec: JobSpec, config: RuntimeConfig) -> None:
         self.ctx = ctx
@@ -62,7 +65,7 @@ class Runtime:
         # call the harness suspends for the modelled transfer time while the job goes on.
         self.s3_store = S3Store(ctx.s3_client, ctx.bucket, ctx.io_hook, inline_io=False)
         disk = LocalDisk(ctx.local_dir, ctx.io_hook, inline_io=ctx.inline_io)
-        self.local = LocalTier(disk, spec.name, spec.seed, keep=config.keep_local)
+        self.local = self.local_tier_class(disk, spec.name, spec.seed, keep=config.keep_local)
         self.s3 = self.s3_tier_class(
             self.s3_store,
             spec.name,
@@ -157,7 +160,7 @@ class Runtime:
         self.monitor.wake.set()
 
     async def _recover(self) -> None:
-        recovered = await Recovery(
+        recovered = await self.recovery_class(
             self.spec,
             self.local,
             self.s3,
