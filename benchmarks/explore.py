@@ -15,7 +15,7 @@ there is a false alarm, printed as such).
 
 Run: ``.venv/bin/python benchmarks/explore.py [--examples 100] [--seed 1]``; ``--variant NAME``
 (repeatable) measures only some; ``--no-explore`` / ``--no-library`` leave one half out. The
-whole yardstick with the defaults takes about half an hour on one core.
+whole yardstick takes about an hour on a busy 2-core machine (figures: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -178,6 +178,8 @@ def row(variant: Variant, measured: Measured) -> str:
         library += f" and {len(caught) - SHOWN} more"
     if measured.library_runs:
         library = f"{len(caught)}/{measured.library_runs}: {library or '-'}"
+    else:
+        library = "(not run)"
     explored = measured.explored
     if explored is None:
         found = "(not run)"
@@ -233,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kill rate, explore:  {percent(by_explore, len(results))}")
     print(f"kill rate, either:   {percent(either, len(results))}")
     missed = [m.name for m in results if not (m.by_library or m.by_explore)]
+    flagged = [m.name for m in results if m.library and not (m.by_library or m.by_explore)]
     print(f"not caught: {', '.join(missed) or 'none'}")
+    if flagged:
+        print(f"of which only flagged unverified by the library: {', '.join(flagged)}")
     print(f"took {time.perf_counter() - started:.0f}s")
     return 0
 

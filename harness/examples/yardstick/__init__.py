@@ -129,6 +129,12 @@ VARIANTS: dict[str, Variant] = _variants(
         "not retry on 401 goes blind.",
         f"{_RV}: _TokenCachedForever._auth_headers",
         ("imds_token_after_ttl",),
+        missing=(
+            "a check that no IMDSv2 token is used after its TTL (judged from the metadata request"
+            " log), and runs that outlive the token (explore drawing token_ttl, or a library "
+            "scenario with a short one); today the fake's 401 makes the runtime fetch a new token"
+            " and nothing is lost"
+        ),
     ),
     Variant(
         "error_is_a_notice",
@@ -137,7 +143,8 @@ VARIANTS: dict[str, Variant] = _variants(
         "`if r.status_code != 404: shutdown()`: a 5xx, a throttled or timed-out poll of "
         "spot/instance-action is taken for a termination notice, and a healthy job stops.",
         f"{_RV}: _ErrorIsANotice._poll",
-        ("hurried_stop", "completes"),
+        ("hurried_stop", "completes", "exactly_once"),
+        scenario="aws/imds_throttled",
     ),
     Variant(
         "naive_notice_time",
@@ -147,6 +154,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "raises TypeError, the watcher dies, and the notice is never acted on.",
         f"{_RV}: _NaiveCalendar.now",
         ("saved_before_deadline",),
+        scenario="aws/terminate_mid_job",
     ),
     Variant(
         "rebalance_is_termination",
@@ -156,6 +164,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "a hurry and stops on a machine that may run for hours more.",
         f"{_RV}: _RebalanceIsTermination._report",
         ("hurried_stop",),
+        missing=(
+            "a check that the job did not stop or checkpoint in a hurry without an interruption "
+            "(a rebalance that ends nothing); aws/rebalance_then_terminate only comes out "
+            "unverified"
+        ),
     ),
     Variant(
         "lifecycle_ignored",
@@ -165,6 +178,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "Terminated) takes the instance with the work since the last checkpoint.",
         f"{_RV}: _LifecycleIgnored._poll_slow",
         ("saved_before_deadline",),
+        scenario="aws/asg_termination",
     ),
     # -- deadline logic -------------------------------------------------------------------------
     Variant(
@@ -174,7 +188,8 @@ VARIANTS: dict[str, Variant] = _variants(
         "The safety margin is added to the time left instead of subtracted: an emergency "
         "upload that cannot finish is started, cancelling the one in flight that could.",
         f"{_RV}: MarginAddedToBudget._budget",
-        ("saved_before_deadline",),
+        ("saved_before_deadline", "lost_work"),
+        scenario="gcp/preemption_during_upload",
     ),
     Variant(
         "deadline_assumed_two_minutes",
@@ -184,6 +199,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "assumed: a notice seen late (IMDS outage, slow poll) leaves less time than believed.",
         f"{_RV}: _FixedLead.run",
         ("detects_notice", "saved_before_deadline"),
+        scenario="aws/imds_timeouts",
     ),
     Variant(
         "deadline_on_calendar_scale",
@@ -192,7 +208,8 @@ VARIANTS: dict[str, Variant] = _variants(
         "The deadline is taken in epoch seconds and compared with the monotonic clock: every "
         "deadline looks years away, so saves that cannot finish are started anyway.",
         f"{_RV}: DeadlineOnCalendarScale._emergency",
-        ("deadline_from_wrong_clock", "saved_before_deadline"),
+        ("deadline_from_wrong_clock", "saved_before_deadline", "lost_work"),
+        scenario="gcp/preemption_during_upload",
     ),
     # -- fencing --------------------------------------------------------------------------------
     Variant(
@@ -203,6 +220,10 @@ VARIANTS: dict[str, Variant] = _variants(
         "its predecessor's epoch, so neither ever sees the other as superseded.",
         f"{_RV}: _SameEpochRecovery._claim_epoch",
         ("fenced_same_epoch",),
+        missing=(
+            "fenced judging two writers that share an epoch (today only a strictly newer epoch "
+            "supersedes), or a check that each incarnation claims a new epoch"
+        ),
     ),
     Variant(
         "manifest_without_condition",
@@ -212,6 +233,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "instance overwrites its successor's manifest.",
         f"{_RV}: _UnconditionalManifest._put_manifest",
         ("fenced",),
+        missing=(
+            "a library scenario or explored schedule where a superseded instance overlaps its "
+            "replacement while Redis is down (two faults in a row), so only the S3 condition "
+            "fences the manifest"
+        ),
     ),
     # -- rotation / retention -------------------------------------------------------------------
     Variant(
@@ -222,6 +248,8 @@ VARIANTS: dict[str, Variant] = _variants(
         "lands, or forever if it fails, S3 holds no valid checkpoint.",
         f"{_RV}: _CleanFirstReplicator.attempt",
         ("durable",),
+        scenario="aws/terminate_mid_job",
+        explore=ExploreBudget(seed=1, examples=5),
     ),
     Variant(
         "local_rotation_deletes_newest",
@@ -231,6 +259,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "lists; with one listed it deletes the checkpoint just saved.",
         f"{_RV}: _InvertedRotation.rotate",
         ("durable",),
+        scenario="aws/terminate_mid_job",
     ),
     # -- restore --------------------------------------------------------------------------------
     Variant(
@@ -241,6 +270,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "with the manifest's: a damaged body with an intact header is resumed from.",
         f"{_RV}: _HeaderOnlyTier.verify",
         ("resume_correct",),
+        missing=(
+            "a corruption fault that damages a checkpoint's body but keeps its header parseable "
+            "(or swaps in another version), with restore-side digest verification judged; today "
+            "the corrupted compact state fails to decode before any hash is needed"
+        ),
     ),
     Variant(
         "restore_oldest_first",
@@ -250,6 +284,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "kept and redoes the work since.",
         f"{_RV}: _OldestFirst._first_valid",
         ("resume_correct",),
+        scenario="aws/terminate_mid_job",
     ),
     Variant(
         "restore_newest_or_nothing",
@@ -259,6 +294,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "job starts over from item 0 although older valid ones exist.",
         f"{_RV}: _FirstOrNothing._first_valid",
         ("resume_correct",),
+        scenario="storage/s3_corrupted_newest_checkpoint",
     ),
     # -- multipart ------------------------------------------------------------------------------
     Variant(
@@ -269,6 +305,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "S3, invisible and billed.",
         f"{_RV}: _NoAbortTier.abort_or_remember",
         ("no_leaked_uploads",),
+        scenario="aws/notice_during_checkpoint_upload",
     ),
     Variant(
         "multipart_parts_reordered",
@@ -278,6 +315,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "holds the state's chunks in the wrong order, and is reported durable.",
         f"{_RV}: _ReversedParts._upload_parts",
         ("durable", "resume_correct"),
+        missing=(
+            "the materialized state (job.materialize: true) with several physical parts in a "
+            "library scenario or in explore; in the compact state every checkpoint is one "
+            "physical part, so the order never matters"
+        ),
     ),
     Variant(
         "multipart_without_last_part",
@@ -287,6 +329,10 @@ VARIANTS: dict[str, Variant] = _variants(
         "the object is truncated, and reported durable.",
         f"{_RV}: _LastPartDropped._upload_parts",
         ("durable", "resume_correct"),
+        missing=(
+            "the materialized state (job.materialize: true) with several physical parts in a "
+            "library scenario or in explore; in the compact state there is no part to leave out"
+        ),
     ),
     # -- recovery -------------------------------------------------------------------------------
     Variant(
@@ -297,6 +343,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "the job over from item 0.",
         f"{_RV}: _Impatient._patiently",
         ("resume_correct",),
+        scenario="storage/s3_outage_during_recovery",
     ),
     Variant(
         "redis_decides_fresh_start",
@@ -306,6 +353,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "over from item 0 although S3 holds its checkpoints.",
         f"{_RV}: _RedisIsTruth._s3_candidates",
         ("resume_correct",),
+        scenario="storage/redis_restarted_empty",
     ),
     Variant(
         "checkpoint_ahead_of_outputs",
@@ -315,6 +363,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "committed: an output that failed to upload is never written after a resume.",
         f"{_RV}: CheckpointAheadOfOutputs._advance",
         ("exactly_once",),
+        missing=(
+            "a notice (or kill) while an output write is being retried (S3 errors on outputs/* "
+            "then an interruption before they succeed); the reference retries each output before "
+            "going on, so no checkpoint is ever taken past a pending one in the library's stories"
+        ),
     ),
     Variant(
         "output_rewritten_on_resume",
@@ -324,6 +377,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "last batch: the object gets a second version (a double count downstream).",
         f"{_RV}: OutputRewrittenOnResume._recover",
         ("exactly_once",),
+        scenario="aws/notice_during_recovery",
     ),
     # -- Azure, GCP, Kubernetes -----------------------------------------------------------------
     Variant(
@@ -334,6 +388,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "may evict at once, before the state is saved.",
         f"{_RV}: _ApproveAtOnce._poll",
         ("azure_approved_before_save",),
+        missing=(
+            "a check that an Azure event was not approved before the state was saved (approvals "
+            "are recorded in the metadata request log but judged by nothing, and change nothing "
+            "in the simulated world)"
+        ),
     ),
     Variant(
         "azure_ignores_preempt",
@@ -342,6 +401,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "Terminate and Redeploy events are handled, Preempt (the spot eviction) is not.",
         f"{_RV}: _PreemptIgnored._poll",
         ("saved_before_deadline", "detects_notice"),
+        scenario="azure/preempt",
     ),
     Variant(
         "gcp_hanging_get_without_timeout",
@@ -351,6 +411,10 @@ VARIANTS: dict[str, Variant] = _variants(
         "server drops silently hangs the watcher for good.",
         f"{_RV}: _NoTimeout._watch_once",
         ("gcp_hanging_get_timeout",),
+        missing=(
+            "a check that every GCP hanging GET carries a client timeout, or a fault that drops a"
+            " hanging GET silently (the watcher then hangs and misses the preemption)"
+        ),
     ),
     Variant(
         "gcp_maintenance_is_preemption",
@@ -360,6 +424,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "stops the job in a hurry.",
         f"{_RV}: _MaintenanceIsPreemption._watch_once",
         ("hurried_stop", "completes"),
+        missing=(
+            "a check that the job did not stop in a hurry without an interruption; "
+            "gcp/maintenance_is_not_an_interruption still completes within its bound after the "
+            "needless stop"
+        ),
     ),
     Variant(
         "sigterm_grace_ignored",
@@ -369,6 +438,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "says: with a shorter one, a save that cannot end is started.",
         f"{_RV}: _DefaultGrace.__init__",
         ("detects_notice", "no_leaked_uploads"),
+        scenario="kubernetes/short_grace_period",
     ),
     Variant(
         "exit_before_flush",
@@ -378,6 +448,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "upload: the exit kills it in flight.",
         f"{_RV}: ExitBeforeFlush._drain",
         ("saved_before_deadline",),
+        scenario="kubernetes/eviction",
     ),
     # -- the careful handler --------------------------------------------------------------------
     Variant(
@@ -388,6 +459,10 @@ VARIANTS: dict[str, Variant] = _variants(
         "package's behaviour): once it expires, every poll fails.",
         f"{_HV}: _OneTry.get",
         ("imds_token_after_ttl", "saved_before_deadline"),
+        missing=(
+            "runs that outlive the IMDSv2 token's TTL (the handler's token lasts 6 h, every run "
+            "is shorter) or a metadata fault that revokes tokens; and the token-after-TTL check"
+        ),
     ),
     Variant(
         "careful_naive_spot_time",
@@ -397,6 +472,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "the AWS watcher task dies silently, the notice is never acted on.",
         f"{_HV}: _NaiveTimeWatcher._poll_spot",
         ("saved_before_deadline",),
+        scenario="aws/terminate_mid_job",
     ),
     Variant(
         "careful_lifecycle_ignored",
@@ -406,6 +482,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "without a save.",
         f"{_HV}: _NoLifecycleWatcher._poll_slow",
         ("saved_before_deadline",),
+        scenario="aws/asg_termination",
     ),
     Variant(
         "careful_acts_30s_before",
@@ -415,6 +492,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "state: a larger one, or a slow link, does not fit.",
         f"{_HV}: _ActLateWatcher.due",
         ("saved_before_deadline",),
+        missing=(
+            "S3 errors or a slow link lasting most of a notice's lead (explore judges "
+            "saved_before_deadline only on schedules without faults); "
+            "aws/rebalance_then_terminate only comes out unverified"
+        ),
     ),
     Variant(
         "careful_pointer_without_fence",
@@ -424,6 +506,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "instance that was replaced keeps moving it.",
         f"{_HV}: PointerWithoutFence.move_pointer",
         ("fenced",),
+        scenario="crash/overlap_superseded_instance",
     ),
     Variant(
         "careful_unpadded_checkpoint_keys",
@@ -433,6 +516,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "`90-...` sorts after `540-...`, so an old checkpoint is resumed from.",
         f"{_HV}: UnpaddedCheckpointKeys.checkpoint_key",
         ("resume_correct",),
+        scenario="crash/hard_kill_without_notice",
     ),
     Variant(
         "careful_pointer_checksum_ignored",
@@ -442,6 +526,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "checksum: a replaced or rolled-back body whose own self-check passes is resumed from.",
         f"{_HV}: PointerTrustedWithoutChecksum.load",
         ("resume_correct",),
+        missing=(
+            "a corruption fault that replaces the newest checkpoint with another self-consistent "
+            "version (a rollback), so only the pointer's checksum tells it apart; today's "
+            "corruption breaks the state's own check"
+        ),
     ),
     Variant(
         "careful_recovery_gives_up",
@@ -450,6 +539,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "The checkpoints are listed once; if S3 does not answer, the job starts over from 0.",
         f"{_HV}: RecoveryGivesUp.resume",
         ("resume_correct",),
+        scenario="storage/s3_outage_during_recovery",
     ),
     Variant(
         "careful_checkpoint_before_outputs",
@@ -459,6 +549,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "upload failed is never written once a resume skips past it.",
         f"{_HV}: CheckpointBeforeOutputs.outputs_written",
         ("exactly_once",),
+        scenario="storage/s3_slowdown_during_emergency_save",
     ),
     Variant(
         "careful_delete_older_before_save",
@@ -468,6 +559,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "while it uploads, S3 holds no checkpoint at all.",
         f"{_HV}: DeleteOlderBeforeSave.save",
         ("durable",),
+        scenario="aws/terminate_mid_job",
     ),
     Variant(
         "careful_emergency_save_not_retried",
@@ -477,6 +569,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "request and the work since the last checkpoint is lost.",
         f"{_HV}: EmergencySaveNotRetried.patience",
         ("saved_before_deadline",),
+        scenario="storage/s3_slowdown_during_emergency_save",
     ),
     Variant(
         "careful_azure_preempt_ignored",
@@ -485,6 +578,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "Terminate events are handled, Preempt (the spot eviction) is not.",
         f"{_HV}: _NoPreemptWatcher._azure_events",
         ("saved_before_deadline", "detects_notice"),
+        scenario="azure/preempt",
     ),
     Variant(
         "careful_gcp_no_timeout",
@@ -494,6 +588,10 @@ VARIANTS: dict[str, Variant] = _variants(
         "silently leaves the watcher waiting forever.",
         f"{_HV}: _HangingWatcher.watch_gcp",
         ("gcp_hanging_get_timeout",),
+        missing=(
+            "a check that every GCP hanging GET carries a client timeout, or a fault that drops a"
+            " hanging GET silently"
+        ),
     ),
     Variant(
         "careful_sigterm_grace_assumed",
@@ -503,6 +601,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "shorter one the save is deferred and the pod is killed first.",
         f"{_HV}: _DefaultGraceWatcher.watch_signals",
         ("detects_notice", "saved_before_deadline"),
+        scenario="kubernetes/short_grace_period",
     ),
     Variant(
         "careful_exit_before_flush",
@@ -512,5 +611,6 @@ VARIANTS: dict[str, Variant] = _variants(
         "never runs: the work since the last checkpoint is lost.",
         f"{_HV}: ExitBeforeFlushHandler.on_notice",
         ("saved_before_deadline",),
+        scenario="kubernetes/eviction",
     ),
 )
