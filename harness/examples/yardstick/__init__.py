@@ -218,11 +218,12 @@ VARIANTS: dict[str, Variant] = _variants(
         "fencing: epochs",
         "The replacement claims the newest epoch it finds instead of the next one: it shares "
         "its predecessor's epoch, so neither ever sees the other as superseded.",
-        f"{_RV}: _SameEpochRecovery._claim_epoch",
+        f"{_RV}: _ReadNotClaim.claim_epoch",
         ("fenced_same_epoch",),
         missing=(
             "fenced judging two writers that share an epoch (today only a strictly newer epoch "
-            "supersedes), or a check that each incarnation claims a new epoch"
+            "supersedes: crash/overlap_superseded_instance comes out unverified), or a check "
+            "that each incarnation claims an epoch of its own"
         ),
     ),
     Variant(

@@ -22,12 +22,13 @@ from harness.runtime.monitor.azure import AzureEventsSource
 from harness.runtime.monitor.core import InterruptionNotice, Monitor, NoticeSource
 from harness.runtime.monitor.gcp import HEADERS as GCP_HEADERS
 from harness.runtime.monitor.gcp import GcpPreemptionSource
-from harness.runtime.monitor.http import HttpSession, Unreachable, request
+from harness.runtime.monitor.http import HttpSession, Unreachable, new_session, request
 from harness.runtime.monitor.signals import SignalSource
 from harness.runtime.recovery import Recovery
 from harness.runtime.replicator import Replicator
 from harness.runtime.runtime import Runtime
 from harness.runtime.store import LocalTier, S3Tier
+from harness.storage.redis import RedisMeta
 from harness.storage.s3 import Upload
 from harness.target import InstanceContext, Target
 
@@ -231,16 +232,17 @@ class DeadlineOnCalendarScale(Runtime):
 # -- fencing ----------------------------------------------------------------------------------
 
 
-class _SameEpochRecovery(Recovery):
-    async def _claim_epoch(self, at_least: int) -> int:
-        return await super()._claim_epoch(at_least - 1)  # the bug: the newest known, not +1
+class _ReadNotClaim(RedisMeta):
+    async def claim_epoch(self, at_least: int = 0) -> int:
+        current, _ = await self.read()  # the bug: reads the epoch instead of claiming the next
+        return max(current, at_least - 1)
 
 
 class SharedEpoch(Runtime):
     """Claims the newest epoch it finds instead of the next one: a replacement shares its
     predecessor's epoch, so neither ever sees the other as superseded."""
 
-    recovery_class = _SameEpochRecovery
+    meta_class = _ReadNotClaim
 
 
 class _UnconditionalManifest(S3Tier):
@@ -356,12 +358,9 @@ class _ReversedParts(S3Tier):
     async def _upload_parts(
         self, upload: Upload, record: CheckpointRecord, data: bytes
     ) -> list[dict[str, Any]]:
-        parts = await super()._upload_parts(upload, record, data)
-        numbers = [p["PartNumber"] for p in parts][::-1]  # the bug: numbered as they finished
-        return sorted(
-            ({**p, "PartNumber": n} for p, n in zip(parts, numbers, strict=True)),
-            key=lambda p: p["PartNumber"],
-        )
+        chunks = [data[i : i + self.part_size] for i in range(0, len(data), self.part_size)]
+        shuffled = b"".join(reversed(chunks))  # the bug: part 1 carries the last chunk
+        return await super()._upload_parts(upload, record, shuffled)
 
 
 class MultipartPartsReordered(Runtime):
@@ -505,27 +504,33 @@ class GcpHangingGetWithoutTimeout(_SourceSwap):
 
 
 class _MaintenanceIsPreemption(GcpPreemptionSource):
-    async def _watch_once(self, session: HttpSession, monitor: Monitor) -> bool:
-        url = self.base_url + "/computeMetadata/v1/instance/maintenance-event"
+    async def run(self, monitor: Monitor) -> None:
+        watcher = asyncio.ensure_future(self._watch_maintenance(monitor))
         try:
-            reply = await request(
-                session, "GET", url, headers=GCP_HEADERS, timeout=monitor.config.http_timeout
-            )
-        except Unreachable:
-            reply = None
-        if reply is not None and reply.status == 200 and reply.text.strip() != "NONE":
-            monitor.report(  # the bug: a live migration taken for the end of the VM
-                InterruptionNotice(
-                    source=self.name,
-                    effect="terminate",
-                    deadline=monitor.clock.monotonic() + monitor.config.gcp_grace,
-                    ident=f"maintenance/{reply.text.strip()}",
-                )
-            )
-        if self._etag is None:
-            return await super()._watch_once(session, monitor)
-        await monitor.clock.sleep(monitor.config.poll_interval)
-        return True
+            await super().run(monitor)
+        finally:
+            watcher.cancel()
+
+    async def _watch_maintenance(self, monitor: Monitor) -> None:
+        url = self.base_url + "/computeMetadata/v1/instance/maintenance-event"
+        timeout = monitor.config.http_timeout
+        async with new_session() as session:
+            while True:
+                try:
+                    reply = await request(session, "GET", url, headers=GCP_HEADERS, timeout=timeout)
+                except Unreachable:
+                    reply = None
+                value = reply.text.strip() if reply is not None and reply.status == 200 else ""
+                if value and value != "NONE":  # the bug: a live migration taken for the end
+                    monitor.report(
+                        InterruptionNotice(
+                            source=self.name,
+                            effect="terminate",
+                            deadline=monitor.clock.monotonic() + monitor.config.gcp_grace,
+                            ident=f"maintenance/{value}",
+                        )
+                    )
+                await monitor.clock.sleep(monitor.config.poll_interval)
 
 
 class GcpMaintenanceIsPreemption(_SourceSwap):
