@@ -5,7 +5,8 @@ Every entry of :data:`VARIANTS` is a small variant of the reference runtime
 one bug in one place, usable as ``target: {python: "harness.examples.yardstick:<name>"}``. An
 entry says what real-world failure the bug models, where it is, which check should catch it
 (``caught_by``) and the cheapest evidence that catches it today: one library scenario
-(``scenario``) or an exploration budget (``explore``). Entries with neither are not caught yet;
+(``scenario``), an exploration budget and seed (``explore``), or both (each is replayed).
+Entries with neither are not caught yet;
 ``missing`` names what the harness lacks. ``benchmarks/explore.py`` measures the kill rate;
 ``tests/explore/test_yardstick.py`` replays the recorded evidence.
 """
