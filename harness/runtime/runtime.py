@@ -47,11 +47,13 @@ class Runtime:
     hooks below and by overriding methods, never by replacing attributes of an instance.
     """
 
-    #: The Redis metadata, the local and S3 tiers and the background replicator it builds.
+    #: The Redis metadata, the storage tiers, the background replicator and the recovery it
+    #: builds.
     meta_class: type[RedisMeta] = RedisMeta
     local_tier_class: type[LocalTier] = LocalTier
     s3_tier_class: type[S3Tier] = S3Tier
     replicator_class: type[Replicator] = Replicator
+    recovery_class: type[Recovery] = Recovery
 
     def __init__(self, ctx: InstanceContext, spec: JobSpec, config: RuntimeConfig) -> None:
         self.ctx = ctx
@@ -158,7 +160,7 @@ class Runtime:
         self.monitor.wake.set()
 
     async def _recover(self) -> None:
-        recovered = await Recovery(
+        recovered = await self.recovery_class(
             self.spec,
             self.local,
             self.s3,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.commands.run import REFERENCE_ONLY_CHECKS
+from harness.examples.yardstick.library import STEPS_A_HANDLER_NEVER_TAKES
 from harness.scenario.loader import LoadedScenario, load_paths
 from harness.scenario.model import Scenario, TargetSpec
 from harness.sim.runner import run_scenario
@@ -25,14 +26,7 @@ from harness.sim.runner import run_scenario
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 CAREFUL = "harness.examples.handlers.careful:target"
 #: Steps the careful handler never takes: a crash point there never fires.
-STEPS_NEVER_TAKEN = (
-    "local.",
-    "s3.create_multipart",
-    "s3.upload_part",
-    "s3.complete_multipart",
-    "s3.abort_multipart",
-    "s3.list_uploads",
-)
+STEPS_NEVER_TAKEN = STEPS_A_HANDLER_NEVER_TAKES
 
 
 def not_applicable(item: LoadedScenario) -> str | None:
