@@ -47,7 +47,9 @@ def scenarios_for(variant: Variant, every: list[LoadedScenario]) -> list[LoadedS
 
 def _crash_point_never_reached(scenario: Scenario) -> bool:
     return any(
-        entry.crash is not None and entry.crash.at.startswith(STEPS_A_HANDLER_NEVER_TAKES)
+        entry.crash is not None
+        and entry.crash.at is not None
+        and entry.crash.at.startswith(STEPS_A_HANDLER_NEVER_TAKES)
         for entry in scenario.timeline
     )
 

@@ -410,7 +410,7 @@ class RecoveryGivesUpOnOutage(Runtime):
 class _RedisIsTruth(Recovery):
     async def _s3_candidates(self, *, list_if_missing: bool) -> Any:
         manifest, records = await super()._s3_candidates(list_if_missing=list_if_missing)
-        epoch, meta = await self._redis_read()
+        epoch, meta, _answered = await self._redis_read()
         return (manifest, records) if epoch or meta else (None, [])  # the bug: Redis decides
 
 
