@@ -129,7 +129,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "401 to renew it: every poll after expiry costs a failed request, and a client that does "
         "not retry on 401 goes blind.",
         f"{_RV}: _TokenCachedForever._auth_headers",
-        ("imds_token_after_ttl",),
+        ("token_renewed",),
         missing=(
             "a check that no IMDSv2 token is used after its TTL (judged from the metadata request"
             " log), and runs that outlive the token (explore drawing token_ttl, or a library "
@@ -144,7 +144,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "`if r.status_code != 404: shutdown()`: a 5xx, a throttled or timed-out poll of "
         "spot/instance-action is taken for a termination notice, and a healthy job stops.",
         f"{_RV}: _ErrorIsANotice._poll",
-        ("hurried_stop", "completes", "exactly_once"),
+        ("works_through_advisory", "completes", "exactly_once"),
         scenario="aws/imds_throttled",
     ),
     Variant(
@@ -164,12 +164,8 @@ VARIANTS: dict[str, Variant] = _variants(
         "A rebalance recommendation is handled like the interruption notice: the job saves in "
         "a hurry and stops on a machine that may run for hours more.",
         f"{_RV}: _RebalanceIsTermination._report",
-        ("hurried_stop",),
-        missing=(
-            "a check that the job did not stop or checkpoint in a hurry without an interruption "
-            "(a rebalance that ends nothing); aws/rebalance_then_terminate only comes out "
-            "unverified"
-        ),
+        ("works_through_advisory",),
+        scenario="aws/rebalance_only",
     ),
     Variant(
         "lifecycle_ignored",
@@ -209,7 +205,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "The deadline is taken in epoch seconds and compared with the monotonic clock: every "
         "deadline looks years away, so saves that cannot finish are started anyway.",
         f"{_RV}: DeadlineOnCalendarScale._emergency",
-        ("deadline_from_wrong_clock", "saved_before_deadline", "lost_work"),
+        ("true_deadline", "saved_before_deadline", "lost_work"),
         scenario="gcp/preemption_during_upload",
     ),
     # -- fencing --------------------------------------------------------------------------------
@@ -220,12 +216,8 @@ VARIANTS: dict[str, Variant] = _variants(
         "The replacement claims the newest epoch it finds instead of the next one: it shares "
         "its predecessor's epoch, so neither ever sees the other as superseded.",
         f"{_RV}: _ReadNotClaim.claim_epoch",
-        ("fenced_same_epoch",),
-        missing=(
-            "fenced judging two writers that share an epoch (today only a strictly newer epoch "
-            "supersedes: crash/overlap_superseded_instance comes out unverified), or a check "
-            "that each incarnation claims an epoch of its own"
-        ),
+        ("fenced",),
+        scenario="crash/overlap_superseded_instance",
     ),
     Variant(
         "manifest_without_condition",
@@ -272,11 +264,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "with the manifest's: a damaged body with an intact header is resumed from.",
         f"{_RV}: _HeaderOnlyTier.verify",
         ("resume_correct",),
-        missing=(
-            "a corruption fault that damages a checkpoint's body but keeps its header parseable "
-            "(or swaps in another version), with restore-side digest verification judged; today "
-            "the corrupted compact state fails to decode before any hash is needed"
-        ),
+        scenario="storage/s3_corrupted_newest_checkpoint",
     ),
     Variant(
         "restore_oldest_first",
@@ -364,12 +352,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "The checkpoint covers the position reached, not the newest one whose outputs are "
         "committed: an output that failed to upload is never written after a resume.",
         f"{_RV}: CheckpointAheadOfOutputs._advance",
-        ("exactly_once",),
-        missing=(
-            "a notice (or kill) while an output write is being retried (S3 errors on outputs/* "
-            "then an interruption before they succeed); the reference retries each output before "
-            "going on, so no checkpoint is ever taken past a pending one in the library's stories"
+        (
+            "exactly_once",
+            "completes",
         ),
+        scenario="storage/notice_during_output_retries",
     ),
     Variant(
         "output_rewritten_on_resume",
@@ -389,12 +376,12 @@ VARIANTS: dict[str, Variant] = _variants(
         "The Scheduled Event is approved (StartRequests) as soon as it is seen: the platform "
         "may evict at once, before the state is saved.",
         f"{_RV}: _ApproveAtOnce._poll",
-        ("azure_approved_before_save",),
-        missing=(
-            "a check that an Azure event was not approved before the state was saved (approvals "
-            "are recorded in the metadata request log but judged by nothing, and change nothing "
-            "in the simulated world)"
+        (
+            "approved_after_save",
+            "saved_before_deadline",
+            "lost_work",
         ),
+        scenario="azure/preempt",
     ),
     Variant(
         "azure_ignores_preempt",
@@ -412,11 +399,11 @@ VARIANTS: dict[str, Variant] = _variants(
         "The wait_for_change GET is sent without a client timeout: a connection the metadata "
         "server drops silently hangs the watcher for good.",
         f"{_RV}: _NoTimeout._watch_once",
-        ("gcp_hanging_get_timeout",),
-        missing=(
-            "a check that every GCP hanging GET carries a client timeout, or a fault that drops a"
-            " hanging GET silently (the watcher then hangs and misses the preemption)"
+        (
+            "client_timeout",
+            "polls_within_lead",
         ),
+        scenario="gcp/hanging_get_blackholed",
     ),
     Variant(
         "gcp_maintenance_is_preemption",
@@ -425,12 +412,8 @@ VARIANTS: dict[str, Variant] = _variants(
         "Any maintenance-event value but NONE is taken for a preemption: a live migration "
         "stops the job in a hurry.",
         f"{_RV}: _MaintenanceIsPreemption._watch_once",
-        ("hurried_stop", "completes"),
-        missing=(
-            "a check that the job did not stop in a hurry without an interruption; "
-            "gcp/maintenance_is_not_an_interruption still completes within its bound after the "
-            "needless stop"
-        ),
+        ("works_through_advisory", "completes"),
+        scenario="gcp/maintenance_is_not_an_interruption",
     ),
     Variant(
         "sigterm_grace_ignored",
@@ -460,11 +443,12 @@ VARIANTS: dict[str, Variant] = _variants(
         "The first IMDSv2 token is kept and never renewed after a 401 (the ec2-metadata "
         "package's behaviour): once it expires, every poll fails.",
         f"{_HV}: _OneTry.get",
-        ("imds_token_after_ttl", "saved_before_deadline"),
-        missing=(
-            "runs that outlive the IMDSv2 token's TTL (the handler's token lasts 6 h, every run "
-            "is shorter) or a metadata fault that revokes tokens; and the token-after-TTL check"
+        (
+            "token_renewed",
+            "saved_before_deadline",
+            "detects_notice",
         ),
+        scenario="aws/imdsv2_token_expiry",
     ),
     Variant(
         "careful_naive_spot_time",
@@ -589,7 +573,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "The hanging GET on instance/preempted has no timeout at all: a connection dropped "
         "silently leaves the watcher waiting forever.",
         f"{_HV}: _HangingWatcher.watch_gcp",
-        ("gcp_hanging_get_timeout",),
+        ("client_timeout",),
         missing=(
             "a check that every GCP hanging GET carries a client timeout, or a fault that drops a"
             " hanging GET silently"
