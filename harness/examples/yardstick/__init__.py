@@ -125,17 +125,12 @@ VARIANTS: dict[str, Variant] = _variants(
         "token_cached_forever",
         "reference",
         "metadata monitor: IMDSv2 token refresh",
-        "A handler fetches the IMDSv2 token once and reuses it after its TTL, relying on the "
-        "401 to renew it: every poll after expiry costs a failed request, and a client that does "
-        "not retry on 401 goes blind.",
+        "A handler fetches the IMDSv2 token once and keeps it in a module-level cache: after "
+        "its TTL every poll gets a 401, and the retry presents the same cached token, so the "
+        "monitor goes blind for the rest of the run (a notice is never seen).",
         f"{_RV}: _TokenCachedForever._auth_headers",
-        ("token_renewed",),
-        missing=(
-            "a check that no IMDSv2 token is used after its TTL (judged from the metadata request"
-            " log), and runs that outlive the token (explore drawing token_ttl, or a library "
-            "scenario with a short one); today the fake's 401 makes the runtime fetch a new token"
-            " and nothing is lost"
-        ),
+        ("token_renewed", "saved_before_deadline", "detects_notice"),
+        scenario="aws/imdsv2_token_expiry",
     ),
     Variant(
         "error_is_a_notice",

@@ -97,13 +97,13 @@ class _TokenCachedForever(AwsImdsSource):
     async def _auth_headers(
         self, session: HttpSession, monitor: Monitor, *, fresh: bool
     ) -> dict[str, str]:
-        if self._token is None or fresh:  # the bug: the token's expiry is never looked at
+        if self._token is None:  # the bug: neither the token's expiry nor a 401 renews it
             await self._fetch_token(session, monitor)
         return {"X-aws-ec2-metadata-token": self._token} if self._token else {}
 
 
 class TokenCachedForever(_SourceSwap):
-    """Fetches the IMDSv2 session token once and reuses it past its TTL (only a 401 renews it)."""
+    """Fetches the IMDSv2 session token once and reuses it past its TTL, even after a 401."""
 
     variant = _TokenCachedForever
 
