@@ -89,6 +89,8 @@ def works_through_advisory(ctx: CheckContext) -> CheckResult:
         for instance in ctx.view.notice_targets(notice):
             if not instance.alive_during(notice.issued) or _done_by(ctx, instance, notice.issued):
                 continue
+            if _interruption_pending(ctx, notice, instance):
+                continue  # it is being interrupted anyway: stopping is its answer to that
             judged += 1
             found = _stopped_for_advisory(ctx, notice, instance)
             if found is not None:
@@ -99,6 +101,18 @@ def works_through_advisory(ctx: CheckContext) -> CheckResult:
         summary=f"{judged} advisory signal(s) to a working instance",
         evidence={"lifecycle", "target.events"},
         unverified="" if judged else "no advisory signal reached an instance with work left",
+    )
+
+
+def _interruption_pending(ctx: CheckContext, advisory: Notice, instance: Instance) -> bool:
+    """A real notice to ``instance`` issued no later than ``advisory`` whose deadline is still
+    ahead: the advisory comes on top of an interruption already under way."""
+    return any(
+        not n.advisory
+        and n.issued.seq < advisory.issued.seq
+        and n.deadline >= advisory.issued.t
+        and instance in ctx.view.notice_targets(n)
+        for n in ctx.view.notices
     )
 
 

@@ -125,6 +125,22 @@ def test_works_through_advisory_fails_when_the_instance_stalls_without_saying_so
     assert "did no item from t=5.5s to t=6m40s" in result.violations[0].message
 
 
+def test_works_through_advisory_ignores_an_advisory_on_top_of_a_pending_interruption() -> None:
+    """A terminate notice and a rebalance at the same instant (found by explore): stopping is
+    the answer to the notice, not to the rebalance."""
+    s = one_instance()
+    s.items("i-1", 1, 5, start=1)
+    s.at(5.5).harness(
+        Kind.NOTICE_ISSUED, "i-1", notice_id="n-1", cloud="aws", notice_kind="spot",
+        action="terminate", deadline=125.5,
+    )  # fmt: skip
+    advisory(s, at=5.5)
+    s.at(7).target(Kind.JOB_STOPPED, "i-1", position=5, reason="notice")
+    s.harness(Kind.INSTANCE_EXITED, "i-1", clean=True, error=None)
+    result = check(Run(story=s), "works_through_advisory")
+    assert result.status == "unverified", result.violations
+
+
 def test_works_through_advisory_ignores_what_follows_a_real_interruption() -> None:
     def stop_at_the_notice(s: Story) -> None:
         advisory(s, at=12.2)  # the rebalance a FIS interruption sends first

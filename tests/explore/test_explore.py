@@ -34,6 +34,10 @@ def test_every_generated_schedule_is_a_valid_scenario(data: dict) -> None:  # ty
         "no_leaked_uploads",
         "fenced",
         "completes",
+        "token_renewed",
+        "client_timeout",
+        "polls_within_lead",
+        "true_deadline",
     ]
     # The conditional checks come with parameters drawn from the schedule's own environment.
     assert [_name(raw) for raw in candidates(scenario)] == list(CONDITIONAL)

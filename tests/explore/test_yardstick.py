@@ -30,8 +30,6 @@ CAREFUL = "harness.examples.handlers.careful:target"
 #: ``missing``). Empty it as the mechanisms land: the strict xfail below then demands it.
 NOT_YET_CAUGHT: list[str] = [
     "manifest_without_condition",
-    "multipart_parts_reordered",
-    "multipart_without_last_part",
     "careful_acts_30s_before",
     "careful_pointer_checksum_ignored",
     "careful_gcp_no_timeout",

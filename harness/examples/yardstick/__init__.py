@@ -300,11 +300,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "holds the state's chunks in the wrong order, and is reported durable.",
         f"{_RV}: _ReversedParts._upload_parts",
         ("durable", "resume_correct"),
-        missing=(
-            "the materialized state (job.materialize: true) with several physical parts in a "
-            "library scenario or in explore; in the compact state every checkpoint is one "
-            "physical part, so the order never matters"
-        ),
+        scenario="storage/materialized_multipart_checkpoint",
     ),
     Variant(
         "multipart_without_last_part",
@@ -314,10 +310,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "the object is truncated, and reported durable.",
         f"{_RV}: _LastPartDropped._upload_parts",
         ("durable", "resume_correct"),
-        missing=(
-            "the materialized state (job.materialize: true) with several physical parts in a "
-            "library scenario or in explore; in the compact state there is no part to leave out"
-        ),
+        scenario="storage/materialized_multipart_checkpoint",
     ),
     # -- recovery -------------------------------------------------------------------------------
     Variant(
