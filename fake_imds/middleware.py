@@ -127,6 +127,9 @@ class ServerState:
             if fault is not None:
                 await plane.clock.sleep(fault.seconds)
             response = await self._answer(request, handler)
+        dropped = plane.dropped_since(request.path, received)
+        if dropped is not None:  # a fault cut the line while the request was held
+            return await self._fail(request, dropped, received)
         self._log(request, received, response.status, fault)
         return response
 

@@ -380,6 +380,19 @@ class MetadataPlane:
                 return fault
         return None
 
+    def dropped_since(self, path: str, since: float) -> Fault | None:
+        """A timeout or reset fault on ``path`` that began after a request received at ``since``
+        and before its answer: the connection the held request came on went silent or was
+        dropped, so the answer never reaches the client (a hanging GET's usual fate)."""
+        if not self._faults:
+            return None
+        now = self.now()
+        for fault in self._faults.values():
+            if fault.kind in ("timeout", "reset") and since < fault.start <= now:
+                if fault.matches(path):
+                    return fault
+        return None
+
     def _throttle_window(self, fault: Fault) -> RateWindow:
         window = self._throttle_windows.get(fault.id)
         if window is None:

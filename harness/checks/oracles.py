@@ -821,7 +821,8 @@ def fenced(ctx: CheckContext) -> CheckResult:
 
 
 def _superseded_by(ctx: CheckContext, instance: Instance) -> Event | None:
-    """The first claim (epoch, else resume, else start) of an instance started after this one.
+    """The first claim (epoch, else resume, else its first write to S3 or Redis) of an instance
+    started after this one.
 
     A later instance that took the same epoch claimed the job too: two live writers sharing an
     epoch cannot fence each other, so the older one's writes after it are judged all the same.
@@ -834,9 +835,24 @@ def _superseded_by(ctx: CheckContext, instance: Instance) -> Event | None:
         if epoch is not None and (mine is None or int(epoch.data.get("epoch", 0)) >= mine):
             claims.append(epoch)
         elif epoch is None:
-            claims.append(ctx.view.resumed(later) or later.started)
+            claim = ctx.view.resumed(later) or _first_shared_write(ctx, later)
+            if claim is not None:  # one killed before it did anything claimed nothing
+                claims.append(claim)
     alive = [c for c in claims if c.seq < (instance.ended.seq if instance.ended else 1 << 62)]
     return min(alive, key=lambda e: e.seq, default=None)
+
+
+def _first_shared_write(ctx: CheckContext, instance: Instance) -> Event | None:
+    """The first write of ``instance`` to storage other instances share (S3, Redis)."""
+    return next(
+        (
+            op
+            for op in ctx.view.storage_ops()
+            if op.instance == instance.id
+            and (op.data.get("op") in S3_WRITE_OPS or op.data.get("op") == "redis.write")
+        ),
+        None,
+    )
 
 
 def _shared_epoch(ctx: CheckContext, instance: Instance, claim: Event) -> str:

@@ -16,6 +16,7 @@ from loopback import post_notice
 
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import GCP_KEY, soft_off_at
+from fake_imds.middleware import NO_ANSWER
 from fake_imds.model import Notice
 from fake_imds.server import FakeImds
 from fake_imds.signals import DISPATCHER_KEY, InProcessTarget
@@ -471,3 +472,25 @@ def test_an_access_token_is_never_handed_out_within_five_minutes_of_expiry(minut
     token = json.loads(access_token(MetadataPlane(_FixedClock(at)), GcpIdentity()))
     assert 300 <= token["expires_in"] <= 3600
     assert token["access_token"].startswith("ya29.fake-")
+
+
+def test_a_timeout_fault_cuts_a_hanging_get_already_held() -> None:
+    """A connection that goes silent while a hanging GET waits: the change it waited for never
+    reaches the client, which must give up on its own (its timeout) and ask again."""
+
+    async def test(gcp: Gcp) -> tuple[str, float, int, str, list[int]]:
+        loop = asyncio.get_running_loop()
+        loop.call_later(10, lambda: gcp.plane.add_fault("timeout", duration=20, pattern="*"))
+        loop.call_later(40, lambda: gcp.notice(kind="preemption"))
+        held = asyncio.ensure_future(gcp.get("instance/preempted", wait_for_change="true"))
+        done, _ = await asyncio.wait({held}, timeout=60)
+        outcome = "answered" if done else "never answered"
+        held.cancel()
+        status, body, _ = await gcp.get("instance/preempted")  # asked again, after the fault
+        statuses = [r.status for r in gcp.plane.requests]
+        return outcome, loop.time(), status, body, statuses
+
+    outcome, t, status, body, statuses = run(test)
+    assert outcome == "never answered"
+    assert (t, status, body) == (60.0, 200, "TRUE")
+    assert statuses == [NO_ANSWER, 200]  # the held one is logged as unanswered

@@ -562,10 +562,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "silently leaves the watcher waiting forever.",
         f"{_HV}: _HangingWatcher.watch_gcp",
         ("client_timeout",),
-        missing=(
-            "a check that every GCP hanging GET carries a client timeout, or a fault that drops a"
-            " hanging GET silently"
-        ),
+        scenario="gcp/hanging_get_blackholed",
     ),
     Variant(
         "careful_sigterm_grace_assumed",
