@@ -388,9 +388,9 @@ class MetadataPlane:
             return None
         now = self.now()
         for fault in self._faults.values():
-            if fault.kind in ("timeout", "reset") and since < fault.start <= now:
-                if fault.matches(path):
-                    return fault
+            cuts = fault.kind in ("timeout", "reset") and since < fault.start <= now
+            if cuts and fault.matches(path):
+                return fault
         return None
 
     def _throttle_window(self, fault: Fault) -> RateWindow:
