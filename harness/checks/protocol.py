@@ -411,13 +411,15 @@ def true_deadline(ctx: CheckContext) -> CheckResult:
     violations: list[Violation] = []
     judged = 0
     skew = _skew(ctx)
-    for notice, instance in _interrupting(ctx):
+    interrupting = list(_interrupting(ctx))
+    for notice, instance in interrupting:
         if notice.deadline <= notice.issued.t:
             continue  # hibernation starts at once, whatever time the notice shows
+        others = [n for n, i in interrupting if i is instance and n is not notice]
         for seen in _seen_with_deadline(ctx, notice, instance):
             judged += 1
             found = _late_deadline(notice, instance, seen, skew)
-            if found is not None:
+            if found is not None and not _answers_another(others, instance, seen, skew):
                 violations.append(found)
                 break
     return CheckResult.from_violations(
@@ -426,6 +428,17 @@ def true_deadline(ctx: CheckContext) -> CheckResult:
         summary=f"{judged} deadline(s) reported",
         evidence={"lifecycle", "target.events"},
         unverified="" if judged else "no interruption notice was reported seen with a deadline",
+    )
+
+
+def _answers_another(
+    others: list[Notice], instance: Instance, seen: Event, skew: Event | None
+) -> bool:
+    """Whether ``seen`` holds a true deadline of another notice issued to ``instance`` before
+    it: a sighting names no notice, so one of a later notice is no wrong belief about this one."""
+    return any(
+        other.issued.seq < seen.seq and _late_deadline(other, instance, seen, skew) is None
+        for other in others
     )
 
 
