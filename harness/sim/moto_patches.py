@@ -7,6 +7,9 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
   within one wall millisecond keep their order and timestamps are reproducible;
 - S3's URL table (``S3Backend.urls``, rebuilt by moto on every request) is built once;
 - S3's URL patterns are tried before those of moto's other 180 services;
+- an object's content stays in memory up to 32 MiB (``get_s3_default_key_buffer_size``; moto
+  spools anything over 5 MiB to a temporary file on disk and reads the environment for the
+  threshold on every object), above the largest state a simulated job materializes in bytes;
 - the request id (``moto.core.responses.gen_amzn_requestid_long``) is drawn in one call from
   moto's seeded random instead of 52;
 - header iteration (``EnvironHeaders.__iter__``) skips mapping names back to a preserved
@@ -63,6 +66,9 @@ _ORIGINAL_PATTERNS = moto_backend_index.backend_url_patterns
 _REQUEST_ID_NAME = "gen_amzn_requestid_long"
 _ORIGINAL_REQUEST_ID = getattr(moto_responses, _REQUEST_ID_NAME, None)
 _ORIGINAL_HEADER_ITER = moto_request.EnvironHeaders.__iter__
+_ORIGINAL_KEY_BUFFER = getattr(moto_s3, "get_s3_default_key_buffer_size", None)
+#: Objects up to this size stay in memory in a simulated run (moto's own threshold if larger).
+KEY_BUFFER_BYTES = 32 * 1024 * 1024
 _checked: list[str] | None = None
 
 
@@ -93,6 +99,8 @@ def problems() -> list[str]:
         found.append("moto.backend_index.backend_url_patterns is no longer a list of pairs")
     elif not any(name == "s3" for name, _ in patterns):
         found.append("moto.backend_index.backend_url_patterns has no s3 entry")
+    if not callable(_ORIGINAL_KEY_BUFFER):
+        found.append("moto.s3.models.get_s3_default_key_buffer_size is gone")
     if not callable(_ORIGINAL_REQUEST_ID):
         found.append(f"moto.core.responses.{_REQUEST_ID_NAME} is gone")
     if not hasattr(moto_request, "PRESERVED_HEADER_NAMES_ENVIRON_KEY"):
@@ -163,6 +171,8 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
     moto_s3.utcnow = moto_now  # type: ignore[attr-defined]
     moto_s3.S3Backend.urls = property(_cached_urls)  # type: ignore[method-assign,assignment]
     moto_backend_index.backend_url_patterns = _s3_patterns_first()
+    key_buffer = max(KEY_BUFFER_BYTES, int(cast(Callable[[], int], _ORIGINAL_KEY_BUFFER)()))
+    moto_s3.get_s3_default_key_buffer_size = lambda: key_buffer  # type: ignore[attr-defined]
     setattr(moto_responses, _REQUEST_ID_NAME, _request_id)
     moto_request.EnvironHeaders.__iter__ = _header_iter  # type: ignore[method-assign]
     mock_random.seed(seed)  # version and upload ids, deterministic per run
@@ -172,6 +182,7 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
         _virtual_now = previous_now
         moto_s3.S3Backend.urls = _ORIGINAL_URLS  # type: ignore[method-assign]
         moto_backend_index.backend_url_patterns = _ORIGINAL_PATTERNS
+        moto_s3.get_s3_default_key_buffer_size = _ORIGINAL_KEY_BUFFER  # type: ignore[attr-defined,assignment]
         setattr(moto_responses, _REQUEST_ID_NAME, _ORIGINAL_REQUEST_ID)
         moto_request.EnvironHeaders.__iter__ = _ORIGINAL_HEADER_ITER  # type: ignore[method-assign]
         botocore_stubber.enabled = was_enabled
