@@ -16,8 +16,9 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
   spelling when the request preserved none;
 - botocore's before-send stubber is switched on directly instead of through ``mock_aws()``,
   which re-registers a thousand ``requests`` interceptors each time;
-- the commonest calls (plain PutObject, multipart create / part / completion, DeleteObject) are
-  answered in process from moto's backend, without the HTTP round trip (see the section below).
+- the commonest calls (plain PutObject, multipart create / part / completion, DeleteObject,
+  GetObject of a whole object) are answered in process from moto's backend, without the HTTP
+  round trip (see the section below).
 
 They reach into moto's private modules, so ``pyproject.toml`` bounds moto's version, and
 :func:`problems` (run once before the first patched run, and by the canary test
@@ -279,8 +280,8 @@ def shortcut_active(*, during_run: bool = True) -> bool:
 
 
 def register_shortcut(client: Any) -> None:
-    """Answer plain PutObject, UploadPart, CreateMultipartUpload, CompleteMultipartUpload and
-    DeleteObject calls of ``client`` (the simulation's shared client) in process.
+    """Answer plain PutObject, UploadPart, CreateMultipartUpload, CompleteMultipartUpload,
+    DeleteObject and GetObject calls of ``client`` (the simulation's shared client) in process.
 
     Register after the harness's observer, whose ``before-call`` handler (modelled time, faults,
     crash points) must run first. Both are registered on ``before-call.s3``: botocore calls the
@@ -386,6 +387,42 @@ def _delete_object(
         return None
     _, meta = backend.delete_object(target[0], target[1], version_id=None, bypass=None)
     return {f"x-amz-{name}": value for name, value in meta.items()}, b"", 204
+
+
+def _get_object(
+    backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
+) -> Answer | None:
+    """moto's ``S3Response.get_object`` for a whole object (its latest version or a given one)
+    with no condition, range, part or header override: the object's headers and bytes. A
+    missing key or version, and an archived object, are left to moto's errors."""
+    query = _query(params)
+    if params["method"] != "GET" or not set(query) <= {"versionId"} or _body(params):
+        return None
+    headers = {name.lower(): value for name, value in params["headers"].items()}
+    if not set(headers) <= {"user-agent", "x-amz-checksum-mode"}:
+        return None
+    bucket_name, key_name = target
+    backend.get_object(bucket_name, key_name)  # moto looks the key up twice (its access count)
+    key = backend.get_object(bucket_name, key_name, version_id=query.get("versionId"))
+    if key is None or key.storage_class != "STANDARD":
+        return None
+    response_headers: dict[str, Any] = {}
+    if key.version_id != "null":
+        response_headers["x-amz-version-id"] = key.version_id
+    response_headers.update(key.response_dict)
+    if headers.get("x-amz-checksum-mode") == "ENABLED" and key.checksum_algorithm:
+        checksum = key.checksum_value
+        if key.checksum_type == "COMPOSITE":
+            checksum = f"{key.checksum_value}-{key.checksum_parts}"
+        response_headers[f"x-amz-checksum-{key.checksum_algorithm.lower()}"] = checksum
+        if key.checksum_type:
+            response_headers["x-amz-checksum-type"] = key.checksum_type
+    response_headers.update(key.metadata)
+    response_headers["Accept-Ranges"] = "bytes"
+    body: bytes = key.value
+    if body and "content-type" not in (name.lower() for name in response_headers):
+        response_headers["content-type"] = "application/xml"  # moto's default for any body
+    return response_headers, body, 200
 
 
 _XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n'
@@ -501,6 +538,7 @@ _ANSWERS: dict[str, Callable[..., Answer | None]] = {
     "CreateMultipartUpload": _create_multipart_upload,
     "CompleteMultipartUpload": _complete_multipart_upload,
     "DeleteObject": _delete_object,
+    "GetObject": _get_object,
 }
 
 
