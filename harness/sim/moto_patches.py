@@ -227,7 +227,7 @@ def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]
 # parsing HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in
 # what S3 does. The commonest calls of a run (a plain PutObject: outputs and manifests; the
 # create, parts and completion of a checkpoint's multipart upload; the delete of a rotated
-# checkpoint) are answered from botocore's ``before-call`` event instead: the shortcut runs
+# checkpoint; the read of an object at recovery) are answered from botocore's ``before-call`` event instead: the shortcut runs
 # moto's own backend calls in moto's order (so the same version ids and request ids are drawn
 # from the seeded random), makes the response headers and body moto would send, and parses them
 # with botocore's own parser. Whatever it does not recognise exactly (a header it does not know,
