@@ -227,12 +227,13 @@ def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]
 # parsing HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in
 # what S3 does. The commonest calls of a run (a plain PutObject: outputs and manifests; the
 # create, parts and completion of a checkpoint's multipart upload; the delete of a rotated
-# checkpoint; the read of an object at recovery) are answered from botocore's ``before-call`` event instead: the shortcut runs
-# moto's own backend calls in moto's order (so the same version ids and request ids are drawn
-# from the seeded random), makes the response headers and body moto would send, and parses them
-# with botocore's own parser. Whatever it does not recognise exactly (a header it does not know,
-# a failed precondition, a streamed body, an unknown upload, a part list moto would refuse) goes
-# through moto as before, so every error is moto's own. The harness's observation
+# checkpoint; the read of an object at recovery) are answered from botocore's ``before-call``
+# event instead: the shortcut runs moto's own backend calls in moto's order (so the same version
+# ids and request ids are drawn from the seeded random), makes the response headers and body moto
+# would send, and parses them with botocore's own parser. Whatever it does not recognise exactly
+# (a header it does not know, a failed precondition, a streamed body, an unknown upload, a part
+# list moto would refuse, a missing key) goes through moto as before, so every error is moto's
+# own. The harness's observation
 # (``before-call`` / ``after-call`` handlers of harness.sim.observe) runs either way.
 # ``tests/sim/test_s3_shortcut.py`` compares both paths answer for answer and the whole scenario
 # library event for event; ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
