@@ -194,12 +194,14 @@ def state_digest(spec: JobSpec, position: int) -> bytes:
     return advance_digest(digest, base * _DIGEST_CACHE_STRIDE + 1, rest)
 
 
-def _padding(seed: bytes, length: int) -> bytes:
+def _padded(head: bytes, seed: bytes, length: int) -> bytes:
+    """``head`` followed by ``length`` bytes of padding drawn from ``seed``, copied once (a
+    materialized state is tens of MiB, and each concatenation would copy it all again)."""
     if length <= 0:
-        return b""
+        return head
     block = hashlib.sha512(seed).digest() * 1024  # 64 KiB
     reps, rest = divmod(length, len(block))
-    return block * reps + block[:rest]
+    return b"".join((head, *(block,) * reps, block[:rest]))
 
 
 def state_header(spec: JobSpec, position: int, digest: bytes) -> bytes:
@@ -219,7 +221,7 @@ def encode_state(spec: JobSpec, position: int, digest: bytes) -> bytes:
     header = state_header(spec, position, digest)
     if not spec.materialize:
         return header
-    return header + _padding(digest, spec.state_size - len(header))
+    return _padded(header, digest, spec.state_size - len(header))
 
 
 def state_after(spec: JobSpec, position: int) -> bytes:
@@ -234,7 +236,8 @@ def state_checksum(spec: JobSpec, position: int) -> str:
 
 def decode_state(data: bytes) -> dict[str, Any]:
     """The header of checkpoint content; raises ``ValueError`` if it is not one."""
-    line, _, _ = data.partition(b"\n")
+    end = data.find(b"\n")  # not partition(): it would copy the tens of MiB after the header
+    line = data if end < 0 else data[:end]
     try:
         header = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -279,7 +282,7 @@ def output_content(spec: JobSpec, index: int) -> bytes:
     body += "".join(f"{item} {item_result(spec, item)}\n" for item in range(first, last + 1))
     data = body.encode()
     if spec.materialize:
-        data += _padding(data, spec.output_size - len(data))
+        data = _padded(data, data, spec.output_size - len(data))
     return data
 
 

@@ -7,14 +7,18 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
   within one wall millisecond keep their order and timestamps are reproducible;
 - S3's URL table (``S3Backend.urls``, rebuilt by moto on every request) is built once;
 - S3's URL patterns are tried before those of moto's other 180 services;
+- an object's content stays in memory up to 32 MiB (``get_s3_default_key_buffer_size``; moto
+  spools anything over 5 MiB to a temporary file on disk and reads the environment for the
+  threshold on every object), above the largest state a simulated job materializes in bytes;
 - the request id (``moto.core.responses.gen_amzn_requestid_long``) is drawn in one call from
   moto's seeded random instead of 52;
 - header iteration (``EnvironHeaders.__iter__``) skips mapping names back to a preserved
   spelling when the request preserved none;
 - botocore's before-send stubber is switched on directly instead of through ``mock_aws()``,
   which re-registers a thousand ``requests`` interceptors each time;
-- the commonest calls (plain PutObject, multipart create / part / completion, DeleteObject) are
-  answered in process from moto's backend, without the HTTP round trip (see the section below).
+- the commonest calls (plain PutObject, multipart create / part / completion, DeleteObject,
+  GetObject of a whole object) are answered in process from moto's backend, without the HTTP
+  round trip (see the section below).
 
 They reach into moto's private modules, so ``pyproject.toml`` bounds moto's version, and
 :func:`problems` (run once before the first patched run, and by the canary test
@@ -63,6 +67,9 @@ _ORIGINAL_PATTERNS = moto_backend_index.backend_url_patterns
 _REQUEST_ID_NAME = "gen_amzn_requestid_long"
 _ORIGINAL_REQUEST_ID = getattr(moto_responses, _REQUEST_ID_NAME, None)
 _ORIGINAL_HEADER_ITER = moto_request.EnvironHeaders.__iter__
+_ORIGINAL_KEY_BUFFER = getattr(moto_s3, "get_s3_default_key_buffer_size", None)
+#: Objects up to this size stay in memory in a simulated run (moto's own threshold if larger).
+KEY_BUFFER_BYTES = 32 * 1024 * 1024
 _checked: list[str] | None = None
 
 
@@ -93,6 +100,8 @@ def problems() -> list[str]:
         found.append("moto.backend_index.backend_url_patterns is no longer a list of pairs")
     elif not any(name == "s3" for name, _ in patterns):
         found.append("moto.backend_index.backend_url_patterns has no s3 entry")
+    if not callable(_ORIGINAL_KEY_BUFFER):
+        found.append("moto.s3.models.get_s3_default_key_buffer_size is gone")
     if not callable(_ORIGINAL_REQUEST_ID):
         found.append(f"moto.core.responses.{_REQUEST_ID_NAME} is gone")
     if not hasattr(moto_request, "PRESERVED_HEADER_NAMES_ENVIRON_KEY"):
@@ -163,6 +172,8 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
     moto_s3.utcnow = moto_now  # type: ignore[attr-defined]
     moto_s3.S3Backend.urls = property(_cached_urls)  # type: ignore[method-assign,assignment]
     moto_backend_index.backend_url_patterns = _s3_patterns_first()
+    key_buffer = max(KEY_BUFFER_BYTES, int(cast(Callable[[], int], _ORIGINAL_KEY_BUFFER)()))
+    moto_s3.get_s3_default_key_buffer_size = lambda: key_buffer  # type: ignore[attr-defined]
     setattr(moto_responses, _REQUEST_ID_NAME, _request_id)
     moto_request.EnvironHeaders.__iter__ = _header_iter  # type: ignore[method-assign]
     mock_random.seed(seed)  # version and upload ids, deterministic per run
@@ -172,6 +183,7 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
         _virtual_now = previous_now
         moto_s3.S3Backend.urls = _ORIGINAL_URLS  # type: ignore[method-assign]
         moto_backend_index.backend_url_patterns = _ORIGINAL_PATTERNS
+        moto_s3.get_s3_default_key_buffer_size = _ORIGINAL_KEY_BUFFER  # type: ignore[attr-defined,assignment]
         setattr(moto_responses, _REQUEST_ID_NAME, _ORIGINAL_REQUEST_ID)
         moto_request.EnvironHeaders.__iter__ = _ORIGINAL_HEADER_ITER  # type: ignore[method-assign]
         botocore_stubber.enabled = was_enabled
@@ -215,12 +227,13 @@ def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]
 # parsing HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in
 # what S3 does. The commonest calls of a run (a plain PutObject: outputs and manifests; the
 # create, parts and completion of a checkpoint's multipart upload; the delete of a rotated
-# checkpoint) are answered from botocore's ``before-call`` event instead: the shortcut runs
-# moto's own backend calls in moto's order (so the same version ids and request ids are drawn
-# from the seeded random), makes the response headers and body moto would send, and parses them
-# with botocore's own parser. Whatever it does not recognise exactly (a header it does not know,
-# a failed precondition, a streamed body, an unknown upload, a part list moto would refuse) goes
-# through moto as before, so every error is moto's own. The harness's observation
+# checkpoint; the read of an object at recovery) are answered from botocore's ``before-call``
+# event instead: the shortcut runs moto's own backend calls in moto's order (so the same version
+# ids and request ids are drawn from the seeded random), makes the response headers and body moto
+# would send, and parses them with botocore's own parser. Whatever it does not recognise exactly
+# (a header it does not know, a failed precondition, a streamed body, an unknown upload, a part
+# list moto would refuse, a missing key) goes through moto as before, so every error is moto's
+# own. The harness's observation
 # (``before-call`` / ``after-call`` handlers of harness.sim.observe) runs either way.
 # ``tests/sim/test_s3_shortcut.py`` compares both paths answer for answer and the whole scenario
 # library event for event; ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
@@ -268,8 +281,8 @@ def shortcut_active(*, during_run: bool = True) -> bool:
 
 
 def register_shortcut(client: Any) -> None:
-    """Answer plain PutObject, UploadPart, CreateMultipartUpload, CompleteMultipartUpload and
-    DeleteObject calls of ``client`` (the simulation's shared client) in process.
+    """Answer plain PutObject, UploadPart, CreateMultipartUpload, CompleteMultipartUpload,
+    DeleteObject and GetObject calls of ``client`` (the simulation's shared client) in process.
 
     Register after the harness's observer, whose ``before-call`` handler (modelled time, faults,
     crash points) must run first. Both are registered on ``before-call.s3``: botocore calls the
@@ -375,6 +388,42 @@ def _delete_object(
         return None
     _, meta = backend.delete_object(target[0], target[1], version_id=None, bypass=None)
     return {f"x-amz-{name}": value for name, value in meta.items()}, b"", 204
+
+
+def _get_object(
+    backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
+) -> Answer | None:
+    """moto's ``S3Response.get_object`` for a whole object (its latest version or a given one)
+    with no condition, range, part or header override: the object's headers and bytes. A
+    missing key or version, and an archived object, are left to moto's errors."""
+    query = _query(params)
+    if params["method"] != "GET" or not set(query) <= {"versionId"} or _body(params):
+        return None
+    headers = {name.lower(): value for name, value in params["headers"].items()}
+    if not set(headers) <= {"user-agent", "x-amz-checksum-mode"}:
+        return None
+    bucket_name, key_name = target
+    backend.get_object(bucket_name, key_name)  # moto looks the key up twice (its access count)
+    key = backend.get_object(bucket_name, key_name, version_id=query.get("versionId"))
+    if key is None or key.storage_class != "STANDARD":
+        return None
+    response_headers: dict[str, Any] = {}
+    if key.version_id != "null":
+        response_headers["x-amz-version-id"] = key.version_id
+    response_headers.update(key.response_dict)
+    if headers.get("x-amz-checksum-mode") == "ENABLED" and key.checksum_algorithm:
+        checksum = key.checksum_value
+        if key.checksum_type == "COMPOSITE":
+            checksum = f"{key.checksum_value}-{key.checksum_parts}"
+        response_headers[f"x-amz-checksum-{key.checksum_algorithm.lower()}"] = checksum
+        if key.checksum_type:
+            response_headers["x-amz-checksum-type"] = key.checksum_type
+    response_headers.update(key.metadata)
+    response_headers["Accept-Ranges"] = "bytes"
+    body: bytes = key.value
+    if body and "content-type" not in (name.lower() for name in response_headers):
+        response_headers["content-type"] = "application/xml"  # moto's default for any body
+    return response_headers, body, 200
 
 
 _XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n'
@@ -490,6 +539,7 @@ _ANSWERS: dict[str, Callable[..., Answer | None]] = {
     "CreateMultipartUpload": _create_multipart_upload,
     "CompleteMultipartUpload": _complete_multipart_upload,
     "DeleteObject": _delete_object,
+    "GetObject": _get_object,
 }
 
 

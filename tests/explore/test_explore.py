@@ -12,9 +12,9 @@ from hypothesis import Phase, given, settings
 from harness.cli import main
 from harness.explore import explore, schedules, to_scenario
 from harness.explore.fairness import CONDITIONAL, candidates
-from harness.explore.search import write_reproduction
+from harness.explore.search import dump, write_reproduction
 from harness.explore.strategies import notices
-from harness.scenario.loader import load_file
+from harness.scenario.loader import ScenarioError, load_file, load_text
 from harness.scenario.model import ACTIONS, CLOUDS, Cloud
 from harness.sim.runner import run_scenario
 
@@ -41,6 +41,17 @@ def test_every_generated_schedule_is_a_valid_scenario(data: dict) -> None:  # ty
     ]
     # The conditional checks come with parameters drawn from the schedule's own environment.
     assert [_name(raw) for raw in candidates(scenario)] == list(CONDITIONAL)
+    # Validated as it is, it is the scenario its YAML text loads as.
+    (loaded,) = load_text(dump(data), file="<generated>")
+    assert scenario == loaded.scenario
+
+
+def test_an_invalid_schedule_is_refused_with_the_line_of_its_yaml() -> None:
+    data = {"description": "bad", "target": "reference", "timeline": [{"at": "soon"}]}
+    with pytest.raises(ScenarioError) as error:
+        to_scenario(data)
+    assert str(error.value).startswith("<generated>:")
+    assert error.value.problems[0].mark.line > 1  # the line of the entry in the YAML text
 
 
 def _name(raw: object) -> str:

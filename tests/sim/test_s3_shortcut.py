@@ -129,7 +129,7 @@ def test_put_object_answers_as_moto_does_call_for_call(answered: list[tuple[str,
         through_moto = _puts_and_state()
     assert answered == []
     shortcut = _puts_and_state()
-    assert len(answered) == ANSWERED_BY_SHORTCUT
+    assert len([call for call in answered if call[0] == "PutObject"]) == ANSWERED_BY_SHORTCUT
     assert shortcut == through_moto
     errors = [entry[1]["Error"]["Code"] for entry in shortcut if isinstance(entry, tuple)]
     assert errors == ["PreconditionFailed", "PreconditionFailed", "NoSuchKey"]
@@ -197,7 +197,8 @@ def test_multipart_uploads_answer_as_moto_does_call_for_call(
     with moto_patches.full_stack():
         through_moto = _multipart()
     shortcut = _multipart()
-    assert [key for _, key in answered] == ["big"] * 5  # create, three parts, the completion
+    # the create, three parts, the completion and the read of the object
+    assert [key for _, key in answered] == ["big"] * 6
     assert shortcut == through_moto
     assert shortcut[4] == ("error", "KeyError('no-such-upload')")
     errors = [entry[1]["Error"]["Code"] for entry in shortcut[5:7]]
@@ -347,3 +348,44 @@ def test_delete_object_answers_as_moto_does_call_for_call(answered: list[tuple[s
     # a delete marker each time the key exists; moto answers a bare 204 for a key never written
     assert [entry.get("DeleteMarker") for entry in shortcut[:3]] == [True, True, None]
     assert shortcut[3][1]["Error"]["Code"] == "NoSuchKey"
+
+
+def _gets() -> list[Any]:
+    seen: list[Any] = []
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=9) as client:
+        first = client.put_object(Bucket=BUCKET, Key="k", Body=b"v1", ChecksumSHA256=sha256(b"v1"))
+        client.put_object(Bucket=BUCKET, Key="k", Body=b"v2", Metadata={"pos": "2"})
+        client.put_object(Bucket=BUCKET, Key="typed", Body=b"t", ContentType="text/plain")
+        client.put_object(Bucket=BUCKET, Key="empty", Body=b"")
+        calls: list[dict[str, Any]] = [
+            {"Key": "k"},
+            {"Key": "k", "VersionId": first["VersionId"]},  # an older version
+            {"Key": "k", "VersionId": first["VersionId"], "ChecksumMode": "ENABLED"},
+            {"Key": "typed"},
+            {"Key": "empty"},
+            {"Key": "k", "VersionId": "no-such-version"},  # moto's error
+            {"Key": "missing"},  # moto's error
+            {"Key": "k", "Range": "bytes=0-0"},  # moto's range
+            {"Key": "k", "IfMatch": '"0"'},  # moto's precondition
+        ]
+        for call in calls:
+            try:
+                got = client.get_object(Bucket=BUCKET, **call)
+                got["Body"] = got["Body"].read()
+                seen.append(_without_wall_date(got))
+            except ClientError as error:
+                seen.append(("error", _without_wall_date(error.response)))
+    return seen
+
+
+def test_get_object_answers_as_moto_does_call_for_call(answered: list[tuple[str, str]]) -> None:
+    with moto_patches.full_stack():
+        through_moto = _gets()
+    shortcut = _gets()
+    gets = [key for operation, key in answered if operation == "GetObject"]
+    assert gets == ["k", "k", "k", "typed", "empty"]  # the whole objects that exist
+    assert shortcut == through_moto
+    assert [entry["Body"] for entry in shortcut[:5]] == [b"v2", b"v1", b"v1", b"t", b""]
+    assert [entry[1]["Error"]["Code"] for entry in shortcut[5:7]] == ["NoSuchVersion", "NoSuchKey"]
+    assert shortcut[7]["Body"] == b"v"
+    assert shortcut[8][1]["Error"]["Code"] == "PreconditionFailed"
