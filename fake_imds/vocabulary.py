@@ -67,6 +67,17 @@ NOTICE_ACTIONS: Mapping[Cloud, tuple[NoticeAction, ...]] = {
     "kubernetes": ("terminate",),
 }
 
+
+def nearest_action(cloud: Cloud, action: NoticeAction) -> NoticeAction:
+    """``action`` where ``cloud`` announces it, else the closest it has: a hibernation (the
+    disk kept) is a stop, anything else a termination. A scenario's notice may land on a
+    replacement of another cloud, known only when it fires."""
+    offered = NOTICE_ACTIONS[cloud]
+    if action in offered:
+        return action
+    return "stop" if action == "hibernate" and "stop" in offered else "terminate"
+
+
 #: The notice kinds whose control-API body carries the scenario's ``action`` as it is.
 ACTION_KINDS: frozenset[tuple[Cloud, str]] = frozenset(
     {("aws", "spot-interruption"), ("aws", "fis-spot-interruption"), ("gcp", "preemption")}

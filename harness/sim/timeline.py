@@ -15,7 +15,7 @@ from fake_imds.control import schedule_notice
 from fake_imds.gcp import soft_off_at as gcp_soft_off_at
 from fake_imds.model import MetadataPlane
 from fake_imds.model import Notice as FakeNotice
-from fake_imds.vocabulary import SCHEDULED_CODE_FOR_ACTION, takes_action
+from fake_imds.vocabulary import SCHEDULED_CODE_FOR_ACTION, nearest_action, takes_action
 from harness.history import Event, Kind
 from harness.scenario.model import (
     NOTICE_KINDS,
@@ -133,6 +133,9 @@ class Timeline:
         world = self.world
         if not instance.alive or world.end_reason is not None:
             return
+        # The action the instance's cloud can announce (a hibernation reaching GCP is a stop).
+        action = nearest_action(notice.resolved_cloud(instance.cloud), notice.action)
+        notice = notice.model_copy(update={"action": action})
         body = _notice_body(notice, instance)
         issued = schedule_notice(instance.imds.plane, body)[-1]
         cloud, kind = issued.cloud, issued.kind
