@@ -31,6 +31,7 @@ from pydantic import Field, StrictInt, field_validator
 from fake_imds.control import At, Duration, NoticeBody, NoticeSpec, literal_value
 from fake_imds.middleware import NOTE, Unfaked, forwarded, reason
 from fake_imds.model import MetadataPlane, Notice, RateWindow
+from fake_imds.vocabulary import MIN_LEAD
 
 if TYPE_CHECKING:
     from fake_imds.server import DialectSite
@@ -67,7 +68,7 @@ DEFAULT_LEADS = {
     "preempt": 30.0,
     "terminate": 5 * 60.0,
 }
-MIN_PREEMPT_LEAD = 30.0
+MIN_PREEMPT_LEAD = MIN_LEAD[("azure", "preempt")]
 DESCRIPTIONS = {
     "freeze": "Host server is undergoing maintenance.",
     "reboot": "Virtual machine is going to be restarted as requested by authorized user.",

@@ -78,6 +78,10 @@ def nearest_action(cloud: Cloud, action: NoticeAction) -> NoticeAction:
     return "stop" if action == "hibernate" and "stop" in offered else "terminate"
 
 
+#: The shortest lead a notice of (cloud, kind) can have (the cloud guarantees at least this).
+MIN_LEAD: Mapping[tuple[Cloud, str], float] = {("azure", "preempt"): 30.0}
+
+
 #: The notice kinds whose control-API body carries the scenario's ``action`` as it is.
 ACTION_KINDS: frozenset[tuple[Cloud, str]] = frozenset(
     {("aws", "spot-interruption"), ("aws", "fis-spot-interruption"), ("gcp", "preemption")}

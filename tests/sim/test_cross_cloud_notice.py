@@ -36,3 +36,12 @@ def test_nearest_action_keeps_what_a_cloud_offers() -> None:
     assert nearest_action("aws", "hibernate") == "hibernate"
     assert nearest_action("gcp", "hibernate") == "stop"
     assert nearest_action("azure", "stop") == "terminate"
+
+
+def test_a_notice_reaching_an_azure_replacement_gets_azures_shortest_lead() -> None:
+    on_azure = HIBERNATE_ON_GCP.replace("cloud: gcp}", "cloud: azure}")
+    (loaded,) = load_text(on_azure, file="<test>")
+    result = run_scenario(loaded.scenario)
+    assert result.error is None, result.error
+    second = result.history.of_kind("notice.issued")[1]
+    assert (second.data.get("cloud"), second.data.get("lead")) == ("azure", 30.0)
