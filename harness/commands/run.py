@@ -36,8 +36,6 @@ from harness.scenario.model import TargetSpec, estimate_work
 from harness.sim.runner import RunResult
 from harness.units import format_duration
 
-#: Checks that judge the reference runtime's storage layout: left out for any other target.
-REFERENCE_ONLY_CHECKS = frozenset({"reference_layout"})
 #: Width of the summary when printed to a log or pipe: scenario paths stay on one line.
 LOG_WIDTH = 120
 #: Off a terminal (a CI log, a pipe), a plain progress line at most this often (seconds).
@@ -280,13 +278,8 @@ def display_name(item: LoadedScenario) -> str:
 
 
 def _with_target(item: LoadedScenario, target: TargetSpec) -> LoadedScenario:
-    """``item`` with its scenario's target replaced (``--target``); for a target other than the
-    reference, without the checks of the reference runtime's own storage layout."""
-    expect = item.scenario.expect
-    if not target.reference:
-        expect = tuple(c for c in expect if c.name not in REFERENCE_ONLY_CHECKS)
-    update = {"target": target, "expect": expect}
-    return dataclasses.replace(item, scenario=item.scenario.model_copy(update=update))
+    """``item`` with its scenario's target replaced (``--target``)."""
+    return dataclasses.replace(item, scenario=item.scenario.with_target(target))
 
 
 def _replay_lines(file: Path | None, seed: int, target: str | None) -> tuple[str, str]:

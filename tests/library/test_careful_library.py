@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.commands.run import REFERENCE_ONLY_CHECKS
 from harness.examples.yardstick.library import STEPS_A_HANDLER_NEVER_TAKES
 from harness.scenario.loader import LoadedScenario, load_paths
 from harness.scenario.model import Scenario, TargetSpec
@@ -42,8 +41,7 @@ def not_applicable(item: LoadedScenario) -> str | None:
 
 
 def for_careful(scenario: Scenario) -> Scenario:
-    expect = tuple(c for c in scenario.expect if c.name not in REFERENCE_ONLY_CHECKS)
-    return scenario.model_copy(update={"target": TargetSpec(python=CAREFUL), "expect": expect})
+    return scenario.with_target(TargetSpec(python=CAREFUL))
 
 
 LOADED, PROBLEMS = load_paths((LIBRARY,))

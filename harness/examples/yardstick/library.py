@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.commands.run import REFERENCE_ONLY_CHECKS
 from harness.examples.yardstick import Variant
 from harness.scenario import library
 from harness.scenario.loader import LoadedScenario, load_paths
@@ -61,9 +60,7 @@ def name_of(item: LoadedScenario) -> str:
 
 def run_variant(variant: Variant, scenario: Scenario) -> RunResult:
     """``scenario`` played with ``variant`` as its target."""
-    expect = tuple(c for c in scenario.expect if c.name not in REFERENCE_ONLY_CHECKS)
-    target = TargetSpec(python=variant.target)
-    return run_scenario(scenario.model_copy(update={"target": target, "expect": expect}))
+    return run_scenario(scenario.with_target(TargetSpec(python=variant.target)))
 
 
 def run_reference(scenario: Scenario) -> RunResult:
