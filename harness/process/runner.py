@@ -787,6 +787,7 @@ class ProcessWorld:
 
         if not instance.alive or self.end_reason is not None:
             return
+        notice = notice.as_told_on(instance.cloud, self.env.cloud)  # type: ignore[arg-type]
         body = _notice_body(notice, instance)  # type: ignore[arg-type]
         issued = schedule_notice(instance.imds.plane, body)[-1]
         instance.forget_imds_answers()  # the first answer after a notice shows it was read

@@ -37,10 +37,12 @@ from fake_imds.aws import AwsIdentityBody
 from fake_imds.vocabulary import (
     CLOUDS,
     DEFAULT_LEAD,
+    MIN_LEAD,
     NOTICE_ACTIONS,
     NOTICE_KINDS,
     Cloud,
     NoticeAction,
+    nearest_action,
 )
 from harness.bounds import check
 from harness.checks import DEFAULT_EXPECT, CheckSpec
@@ -397,6 +399,18 @@ class Notice(_Model):
 
     def resolved_lead(self, default: Cloud) -> float:
         return self.lead if self.lead is not None else DEFAULT_LEAD[self.resolved_cloud(default)]
+
+    def as_told_on(self, cloud: Cloud, home: Cloud) -> Notice:
+        """This notice as an instance on ``cloud`` can be given it, in a scenario whose own
+        cloud is ``home``: the nearest action that cloud announces (a hibernation reaching GCP
+        is a stop) and, for a notice written for ``home`` that lands on a replacement of another
+        cloud, at least that cloud's shortest lead."""
+        told = self.resolved_cloud(cloud)
+        update: dict[str, Any] = {"action": nearest_action(told, self.action)}
+        shortest = MIN_LEAD.get((told, self.resolved_kind(cloud)))
+        if self.cloud is None and cloud != home and shortest is not None and self.lead is not None:
+            update["lead"] = max(self.lead, shortest)
+        return self.model_copy(update=update)
 
     def ends_instance(self, default: Cloud) -> bool:
         cloud = self.resolved_cloud(default)

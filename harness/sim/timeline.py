@@ -15,12 +15,7 @@ from fake_imds.control import schedule_notice
 from fake_imds.gcp import soft_off_at as gcp_soft_off_at
 from fake_imds.model import MetadataPlane
 from fake_imds.model import Notice as FakeNotice
-from fake_imds.vocabulary import (
-    MIN_LEAD,
-    SCHEDULED_CODE_FOR_ACTION,
-    nearest_action,
-    takes_action,
-)
+from fake_imds.vocabulary import SCHEDULED_CODE_FOR_ACTION, takes_action
 from harness.history import Event, Kind
 from harness.scenario.model import (
     NOTICE_KINDS,
@@ -138,7 +133,7 @@ class Timeline:
         world = self.world
         if not instance.alive or world.end_reason is not None:
             return
-        notice = self._as_told_on(notice, instance)
+        notice = notice.as_told_on(instance.cloud, world.scenario.env.cloud)
         body = _notice_body(notice, instance)
         issued = schedule_notice(instance.imds.plane, body)[-1]
         cloud, kind = issued.cloud, issued.kind
@@ -167,18 +162,6 @@ class Timeline:
         world.later(gone_at - world.now(), self._deadline, instance, issued.id, notice, disk)
         if cloud == "azure":
             self._watch_approval(instance, issued.id, notice, disk)
-
-    def _as_told_on(self, notice: Notice, instance: Instance) -> Notice:
-        """``notice`` as ``instance``'s cloud can give it: the nearest action it announces (a
-        hibernation reaching GCP is a stop) and, for a notice written for the scenario's cloud
-        that lands on a replacement of another, at least that cloud's shortest lead."""
-        cloud = notice.resolved_cloud(instance.cloud)
-        update: dict[str, Any] = {"action": nearest_action(cloud, notice.action)}
-        foreign = notice.cloud is None and instance.cloud != self.world.scenario.env.cloud
-        shortest = MIN_LEAD.get((cloud, notice.resolved_kind(instance.cloud)))
-        if foreign and shortest is not None and notice.lead is not None:
-            update["lead"] = max(notice.lead, shortest)
-        return notice.model_copy(update=update)
 
     def _watch_approval(
         self, instance: Instance, notice_id: str, notice: Notice, disk: LocalDisk
