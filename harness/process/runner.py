@@ -469,7 +469,7 @@ class ProcessWorld:
             self.record("run.gave_up", reason=f"{self.env.max_instances} instances")
             self.finish("gave_up")
             return None
-        cloud = self._cloud_for(incarnation)
+        cloud = self.env.cloud_for(incarnation)
         instance_id = f"i-{self.random.getrandbits(68):017x}"
         if previous is not None:
             local_dir, local_name = previous.local_dir, previous.local_name
@@ -567,11 +567,6 @@ class ProcessWorld:
     def _cwd(self) -> Path:
         cwd = Path(self.target.cwd) if self.target.cwd else Path(".")
         return cwd if cwd.is_absolute() else (self.base / cwd).resolve()
-
-    def _cloud_for(self, incarnation: int) -> str:
-        if incarnation > 1 and self.env.replacement.cloud is not None:
-            return self.env.replacement.cloud
-        return self.env.cloud
 
     async def _wait_ready(self, instance: ProcessInstance) -> None:
         ready = self.target.ready

@@ -343,6 +343,12 @@ class Env(_Model):
         "each incarnation still gets its own instance_id",
     )
 
+    def cloud_for(self, incarnation: int) -> Cloud:
+        """The cloud of the ``incarnation``-th instance (1: the first; later: the replacement's)."""
+        if incarnation > 1 and self.replacement.cloud is not None:
+            return self.replacement.cloud
+        return self.cloud
+
 
 # -- triggers -----------------------------------------------------------------------------------
 

@@ -178,7 +178,7 @@ class World:
             self.record("run.gave_up", reason=f"{self.env.max_instances} instances")
             self.finish("gave_up")
             return None
-        cloud = self._cloud_for(incarnation)
+        cloud = self.env.cloud_for(incarnation)
         # Every incarnation has its own id (the history tells them apart by it); a machine that
         # comes back after a stop or a crash keeps its local dir.
         instance_id = f"i-{self.random.getrandbits(68):017x}"
@@ -223,11 +223,6 @@ class World:
             if notice is not None and notice.kind == "asg-termination":
                 return "InService"
         return None
-
-    def _cloud_for(self, incarnation: int) -> Cloud:
-        if incarnation > 1 and self.env.replacement.cloud is not None:
-            return self.env.replacement.cloud
-        return self.env.cloud
 
     def _context(self, instance: Instance) -> InstanceContext:
         def register_webhook(url: str) -> None:
