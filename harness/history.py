@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Source = Literal["harness", "target", "imds", "storage"]
 
@@ -176,3 +176,36 @@ class History:
             json.dumps(e.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
             for e in self._events
         )
+
+
+class FaultRecorder(Protocol):
+    """What records a run's faults: either tier's world."""
+
+    @property
+    def current(self) -> Any: ...
+
+    def record(self, kind: str, instance: Any = None, **data: Any) -> Any: ...
+
+    def later(self, delay: float, callback: Callable[..., None], *args: Any) -> None: ...
+
+
+def record_fault(
+    world: FaultRecorder, index: int, fault: str, params: dict[str, Any], duration: float | None
+) -> None:
+    """``fault.started`` for timeline entry ``index`` now and, after ``duration`` (if any),
+    ``fault.ended``: the same records in both tiers."""
+    world.record(
+        Kind.FAULT_STARTED,
+        world.current,
+        fault=fault,
+        entry=index,
+        target=fault.split(".")[0],
+        params=params,
+        duration=duration,
+    )
+    if duration:
+        world.later(duration, _fault_ended, world, index, fault)
+
+
+def _fault_ended(world: FaultRecorder, index: int, fault: str) -> None:
+    world.record(Kind.FAULT_ENDED, fault=fault, entry=index)

@@ -41,7 +41,7 @@ from fake_imds.control import schedule_notice
 from fake_imds.gcp import soft_off_at
 from fake_imds.server import FakeImds
 from harness.checks import Golden, StorageSnapshot, golden_from_run, take_snapshot
-from harness.history import Event, History, Kind
+from harness.history import Event, History, Kind, record_fault
 from harness.process.faults import ActiveFault, FaultBook
 from harness.process.instance import EVENTS_POLL, ProcessInstance
 from harness.process.netns import METADATA_IP, NamespaceRefused, NetworkNamespace
@@ -867,14 +867,14 @@ class ProcessWorld:
         else:
             params.update(kind="timeout" if fault.timeout else "reset")
         self.add_imds_fault(fault.for_, params)
-        self._fault_started(index, f"imds.{params['kind']}", params, fault.for_)
+        record_fault(self, index, f"imds.{params['kind']}", params, fault.for_)
 
     def _on_s3(self, index: int, fault: S3Fault) -> None:
         if fault.corrupt is not None:
             which = fault.which or "newest"
             keys = corrupt_objects(self.bucket, fault.corrupt, which)
             params = {"pattern": fault.corrupt, "which": which, "key": keys[0] if keys else None}
-            self._fault_started(index, "s3.corrupt", {**params, "keys": keys}, 0.0)
+            record_fault(self, index, "s3.corrupt", {**params, "keys": keys}, 0.0)
             return
         if fault.error is not None:
             kind, value = "s3.error", 0.0
@@ -890,7 +890,7 @@ class ProcessWorld:
     def _on_redis(self, index: int, fault: RedisFault) -> None:
         if fault.restart:
             self.spawn(self._restart_redis())
-            self._fault_started(index, "redis.restart", {}, 0.0)
+            record_fault(self, index, "redis.restart", {}, 0.0)
         elif fault.down:
             self._storage_fault(index, "redis.down", fault.for_, None, None, None, 0.0)
             for instance in self.instances:
@@ -925,25 +925,7 @@ class ProcessWorld:
         end = None if duration is None else now + duration
         self.faults.add(ActiveFault(f"fault-{index}", kind, now, end, ops, count, code, value))
         params = {"ops": list(ops) if ops else None, "count": count, "code": code, "value": value}
-        self._fault_started(index, kind, params, duration)
-
-    def _fault_started(
-        self, index: int, fault: str, params: dict[str, Any], duration: float | None
-    ) -> None:
-        self.record(
-            Kind.FAULT_STARTED,
-            self.current,
-            fault=fault,
-            entry=index,
-            target=fault.split(".")[0],
-            params=params,
-            duration=duration,
-        )
-        if duration:
-            self.later(duration, self._fault_ended, index, fault)
-
-    def _fault_ended(self, index: int, fault: str) -> None:
-        self.record(Kind.FAULT_ENDED, fault=fault, entry=index)
+        record_fault(self, index, kind, params, duration)
 
 
 def _address(url: str) -> tuple[str, int]:

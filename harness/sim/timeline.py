@@ -16,7 +16,7 @@ from fake_imds.gcp import soft_off_at as gcp_soft_off_at
 from fake_imds.model import MetadataPlane
 from fake_imds.model import Notice as FakeNotice
 from fake_imds.vocabulary import SCHEDULED_CODE_FOR_ACTION, takes_action
-from harness.history import Event, Kind
+from harness.history import Event, Kind, record_fault
 from harness.scenario.model import (
     NOTICE_KINDS,
     ClockFault,
@@ -206,7 +206,7 @@ class Timeline:
 
     def _clock(self, index: int, clock: ClockFault) -> None:
         self.world.set_skew(clock.skew)
-        self._fault_started(index, "clock.skew", {"skew": clock.skew}, None)
+        record_fault(self.world, index, "clock.skew", {"skew": clock.skew}, None)
 
     def _imds(self, index: int, fault: ImdsFault) -> None:
         params: dict[str, Any] = {"pattern": fault.path}
@@ -219,14 +219,14 @@ class Timeline:
         else:
             params.update(kind="timeout" if fault.timeout else "reset")
         self.world.add_imds_fault(fault.for_, params)
-        self._fault_started(index, f"imds.{params['kind']}", params, fault.for_)
+        record_fault(self.world, index, f"imds.{params['kind']}", params, fault.for_)
 
     def _s3(self, index: int, fault: S3Fault) -> None:
         if fault.corrupt is not None:
             which = fault.which or "newest"
             keys = corrupt_objects(self.world.bucket, fault.corrupt, which)
             params = {"pattern": fault.corrupt, "which": which, "key": keys[0] if keys else None}
-            self._fault_started(index, "s3.corrupt", {**params, "keys": keys}, 0.0)
+            record_fault(self.world, index, "s3.corrupt", {**params, "keys": keys}, 0.0)
             return
         if fault.error is not None:
             self._storage_fault(
@@ -248,7 +248,7 @@ class Timeline:
         world = self.world
         if fault.restart:
             world.loop.create_task(_restart_redis(world))
-            self._fault_started(index, "redis.restart", {}, 0.0)
+            record_fault(self.world, index, "redis.restart", {}, 0.0)
         elif fault.down:
             world.redis_server.connected = False
             self._storage_fault(index, "redis.down", fault.for_)
@@ -293,26 +293,7 @@ class Timeline:
         )
         world.storage.faults.append(fault)
         params = {"ops": list(ops) if ops else None, "count": count, "code": code, "value": value}
-        self._fault_started(index, kind, params, duration)
-
-    def _fault_started(
-        self, index: int, fault: str, params: dict[str, Any], duration: float | None
-    ) -> None:
-        world = self.world
-        world.record(
-            Kind.FAULT_STARTED,
-            world.current,
-            fault=fault,
-            entry=index,
-            target=fault.split(".")[0],
-            params=params,
-            duration=duration,
-        )
-        if duration:
-            world.later(duration, self._fault_ended, index, fault)
-
-    def _fault_ended(self, index: int, fault: str) -> None:
-        self.world.record(Kind.FAULT_ENDED, fault=fault, entry=index)
+        record_fault(self.world, index, kind, params, duration)
 
 
 def _counts_from_start(entry: TimelineEntry) -> bool:
