@@ -417,9 +417,11 @@ def true_deadline(ctx: CheckContext) -> CheckResult:
             continue  # hibernation starts at once, whatever time the notice shows
         others = [n for n, i in interrupting if i is instance and n is not notice]
         for seen in _seen_with_deadline(ctx, notice, instance):
-            judged += 1
             found = _late_deadline(notice, instance, seen, skew)
-            if found is not None and not _answers_another(others, instance, seen, skew):
+            if found is not None and _answers_another(others, instance, seen, skew):
+                continue  # another notice's sighting: it tells nothing about this one
+            judged += 1
+            if found is not None:
                 violations.append(found)
                 break
     return CheckResult.from_violations(
