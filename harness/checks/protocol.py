@@ -108,11 +108,8 @@ def _interruption_pending(ctx: CheckContext, advisory: Notice, instance: Instanc
     """A real notice to ``instance`` issued no later than ``advisory`` whose deadline is still
     ahead: the advisory comes on top of an interruption already under way."""
     return any(
-        not n.advisory
-        and n.issued.seq < advisory.issued.seq
-        and n.deadline >= advisory.issued.t
-        and instance in ctx.view.notice_targets(n)
-        for n in ctx.view.notices
+        told == instance and n.issued.seq < advisory.issued.seq and n.deadline >= advisory.issued.t
+        for n, told in _interrupting(ctx)
     )
 
 
