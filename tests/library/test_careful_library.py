@@ -17,15 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.examples.yardstick.library import STEPS_A_HANDLER_NEVER_TAKES
+from harness.examples.yardstick.library import unreached_crash_step
 from harness.scenario.loader import LoadedScenario, load_paths
 from harness.scenario.model import Scenario, TargetSpec
 from harness.sim.runner import run_scenario
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 CAREFUL = "harness.examples.handlers.careful:target"
-#: Steps the careful handler never takes: a crash point there never fires.
-STEPS_NEVER_TAKEN = STEPS_A_HANDLER_NEVER_TAKES
 
 
 def not_applicable(item: LoadedScenario) -> str | None:
@@ -34,9 +32,9 @@ def not_applicable(item: LoadedScenario) -> str | None:
         return "a known-bad target's story"
     if item.scenario.target.command is not None:
         return "a command target's story (the process tier)"
-    for entry in item.scenario.timeline:
-        if entry.crash is not None and entry.crash.at.startswith(STEPS_NEVER_TAKEN):
-            return f"crash point at {entry.crash.at}, a step the target never takes"
+    step = unreached_crash_step(item.scenario)
+    if step is not None:
+        return f"crash point at {step}, a step the target never takes"
     return None
 
 

@@ -41,16 +41,17 @@ def scenarios_for(variant: Variant, every: list[LoadedScenario]) -> list[LoadedS
     """The scenarios of ``every`` (:func:`reference_scenarios`) that ``variant`` plays."""
     if variant.base == "reference":
         return list(every)
-    return [item for item in every if not _crash_point_never_reached(item.scenario)]
+    return [item for item in every if unreached_crash_step(item.scenario) is None]
 
 
-def _crash_point_never_reached(scenario: Scenario) -> bool:
-    return any(
-        entry.crash is not None
-        and entry.crash.at is not None
-        and entry.crash.at.startswith(STEPS_A_HANDLER_NEVER_TAKES)
-        for entry in scenario.timeline
-    )
+def unreached_crash_step(scenario: Scenario) -> str | None:
+    """The step of a crash point in ``scenario`` that a ``put_object`` handler never takes (so
+    the story never happens to it), if any."""
+    for entry in scenario.timeline:
+        step = entry.crash.at if entry.crash is not None else None
+        if step is not None and step.startswith(STEPS_A_HANDLER_NEVER_TAKES):
+            return step
+    return None
 
 
 def name_of(item: LoadedScenario) -> str:
