@@ -13,6 +13,7 @@ port 0 by default, exposes :attr:`FakeImds.url` and :attr:`FakeImds.plane`, and 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -27,7 +28,7 @@ from fake_imds import control, middleware
 from fake_imds.eventbridge import EventSink, sink_from_spec
 from fake_imds.middleware import Unfaked
 from fake_imds.model import DEFAULT_REQUEST_LOG_LIMIT, MetadataPlane
-from harness.clock import Clock, clock_for_running_loop
+from harness.clock import Clock, VirtualEventLoop, clock_for_running_loop
 
 ImdsV2Mode = Literal["optional", "required", "disabled"]
 IMDSV2_MODES: tuple[ImdsV2Mode, ...] = ("optional", "required", "disabled")
@@ -254,8 +255,8 @@ class FakeImds:
             self._app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port)
         try:
+            site = _site(runner, self.host, self._requested_port)
             await site.start()
         except OSError:
             await runner.cleanup()
@@ -308,6 +309,16 @@ class FakeImds:
     @property
     def control_url(self) -> str:
         return f"{self.url}{control.PREFIX}"
+
+
+def _site(runner: web.AppRunner, host: str, port: int) -> web.BaseSite:
+    """Where the server listens: ``host:port`` over TCP; in virtual time, on a socket of the
+    loop's own making (:meth:`harness.clock.VirtualEventLoop.listen_socket`), which is in memory
+    when the simulation's shortcuts are on."""
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, VirtualEventLoop):
+        return web.SockSite(runner, loop.listen_socket(host, port))  # type: ignore[arg-type]
+    return web.TCPSite(runner, host, port)
 
 
 def _bound_port(runner: web.AppRunner) -> int:

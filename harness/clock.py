@@ -13,16 +13,20 @@ clock: ``epoch + loop.time()``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import heapq
 import ipaddress
 import selectors
+import socket
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import greenlet
+
+from harness.loopback import MemoryNetwork, MemorySocket
 
 T = TypeVar("T")
 
@@ -101,29 +105,61 @@ class ThreadUseError(RuntimeError):
 
 
 class _VirtualSelector(selectors.BaseSelector):
-    """Wraps a real selector: never blocks while a timer is pending, jumps the clock instead."""
+    """Wraps a real selector: never blocks while a timer is pending, jumps the clock instead.
 
-    def __init__(self, loop: VirtualEventLoop) -> None:
+    With an in-memory network (:mod:`harness.loopback`) its sockets are polled here too, after
+    the real ones; while the only real file the loop watches is its own wake-up pipe, and no
+    signal handler depends on that pipe, the real selector is not asked at all unless the loop
+    must wait (nothing else could have become ready without a thread, which the virtual loop
+    does not run)."""
+
+    def __init__(self, loop: VirtualEventLoop, network: MemoryNetwork | None) -> None:
         self._real = selectors.DefaultSelector()
         self._loop = loop
+        self._network = network
+
+    def _memory(self, fileobj: Any) -> MemoryNetwork | None:
+        network = self._network
+        if network is not None and isinstance(fileobj, int) and network.owns(fileobj):
+            return network
+        return None
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        network = self._memory(fileobj)
+        if network is not None:
+            return network.register(fileobj, events, data)
         return self._real.register(fileobj, events, data)
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        network = self._memory(fileobj)
+        if network is not None:
+            return network.unregister(fileobj)
         return self._real.unregister(fileobj)
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        network = self._memory(fileobj)
+        if network is not None:
+            return network.modify(fileobj, events, data)
         return self._real.modify(fileobj, events, data)
 
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        network = self._memory(fileobj)
+        if network is not None:
+            return network.keys()[fileobj]
+        return self._real.get_key(fileobj)
+
     def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
-        return self._real.get_map()
+        if self._network is None:
+            return self._real.get_map()
+        return collections.ChainMap(self._network.keys(), self._real.get_map())  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._real.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = self._real.select(0)
+        ready = self._real.select(0) if self._poll_real() else []
+        if self._network is not None:
+            ready += self._network.select()
         if ready or timeout == 0:
             return ready
         if timeout is None:
@@ -132,6 +168,14 @@ class _VirtualSelector(selectors.BaseSelector):
             return self._real.select(None)
         self._loop.advance(timeout)
         return []
+
+    def _poll_real(self) -> bool:
+        """Whether a real file could be ready: one besides the loop's wake-up pipe is watched,
+        or a thread or a signal handler may write to that pipe."""
+        if self._network is None:
+            return True
+        loop = self._loop
+        return len(self._real.get_map()) > 1 or loop.allow_threads or loop.has_signal_handlers()
 
 
 class VirtualEventLoop(asyncio.SelectorEventLoop):
@@ -148,14 +192,73 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     real threads, for code that truly needs them.
     """
 
-    def __init__(self, *, allow_threads: bool = False) -> None:
+    def __init__(self, *, allow_threads: bool = False, memory_network: bool = False) -> None:
         self._now = 0.0
         self._allow_threads = allow_threads
         self._external: weakref.WeakSet[asyncio.TimerHandle] = weakref.WeakSet()
-        super().__init__(selector=_VirtualSelector(self))
+        #: With ``memory_network``, servers started through :meth:`listen_socket` are reached
+        #: over in-memory sockets (:mod:`harness.loopback`) instead of the kernel's loopback.
+        self.network = MemoryNetwork() if memory_network else None
+        #: Real sockets connected to an in-memory address: the in-memory socket standing in.
+        self._stand_ins: weakref.WeakKeyDictionary[socket.socket, MemorySocket] = (
+            weakref.WeakKeyDictionary()
+        )
+        super().__init__(selector=_VirtualSelector(self, self.network))
 
     def time(self) -> float:
         return self._now
+
+    @property
+    def allow_threads(self) -> bool:
+        return self._allow_threads
+
+    def has_signal_handlers(self) -> bool:
+        return bool(getattr(self, "_signal_handlers", None))
+
+    def listen_socket(self, host: str, port: int) -> socket.socket | MemorySocket:
+        """A socket bound to ``host:port`` (port 0: any free one) for ``create_server(sock=...)``:
+        in memory when the loop has an in-memory network, else a real one. Servers of a
+        simulated run start this way on either path, so that both take the same steps."""
+        if self.network is not None:
+            return self.network.listen(host, port)
+        real = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        real.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            real.bind((host, port))
+        except OSError:
+            real.close()
+            raise
+        return real
+
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
+        """As asyncio's; a socket connecting to an in-memory address gets an in-memory socket
+        standing in for it, which the transport made of it uses. ``create_connection(host,
+        port)`` connects this way, and so does aiohttp's client before
+        ``create_connection(sock=...)``: the steps are those of a real connection."""
+        network = self.network
+        if (
+            network is None
+            or isinstance(sock, MemorySocket)
+            or sock.type != socket.SOCK_STREAM
+            or network.listener(address) is None
+        ):
+            return await super().sock_connect(sock, address)
+        stand_in = MemorySocket(network)
+        try:
+            await super().sock_connect(stand_in, address)  # type: ignore[arg-type]
+        except BaseException:
+            stand_in.close()
+            raise
+        self._stand_ins[sock] = stand_in
+
+    def _make_socket_transport(
+        self, sock: socket.socket, *args: Any, **kwargs: Any
+    ) -> asyncio.Transport:
+        stand_in = self._stand_ins.pop(sock, None)
+        if stand_in is not None:
+            sock.close()  # never connected: its stand-in carries the connection
+            sock = stand_in  # type: ignore[assignment]
+        return super()._make_socket_transport(sock, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
     def advance(self, seconds: float) -> None:
         """Move virtual time forward (never backward)."""

@@ -237,7 +237,8 @@ def golden_of(scenario: Scenario, target: Target) -> Golden:
 
 
 def _on_fresh_loop(coro: Coroutine[Any, Any, T]) -> T:
-    loop = VirtualEventLoop()
+    # The metadata servers in memory, like the S3 shortcut: off on the full stack.
+    loop = VirtualEventLoop(memory_network=moto_patches.shortcut_active(during_run=False))
     previous = _watch_ctrl_c()
     try:
         return loop.run_until_complete(coro)
