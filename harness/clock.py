@@ -117,6 +117,7 @@ class _VirtualSelector(selectors.BaseSelector):
         self._real = selectors.DefaultSelector()
         self._loop = loop
         self._network = network
+        self._real_files = 0  # files registered with the real selector
 
     def _memory(self, fileobj: Any) -> MemoryNetwork | None:
         network = self._network
@@ -128,13 +129,17 @@ class _VirtualSelector(selectors.BaseSelector):
         network = self._memory(fileobj)
         if network is not None:
             return network.register(fileobj, events, data)
-        return self._real.register(fileobj, events, data)
+        key = self._real.register(fileobj, events, data)
+        self._real_files += 1
+        return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
         network = self._memory(fileobj)
         if network is not None:
             return network.unregister(fileobj)
-        return self._real.unregister(fileobj)
+        key = self._real.unregister(fileobj)
+        self._real_files -= 1
+        return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         network = self._memory(fileobj)
@@ -172,10 +177,10 @@ class _VirtualSelector(selectors.BaseSelector):
     def _poll_real(self) -> bool:
         """Whether a real file could be ready: one besides the loop's wake-up pipe is watched,
         or a thread or a signal handler may write to that pipe."""
-        if self._network is None:
+        if self._network is None or self._real_files > 1:
             return True
         loop = self._loop
-        return len(self._real.get_map()) > 1 or loop.allow_threads or loop.has_signal_handlers()
+        return loop.allow_threads or loop.has_signal_handlers()
 
 
 class VirtualEventLoop(asyncio.SelectorEventLoop):

@@ -163,10 +163,12 @@ class MemorySocket:
             data = bytes(self.inbox[:size])
             del self.inbox[:size]
             return data
+        if self.got_eof:  # as Linux does, an end of file comes before a later reset
+            return b""
         if self.pending_error is not None:
             error, self.pending_error = self.pending_error, None
             raise error
-        if self.got_eof or self.reset:
+        if self.reset:
             return b""
         raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
 
@@ -233,7 +235,8 @@ class MemorySocket:
         if self.closed or self.reset:
             return
         self.reset = True
-        self.pending_error = _error(errno.ECONNRESET)
+        # A reset after the peer's end of file is a broken pipe (Linux's CLOSE_WAIT case).
+        self.pending_error = _error(errno.EPIPE if self.got_eof else errno.ECONNRESET)
         self._network.wake(self, _READ | _WRITE)
 
     def _check_open(self) -> None:
