@@ -118,6 +118,8 @@ class _VirtualSelector(selectors.BaseSelector):
         self._loop = loop
         self._network = network
         self._real_files = 0  # files registered with the real selector
+        #: Whether something outside the loop (a thread, a signal) may write its wake-up pipe.
+        self.real_wakeups = loop.allow_threads
 
     def _memory(self, fileobj: Any) -> MemoryNetwork | None:
         network = self._network
@@ -162,9 +164,15 @@ class _VirtualSelector(selectors.BaseSelector):
         self._real.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = self._real.select(0) if self._poll_real() else []
-        if self._network is not None:
-            ready += self._network.select()
+        network = self._network
+        if network is None:
+            ready = self._real.select(0)
+        else:
+            ready = network.select()
+            # A real file may be ready only if one besides the loop's wake-up pipe is watched,
+            # or if a thread or a signal handler may write to that pipe.
+            if self._real_files > 1 or self.real_wakeups:
+                ready = self._real.select(0) + ready
         if ready or timeout == 0:
             return ready
         if timeout is None:
@@ -173,14 +181,6 @@ class _VirtualSelector(selectors.BaseSelector):
             return self._real.select(None)
         self._loop.advance(timeout)
         return []
-
-    def _poll_real(self) -> bool:
-        """Whether a real file could be ready: one besides the loop's wake-up pipe is watched,
-        or a thread or a signal handler may write to that pipe."""
-        if self._network is None or self._real_files > 1:
-            return True
-        loop = self._loop
-        return loop.allow_threads or loop.has_signal_handlers()
 
 
 class VirtualEventLoop(asyncio.SelectorEventLoop):
@@ -208,7 +208,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self._stand_ins: weakref.WeakKeyDictionary[socket.socket, MemorySocket] = (
             weakref.WeakKeyDictionary()
         )
-        super().__init__(selector=_VirtualSelector(self, self.network))
+        self._virtual_selector = _VirtualSelector(self, self.network)
+        super().__init__(selector=self._virtual_selector)
 
     def time(self) -> float:
         return self._now
@@ -217,8 +218,12 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     def allow_threads(self) -> bool:
         return self._allow_threads
 
-    def has_signal_handlers(self) -> bool:
-        return bool(getattr(self, "_signal_handlers", None))
+    def add_signal_handler(  # type: ignore[override]
+        self, sig: int, callback: Callable[..., object], *args: Any
+    ) -> None:
+        # A signal reaches the handler through the wake-up pipe: poll it from now on.
+        self._virtual_selector.real_wakeups = True
+        super().add_signal_handler(sig, callback, *args)
 
     def listen_socket(self, host: str, port: int) -> socket.socket | MemorySocket:
         """A socket bound to ``host:port`` (port 0: any free one) for ``create_server(sock=...)``:
