@@ -4,8 +4,11 @@ Prints three figures:
 
 1. the median wall time of a standard single-notice AWS scenario (about 30 simulated minutes,
    the reference runtime polling IMDSv2 every 5 s over HTTP, moto S3, fakeredis), floor 100 ms;
-   then (1b) its median CPU time on the full S3 stack and with the in-process S3 shortcut,
+   then (1b) its median CPU time on the full stack and with the shortcuts (S3 in process,
+   metadata connections in memory),
    runs interleaved, which outside load skews less than two separate runs of the script;
+   (1c) the same with the shortcut, its metadata server over real loopback sockets against
+   the in-memory network of ``harness/loopback.py``, runs interleaved;
 2. the total wall time of the scenario library (``scenarios/``), one run each;
 3. the time compression (simulated seconds per wall second) of a 24-hour churn scenario with a
    terminate notice every 20-60 minutes, floor 5,000x; the checks over its history are timed
@@ -14,8 +17,9 @@ Prints three figures:
 Run: ``.venv/bin/python benchmarks/sim_speed.py [--runs 15] [--full-stack]``. The script
 re-executes itself under ``taskset -c 0`` when taskset exists, so the figures are for one core;
 it says so when it cannot pin itself. Each figure is measured after a warm-up run (imports, the
-boto3 client). ``--full-stack`` sends every S3 call through moto's HTTP layer, for the figures
-without the simulation's in-process S3 shortcut.
+boto3 client). ``--full-stack`` sends every S3 call through moto's HTTP layer and every
+metadata request over real loopback sockets, for the figures without the simulation's
+shortcuts.
 """
 
 from __future__ import annotations
@@ -65,8 +69,8 @@ def add_full_stack_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--full-stack",
         action="store_true",
-        help="every S3 call through moto's HTTP layer (HARNESS_SIM_FULL_STACK=1): the figures "
-        "without the simulation's in-process S3 shortcut, for comparison",
+        help="every S3 call through moto's HTTP layer and every metadata request over loopback "
+        "sockets (HARNESS_SIM_FULL_STACK=1): the figures without the simulation's shortcuts",
     )
 
 
@@ -75,8 +79,8 @@ def apply_full_stack_option(args: argparse.Namespace) -> str:
     returns how S3 is simulated, for the first line of the output."""
     if args.full_stack:
         os.environ["HARNESS_SIM_FULL_STACK"] = "1"
-        return "full S3 stack"
-    return "in-process S3 shortcut on"
+        return "full stack (moto's HTTP layer, loopback sockets)"
+    return "in-process S3 shortcut and in-memory metadata connections on"
 
 
 def churn_scenario(hours: float = 24.0, seed: int = 24) -> str:
@@ -144,6 +148,38 @@ def single_notice_both_ways(runs: int) -> tuple[float, float]:
         run_scenario(scenario)
         shortcut.append(time.process_time() - started)
     return statistics.median(full) * 1000, statistics.median(shortcut) * 1000
+
+
+def single_notice_network_both_ways(runs: int) -> tuple[float, float]:
+    """Median CPU ms of the standard scenario with its metadata server over real loopback
+    sockets and over the in-memory network (harness/loopback.py), the S3 shortcut on in both,
+    runs interleaved in one process."""
+    from harness.clock import VirtualEventLoop
+    from harness.scenario import load_text
+    from harness.sim import runner
+    from harness.sim.targets import resolve_target
+
+    scenario = load_text(STANDARD, "standard.yaml")[0].scenario
+    target = resolve_target(scenario.target)
+    golden = runner.golden_of(scenario, target)
+
+    def cpu_ms(memory: bool) -> float:
+        loop = VirtualEventLoop(memory_network=memory)
+        started = time.process_time()
+        try:
+            loop.run_until_complete(
+                runner.run_scenario_async(scenario, target=target, golden=golden)
+            )
+        finally:
+            loop.close()
+        return (time.process_time() - started) * 1000
+
+    cpu_ms(True)
+    sockets, memory = [], []
+    for _ in range(runs):
+        sockets.append(cpu_ms(False))
+        memory.append(cpu_ms(True))
+    return statistics.median(sockets), statistics.median(memory)
 
 
 def library() -> tuple[int, float, float, dict[str, int]]:
@@ -217,8 +253,15 @@ def main() -> int:
         full_ms, shortcut_ms = single_notice_both_ways(args.runs)
         print(
             f"1b. the same, {args.runs} runs each way interleaved: median {full_ms:.1f} ms CPU on "
-            f"the full S3 stack, {shortcut_ms:.1f} ms CPU with the in-process S3 shortcut "
+            f"the full stack, {shortcut_ms:.1f} ms CPU with the shortcuts "
             f"({100 * (1 - shortcut_ms / full_ms):.0f} % less)"
+        )
+        sockets_ms, memory_ms = single_notice_network_both_ways(args.runs)
+        print(
+            f"1c. the same with the shortcut, {args.runs} runs each way interleaved: median "
+            f"{sockets_ms:.1f} ms CPU with the metadata server over loopback sockets, "
+            f"{memory_ms:.1f} ms CPU over in-memory connections "
+            f"({100 * (1 - memory_ms / sockets_ms):.0f} % less)"
         )
     if not args.skip_library:
         count, wall, lib_simulated, statuses = library()
