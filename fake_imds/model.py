@@ -11,7 +11,6 @@ Nothing here is module-level state: every server owns one :class:`MetadataPlane`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import itertools
 from collections import deque
@@ -213,6 +212,24 @@ class RenderError(ValueError):
     """A notice no dialect could show (a date past the calendar's end, for instance)."""
 
 
+class _Serving:
+    """The ``with`` block of :meth:`MetadataPlane.serving` (a class rather than a generator:
+    it runs for every metadata request)."""
+
+    __slots__ = ("_in_flight", "_key", "_received")
+
+    def __init__(self, in_flight: dict[int, float], key: int, received: float) -> None:
+        self._in_flight = in_flight
+        self._key = key
+        self._received = received
+
+    def __enter__(self) -> None:
+        self._in_flight[self._key] = self._received
+
+    def __exit__(self, *_: object) -> None:
+        del self._in_flight[self._key]
+
+
 class MetadataPlane:
     """State shared by every dialect: notices, faults, request log, change notification."""
 
@@ -411,16 +428,10 @@ class MetadataPlane:
         self._request_listeners.append(listener)
         return lambda: self._request_listeners.remove(listener)
 
-    @contextlib.contextmanager
-    def serving(self, received: float) -> Iterator[None]:
+    def serving(self, received: float) -> _Serving:
         """Count a request as being answered (a hanging GET held, an answer delayed) while
-        the block runs; see :meth:`earliest_in_flight`."""
-        key = next(self._flight_ids)
-        self._in_flight[key] = received
-        try:
-            yield
-        finally:
-            del self._in_flight[key]
+        the ``with`` block runs; see :meth:`earliest_in_flight`."""
+        return _Serving(self._in_flight, next(self._flight_ids), received)
 
     def earliest_in_flight(self) -> float | None:
         """When the oldest request still being answered arrived (None: none is)."""
