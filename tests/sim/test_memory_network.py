@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -351,3 +352,52 @@ def test_memory_sockets_behave_as_linux_tcp_does_at_the_edges() -> None:
             MemorySocket(network).connect(listener.getsockname())
     finally:
         listener.close()
+
+
+class _CountingSelector:
+    """Wraps the virtual selector's real selector, counting non-blocking polls."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.polls = 0
+
+    def select(self, timeout: float | None = None) -> Any:
+        self.polls += 1
+        return self.real.select(timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_the_loop_polls_real_files_only_when_one_could_be_ready() -> None:
+    loop = VirtualEventLoop(memory_network=True)
+    selector: Any = loop._selector  # type: ignore[attr-defined]
+    counting = selector._real = _CountingSelector(selector._real)
+
+    async def polls_while(seconds: float) -> int:
+        before = counting.polls
+        for _ in range(3):
+            await asyncio.sleep(seconds)
+        return counting.polls - before
+
+    async def main() -> list[int]:
+        only_the_wakeup_pipe = await polls_while(1.0)
+        real, other_end = socket.socketpair()  # watched, never ready
+        loop.add_reader(real.fileno(), lambda: None)
+        with_a_real_socket = await polls_while(1.0)
+        loop.remove_reader(real.fileno())
+        real.close()
+        other_end.close()
+        without_it_again = await polls_while(1.0)
+        loop.add_signal_handler(signal.SIGUSR2, lambda: None)
+        with_a_signal_handler = await polls_while(1.0)
+        loop.remove_signal_handler(signal.SIGUSR2)
+        return [only_the_wakeup_pipe, with_a_real_socket, without_it_again, with_a_signal_handler]
+
+    try:
+        counts = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert counts[0] == 0 and counts[2] == 0  # epoll is not asked at all
+    assert counts[1] > 0 and counts[3] > 0
+    assert loop.time() == 12.0  # the clock jumped all the same
