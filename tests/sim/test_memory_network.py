@@ -281,7 +281,7 @@ def test_a_client_that_closes_early_is_never_answered_and_the_server_forgets_it(
     ]
 
 
-def test_a_client_that_shuts_its_side_is_closed_before_its_answer_reaches_it() -> None:
+def test_a_client_that_shuts_its_side_gets_an_end_of_file_after_the_server_logged_it() -> None:
     async def story(imds: FakeImds, session: HttpSession, trace: Trace) -> None:
         client = await _raw(imds, trace)
         assert client.transport is not None
@@ -292,14 +292,16 @@ def test_a_client_that_shuts_its_side_is_closed_before_its_answer_reaches_it() -
         await client.lost
 
     trace = _both_ways(story)
-    # aiohttp closes a connection whose client sent its end of file: the handler ran (and the
-    # server logged its answer), but the answer is written to a closing transport
-    assert trace[:4] == [
+    # aiohttp closes a connection whose client sent its end of file. Whether the answer was
+    # written before that depends on when aiohttp's handler task runs (eagerly from Python
+    # 3.12 on): the same both ways, so only the rest is asserted here.
+    assert [entry for entry in trace if entry[0] != "data"][:4] == [
         ("connected", 0.0),
         ("eof",),
         ("lost", "None"),
         ("log", [(URL_PATH, 200)]),
     ]
+    assert [entry for entry in trace if entry[0] == "data"] in ([], [("data", b"HTTP/1.1 200 OK")])
 
 
 # -- the sockets themselves ------------------------------------------------------------------------
