@@ -208,6 +208,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self._stand_ins: weakref.WeakKeyDictionary[socket.socket, MemorySocket] = (
             weakref.WeakKeyDictionary()
         )
+        self._stand_in_ends: dict[MemorySocket, weakref.finalize[Any, Any]] = {}
         self._virtual_selector = _VirtualSelector(self, self.network)
         super().__init__(selector=self._virtual_selector)
 
@@ -260,12 +261,26 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             stand_in.close()
             raise
         self._stand_ins[sock] = stand_in
+        # Used with the loop's low-level calls, the stand-in ends with the socket it stands for.
+        self._stand_in_ends[stand_in] = weakref.finalize(sock, stand_in.close)
+
+    # A socket connected to an in-memory address is used through its stand-in by the loop's
+    # low-level socket calls too.
+    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
+        return await super().sock_sendall(self._stand_ins.get(sock, sock), data)  # type: ignore[arg-type]
+
+    async def sock_recv(self, sock: socket.socket, nbytes: int) -> bytes:
+        return await super().sock_recv(self._stand_ins.get(sock, sock), nbytes)  # type: ignore[arg-type]
+
+    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
+        return await super().sock_recv_into(self._stand_ins.get(sock, sock), buf)  # type: ignore[arg-type]
 
     def _make_socket_transport(
         self, sock: socket.socket, *args: Any, **kwargs: Any
     ) -> asyncio.Transport:
         stand_in = self._stand_ins.pop(sock, None)
         if stand_in is not None:
+            self._stand_in_ends.pop(stand_in).detach()  # the transport owns it now
             sock.close()  # never connected: its stand-in carries the connection
             sock = stand_in  # type: ignore[assignment]
         return super()._make_socket_transport(sock, *args, **kwargs)  # type: ignore[misc,no-any-return]

@@ -18,7 +18,12 @@ data sent to a peer that has closed; a listener closed with connections not yet 
 them. Buffers never fill (metadata answers are small), so a send never blocks.
 
 Only connections to an address served in memory (:meth:`MemoryNetwork.listen`) use it; anything
-else (a real server, a refused port) goes through real sockets as before.
+else (a real server, a refused port) goes through real sockets as before. A client's own socket
+connected with ``loop.sock_connect`` gets an in-memory socket standing in for it (see
+:class:`harness.clock.VirtualEventLoop`): the transport ``create_connection(sock=...)`` makes of
+it and the loop's ``sock_sendall`` / ``sock_recv`` use the stand-in, which ends when the socket
+is garbage collected. Calling the socket's own methods directly is not supported (it never
+connected); no client of the simulation does.
 """
 
 from __future__ import annotations

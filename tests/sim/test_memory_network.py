@@ -304,6 +304,32 @@ def test_a_client_that_shuts_its_side_gets_an_end_of_file_after_the_server_logge
     assert [entry for entry in trace if entry[0] == "data"] in ([], [("data", b"HTTP/1.1 200 OK")])
 
 
+def _server_connections(imds: FakeImds) -> list[Any]:
+    """The connections aiohttp's server holds open."""
+    runner: Any = imds._runner
+    return list(runner.server.connections)
+
+
+def test_a_client_of_the_loops_low_level_socket_calls_is_answered_and_ends_with_its_socket() -> (
+    None
+):
+    async def story(imds: FakeImds, session: HttpSession, trace: Trace) -> None:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", imds.port))
+        await loop.sock_sendall(sock, f"GET {URL_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        answer = await loop.sock_recv(sock, 65536)
+        trace.append(("answer", answer.split(b"\r\n", 1)[0], loop.time()))
+        sock.close()
+        del sock  # the server sees the connection end
+        await asyncio.sleep(1.0)
+        trace.append(("open connections", len(_server_connections(imds))))
+
+    trace = _both_ways(story)
+    assert trace[:2] == [("answer", b"HTTP/1.1 200 OK", 0.0), ("open connections", 0)]
+
+
 # -- the sockets themselves ------------------------------------------------------------------------
 def _pair(network: MemoryNetwork, listener: MemorySocket) -> tuple[MemorySocket, MemorySocket]:
     client = MemorySocket(network)
