@@ -16,6 +16,9 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
   spelling when the request preserved none;
 - botocore's before-send stubber is switched on directly instead of through ``mock_aws()``,
   which re-registers a thousand ``requests`` interceptors each time;
+- moto's table of S3's error shapes (``moto.core.errors.ErrorLookupFactory``, whose cache moto
+  throws away by making a new factory for every error it answers) is built once, so an S3 error
+  (NoSuchKey, a failed precondition) costs what a success does;
 - the commonest calls (plain PutObject, multipart create / part / completion, DeleteObject,
   GetObject of a whole object) are answered in process from moto's backend, without the HTTP
   round trip (see the section below).
@@ -40,6 +43,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import moto.backend_index as moto_backend_index
+import moto.core.errors as moto_errors
 import moto.core.request as moto_request
 import moto.core.responses as moto_responses
 import moto.s3.models as moto_s3
@@ -68,6 +72,8 @@ _REQUEST_ID_NAME = "gen_amzn_requestid_long"
 _ORIGINAL_REQUEST_ID = getattr(moto_responses, _REQUEST_ID_NAME, None)
 _ORIGINAL_HEADER_ITER = moto_request.EnvironHeaders.__iter__
 _ORIGINAL_KEY_BUFFER = getattr(moto_s3, "get_s3_default_key_buffer_size", None)
+#: moto's error-shape table factory (moto 5.1 and later; earlier releases have none to cache).
+_ORIGINAL_ERROR_LOOKUP: Any = getattr(moto_errors, "ErrorLookupFactory", None)
 #: Objects up to this size stay in memory in a simulated run (moto's own threshold if larger).
 KEY_BUFFER_BYTES = 32 * 1024 * 1024
 _checked: list[str] | None = None
@@ -110,6 +116,10 @@ def problems() -> list[str]:
         found.append("moto.core.models.botocore_stubber.enabled is gone")
     if not callable(getattr(mock_random, "getrandbits", None)):
         found.append("moto's mock_random.getrandbits is gone")
+    if _ORIGINAL_ERROR_LOOKUP is not None and not callable(
+        getattr(_ORIGINAL_ERROR_LOOKUP, "for_service", None)
+    ):
+        found.append("moto.core.errors.ErrorLookupFactory.for_service is gone")
     found.extend(_shortcut_problems())
     return found
 
@@ -176,6 +186,8 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
     moto_s3.get_s3_default_key_buffer_size = lambda: key_buffer  # type: ignore[attr-defined]
     setattr(moto_responses, _REQUEST_ID_NAME, _request_id)
     moto_request.EnvironHeaders.__iter__ = _header_iter  # type: ignore[method-assign]
+    if _ORIGINAL_ERROR_LOOKUP is not None:
+        moto_errors.ErrorLookupFactory = _shared_error_lookup  # type: ignore[misc]
     mock_random.seed(seed)  # version and upload ids, deterministic per run
     try:
         yield
@@ -186,6 +198,8 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
         moto_s3.get_s3_default_key_buffer_size = _ORIGINAL_KEY_BUFFER  # type: ignore[attr-defined,assignment]
         setattr(moto_responses, _REQUEST_ID_NAME, _ORIGINAL_REQUEST_ID)
         moto_request.EnvironHeaders.__iter__ = _ORIGINAL_HEADER_ITER  # type: ignore[method-assign]
+        if _ORIGINAL_ERROR_LOOKUP is not None:
+            moto_errors.ErrorLookupFactory = _ORIGINAL_ERROR_LOOKUP  # type: ignore[misc]
         botocore_stubber.enabled = was_enabled
 
 
@@ -195,6 +209,18 @@ def _cached_urls(backend: Any) -> Any:
     if not _url_table:
         _url_table.update(_ORIGINAL_URLS.fget(backend))  # type: ignore[attr-defined]
     return _url_table
+
+
+_error_lookup: list[Any] = []
+
+
+def _shared_error_lookup() -> Any:
+    """moto's ``ErrorLookupFactory()``, one instance for every call: its table of a service's
+    error shapes is then built once (moto builds a new factory, and so the whole table, for
+    every error it serializes). The table depends on the service model only."""
+    if not _error_lookup:
+        _error_lookup.append(_ORIGINAL_ERROR_LOOKUP())
+    return _error_lookup[0]
 
 
 def _s3_patterns_first() -> list[Any]:
