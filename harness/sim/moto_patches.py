@@ -187,7 +187,7 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
     setattr(moto_responses, _REQUEST_ID_NAME, _request_id)
     moto_request.EnvironHeaders.__iter__ = _header_iter  # type: ignore[method-assign]
     if _ORIGINAL_ERROR_LOOKUP is not None:
-        moto_errors.ErrorLookupFactory = _shared_error_lookup  # type: ignore[misc]
+        moto_errors.ErrorLookupFactory = _shared_error_lookup  # type: ignore[misc,assignment]
     mock_random.seed(seed)  # version and upload ids, deterministic per run
     try:
         yield
