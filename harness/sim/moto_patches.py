@@ -19,9 +19,9 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
 - moto's table of S3's error shapes (``moto.core.errors.ErrorLookupFactory``, whose cache moto
   throws away by making a new factory for every error it answers) is built once, so an S3 error
   (NoSuchKey, a failed precondition) costs what a success does;
-- the commonest calls (plain PutObject, multipart create / part / completion, DeleteObject,
-  GetObject of a whole object) are answered in process from moto's backend, without the HTTP
-  round trip (see the section below).
+- the commonest calls (plain PutObject, multipart create / part / completion / listing,
+  DeleteObject, GetObject of a whole object) are answered in process from moto's backend,
+  without the HTTP round trip (see the section below).
 
 They reach into moto's private modules, so ``pyproject.toml`` bounds moto's version, and
 :func:`problems` (run once before the first patched run, and by the canary test
@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
+from xml.sax.saxutils import escape
 
 import moto.backend_index as moto_backend_index
 import moto.core.errors as moto_errors
@@ -134,7 +135,12 @@ def _shortcut_problems() -> list[str]:
         "upload_part",
         "delete_object",
     )
-    for name in (*backend_calls, "create_multipart_upload", "complete_multipart_upload"):
+    multipart_calls = (
+        "create_multipart_upload",
+        "complete_multipart_upload",
+        "list_multipart_uploads",
+    )
+    for name in (*backend_calls, *multipart_calls):
         if not callable(getattr(moto_s3.S3Backend, name, None)):
             found.append(f"moto.s3.models.S3Backend.{name} is gone")
     if not callable(getattr(moto_s3_responses.S3Response, "_complete_multipart_body", None)):
@@ -249,20 +255,20 @@ def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]
 
 # -- The commonest S3 calls without the HTTP round trip --------------------------------------------
 #
-# A simulated S3 call costs about a millisecond, nine tenths of it in building, signing and
-# parsing HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in
-# what S3 does. The commonest calls of a run (a plain PutObject: outputs and manifests; the
-# create, parts and completion of a checkpoint's multipart upload; the delete of a rotated
-# checkpoint; the read of an object at recovery) are answered from botocore's ``before-call``
-# event instead: the shortcut runs moto's own backend calls in moto's order (so the same version
-# ids and request ids are drawn from the seeded random), makes the response headers and body moto
-# would send, and parses them with botocore's own parser. Whatever it does not recognise exactly
-# (a header it does not know, a failed precondition, a streamed body, an unknown upload, a part
-# list moto would refuse, a missing key) goes through moto as before, so every error is moto's
-# own. The harness's observation
-# (``before-call`` / ``after-call`` handlers of harness.sim.observe) runs either way.
-# ``tests/sim/test_s3_shortcut.py`` compares both paths answer for answer and the whole scenario
-# library event for event; ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
+# A simulated S3 call costs about a millisecond, nine tenths of it in building, signing and parsing
+# HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in what S3
+# does. The commonest calls of a run (a plain PutObject: outputs and manifests; the create, parts
+# and completion of a checkpoint's multipart upload; the delete of a rotated checkpoint; the read of
+# an object and the listing of unfinished uploads at recovery) are answered from botocore's
+# ``before-call`` event instead: the shortcut runs moto's own backend calls in moto's order (so the
+# same version ids and request ids are drawn from the seeded random), makes the response headers and
+# body moto would send, and parses them with botocore's own parser. Whatever it does not recognise
+# exactly (a header it does not know, a failed precondition, a streamed body, an unknown upload, a
+# part list moto would refuse, a missing key) goes through moto as before, so every error is moto's
+# own. The harness's observation (``before-call`` / ``after-call`` handlers of harness.sim.observe)
+# runs either way. ``tests/sim/test_s3_shortcut.py`` compares both paths answer for answer and the
+# whole scenario library event for event; ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the
+# shortcut off.
 
 FULL_STACK_ENV = "HARNESS_SIM_FULL_STACK"
 #: A shortcut's answer: the response headers, body and status moto would send.
@@ -308,7 +314,8 @@ def shortcut_active(*, during_run: bool = True) -> bool:
 
 def register_shortcut(client: Any) -> None:
     """Answer plain PutObject, UploadPart, CreateMultipartUpload, CompleteMultipartUpload,
-    DeleteObject and GetObject calls of ``client`` (the simulation's shared client) in process.
+    ListMultipartUploads, DeleteObject and GetObject calls of ``client`` (the simulation's
+    shared client) in process.
 
     Register after the harness's observer, whose ``before-call`` handler (modelled time, faults,
     crash points) must run first. Both are registered on ``before-call.s3``: botocore calls the
@@ -327,7 +334,7 @@ def _shortcut(
     answer = _ANSWERS.get(model.name)
     if answer is None or not shortcut_active():
         return None
-    target = _plain_request(params, context)
+    target = _plain_request(params, context, bucket_level=model.name in _BUCKET_OPERATIONS)
     if target is None:
         return None
     backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
@@ -520,6 +527,52 @@ def _complete_multipart_upload(
     return _serialized(headers), body.encode(), 200
 
 
+#: Who moto says owns and initiated every multipart upload (moto's fixed values).
+_UPLOAD_OWNER = (
+    "<Owner><DisplayName>webfile</DisplayName>"
+    "<ID>75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a</ID></Owner>"
+)
+_UPLOAD_USER = "user1-11111a31-17b5-4fb7-9df5-b111111f13de"
+
+
+def _list_multipart_uploads(
+    backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
+) -> Answer | None:
+    """moto's ``S3Response.list_multipart_uploads`` for ``GET ?uploads`` with a prefix at most:
+    the uploads in progress, in moto's order, with the fields and fixed values moto lists."""
+    query = _query(params)
+    if params["method"] != "GET" or target[1] or _body(params):
+        return None
+    if "uploads" not in query or not set(query) <= {"uploads", "prefix"}:
+        return None
+    bucket_name = target[0]
+    prefix = str(query.get("prefix") or "")
+    listed = []
+    for upload in backend.list_multipart_uploads(bucket_name).values():
+        if not upload.key_name.startswith(prefix):
+            continue
+        checksums = "".join(
+            f"<{tag}>{escape(str(value))}</{tag}>"
+            for tag, name in (
+                ("ChecksumAlgorithm", "x-amz-checksum-algorithm"),
+                ("ChecksumType", "x-amz-checksum-type"),
+            )
+            if (value := upload.metadata.get(name)) is not None
+        )
+        listed.append(
+            f"<Upload><UploadId>{upload.id}</UploadId><Key>{escape(upload.key_name)}</Key>"
+            "<Initiated>2010-11-10T20:48:33.000Z</Initiated><StorageClass>STANDARD</StorageClass>"
+            f"{_UPLOAD_OWNER}<Initiator><ID>arn:aws:iam::{ACCOUNT_ID}:user/{_UPLOAD_USER}</ID>"
+            f"<DisplayName>{_UPLOAD_USER}</DisplayName></Initiator>{checksums}</Upload>"
+        )
+    body = (
+        f"{_XML_HEAD}<ListMultipartUploadsResult{_XMLNS}><Bucket>{bucket_name}</Bucket>"
+        "<KeyMarker/><UploadIdMarker/><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>"
+        f"{''.join(listed)}</ListMultipartUploadsResult>"
+    )
+    return _serialized({"Content-Type": "application/xml"}), body.encode(), 200
+
+
 def _listed_parts(body: bytes) -> list[tuple[int, str]] | None:
     """``(part number, ETag)`` of a completion request, as moto reads them; None when moto would
     refuse the list (unreadable, not ascending)."""
@@ -566,7 +619,10 @@ _ANSWERS: dict[str, Callable[..., Answer | None]] = {
     "CompleteMultipartUpload": _complete_multipart_upload,
     "DeleteObject": _delete_object,
     "GetObject": _get_object,
+    "ListMultipartUploads": _list_multipart_uploads,
 }
+#: Operations on a bucket rather than a key (their path is ``/bucket``).
+_BUCKET_OPERATIONS = frozenset({"ListMultipartUploads"})
 
 
 def _checksummed(params: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any], str, Any]:
@@ -584,9 +640,12 @@ def _checksummed(params: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]
     return moto_headers, response_headers, algorithm, checksum
 
 
-def _plain_request(params: dict[str, Any], context: dict[str, Any]) -> tuple[str, str] | None:
+def _plain_request(
+    params: dict[str, Any], context: dict[str, Any], *, bucket_level: bool = False
+) -> tuple[str, str] | None:
     """``(bucket, key)`` of a request the shortcut can answer exactly as moto would, else None:
-    an in-memory body, a header checksum (or none), only headers from a known set, a plain key."""
+    an in-memory body, a header checksum (or none), only headers from a known set, a plain key
+    (none for a ``bucket_level`` operation)."""
     if _body(params) is None:
         return None
     algorithm = context.get("checksum", {}).get("request_algorithm")
@@ -604,6 +663,8 @@ def _plain_request(params: dict[str, Any], context: dict[str, Any]) -> tuple[str
             return None
     path = urlsplit(str(params.get("url", ""))).path  # path-style: /bucket/key
     bucket_name, _, key_name = path.lstrip("/").partition("/")
+    if bucket_level:
+        return (bucket_name, "") if bucket_name and not key_name else None
     if not key_name or not _SIMPLE_KEY.match(key_name):
         return None
     return bucket_name, key_name

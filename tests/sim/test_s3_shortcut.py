@@ -197,8 +197,8 @@ def test_multipart_uploads_answer_as_moto_does_call_for_call(
     with moto_patches.full_stack():
         through_moto = _multipart()
     shortcut = _multipart()
-    # the create, three parts, the completion and the read of the object
-    assert [key for _, key in answered] == ["big"] * 6
+    # the create, three parts, the completion and the read of the object; then the listing
+    assert [key for _, key in answered] == ["big"] * 6 + [BUCKET]
     assert shortcut == through_moto
     assert shortcut[4] == ("error", "KeyError('no-such-upload')")
     errors = [entry[1]["Error"]["Code"] for entry in shortcut[5:7]]
@@ -389,3 +389,55 @@ def test_get_object_answers_as_moto_does_call_for_call(answered: list[tuple[str,
     assert [entry[1]["Error"]["Code"] for entry in shortcut[5:7]] == ["NoSuchVersion", "NoSuchKey"]
     assert shortcut[7]["Body"] == b"v"
     assert shortcut[8][1]["Error"]["Code"] == "PreconditionFailed"
+
+
+def _listings() -> list[Any]:
+    seen: list[Any] = []
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=10) as client:
+        ids = []
+        seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))  # none yet
+        for key, options in [
+            ("ckpt/a", {"ChecksumAlgorithm": "SHA256", "Metadata": {"m": "1"}}),
+            ("ckpt/b&<c>", {}),  # a key the XML must escape
+            ("other/a", {"ChecksumAlgorithm": "CRC32"}),
+        ]:
+            created = client.create_multipart_upload(Bucket=BUCKET, Key=key, **options)
+            ids.append(created["UploadId"])
+        calls: list[dict[str, Any]] = [
+            {},
+            {"Prefix": "ckpt/"},
+            {"Prefix": ""},
+            {"Prefix": "nothing/"},
+            {"Prefix": "ckpt/", "EncodingType": "url"},  # moto's to answer
+            {"Prefix": "ckpt/", "MaxUploads": 1},  # moto's to answer
+        ]
+        for call in calls:
+            seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET, **call)))
+        client.abort_multipart_upload(Bucket=BUCKET, Key="ckpt/a", UploadId=ids[0])
+        seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))
+        try:
+            client.list_multipart_uploads(Bucket="no-such-bucket")  # moto's error
+        except ClientError as error:
+            seen.append(("error", _without_wall_date(error.response)))
+    # moto draws upload ids from os.urandom, with or without the shortcut: compare the rest
+    for upload_id in ids:
+        seen = [_masked(entry, upload_id) for entry in seen]
+    return seen
+
+
+def test_list_multipart_uploads_answers_as_moto_does_call_for_call(
+    answered: list[tuple[str, str]],
+) -> None:
+    with moto_patches.full_stack():
+        through_moto = _listings()
+    shortcut = _listings()
+    listed = [key for operation, key in answered if operation == "ListMultipartUploads"]
+    assert listed == [BUCKET] * 6  # all but the options moto answers itself and the bad bucket
+    assert shortcut == through_moto
+    assert "Uploads" not in shortcut[0]
+    assert [u["Key"] for u in shortcut[1]["Uploads"]] == ["ckpt/a", "ckpt/b&<c>", "other/a"]
+    assert [u["Key"] for u in shortcut[2]["Uploads"]] == ["ckpt/a", "ckpt/b&<c>"]
+    assert [u.get("ChecksumAlgorithm") for u in shortcut[1]["Uploads"]] == ["SHA256", None, "CRC32"]
+    assert "Uploads" not in shortcut[4]
+    assert [u["Key"] for u in shortcut[7]["Uploads"]] == ["ckpt/b&<c>", "other/a"]
+    assert shortcut[8][1]["Error"]["Code"] == "NoSuchBucket"
