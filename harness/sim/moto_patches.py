@@ -1,5 +1,5 @@
-"""Every change the simulator makes to moto's internals, in one place, applied only while a
-simulated run is active and undone after it.
+"""Every change the simulator makes to moto's internals (and to botocore's, for its own
+client), in one place, applied only while a simulated run is active and undone after it.
 
 They make a simulated S3 call cheap and deterministic without changing what S3 does:
 
@@ -19,6 +19,8 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
 - moto's table of S3's error shapes (``moto.core.errors.ErrorLookupFactory``, whose cache moto
   throws away by making a new factory for every error it answers) is built once, so an S3 error
   (NoSuchKey, a failed precondition) costs what a success does;
+- botocore's endpoint for the simulation's client is resolved once per operation and bucket
+  (:class:`_EndpointMemo`) instead of once per call;
 - the commonest calls (plain PutObject, multipart create / part / completion / listing,
   DeleteObject, GetObject of a whole object) are answered in process from moto's backend,
   without the HTTP round trip (see the section below).
@@ -52,7 +54,10 @@ import moto.s3.responses as moto_s3_responses
 import moto.s3.utils as moto_s3_utils
 from botocore.awsrequest import AWSResponse
 from botocore.endpoint import Endpoint, convert_to_response_dict
+from botocore.endpoint_provider import S3_UNREFERENCED_PARAMS
+from botocore.hooks import HierarchicalEmitter
 from botocore.httpchecksum import apply_request_checksum, handle_checksum_body
+from botocore.regions import EndpointRulesetResolver
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
 from moto.core.models import botocore_stubber
@@ -161,6 +166,10 @@ def _shortcut_problems() -> list[str]:
     for name in ("_update_retries_context", "_needs_retry"):
         if not callable(getattr(Endpoint, name, None)):
             found.append(f"botocore.endpoint.Endpoint.{name} is gone")
+    if not callable(getattr(EndpointRulesetResolver, "construct_endpoint", None)):
+        found.append("botocore.regions.EndpointRulesetResolver.construct_endpoint is gone")
+    if not isinstance(getattr(HierarchicalEmitter(), "_lookup_cache", None), dict):
+        found.append("botocore.hooks.HierarchicalEmitter._lookup_cache is gone")
     return found
 
 
@@ -326,6 +335,55 @@ def register_shortcut(client: Any) -> None:
         functools.partial(_shortcut, client),
         unique_id="spot-harness-s3-shortcut",
     )
+    resolver = client._ruleset_resolver
+    if not isinstance(resolver.construct_endpoint, _EndpointMemo):
+        resolver.construct_endpoint = _EndpointMemo(resolver.construct_endpoint, client)
+
+
+class _EndpointMemo:
+    """botocore's endpoint resolution for the simulation's client (``construct_endpoint`` of its
+    ruleset resolver), remembered per operation and bucket while the shortcut is active.
+
+    botocore resolves the endpoint of every call from scratch: it emits
+    ``before-endpoint-resolution.s3`` and walks the ruleset's twenty parameters (a tenth of a
+    simulated call). For one client the answer depends only on the operation, the bucket and the
+    handlers of that event (the provider ignores ``Key``, ``Prefix`` and ``CopySource``), so it is
+    kept until a handler is registered on the client (botocore then drops its table of handlers,
+    and this memo with it). Operations whose endpoint reads other parameters are resolved anew."""
+
+    def __init__(self, resolve: Callable[..., Any], client: Any) -> None:
+        self._resolve = resolve
+        events = client.meta.events
+        self._emitter = getattr(events, "_emitter", events)  # behind botocore's EventAliaser
+        self._handlers: Any = None
+        self._known: dict[tuple[Any, ...], Any] = {}
+        self._cacheable: dict[str, bool] = {}
+
+    def __call__(self, operation_model: Any, call_args: Any, request_context: Any) -> Any:
+        bucket = (call_args or {}).get("Bucket")
+        if not (shortcut_active() and isinstance(bucket, str) and self._fixed(operation_model)):
+            return self._resolve(operation_model, call_args, request_context)
+        handlers = self._emitter._lookup_cache  # a new table whenever a handler is registered
+        if handlers is not self._handlers:
+            self._known.clear()
+            self._handlers = handlers
+        global_endpoint = bool((request_context or {}).get("use_global_endpoint"))
+        key = (operation_model.name, bucket, global_endpoint)
+        found = self._known.get(key)
+        if found is None:
+            found = self._known[key] = self._resolve(operation_model, call_args, request_context)
+        return found
+
+    def _fixed(self, operation_model: Any) -> bool:
+        """Whether the operation's endpoint reads no call parameter but the bucket."""
+        name = operation_model.name
+        fixed = self._cacheable.get(name)
+        if fixed is None:
+            read = {param.name for param in operation_model.context_parameters}
+            fixed = self._cacheable[name] = not operation_model.operation_context_parameters and (
+                read - S3_UNREFERENCED_PARAMS <= {"Bucket"}
+            )
+        return fixed
 
 
 def _shortcut(

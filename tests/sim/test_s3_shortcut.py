@@ -441,3 +441,39 @@ def test_list_multipart_uploads_answers_as_moto_does_call_for_call(
     assert "Uploads" not in shortcut[4]
     assert [u["Key"] for u in shortcut[7]["Uploads"]] == ["ckpt/b&<c>", "other/a"]
     assert shortcut[8][1]["Error"]["Code"] == "NoSuchBucket"
+
+
+def test_endpoints_are_resolved_once_per_operation_and_bucket_until_a_handler_is_added() -> None:
+    """The simulation's client remembers botocore's endpoint for an operation and a bucket; a
+    handler registered on the client afterwards is called as botocore would call it."""
+    seen: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        seen.append(model.name)
+
+    def another(**_: Any) -> None:
+        pass
+
+    event = "before-endpoint-resolution.s3"
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=11) as client:
+        client.meta.events.register(event, count)
+        try:
+            for key in ("a", "b", "c"):
+                client.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+            client.get_object(Bucket=BUCKET, Key="a")
+            assert seen == ["PutObject", "GetObject"]  # once each: the key is not part of it
+            with pytest.raises(ClientError, match="NoSuchBucket"):
+                client.put_object(Bucket="other-bucket", Key="a", Body=b"x")
+            assert seen[-1] == "PutObject"  # another bucket: resolved anew
+
+            seen.clear()
+            client.meta.events.register(event, another)
+            client.put_object(Bucket=BUCKET, Key="d", Body=b"x")
+            assert seen == ["PutObject"]  # a handler was added: resolved anew, handlers called
+            with moto_patches.full_stack():
+                client.put_object(Bucket=BUCKET, Key="e", Body=b"x")
+                client.put_object(Bucket=BUCKET, Key="f", Body=b"x")
+            assert seen == ["PutObject"] * 3  # the full stack resolves every call, as botocore
+        finally:
+            client.meta.events.unregister(event, count)
+            client.meta.events.unregister(event, another)
