@@ -49,6 +49,8 @@ import moto.backend_index as moto_backend_index
 import moto.core.errors as moto_errors
 import moto.core.request as moto_request
 import moto.core.responses as moto_responses
+import moto.core.serialize as moto_serialize
+import moto.s3.exceptions as moto_s3_exceptions
 import moto.s3.models as moto_s3
 import moto.s3.responses as moto_s3_responses
 import moto.s3.utils as moto_s3_utils
@@ -148,6 +150,12 @@ def _shortcut_problems() -> list[str]:
     for name in (*backend_calls, *multipart_calls):
         if not callable(getattr(moto_s3.S3Backend, name, None)):
             found.append(f"moto.s3.models.S3Backend.{name} is gone")
+    for name in ("MissingKey", "PreconditionFailed"):
+        if not isinstance(getattr(moto_s3_exceptions, name, None), type):
+            found.append(f"moto.s3.exceptions.{name} is gone")
+    serializer = getattr(moto_serialize, "S3Serializer", None)
+    if not isinstance(getattr(serializer, "DEFAULT_HOST_ID", None), str):
+        found.append("moto.core.serialize.S3Serializer.DEFAULT_HOST_ID is gone")
     if not callable(getattr(moto_s3_responses.S3Response, "_complete_multipart_body", None)):
         found.append("moto.s3.responses.S3Response._complete_multipart_body is gone")
     if not isinstance(getattr(moto_s3, "S3_UPLOAD_PART_MIN_SIZE", None), int):
@@ -163,7 +171,7 @@ def _shortcut_problems() -> list[str]:
     ):
         if name not in bucket_init:
             found.append(f"moto.s3.models.FakeBucket no longer sets {name}")
-    for name in ("_update_retries_context", "_needs_retry"):
+    for name in ("_update_retries_context", "_needs_retry", "_add_modeled_error_fields"):
         if not callable(getattr(Endpoint, name, None)):
             found.append(f"botocore.endpoint.Endpoint.{name} is gone")
     if not callable(getattr(EndpointRulesetResolver, "construct_endpoint", None)):
@@ -271,17 +279,22 @@ def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]
 # an object and the listing of unfinished uploads at recovery) are answered from botocore's
 # ``before-call`` event instead: the shortcut runs moto's own backend calls in moto's order (so the
 # same version ids and request ids are drawn from the seeded random), makes the response headers and
-# body moto would send, and parses them with botocore's own parser. Whatever it does not recognise
-# exactly (a header it does not know, a failed precondition, a streamed body, an unknown upload, a
-# part list moto would refuse, a missing key) goes through moto as before, so every error is moto's
-# own. The harness's observation (``before-call`` / ``after-call`` handlers of harness.sim.observe)
-# runs either way. ``tests/sim/test_s3_shortcut.py`` compares both paths answer for answer and the
-# whole scenario library event for event; ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the
+# body moto would send, and parses them with botocore's own parser. Two refusals are answered too,
+# from moto's own exceptions as moto's serializer writes them: a PutObject whose If-Match or
+# If-None-Match fails, and a GetObject of a missing key. Whatever else it does not recognise exactly
+# (a header it does not know, a streamed body, an unknown upload, a part list moto would refuse, a
+# missing version) goes through moto as before, so every other error is moto's own answer. The
+# harness's observation (``before-call`` / ``after-call`` handlers of harness.sim.observe) runs
+# either way. ``tests/sim/test_s3_shortcut.py`` compares both paths answer for answer and the whole
+# scenario library event for event; ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the
 # shortcut off.
 
 FULL_STACK_ENV = "HARNESS_SIM_FULL_STACK"
-#: A shortcut's answer: the response headers, body and status moto would send.
-Answer = tuple[dict[str, Any], bytes, int]
+#: A shortcut's answer: the response headers, body and status moto would send (an error's body
+#: is made from the request id, drawn last).
+Answer = tuple[dict[str, Any], bytes | Callable[[str], bytes], int]
+#: What moto sends: the response headers, body and status.
+Sent = tuple[dict[str, Any], bytes, int]
 _shortcut_off = 0
 
 #: Request headers a plain PutObject or UploadPart may carry and still be answered by the
@@ -402,8 +415,11 @@ def _shortcut(
     answered = answer(backend, bucket, target, params)
     if answered is None:
         return None
-    _request_id(answered[0])  # drawn after the backend's ids, as moto's response layer does
-    return _parsed(client, model, params, context, answered)
+    headers, body, status = answered
+    request_id = _request_id(headers)  # after the backend's ids, as moto's response layer draws it
+    if callable(body):
+        body = body(request_id)
+    return _parsed(client, model, params, context, (headers, body, status))
 
 
 def _put_object(
@@ -417,13 +433,16 @@ def _put_object(
     headers = {name.lower(): value for name, value in params["headers"].items()}
     existing = backend.get_object(bucket_name, key_name)
     if_match = headers.get("if-match")
-    if if_match and (
-        existing is None or if_match.replace('"', "") != existing.etag.replace('"', "")
-    ):
-        return None  # moto answers the failed precondition
-    if headers.get("if-none-match") == "*" and existing is not None:
-        return None
+    failed: Exception | None = None
+    if if_match and existing is None:
+        failed = moto_s3_exceptions.MissingKey()
+    elif if_match and if_match.replace('"', "") != existing.etag.replace('"', ""):
+        failed = moto_s3_exceptions.PreconditionFailed("If-Match")
+    elif headers.get("if-none-match") == "*" and existing is not None:
+        failed = moto_s3_exceptions.PreconditionFailed("If-None-Match")
     moto_headers, response_headers, algorithm, checksum = _checksummed(params)
+    if failed is not None:
+        return _error(failed)
     new_key = backend.put_object(
         bucket_name,
         key_name,
@@ -495,7 +514,10 @@ def _get_object(
         return None
     bucket_name, key_name = target
     backend.get_object(bucket_name, key_name)  # moto looks the key up twice (its access count)
-    key = backend.get_object(bucket_name, key_name, version_id=query.get("versionId"))
+    version_id = query.get("versionId")
+    key = backend.get_object(bucket_name, key_name, version_id=version_id)
+    if key is None and version_id is None:
+        return _error(moto_s3_exceptions.MissingKey(key=key_name))
     if key is None or key.storage_class != "STANDARD":
         return None
     response_headers: dict[str, Any] = {}
@@ -659,15 +681,35 @@ def _min_part_size() -> int:
     return int(getattr(moto_s3, "S3_UPLOAD_PART_MIN_SIZE"))  # noqa: B009
 
 
-def _serialized(headers: dict[str, Any]) -> dict[str, Any]:
+def _serialized(headers: dict[str, Any], status: int = 200) -> dict[str, Any]:
     """The headers moto's response serializer adds to those of the result (its wall-clock
     ``date`` included, as moto sends it)."""
     return {
         **headers,
         "server": "amazon.com",
         "date": http_date(_wall_utcnow()),
-        "status": "200",
+        "status": str(status),
     }
+
+
+#: moto's S3 errors the shortcut answers: (HTTP status, the error's field moto serializes).
+_ERRORS = {"NoSuchKey": (404, "Key"), "PreconditionFailed": (412, "Condition")}
+
+
+def _error(error: Any) -> Answer:
+    """moto's answer to one of its S3 exceptions (``_ERRORS``), as its S3 serializer writes it:
+    the code, moto's message, the error's field when set, the request id and moto's host id."""
+    status, field = _ERRORS[error.code]
+    value = getattr(error, field.lower(), None)
+    detail = f"<{field}>{escape(str(value))}</{field}>" if value else ""
+    head = f"{_XML_HEAD}<Error><Code>{error.code}</Code><Message>{escape(error.message)}</Message>"
+    host = moto_serialize.S3Serializer.DEFAULT_HOST_ID
+
+    def body(request_id: str) -> bytes:
+        tail = f"<RequestId>{request_id}</RequestId><HostId>{host}</HostId></Error>"
+        return f"{head}{detail}{tail}".encode()
+
+    return _serialized({"Content-Type": "application/xml"}, status), body, status
 
 
 _ANSWERS: dict[str, Callable[..., Answer | None]] = {
@@ -774,7 +816,7 @@ def _parsed(
     model: Any,
     params: dict[str, Any],
     context: dict[str, Any],
-    response: Answer,
+    response: Sent,
 ) -> tuple[Any, dict[str, Any]]:
     """What botocore's endpoint makes of moto's answer (``Endpoint._send_request`` after the
     send: the same conversion, hooks and parser; one attempt, as the client is configured)."""
@@ -795,6 +837,8 @@ def _parsed(
     parser = endpoint._response_parser_factory.create_parser(model.service_model.resolved_protocol)
     parsed: dict[str, Any] = parser.parse(response_dict, model.output_shape)
     parsed.update(customized)
+    if status >= 300:
+        endpoint._add_modeled_error_fields(response_dict, parsed, model, parser)
     events.emit(
         f"response-received.s3.{model.name}",
         response_dict=response_dict,

@@ -9,6 +9,7 @@ reported."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Iterator
@@ -63,7 +64,9 @@ PUTS: list[dict[str, Any]] = [
         "ContentMD5": "3ozGzVT4U+o3FFgH0b6fDQ==",
     },
 ]
-ANSWERED_BY_SHORTCUT = 4  # the 1st, 3rd, 4th and 7th
+#: The first seven: four writes and moto's three refusals (If-None-Match on an existing key,
+#: If-Match with another ETag, If-Match on a missing key); the rest are moto's to answer.
+ANSWERED_BY_SHORTCUT = 7
 
 
 def _without_wall_date(response: dict[str, Any]) -> dict[str, Any]:
@@ -71,9 +74,28 @@ def _without_wall_date(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+@contextlib.contextmanager
+def _error_bodies(client: Any, seen: list[Any]) -> Iterator[None]:
+    """Append the raw body of every error answer to ``seen`` (what an ``after-call`` handler
+    sees, beyond the fields botocore's parser keeps)."""
+
+    def record(http_response: Any, **_: Any) -> None:
+        if http_response.status_code >= 300:
+            seen.append(("raw", http_response.status_code, http_response.content))
+
+    client.meta.events.register("after-call.s3", record)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister("after-call.s3", record)
+
+
 def _puts_and_state() -> list[Any]:
     seen: list[Any] = []
-    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=5) as client:
+    with (
+        simulated_bucket(BUCKET, now=lambda: WHEN, seed=5) as client,
+        _error_bodies(client, seen),
+    ):
         for call in PUTS:
             try:
                 seen.append(_without_wall_date(client.put_object(Bucket=BUCKET, **call)))
@@ -131,8 +153,20 @@ def test_put_object_answers_as_moto_does_call_for_call(answered: list[tuple[str,
     shortcut = _puts_and_state()
     assert len([call for call in answered if call[0] == "PutObject"]) == ANSWERED_BY_SHORTCUT
     assert shortcut == through_moto
-    errors = [entry[1]["Error"]["Code"] for entry in shortcut if isinstance(entry, tuple)]
-    assert errors == ["PreconditionFailed", "PreconditionFailed", "NoSuchKey"]
+    tagged = [entry for entry in shortcut if isinstance(entry, tuple)]
+    errors = [entry[1]["Error"] for entry in tagged if entry[0] == "error"]
+    raw = [entry for entry in tagged if entry[0] == "raw"]
+    assert [(status, b"<HostId>" in body) for _, status, body in raw] == [
+        (412, True),
+        (412, True),
+        (404, True),
+    ]
+    assert [(e["Code"], e.get("Condition")) for e in errors] == [
+        ("PreconditionFailed", "If-None-Match"),
+        ("PreconditionFailed", "If-Match"),
+        ("NoSuchKey", None),
+    ]
+    assert "Key" not in errors[2]  # moto names no key when If-Match finds none
 
 
 def _multipart() -> list[Any]:
@@ -343,6 +377,7 @@ def test_delete_object_answers_as_moto_does_call_for_call(answered: list[tuple[s
         ("DeleteObject", "old"),
         ("DeleteObject", "old"),
         ("DeleteObject", "never-written"),
+        ("GetObject", "old"),  # its latest version is a delete marker: NoSuchKey
     ]
     assert shortcut == through_moto
     # a delete marker each time the key exists; moto answers a bare 204 for a key never written
@@ -352,7 +387,7 @@ def test_delete_object_answers_as_moto_does_call_for_call(answered: list[tuple[s
 
 def _gets() -> list[Any]:
     seen: list[Any] = []
-    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=9) as client:
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=9) as client, _error_bodies(client, seen):
         first = client.put_object(Bucket=BUCKET, Key="k", Body=b"v1", ChecksumSHA256=sha256(b"v1"))
         client.put_object(Bucket=BUCKET, Key="k", Body=b"v2", Metadata={"pos": "2"})
         client.put_object(Bucket=BUCKET, Key="typed", Body=b"t", ContentType="text/plain")
@@ -383,10 +418,14 @@ def test_get_object_answers_as_moto_does_call_for_call(answered: list[tuple[str,
         through_moto = _gets()
     shortcut = _gets()
     gets = [key for operation, key in answered if operation == "GetObject"]
-    assert gets == ["k", "k", "k", "typed", "empty"]  # the whole objects that exist
-    assert shortcut == through_moto
+    assert gets == ["k", "k", "k", "typed", "empty", "missing"]  # whole objects, a missing key
+    assert shortcut == through_moto  # the raw bodies of the errors included
+    raw = [entry for entry in shortcut if isinstance(entry, tuple) and entry[0] == "raw"]
+    assert [status for _, status, _ in raw] == [404, 404, 412]
+    shortcut = [entry for entry in shortcut if not (isinstance(entry, tuple) and entry[0] == "raw")]
     assert [entry["Body"] for entry in shortcut[:5]] == [b"v2", b"v1", b"v1", b"t", b""]
     assert [entry[1]["Error"]["Code"] for entry in shortcut[5:7]] == ["NoSuchVersion", "NoSuchKey"]
+    assert shortcut[6][1]["Error"]["Key"] == "missing"
     assert shortcut[7]["Body"] == b"v"
     assert shortcut[8][1]["Error"]["Code"] == "PreconditionFailed"
 
