@@ -17,8 +17,8 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
 - botocore's before-send stubber is switched on directly instead of through ``mock_aws()``,
   which re-registers a thousand ``requests`` interceptors each time;
 - moto's table of S3's error shapes (``moto.core.errors.ErrorLookupFactory``, whose cache moto
-  throws away by making a new factory for every error it answers) is built once, so an S3 error
-  (NoSuchKey, a failed precondition) costs what a success does;
+  throws away by making a new factory for every error it answers) is built once per process
+  instead of once per error answered through moto (0.1-0.2 ms of such a call's 1.1-1.3 ms);
 - botocore's endpoint for the simulation's client is resolved once per operation and bucket
   (:class:`_EndpointMemo`) instead of once per call;
 - the commonest calls (plain PutObject, multipart create / part / completion / listing,
