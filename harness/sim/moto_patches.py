@@ -362,7 +362,10 @@ class _EndpointMemo:
     simulated call). For one client the answer depends only on the operation, the bucket and the
     handlers of that event (the provider ignores ``Key``, ``Prefix`` and ``CopySource``), so it is
     kept until a handler is registered on the client (botocore then drops its table of handlers,
-    and this memo with it). Operations whose endpoint reads other parameters are resolved anew."""
+    and this memo with it). Operations whose endpoint reads other parameters are resolved anew.
+    (botocore's region redirector, a handler of that event, would change the answer only for a
+    bucket S3 had redirected to another region, which the simulation's one-region moto never
+    does.)"""
 
     def __init__(self, resolve: Callable[..., Any], client: Any) -> None:
         self._resolve = resolve
