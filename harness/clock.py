@@ -308,11 +308,15 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         )
 
     def call_later_external(
-        self, delay: float, callback: Callable[..., object], *args: Any
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         """A timer of the world outside the simulated processes (a deadline, a fault): it still
         fires while a process holds the loop in a blocking call (see :meth:`block`)."""
-        handle = self.call_later(delay, callback, *args)
+        handle = self.call_later(delay, callback, *args, context=context)
         self._external.add(handle)
         return handle
 

@@ -143,16 +143,23 @@ def _saved_in_time(
 
 
 def _must_cover(
-    ctx: CheckContext, notice: Notice, instance: Instance, needed: int, start: int
+    ctx: CheckContext,
+    notice: Notice,
+    instance: Instance,
+    needed: int,
+    start: int,
+    by: float | None = None,
 ) -> int:
-    """The position a save after the notice must reach: all the work done when it came, unless
-    an output of that work could not be written by the deadline (an S3 error): then no
-    checkpoint may go past the outputs written (a resume would skip the missing one), and only
-    the work up to the last written output (or the resume) can be asked for."""
+    """The position a save after the notice must reach by ``by`` (default: the deadline): all
+    the work done when it came, unless an output of that work could not be written by then (an
+    S3 error): then no checkpoint may go past the outputs written (a resume would skip the
+    missing one), and only the work up to the last written output (or the resume) can be asked
+    for."""
+    cutoff = notice.deadline if by is None else by
     events = [
         e
         for e in ctx.view.by(instance.id, Kind.OUTPUT_COMMITTED, Kind.OUTPUT_FAILED)
-        if e.t <= notice.deadline
+        if e.t <= cutoff
     ]
     committed = {str(e.data.get("key")) for e in events if e.kind == Kind.OUTPUT_COMMITTED}
     if all(str(e.data.get("key")) in committed for e in events if e.kind == Kind.OUTPUT_FAILED):

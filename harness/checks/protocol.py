@@ -19,10 +19,16 @@ believed (``notice.seen``) or did (``job.item_done``, ``job.stopped``).
 from __future__ import annotations
 
 import itertools
+import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from harness.checks.oracles import CheckContext, _interrupting, _storage_evidence
+from harness.checks.oracles import (
+    CheckContext,
+    _interrupting,
+    _must_cover,
+    _storage_evidence,
+)
 from harness.checks.results import CheckResult, Violation
 from harness.checks.view import Instance, Notice
 from harness.history import Event, Kind
@@ -151,7 +157,9 @@ def _stopped_for_advisory(
         return None
     points = [start.t, *(t for t in done if start.t < t < end_t), end_t]
     quiet, quiet_from = max((b - a, a) for a, b in itertools.pairwise(points))
-    if quiet > max(STALL, 2 * pace):
+    if quiet > max(STALL, 2 * pace) and not _worked_through(
+        ctx.view.positions(instance.id), quiet_from, quiet_from + quiet
+    ):
         return Violation.citing(
             f"{instance.id} did no item from {_t(quiet_from)} to {_t(quiet_from + quiet)} "
             f"after the {what}, "
@@ -159,6 +167,25 @@ def _stopped_for_advisory(
             [start, *real[:1], *completed[:1], instance.ended],
         )
     return None
+
+
+def _worked_through(done: list[Event], since: float, until: float) -> bool:
+    """Whether a quiet stretch was work reported in one batch: the item report that ends it
+    covers the stretch at no less than half the instance's usual pace (the median of its other
+    reports). A target that reports every output or checkpoint is quiet between them; a stalled
+    one reports nothing, or too few items for the time."""
+    rates, covering = [], None
+    for a, b in itertools.pairwise(done):
+        if b.t <= a.t:
+            continue
+        rate = (int(b.data.get("position", 0)) - int(a.data.get("position", 0))) / (b.t - a.t)
+        if a.t <= since + 1e-9 and b.t >= until - 1e-9:
+            covering = rate
+        else:
+            rates.append(rate)
+    if covering is None or len(rates) < 2:
+        return False  # nothing reported at its end, or no usual pace to compare with
+    return covering >= 0.5 * statistics.median(rates)
 
 
 # -- token_renewed --------------------------------------------------------------------------------
@@ -245,7 +272,9 @@ def _approved_unsaved(
     at = _requested_at(approval)
     resumed = ctx.view.resumed(instance)
     start = int(resumed.data.get("position") or 0) if resumed else 0
-    needed = ctx.view.position_at(instance, at) or start
+    done_then = ctx.view.position_at(instance, at) or start
+    # As saved_before_deadline: an output that could not be written caps what a save may cover.
+    needed = _must_cover(ctx, notice, instance, done_then, start, by=at)
     keeps_local = notice.action in ("stop", "hibernate", "reboot")
     saved = [
         cp.position
@@ -259,7 +288,8 @@ def _approved_unsaved(
     if needed > 0 and not saved:
         tier = "local disk or S3" if keeps_local else "S3"
         return Violation.citing(
-            f"{what} with {needed} items done and no checkpoint of them readable on {tier}: "
+            f"{what} with {done_then} items done and no checkpoint of position {needed} or "
+            f"later readable on {tier}: "
             "the platform may end the VM as soon as it is approved",
             [notice.issued, approval, *[e for e in done if e.seq < approval.seq][-1:]],
         )

@@ -41,11 +41,10 @@ INVARIANTS: tuple[Any, ...] = (
     "no_leaked_uploads",
     "fenced",
     {"completes": {"within": "6h"}},
-    # The cloud's protocol rules: each judges only what the run holds. works_through_advisory
-    # and approved_after_save are left to the library: under generated faults they blamed the
-    # reference (a zombie of an overlap exits when it learns it was superseded; an approval
-    # after a save that stopped at the outputs written is right, as saved_before_deadline says).
+    # The cloud's protocol rules: each judges only what the run holds.
     "token_renewed",
+    "works_through_advisory",
+    "approved_after_save",
     "client_timeout",
     "polls_within_lead",
     "true_deadline",

@@ -392,7 +392,11 @@ class Runtime:
             await self._emergency_remote(position, deadline, nominal)
         else:
             await self._emergency_local(position, deadline, nominal)
-        await self.monitor.acknowledge()
+        saved = self._saved_position(notice.effect)
+        if saved is not None and saved >= position:
+            # Azure: approving starts the event at once. Only with the work saved; a save that
+            # did not make it keeps every second the deadline still leaves.
+            await self.monitor.acknowledge()
         self.emit(
             Kind.JOB_STOPPED,
             position=self.position,

@@ -1,5 +1,5 @@
-"""Every change the simulator makes to moto's internals, in one place, applied only while a
-simulated run is active and undone after it.
+"""Every change the simulator makes to moto's internals (and to botocore's, for its own
+client), in one place, applied only while a simulated run is active and undone after it.
 
 They make a simulated S3 call cheap and deterministic without changing what S3 does:
 
@@ -16,9 +16,14 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
   spelling when the request preserved none;
 - botocore's before-send stubber is switched on directly instead of through ``mock_aws()``,
   which re-registers a thousand ``requests`` interceptors each time;
-- the commonest calls (plain PutObject, multipart create / part / completion, DeleteObject,
-  GetObject of a whole object) are answered in process from moto's backend, without the HTTP
-  round trip (see the section below).
+- moto's table of S3's error shapes (``moto.core.errors.ErrorLookupFactory``, whose cache moto
+  throws away by making a new factory for every error it answers) is built once per process
+  instead of once per error answered through moto (0.1-0.2 ms of such a call's 1.1-1.3 ms);
+- botocore's endpoint for the simulation's client is resolved once per operation and bucket
+  (:class:`_EndpointMemo`) instead of once per call;
+- the commonest calls (plain PutObject, multipart create / part / completion / listing,
+  DeleteObject, GetObject of a whole object) are answered in process from moto's backend,
+  without the HTTP round trip (see the section below).
 
 They reach into moto's private modules, so ``pyproject.toml`` bounds moto's version, and
 :func:`problems` (run once before the first patched run, and by the canary test
@@ -38,16 +43,23 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
+from xml.sax.saxutils import escape
 
 import moto.backend_index as moto_backend_index
+import moto.core.errors as moto_errors
 import moto.core.request as moto_request
 import moto.core.responses as moto_responses
+import moto.core.serialize as moto_serialize
+import moto.s3.exceptions as moto_s3_exceptions
 import moto.s3.models as moto_s3
 import moto.s3.responses as moto_s3_responses
 import moto.s3.utils as moto_s3_utils
 from botocore.awsrequest import AWSResponse
 from botocore.endpoint import Endpoint, convert_to_response_dict
+from botocore.endpoint_provider import S3_UNREFERENCED_PARAMS
+from botocore.hooks import HierarchicalEmitter
 from botocore.httpchecksum import apply_request_checksum, handle_checksum_body
+from botocore.regions import EndpointRulesetResolver
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
 from moto.core.models import botocore_stubber
@@ -68,6 +80,8 @@ _REQUEST_ID_NAME = "gen_amzn_requestid_long"
 _ORIGINAL_REQUEST_ID = getattr(moto_responses, _REQUEST_ID_NAME, None)
 _ORIGINAL_HEADER_ITER = moto_request.EnvironHeaders.__iter__
 _ORIGINAL_KEY_BUFFER = getattr(moto_s3, "get_s3_default_key_buffer_size", None)
+#: moto's error-shape table factory (moto 5.1 and later; earlier releases have none to cache).
+_ORIGINAL_ERROR_LOOKUP: Any = getattr(moto_errors, "ErrorLookupFactory", None)
 #: Objects up to this size stay in memory in a simulated run (moto's own threshold if larger).
 KEY_BUFFER_BYTES = 32 * 1024 * 1024
 _checked: list[str] | None = None
@@ -110,6 +124,10 @@ def problems() -> list[str]:
         found.append("moto.core.models.botocore_stubber.enabled is gone")
     if not callable(getattr(mock_random, "getrandbits", None)):
         found.append("moto's mock_random.getrandbits is gone")
+    if _ORIGINAL_ERROR_LOOKUP is not None and not callable(
+        getattr(_ORIGINAL_ERROR_LOOKUP, "for_service", None)
+    ):
+        found.append("moto.core.errors.ErrorLookupFactory.for_service is gone")
     found.extend(_shortcut_problems())
     return found
 
@@ -124,9 +142,20 @@ def _shortcut_problems() -> list[str]:
         "upload_part",
         "delete_object",
     )
-    for name in (*backend_calls, "create_multipart_upload", "complete_multipart_upload"):
+    multipart_calls = (
+        "create_multipart_upload",
+        "complete_multipart_upload",
+        "list_multipart_uploads",
+    )
+    for name in (*backend_calls, *multipart_calls):
         if not callable(getattr(moto_s3.S3Backend, name, None)):
             found.append(f"moto.s3.models.S3Backend.{name} is gone")
+    for name in ("MissingKey", "PreconditionFailed"):
+        if not isinstance(getattr(moto_s3_exceptions, name, None), type):
+            found.append(f"moto.s3.exceptions.{name} is gone")
+    serializer = getattr(moto_serialize, "S3Serializer", None)
+    if not isinstance(getattr(serializer, "DEFAULT_HOST_ID", None), str):
+        found.append("moto.core.serialize.S3Serializer.DEFAULT_HOST_ID is gone")
     if not callable(getattr(moto_s3_responses.S3Response, "_complete_multipart_body", None)):
         found.append("moto.s3.responses.S3Response._complete_multipart_body is gone")
     if not isinstance(getattr(moto_s3, "S3_UPLOAD_PART_MIN_SIZE", None), int):
@@ -142,9 +171,13 @@ def _shortcut_problems() -> list[str]:
     ):
         if name not in bucket_init:
             found.append(f"moto.s3.models.FakeBucket no longer sets {name}")
-    for name in ("_update_retries_context", "_needs_retry"):
+    for name in ("_update_retries_context", "_needs_retry", "_add_modeled_error_fields"):
         if not callable(getattr(Endpoint, name, None)):
             found.append(f"botocore.endpoint.Endpoint.{name} is gone")
+    if not callable(getattr(EndpointRulesetResolver, "construct_endpoint", None)):
+        found.append("botocore.regions.EndpointRulesetResolver.construct_endpoint is gone")
+    if not isinstance(getattr(HierarchicalEmitter(), "_lookup_cache", None), dict):
+        found.append("botocore.hooks.HierarchicalEmitter._lookup_cache is gone")
     return found
 
 
@@ -176,6 +209,8 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
     moto_s3.get_s3_default_key_buffer_size = lambda: key_buffer  # type: ignore[attr-defined]
     setattr(moto_responses, _REQUEST_ID_NAME, _request_id)
     moto_request.EnvironHeaders.__iter__ = _header_iter  # type: ignore[method-assign]
+    if _ORIGINAL_ERROR_LOOKUP is not None:
+        moto_errors.ErrorLookupFactory = _shared_error_lookup  # type: ignore[misc,assignment]
     mock_random.seed(seed)  # version and upload ids, deterministic per run
     try:
         yield
@@ -186,6 +221,8 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
         moto_s3.get_s3_default_key_buffer_size = _ORIGINAL_KEY_BUFFER  # type: ignore[attr-defined,assignment]
         setattr(moto_responses, _REQUEST_ID_NAME, _ORIGINAL_REQUEST_ID)
         moto_request.EnvironHeaders.__iter__ = _ORIGINAL_HEADER_ITER  # type: ignore[method-assign]
+        if _ORIGINAL_ERROR_LOOKUP is not None:
+            moto_errors.ErrorLookupFactory = _ORIGINAL_ERROR_LOOKUP  # type: ignore[misc]
         botocore_stubber.enabled = was_enabled
 
 
@@ -195,6 +232,18 @@ def _cached_urls(backend: Any) -> Any:
     if not _url_table:
         _url_table.update(_ORIGINAL_URLS.fget(backend))  # type: ignore[attr-defined]
     return _url_table
+
+
+_error_lookup: list[Any] = []
+
+
+def _shared_error_lookup() -> Any:
+    """moto's ``ErrorLookupFactory()``, one instance for every call: its table of a service's
+    error shapes is then built once (moto builds a new factory, and so the whole table, for
+    every error it serializes). The table depends on the service model only."""
+    if not _error_lookup:
+        _error_lookup.append(_ORIGINAL_ERROR_LOOKUP())
+    return _error_lookup[0]
 
 
 def _s3_patterns_first() -> list[Any]:
@@ -223,24 +272,29 @@ def _header_iter(self: moto_request.EnvironHeaders) -> Iterator[tuple[str, str]]
 
 # -- The commonest S3 calls without the HTTP round trip --------------------------------------------
 #
-# A simulated S3 call costs about a millisecond, nine tenths of it in building, signing and
-# parsing HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in
-# what S3 does. The commonest calls of a run (a plain PutObject: outputs and manifests; the
-# create, parts and completion of a checkpoint's multipart upload; the delete of a rotated
-# checkpoint; the read of an object at recovery) are answered from botocore's ``before-call``
-# event instead: the shortcut runs moto's own backend calls in moto's order (so the same version
-# ids and request ids are drawn from the seeded random), makes the response headers and body moto
-# would send, and parses them with botocore's own parser. Whatever it does not recognise exactly
-# (a header it does not know, a failed precondition, a streamed body, an unknown upload, a part
-# list moto would refuse, a missing key) goes through moto as before, so every error is moto's
-# own. The harness's observation
-# (``before-call`` / ``after-call`` handlers of harness.sim.observe) runs either way.
-# ``tests/sim/test_s3_shortcut.py`` compares both paths answer for answer and the whole scenario
-# library event for event; ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the shortcut off.
+# A simulated S3 call costs about a millisecond, nine tenths of it in building, signing and parsing
+# HTTP on botocore's side and in werkzeug and moto's response layer on the other, not in what S3
+# does. The commonest calls of a run (a plain PutObject: outputs and manifests; the create, parts
+# and completion of a checkpoint's multipart upload; the delete of a rotated checkpoint; the read of
+# an object and the listing of unfinished uploads at recovery) are answered from botocore's
+# ``before-call`` event instead: the shortcut runs moto's own backend calls in moto's order (so the
+# same version ids and request ids are drawn from the seeded random), makes the response headers and
+# body moto would send, and parses them with botocore's own parser. Two refusals are answered too,
+# from moto's own exceptions as moto's serializer writes them: a PutObject whose If-Match or
+# If-None-Match fails, and a GetObject of a missing key. Whatever else it does not recognise exactly
+# (a header it does not know, a streamed body, an unknown upload, a part list moto would refuse, a
+# missing version) goes through moto as before, so every other error is moto's own answer. The
+# harness's observation (``before-call`` / ``after-call`` handlers of harness.sim.observe) runs
+# either way. ``tests/sim/test_s3_shortcut.py`` compares both paths answer for answer and the whole
+# scenario library event for event; ``full_stack()`` (or HARNESS_SIM_FULL_STACK=1) turns the
+# shortcut off.
 
 FULL_STACK_ENV = "HARNESS_SIM_FULL_STACK"
-#: A shortcut's answer: the response headers, body and status moto would send.
-Answer = tuple[dict[str, Any], bytes, int]
+#: A shortcut's answer: the response headers, body and status moto would send (an error's body
+#: is made from the request id, drawn last).
+Answer = tuple[dict[str, Any], bytes | Callable[[str], bytes], int]
+#: What moto sends: the response headers, body and status.
+Sent = tuple[dict[str, Any], bytes, int]
 _shortcut_off = 0
 
 #: Request headers a plain PutObject or UploadPart may carry and still be answered by the
@@ -282,7 +336,8 @@ def shortcut_active(*, during_run: bool = True) -> bool:
 
 def register_shortcut(client: Any) -> None:
     """Answer plain PutObject, UploadPart, CreateMultipartUpload, CompleteMultipartUpload,
-    DeleteObject and GetObject calls of ``client`` (the simulation's shared client) in process.
+    ListMultipartUploads, DeleteObject and GetObject calls of ``client`` (the simulation's
+    shared client) in process.
 
     Register after the harness's observer, whose ``before-call`` handler (modelled time, faults,
     crash points) must run first. Both are registered on ``before-call.s3``: botocore calls the
@@ -293,6 +348,58 @@ def register_shortcut(client: Any) -> None:
         functools.partial(_shortcut, client),
         unique_id="spot-harness-s3-shortcut",
     )
+    resolver = client._ruleset_resolver
+    if not isinstance(resolver.construct_endpoint, _EndpointMemo):
+        resolver.construct_endpoint = _EndpointMemo(resolver.construct_endpoint, client)
+
+
+class _EndpointMemo:
+    """botocore's endpoint resolution for the simulation's client (``construct_endpoint`` of its
+    ruleset resolver), remembered per operation and bucket while the shortcut is active.
+
+    botocore resolves the endpoint of every call from scratch: it emits
+    ``before-endpoint-resolution.s3`` and walks the ruleset's twenty parameters (a tenth of a
+    simulated call). For one client the answer depends only on the operation, the bucket and the
+    handlers of that event (the provider ignores ``Key``, ``Prefix`` and ``CopySource``), so it is
+    kept until a handler is registered on the client (botocore then drops its table of handlers,
+    and this memo with it). Operations whose endpoint reads other parameters are resolved anew.
+    (botocore's region redirector, a handler of that event, would change the answer only for a
+    bucket S3 had redirected to another region, which the simulation's one-region moto never
+    does.)"""
+
+    def __init__(self, resolve: Callable[..., Any], client: Any) -> None:
+        self._resolve = resolve
+        events = client.meta.events
+        self._emitter = getattr(events, "_emitter", events)  # behind botocore's EventAliaser
+        self._handlers: Any = None
+        self._known: dict[tuple[Any, ...], Any] = {}
+        self._cacheable: dict[str, bool] = {}
+
+    def __call__(self, operation_model: Any, call_args: Any, request_context: Any) -> Any:
+        bucket = (call_args or {}).get("Bucket")
+        if not (shortcut_active() and isinstance(bucket, str) and self._fixed(operation_model)):
+            return self._resolve(operation_model, call_args, request_context)
+        handlers = self._emitter._lookup_cache  # a new table whenever a handler is registered
+        if handlers is not self._handlers:
+            self._known.clear()
+            self._handlers = handlers
+        global_endpoint = bool((request_context or {}).get("use_global_endpoint"))
+        key = (operation_model.name, bucket, global_endpoint)
+        found = self._known.get(key)
+        if found is None:
+            found = self._known[key] = self._resolve(operation_model, call_args, request_context)
+        return found
+
+    def _fixed(self, operation_model: Any) -> bool:
+        """Whether the operation's endpoint reads no call parameter but the bucket."""
+        name = operation_model.name
+        fixed = self._cacheable.get(name)
+        if fixed is None:
+            read = {param.name for param in operation_model.context_parameters}
+            fixed = self._cacheable[name] = not operation_model.operation_context_parameters and (
+                read - S3_UNREFERENCED_PARAMS <= {"Bucket"}
+            )
+        return fixed
 
 
 def _shortcut(
@@ -301,7 +408,7 @@ def _shortcut(
     answer = _ANSWERS.get(model.name)
     if answer is None or not shortcut_active():
         return None
-    target = _plain_request(params, context)
+    target = _plain_request(params, context, bucket_level=model.name in _BUCKET_OPERATIONS)
     if target is None:
         return None
     backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
@@ -311,8 +418,11 @@ def _shortcut(
     answered = answer(backend, bucket, target, params)
     if answered is None:
         return None
-    _request_id(answered[0])  # drawn after the backend's ids, as moto's response layer does
-    return _parsed(client, model, params, context, answered)
+    headers, body, status = answered
+    request_id = _request_id(headers)  # after the backend's ids, as moto's response layer draws it
+    if callable(body):
+        body = body(request_id)
+    return _parsed(client, model, params, context, (headers, body, status))
 
 
 def _put_object(
@@ -326,13 +436,16 @@ def _put_object(
     headers = {name.lower(): value for name, value in params["headers"].items()}
     existing = backend.get_object(bucket_name, key_name)
     if_match = headers.get("if-match")
-    if if_match and (
-        existing is None or if_match.replace('"', "") != existing.etag.replace('"', "")
-    ):
-        return None  # moto answers the failed precondition
-    if headers.get("if-none-match") == "*" and existing is not None:
-        return None
+    failed: Exception | None = None
+    if if_match and existing is None:
+        failed = moto_s3_exceptions.MissingKey()
+    elif if_match and if_match.replace('"', "") != existing.etag.replace('"', ""):
+        failed = moto_s3_exceptions.PreconditionFailed("If-Match")
+    elif headers.get("if-none-match") == "*" and existing is not None:
+        failed = moto_s3_exceptions.PreconditionFailed("If-None-Match")
     moto_headers, response_headers, algorithm, checksum = _checksummed(params)
+    if failed is not None:
+        return _error(failed)
     new_key = backend.put_object(
         bucket_name,
         key_name,
@@ -404,7 +517,10 @@ def _get_object(
         return None
     bucket_name, key_name = target
     backend.get_object(bucket_name, key_name)  # moto looks the key up twice (its access count)
-    key = backend.get_object(bucket_name, key_name, version_id=query.get("versionId"))
+    version_id = query.get("versionId")
+    key = backend.get_object(bucket_name, key_name, version_id=version_id)
+    if key is None and version_id is None:
+        return _error(moto_s3_exceptions.MissingKey(key=key_name))
     if key is None or key.storage_class != "STANDARD":
         return None
     response_headers: dict[str, Any] = {}
@@ -494,6 +610,52 @@ def _complete_multipart_upload(
     return _serialized(headers), body.encode(), 200
 
 
+#: Who moto says owns and initiated every multipart upload (moto's fixed values).
+_UPLOAD_OWNER = (
+    "<Owner><DisplayName>webfile</DisplayName>"
+    "<ID>75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a</ID></Owner>"
+)
+_UPLOAD_USER = "user1-11111a31-17b5-4fb7-9df5-b111111f13de"
+
+
+def _list_multipart_uploads(
+    backend: Any, bucket: Any, target: tuple[str, str], params: dict[str, Any]
+) -> Answer | None:
+    """moto's ``S3Response.list_multipart_uploads`` for ``GET ?uploads`` with a prefix at most:
+    the uploads in progress, in moto's order, with the fields and fixed values moto lists."""
+    query = _query(params)
+    if params["method"] != "GET" or target[1] or _body(params):
+        return None
+    if "uploads" not in query or not set(query) <= {"uploads", "prefix"}:
+        return None
+    bucket_name = target[0]
+    prefix = str(query.get("prefix") or "")
+    listed = []
+    for upload in backend.list_multipart_uploads(bucket_name).values():
+        if not upload.key_name.startswith(prefix):
+            continue
+        checksums = "".join(
+            f"<{tag}>{escape(str(value))}</{tag}>"
+            for tag, name in (
+                ("ChecksumAlgorithm", "x-amz-checksum-algorithm"),
+                ("ChecksumType", "x-amz-checksum-type"),
+            )
+            if (value := upload.metadata.get(name)) is not None
+        )
+        listed.append(
+            f"<Upload><UploadId>{upload.id}</UploadId><Key>{escape(upload.key_name)}</Key>"
+            "<Initiated>2010-11-10T20:48:33.000Z</Initiated><StorageClass>STANDARD</StorageClass>"
+            f"{_UPLOAD_OWNER}<Initiator><ID>arn:aws:iam::{ACCOUNT_ID}:user/{_UPLOAD_USER}</ID>"
+            f"<DisplayName>{_UPLOAD_USER}</DisplayName></Initiator>{checksums}</Upload>"
+        )
+    body = (
+        f"{_XML_HEAD}<ListMultipartUploadsResult{_XMLNS}><Bucket>{bucket_name}</Bucket>"
+        "<KeyMarker/><UploadIdMarker/><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>"
+        f"{''.join(listed)}</ListMultipartUploadsResult>"
+    )
+    return _serialized({"Content-Type": "application/xml"}), body.encode(), 200
+
+
 def _listed_parts(body: bytes) -> list[tuple[int, str]] | None:
     """``(part number, ETag)`` of a completion request, as moto reads them; None when moto would
     refuse the list (unreadable, not ascending)."""
@@ -522,15 +684,35 @@ def _min_part_size() -> int:
     return int(getattr(moto_s3, "S3_UPLOAD_PART_MIN_SIZE"))  # noqa: B009
 
 
-def _serialized(headers: dict[str, Any]) -> dict[str, Any]:
+def _serialized(headers: dict[str, Any], status: int = 200) -> dict[str, Any]:
     """The headers moto's response serializer adds to those of the result (its wall-clock
     ``date`` included, as moto sends it)."""
     return {
         **headers,
         "server": "amazon.com",
         "date": http_date(_wall_utcnow()),
-        "status": "200",
+        "status": str(status),
     }
+
+
+#: moto's S3 errors the shortcut answers: (HTTP status, the error's field moto serializes).
+_ERRORS = {"NoSuchKey": (404, "Key"), "PreconditionFailed": (412, "Condition")}
+
+
+def _error(error: Any) -> Answer:
+    """moto's answer to one of its S3 exceptions (``_ERRORS``), as its S3 serializer writes it:
+    the code, moto's message, the error's field when set, the request id and moto's host id."""
+    status, field = _ERRORS[error.code]
+    value = getattr(error, field.lower(), None)
+    detail = f"<{field}>{escape(str(value))}</{field}>" if value else ""
+    head = f"{_XML_HEAD}<Error><Code>{error.code}</Code><Message>{escape(error.message)}</Message>"
+    host = moto_serialize.S3Serializer.DEFAULT_HOST_ID
+
+    def body(request_id: str) -> bytes:
+        tail = f"<RequestId>{request_id}</RequestId><HostId>{host}</HostId></Error>"
+        return f"{head}{detail}{tail}".encode()
+
+    return _serialized({"Content-Type": "application/xml"}, status), body, status
 
 
 _ANSWERS: dict[str, Callable[..., Answer | None]] = {
@@ -540,7 +722,10 @@ _ANSWERS: dict[str, Callable[..., Answer | None]] = {
     "CompleteMultipartUpload": _complete_multipart_upload,
     "DeleteObject": _delete_object,
     "GetObject": _get_object,
+    "ListMultipartUploads": _list_multipart_uploads,
 }
+#: Operations on a bucket rather than a key (their path is ``/bucket``).
+_BUCKET_OPERATIONS = frozenset({"ListMultipartUploads"})
 
 
 def _checksummed(params: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any], str, Any]:
@@ -558,9 +743,12 @@ def _checksummed(params: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]
     return moto_headers, response_headers, algorithm, checksum
 
 
-def _plain_request(params: dict[str, Any], context: dict[str, Any]) -> tuple[str, str] | None:
+def _plain_request(
+    params: dict[str, Any], context: dict[str, Any], *, bucket_level: bool = False
+) -> tuple[str, str] | None:
     """``(bucket, key)`` of a request the shortcut can answer exactly as moto would, else None:
-    an in-memory body, a header checksum (or none), only headers from a known set, a plain key."""
+    an in-memory body, a header checksum (or none), only headers from a known set, a plain key
+    (none for a ``bucket_level`` operation)."""
     if _body(params) is None:
         return None
     algorithm = context.get("checksum", {}).get("request_algorithm")
@@ -578,6 +766,8 @@ def _plain_request(params: dict[str, Any], context: dict[str, Any]) -> tuple[str
             return None
     path = urlsplit(str(params.get("url", ""))).path  # path-style: /bucket/key
     bucket_name, _, key_name = path.lstrip("/").partition("/")
+    if bucket_level:
+        return (bucket_name, "") if bucket_name and not key_name else None
     if not key_name or not _SIMPLE_KEY.match(key_name):
         return None
     return bucket_name, key_name
@@ -629,7 +819,7 @@ def _parsed(
     model: Any,
     params: dict[str, Any],
     context: dict[str, Any],
-    response: Answer,
+    response: Sent,
 ) -> tuple[Any, dict[str, Any]]:
     """What botocore's endpoint makes of moto's answer (``Endpoint._send_request`` after the
     send: the same conversion, hooks and parser; one attempt, as the client is configured)."""
@@ -650,6 +840,8 @@ def _parsed(
     parser = endpoint._response_parser_factory.create_parser(model.service_model.resolved_protocol)
     parsed: dict[str, Any] = parser.parse(response_dict, model.output_shape)
     parsed.update(customized)
+    if status >= 300:
+        endpoint._add_modeled_error_fields(response_dict, parsed, model, parser)
     events.emit(
         f"response-received.s3.{model.name}",
         response_dict=response_dict,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import fnmatch
+import gc
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -119,6 +120,24 @@ def shared_client() -> Any:
     return _client
 
 
+_frozen = False
+
+
+def _freeze_long_lived() -> None:
+    """After the process's first simulated run, move every object alive then (botocore's and
+    moto's models and backends, the URL and error tables, the imported modules: some 160,000
+    objects) out of the cyclic garbage collector's reach, once.
+
+    The collector's full passes otherwise walk them all again every few runs (about 90 ms each,
+    9 ms a run on average for the standard scenario). Frozen objects are still freed when no
+    longer referenced; only a reference cycle among them would stay in memory."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 @contextlib.contextmanager
 def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> Iterator[Any]:
     """moto active, a fresh versioned bucket ``name``, moto's clock and ids tied to the run.
@@ -137,6 +156,7 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
         finally:
             end_run()
             _drop_bucket(name)
+            _freeze_long_lived()
 
 
 def _drop_bucket(name: str) -> None:

@@ -247,7 +247,7 @@ class Timeline:
     def _redis(self, index: int, fault: RedisFault) -> None:
         world = self.world
         if fault.restart:
-            world.loop.create_task(_restart_redis(world))
+            world.spawn(_restart_redis(world))
             record_fault(self.world, index, "redis.restart", {}, 0.0)
         elif fault.down:
             world.redis_server.connected = False

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -117,6 +118,11 @@ class World:
         self.error: BaseException | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._closing: set[asyncio.Task[None]] = set()
+        # The world's own context, outside every simulated process: its timers and tasks run
+        # in a copy of it, never in the context of the instance whose event happened to
+        # schedule them (a task started there would belong to that instance's process and end
+        # with it: a replacement booted from a zombie's trigger died with the zombie).
+        self._world_vars = contextvars.copy_context()
         self._grace_period = _first_grace(scenario)
         history.subscribe(self._watch)
         self.loop.set_exception_handler(self._unhandled)
@@ -132,11 +138,21 @@ class World:
         The world's timers are external to the simulated processes: they fire on time even
         while a process holds the loop in a blocking call (``VirtualEventLoop.block``)."""
         when = max(0.0, delay)
+        context = self._world_vars.copy()
         if isinstance(self.loop, VirtualEventLoop):
-            handle = self.loop.call_later_external(when, self._guarded, callback, args)
+            handle = self.loop.call_later_external(
+                when, self._guarded, callback, args, context=context
+            )
         else:
-            handle = self.loop.call_later(when, self._guarded, callback, args)
+            handle = self.loop.call_later(when, self._guarded, callback, args, context=context)
         self._timers.append(handle)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task of the world (not of any instance's process), kept until it
+        ends so the run's end can wait for it."""
+        task = self.loop.create_task(coro, context=self._world_vars.copy())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _guarded(self, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
         try:
@@ -211,7 +227,9 @@ class World:
             cloud=cloud,
             local_dir=instance.local_name,
         )
-        instance.task = self.loop.create_task(self._live(instance), name=instance_id)
+        instance.task = self.loop.create_task(
+            self._live(instance), name=instance_id, context=self._world_vars.copy()
+        )
         return instance
 
     @property
@@ -321,9 +339,7 @@ class World:
         )
 
     def _boot_soon(self, previous: Instance | None) -> None:
-        task = self.loop.create_task(self._boot_guarded(previous))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self.spawn(self._boot_guarded(previous))
 
     async def _boot_guarded(self, previous: Instance | None) -> None:
         try:
@@ -416,9 +432,7 @@ class World:
         self.kill(instance, "crash", point.local_disk, host_lost=point.host_lost)
 
     def _close_later(self, instance: Instance) -> None:
-        task = self.loop.create_task(self._close(instance))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self.spawn(self._close(instance))
 
     async def _close(self, instance: Instance) -> None:
         await instance.imds.close()
@@ -509,7 +523,7 @@ def _owned_task(
     """The loop's task factory: a task started from an instance's code belongs to that
     instance's process (see ``World._end_process``)."""
     task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, context=context, **kwargs)
-    hook = (context.get(CURRENT_HOOK) if context is not None else None) or CURRENT_HOOK.get()
+    hook = context.get(CURRENT_HOOK) if context is not None else CURRENT_HOOK.get()
     if hook is not None:
         owner = hook.instance
         owner.tasks.add(task)

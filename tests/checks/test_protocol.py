@@ -125,6 +125,34 @@ def test_works_through_advisory_fails_when_the_instance_stalls_without_saying_so
     assert "did no item from t=5.5s to t=6m40s" in result.violations[0].message
 
 
+def batched(s: Story, quiet: float) -> None:
+    """Items 1-5 one a second, then a report of 150 items ``quiet`` seconds after the 5th, then
+    more at one a second: a target that reports its items in batches (at outputs, checkpoints)."""
+    s.items("i-1", 1, 5, start=1)
+    advisory(s)
+    s.at(5 + quiet).target(Kind.ITEM_DONE, "i-1", position=155)
+    s.items("i-1", 156, 160, start=6 + quiet)
+    s.at(11 + quiet).target(Kind.JOB_COMPLETED, "i-1", position=160)
+    s.harness(Kind.INSTANCE_EXITED, "i-1", clean=True, error=None)
+
+
+def test_works_through_advisory_takes_a_batch_report_at_the_usual_pace_for_work() -> None:
+    """Found by explore: the reference runtime reports its items at each output or checkpoint,
+    so two reports can be more than STALL apart while it works on at its usual pace."""
+    s = one_instance()
+    batched(s, quiet=150)
+    result = check(Run(story=s), "works_through_advisory")
+    assert (result.status, result.violations) == ("passed", ())
+
+
+def test_works_through_advisory_fails_when_a_batch_report_is_too_small_for_its_wait() -> None:
+    s = one_instance()
+    batched(s, quiet=600)  # 150 items in 600 s, at one a second elsewhere: it stalled
+    result = check(Run(story=s), "works_through_advisory")
+    assert result.status == "failed"
+    assert "did no item from t=5.5s to t=10m5s" in result.violations[0].message
+
+
 def test_works_through_advisory_ignores_an_advisory_on_top_of_a_pending_interruption() -> None:
     """A terminate notice and a rebalance at the same instant (found by explore): stopping is
     the answer to the notice, not to the rebalance."""
@@ -211,6 +239,38 @@ def test_approved_after_save_fails_when_the_event_is_approved_before_the_save() 
     assert result.status == "failed"
     assert cited(result) == [Kind.ITEM_DONE, Kind.NOTICE_ISSUED, "imds.request"]
     assert "approved event n-1 (spot) at t=15.5s with 12 items done" in (
+        result.violations[0].message
+    )
+
+
+def test_approved_after_save_asks_only_for_the_work_whose_outputs_could_be_written() -> None:
+    """As saved_before_deadline: an output that failed to write before the approval holds the
+    save back (a checkpoint past it would make the resume skip that output)."""
+
+    def output_failing(s: Story) -> None:
+        s.at(11.5).target(Kind.OUTPUT_COMMITTED, "i-1", key="outputs/a", first=1, last=10)
+        s.at(12.2).target(Kind.OUTPUT_FAILED, "i-1", key="outputs/b", error="SlowDown")
+
+    def save_written_then_approve(s: Story) -> None:
+        s.checkpoint("i-1", 10, t=16)
+        s.at(16.5).target(Kind.JOB_STOPPED, "i-1", position=12, reason="notice")
+        approval(s, 17.0)
+
+    allowed = good_run(
+        before_notice=output_failing, emergency=save_written_then_approve, resume_at=10
+    )
+    assert check(allowed, "approved_after_save").status == "passed"
+
+    def output_written_later(s: Story) -> None:
+        output_failing(s)
+        s.at(12.4).target(Kind.OUTPUT_COMMITTED, "i-1", key="outputs/b", first=11, last=12)
+
+    retried = good_run(
+        before_notice=output_written_later, emergency=save_written_then_approve, resume_at=10
+    )
+    result = check(retried, "approved_after_save")
+    assert result.status == "failed"
+    assert "with 12 items done and no checkpoint of position 12 or later" in (
         result.violations[0].message
     )
 

@@ -35,6 +35,8 @@ def test_every_generated_schedule_is_a_valid_scenario(data: dict) -> None:  # ty
         "fenced",
         "completes",
         "token_renewed",
+        "works_through_advisory",
+        "approved_after_save",
         "client_timeout",
         "polls_within_lead",
         "true_deadline",

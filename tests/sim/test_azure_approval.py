@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.history import Kind
-from harness.scenario.loader import load_file
+from harness.scenario.loader import load_file, load_text
 from harness.scenario.model import Scenario, TargetSpec
 from harness.sim.runner import RunResult, run_scenario
 from harness.sim.timeline import NOTICE_APPROVED
@@ -84,3 +84,29 @@ def test_a_handler_blind_to_azure_event_types_fails_detects_notice_and_approves_
         Kind.INSTANCE_KILLED,
     ]
     assert dict(events)[Kind.INSTANCE_KILLED] == NOT_BEFORE
+
+
+def test_the_reference_approves_nothing_when_its_save_does_not_make_it() -> None:
+    """Found by explore: 1 GiB over a 20 MB/s link does not fit a 30 s Preempt. Approving
+    anyway would start the event with the work unsaved; the runtime lets the deadline come."""
+    text = """\
+description: a save that cannot fit an Azure Preempt's lead
+seed: 0
+target: reference
+job: {items: 480, seconds_per_item: 1s, checkpoint_every: 90s, state_size: 1GiB}
+env: {cloud: azure, s3: {upload: 20MB/s}}
+timeline:
+  - at: 1s
+    notice: {kind: preempt, lead: 30s}
+expect: [approved_after_save, resume_correct]
+"""
+    result = run_scenario(load_text(text, "slow_preempt.yaml")[0].scenario)
+    events = first_instance_events(result)
+    assert [kind for kind, _ in events] == [
+        Kind.NOTICE_ISSUED,
+        Kind.NOTICE_SEEN,
+        Kind.NOTICE_DEADLINE,  # no approval: the event starts at NotBefore
+        Kind.INSTANCE_KILLED,
+    ]
+    verdicts = {c.spec.name: c.result.status for c in result.checks}
+    assert verdicts == {"approved_after_save": "unverified", "resume_correct": "passed"}

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import moto.backend_index as moto_backend_index
+import moto.core.errors as moto_errors
 import moto.core.responses as moto_responses
 import moto.s3.models as moto_s3
 import pytest
+from botocore.exceptions import ClientError
 from moto.core.models import botocore_stubber
 
 from harness.sim import moto_patches
@@ -54,6 +56,7 @@ def test_a_run_sees_virtual_time_and_seeded_ids_and_everything_is_undone_after()
         moto_s3.S3Backend.urls,
         moto_backend_index.backend_url_patterns,
         moto_responses.gen_amzn_requestid_long,
+        moto_errors.ErrorLookupFactory,
         botocore_stubber.enabled,
     )
     runs = []
@@ -68,5 +71,26 @@ def test_a_run_sees_virtual_time_and_seeded_ids_and_everything_is_undone_after()
         moto_s3.S3Backend.urls,
         moto_backend_index.backend_url_patterns,
         moto_responses.gen_amzn_requestid_long,
+        moto_errors.ErrorLookupFactory,
         botocore_stubber.enabled,
     ) == originals
+
+
+def test_errors_are_moto_s_own_with_its_error_table_built_once() -> None:
+    """The shared error-shape table answers every error as moto's fresh one does: the same code,
+    message and status, run after run; and the table is built once, not once per error."""
+
+    def missing(client: object) -> dict[str, object]:
+        with pytest.raises(ClientError) as raised:
+            client.get_object(Bucket="canary", Key="absent")  # type: ignore[attr-defined]
+        return raised.value.response
+
+    with simulated_bucket("canary", now=lambda: WHEN, seed=3) as client:
+        errors = [missing(client) for _ in range(3)]
+        assert moto_errors.ErrorLookupFactory() is moto_errors.ErrorLookupFactory()
+    fresh = moto_errors.ErrorLookupFactory()
+    assert fresh is not moto_errors.ErrorLookupFactory()  # moto's own again after the run
+    for error in errors:
+        assert error["Error"]["Code"] == "NoSuchKey"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert len({str(e["Error"]) for e in errors}) == 1

@@ -138,6 +138,33 @@ def test_overlap_keeps_the_superseded_instance_running_after_its_replacement_sta
     assert late_work, "the old instance kept working beside its replacement"
 
 
+def test_a_replacement_booted_from_a_zombies_trigger_outlives_the_zombie() -> None:
+    """Found by explore: a notice fired by the old instance's own event scheduled, through its
+    deadline, the replacement's boot in that instance's context, so the replacement's process
+    belonged to the zombie and ended with it at the end of the overlap (a clean exit with the
+    job half done). The world's timers and tasks belong to no instance."""
+    result = run(
+        [
+            {"at": 0, "overlap": {"for": "40s"}},
+            {"on": {"event": "job.item_done", "nth": 2}, "notice": {"lead": "30s"}},
+        ],
+        job={"items": 30, "step": 10},
+    )
+    first, second = kinds(result, Kind.INSTANCE_STARTED)[:2]
+    killed = kinds(result, Kind.INSTANCE_KILLED)[0]
+    assert (killed.instance, killed.data["reason"]) == (first.instance, "superseded")
+    ended = [
+        (e.kind, e.instance)
+        for e in kinds(result, Kind.INSTANCE_EXITED, Kind.INSTANCE_KILLED, Kind.JOB_COMPLETED)
+    ]
+    assert ended == [
+        (Kind.INSTANCE_KILLED, first.instance),
+        (Kind.JOB_COMPLETED, second.instance),
+        (Kind.INSTANCE_EXITED, second.instance),
+    ]
+    assert result.end_reason == "completed"
+
+
 def test_budget_ends_a_run_that_cannot_complete() -> None:
     result = run(env={"budget": "1m"}, expect=["durable"])
     assert result.end_reason == "budget"

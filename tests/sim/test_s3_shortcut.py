@@ -9,6 +9,7 @@ reported."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Iterator
@@ -63,7 +64,9 @@ PUTS: list[dict[str, Any]] = [
         "ContentMD5": "3ozGzVT4U+o3FFgH0b6fDQ==",
     },
 ]
-ANSWERED_BY_SHORTCUT = 4  # the 1st, 3rd, 4th and 7th
+#: The first seven: four writes and moto's three refusals (If-None-Match on an existing key,
+#: If-Match with another ETag, If-Match on a missing key); the rest are moto's to answer.
+ANSWERED_BY_SHORTCUT = 7
 
 
 def _without_wall_date(response: dict[str, Any]) -> dict[str, Any]:
@@ -71,9 +74,28 @@ def _without_wall_date(response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+@contextlib.contextmanager
+def _error_bodies(client: Any, seen: list[Any]) -> Iterator[None]:
+    """Append the raw body of every error answer to ``seen`` (what an ``after-call`` handler
+    sees, beyond the fields botocore's parser keeps)."""
+
+    def record(http_response: Any, **_: Any) -> None:
+        if http_response.status_code >= 300:
+            seen.append(("raw", http_response.status_code, http_response.content))
+
+    client.meta.events.register("after-call.s3", record)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister("after-call.s3", record)
+
+
 def _puts_and_state() -> list[Any]:
     seen: list[Any] = []
-    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=5) as client:
+    with (
+        simulated_bucket(BUCKET, now=lambda: WHEN, seed=5) as client,
+        _error_bodies(client, seen),
+    ):
         for call in PUTS:
             try:
                 seen.append(_without_wall_date(client.put_object(Bucket=BUCKET, **call)))
@@ -131,8 +153,20 @@ def test_put_object_answers_as_moto_does_call_for_call(answered: list[tuple[str,
     shortcut = _puts_and_state()
     assert len([call for call in answered if call[0] == "PutObject"]) == ANSWERED_BY_SHORTCUT
     assert shortcut == through_moto
-    errors = [entry[1]["Error"]["Code"] for entry in shortcut if isinstance(entry, tuple)]
-    assert errors == ["PreconditionFailed", "PreconditionFailed", "NoSuchKey"]
+    tagged = [entry for entry in shortcut if isinstance(entry, tuple)]
+    errors = [entry[1]["Error"] for entry in tagged if entry[0] == "error"]
+    raw = [entry for entry in tagged if entry[0] == "raw"]
+    assert [(status, b"<HostId>" in body) for _, status, body in raw] == [
+        (412, True),
+        (412, True),
+        (404, True),
+    ]
+    assert [(e["Code"], e.get("Condition")) for e in errors] == [
+        ("PreconditionFailed", "If-None-Match"),
+        ("PreconditionFailed", "If-Match"),
+        ("NoSuchKey", None),
+    ]
+    assert "Key" not in errors[2]  # moto names no key when If-Match finds none
 
 
 def _multipart() -> list[Any]:
@@ -197,8 +231,8 @@ def test_multipart_uploads_answer_as_moto_does_call_for_call(
     with moto_patches.full_stack():
         through_moto = _multipart()
     shortcut = _multipart()
-    # the create, three parts, the completion and the read of the object
-    assert [key for _, key in answered] == ["big"] * 6
+    # the create, three parts, the completion and the read of the object; then the listing
+    assert [key for _, key in answered] == ["big"] * 6 + [BUCKET]
     assert shortcut == through_moto
     assert shortcut[4] == ("error", "KeyError('no-such-upload')")
     errors = [entry[1]["Error"]["Code"] for entry in shortcut[5:7]]
@@ -343,6 +377,7 @@ def test_delete_object_answers_as_moto_does_call_for_call(answered: list[tuple[s
         ("DeleteObject", "old"),
         ("DeleteObject", "old"),
         ("DeleteObject", "never-written"),
+        ("GetObject", "old"),  # its latest version is a delete marker: NoSuchKey
     ]
     assert shortcut == through_moto
     # a delete marker each time the key exists; moto answers a bare 204 for a key never written
@@ -352,7 +387,7 @@ def test_delete_object_answers_as_moto_does_call_for_call(answered: list[tuple[s
 
 def _gets() -> list[Any]:
     seen: list[Any] = []
-    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=9) as client:
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=9) as client, _error_bodies(client, seen):
         first = client.put_object(Bucket=BUCKET, Key="k", Body=b"v1", ChecksumSHA256=sha256(b"v1"))
         client.put_object(Bucket=BUCKET, Key="k", Body=b"v2", Metadata={"pos": "2"})
         client.put_object(Bucket=BUCKET, Key="typed", Body=b"t", ContentType="text/plain")
@@ -383,9 +418,101 @@ def test_get_object_answers_as_moto_does_call_for_call(answered: list[tuple[str,
         through_moto = _gets()
     shortcut = _gets()
     gets = [key for operation, key in answered if operation == "GetObject"]
-    assert gets == ["k", "k", "k", "typed", "empty"]  # the whole objects that exist
-    assert shortcut == through_moto
+    assert gets == ["k", "k", "k", "typed", "empty", "missing"]  # whole objects, a missing key
+    assert shortcut == through_moto  # the raw bodies of the errors included
+    raw = [entry for entry in shortcut if isinstance(entry, tuple) and entry[0] == "raw"]
+    assert [status for _, status, _ in raw] == [404, 404, 412]
+    shortcut = [entry for entry in shortcut if not (isinstance(entry, tuple) and entry[0] == "raw")]
     assert [entry["Body"] for entry in shortcut[:5]] == [b"v2", b"v1", b"v1", b"t", b""]
     assert [entry[1]["Error"]["Code"] for entry in shortcut[5:7]] == ["NoSuchVersion", "NoSuchKey"]
+    assert shortcut[6][1]["Error"]["Key"] == "missing"
     assert shortcut[7]["Body"] == b"v"
     assert shortcut[8][1]["Error"]["Code"] == "PreconditionFailed"
+
+
+def _listings() -> list[Any]:
+    seen: list[Any] = []
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=10) as client:
+        ids = []
+        seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))  # none yet
+        for key, options in [
+            ("ckpt/a", {"ChecksumAlgorithm": "SHA256", "Metadata": {"m": "1"}}),
+            ("ckpt/b&<c>", {}),  # a key the XML must escape
+            ("other/a", {"ChecksumAlgorithm": "CRC32"}),
+        ]:
+            created = client.create_multipart_upload(Bucket=BUCKET, Key=key, **options)
+            ids.append(created["UploadId"])
+        calls: list[dict[str, Any]] = [
+            {},
+            {"Prefix": "ckpt/"},
+            {"Prefix": ""},
+            {"Prefix": "nothing/"},
+            {"Prefix": "ckpt/", "EncodingType": "url"},  # moto's to answer
+            {"Prefix": "ckpt/", "MaxUploads": 1},  # moto's to answer
+        ]
+        for call in calls:
+            seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET, **call)))
+        client.abort_multipart_upload(Bucket=BUCKET, Key="ckpt/a", UploadId=ids[0])
+        seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))
+        try:
+            client.list_multipart_uploads(Bucket="no-such-bucket")  # moto's error
+        except ClientError as error:
+            seen.append(("error", _without_wall_date(error.response)))
+    # moto draws upload ids from os.urandom, with or without the shortcut: compare the rest
+    for upload_id in ids:
+        seen = [_masked(entry, upload_id) for entry in seen]
+    return seen
+
+
+def test_list_multipart_uploads_answers_as_moto_does_call_for_call(
+    answered: list[tuple[str, str]],
+) -> None:
+    with moto_patches.full_stack():
+        through_moto = _listings()
+    shortcut = _listings()
+    listed = [key for operation, key in answered if operation == "ListMultipartUploads"]
+    assert listed == [BUCKET] * 6  # all but the options moto answers itself and the bad bucket
+    assert shortcut == through_moto
+    assert "Uploads" not in shortcut[0]
+    assert [u["Key"] for u in shortcut[1]["Uploads"]] == ["ckpt/a", "ckpt/b&<c>", "other/a"]
+    assert [u["Key"] for u in shortcut[2]["Uploads"]] == ["ckpt/a", "ckpt/b&<c>"]
+    assert [u.get("ChecksumAlgorithm") for u in shortcut[1]["Uploads"]] == ["SHA256", None, "CRC32"]
+    assert "Uploads" not in shortcut[4]
+    assert [u["Key"] for u in shortcut[7]["Uploads"]] == ["ckpt/b&<c>", "other/a"]
+    assert shortcut[8][1]["Error"]["Code"] == "NoSuchBucket"
+
+
+def test_endpoints_are_resolved_once_per_operation_and_bucket_until_a_handler_is_added() -> None:
+    """The simulation's client remembers botocore's endpoint for an operation and a bucket; a
+    handler registered on the client afterwards is called as botocore would call it."""
+    seen: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        seen.append(model.name)
+
+    def another(**_: Any) -> None:
+        pass
+
+    event = "before-endpoint-resolution.s3"
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=11) as client:
+        client.meta.events.register(event, count)
+        try:
+            for key in ("a", "b", "c"):
+                client.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+            client.get_object(Bucket=BUCKET, Key="a")
+            assert seen == ["PutObject", "GetObject"]  # once each: the key is not part of it
+            with pytest.raises(ClientError, match="NoSuchBucket"):
+                client.put_object(Bucket="other-bucket", Key="a", Body=b"x")
+            assert seen[-1] == "PutObject"  # another bucket: resolved anew
+
+            seen.clear()
+            client.meta.events.register(event, another)
+            client.put_object(Bucket=BUCKET, Key="d", Body=b"x")
+            assert seen == ["PutObject"]  # a handler was added: resolved anew, handlers called
+            with moto_patches.full_stack():
+                client.put_object(Bucket=BUCKET, Key="e", Body=b"x")
+                client.put_object(Bucket=BUCKET, Key="f", Body=b"x")
+            assert seen == ["PutObject"] * 3  # the full stack resolves every call, as botocore
+        finally:
+            client.meta.events.unregister(event, count)
+            client.meta.events.unregister(event, another)
