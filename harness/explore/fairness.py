@@ -4,8 +4,10 @@ The invariants (:data:`harness.explore.strategies.INVARIANTS`) hold whatever hap
 checks hold only when the schedule left the target the means to keep them:
 
 - ``saved_before_deadline``: every interruption notice gave time to notice it and to upload the
-  state at the run's bandwidth, and no fault (storage, metadata service, clock, process) struck
-  in or just before its window;
+  state twice over the slowest S3 link of the schedule (its own bandwidth and every
+  ``bandwidth`` fault), and no other fault (storage errors, metadata service, clock, process)
+  struck in or just before its window: a link slow enough that only a prompt saver still fits
+  is judged, not excused;
 - ``detects_notice``: every interruption notice lasted longer than a poll interval plus a
   request, the metadata service and the clock were sound around it, and nothing else ended the
   instance before it could poll;
@@ -70,11 +72,11 @@ class Budget:
     def of(cls, scenario: Scenario) -> Budget:
         job = JobSpec.from_mapping(scenario.job)
         config = RuntimeConfig.from_mapping(job.extra.get("runtime"))
-        slowest = min(
-            [scenario.env.s3.upload]
-            + [e.s3.bandwidth for e in scenario.timeline if e.s3 and e.s3.bandwidth]
-        )
-        save = job.state_size / slowest + config.safety_margin + 2 * scenario.env.s3.latency
+        s3_faults = [e.s3 for e in scenario.timeline if e.s3 is not None]
+        slowest = min([scenario.env.s3.upload] + [f.bandwidth for f in s3_faults if f.bandwidth])
+        # Every latency fault at once (they add up where they overlap), on each of two requests.
+        latency = scenario.env.s3.latency + sum(f.latency for f in s3_faults if f.latency)
+        save = job.state_size / slowest + config.safety_margin + 2 * latency
         return cls(config=config, save=save, checkpoint_every=job.checkpoint_every)
 
     def detect(self, kind: str) -> float:
@@ -163,9 +165,13 @@ def _saveable(notice: Notice, instance: Instance, windows: list[Window], budget:
     if lead < detect + 2 * budget.save + SLACK:
         return False  # the save may be queued behind a periodic one: two uploads
     low = notice.issued.t - AFTERMATH - budget.save
-    return not any(w.overlaps(low, notice.deadline) for w in windows) and _lives_to_deadline(
-        notice, instance
-    )
+    disturbed = any(w.overlaps(low, notice.deadline) for w in windows if w.action not in SLOW_LINK)
+    return not disturbed and _lives_to_deadline(notice, instance)
+
+
+#: Faults that only slow the S3 link: :class:`Budget` already counts them in the time a save
+#: takes, so a notice they overlap is still judged by ``saved_before_deadline``.
+SLOW_LINK = ("s3.bandwidth",)
 
 
 def _detectable(

@@ -246,7 +246,7 @@ def faults() -> st.SearchStrategy[Data]:
         _action(
             "s3", {"bandwidth": st.sampled_from(("20MB/s", "50MB/s", "200MB/s")), "for": duration}
         ),
-        st.just({"s3": {"corrupt": "checkpoints/*.ckpt"}}),
+        corruptions(),
         _action("imds", {"status": st.sampled_from((500, 503, 401)), "for": duration}),
         _action("imds", {"timeout": st.just(True), "for": _seconds(5, 60)}),
         _action("imds", {"throttle": st.integers(1, 5)}),
@@ -259,6 +259,18 @@ def faults() -> st.SearchStrategy[Data]:
         _action("crash", {"at": st.sampled_from(_CRASH_STEPS), "nth": st.integers(1, 3)}),
         st.fixed_dictionaries({"kill": st.sampled_from(({}, {"local_disk": "kept"}))}),
         _action("overlap", {"for": _seconds(10, 180)}),
+    )
+
+
+@cache
+def corruptions() -> st.SearchStrategy[Data]:
+    """Bit rot in the newest checkpoint, or a rollback: an older checkpoint's whole object (its
+    own checksum intact) in the newest one's place."""
+    return st.sampled_from(
+        (
+            {"s3": {"corrupt": "checkpoints/*.ckpt"}},
+            {"s3": {"corrupt": "checkpoints/*.ckpt", "damage": "rollback"}},
+        )
     )
 
 
@@ -303,17 +315,50 @@ def chains(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
     it boots, or right after it resumed), each of which may itself end that instance while it
     recovers."""
     if draw(st.booleans()):
-        entries = [draw(interruptions(cloud, grace))]
+        ended = draw(interruptions(cloud, grace))
+        entries = [ended]
+        if draw(st.booleans()):
+            # What the replacement reads is damaged as the host goes (bit rot found on the
+            # restore, or a stale replica served after a failover).
+            trigger = {k: v for k, v in ended.items() if k in ("at", "on")}
+            entries.append({**trigger, **draw(corruptions())})
     else:
         # A host that only seems lost lingers beside its replacement: a zombie writer to fence.
-        lost = {**draw(triggers()), "kill": {}}
-        entries = [{"at": "0s", "overlap": {"for": draw(_seconds(10, 180))}}, lost]
+        trigger = draw(triggers())
+        overlap = {"at": "0s", "overlap": {"for": draw(_seconds(10, 180))}}
+        entries = [overlap, {**trigger, "kill": {}}]
+        if draw(st.integers(0, 3)) > 0:
+            # Split brain: the host seems lost because it is cut off from the network, from
+            # Redis or S3 too, while its replacement reaches both.
+            entries.append({**trigger, **draw(partitions())})
     for incarnation in range(2, 2 + draw(st.integers(1, 2))):
         event = draw(st.sampled_from(("instance.started", "job.resumed", "checkpoint.started")))
         on = {"event": event, "incarnation": incarnation, "delay": draw(_seconds(0, 20))}
         fault = draw(st.one_of(recovery_faults(), notices(cloud, grace).map(_as_notice)))
         entries.append({"on": on, **fault})
     return entries
+
+
+@cache
+def partitions() -> st.SearchStrategy[Data]:
+    """A network partition of the first instance alone (the zombie of an overlap), lasting
+    about as long as a zombie lingers (its replacement's boot and the overlap)."""
+    lasting = {"for": _seconds(60, 400), "incarnation": st.just(1)}
+    return st.one_of(
+        _action("redis", {"down": st.just(True), **lasting}),
+        _action("s3", {"outage": st.just(True), **lasting}),
+    )
+
+
+@st.composite
+def notices_on_slow_links(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
+    """A slow S3 link for minutes (a congested NAT gateway, a cross-region route) and a notice
+    while it lasts: only a save started at once still fits the lead."""
+    at = draw(st.integers(0, 400))
+    bandwidth = draw(st.sampled_from(("5MB/s", "10MB/s", "20MB/s")))
+    slow = {"at": f"{at}s", "s3": {"bandwidth": bandwidth, "for": draw(_seconds(120, 600))}}
+    notice = {"at": f"{at + draw(st.integers(0, 60))}s", "notice": draw(notices(cloud, grace))}
+    return [slow, notice]
 
 
 @st.composite
@@ -338,14 +383,16 @@ def _as_notice(notice: Data) -> Data:
 def timeline_entries(draw: st.DrawFn, cloud: Cloud, grace: str | None = None) -> list[Data]:
     """One step of the story, or a short chain of them. Half of the steps are a notice (more
     come in chains): the choice is weighted, not one branch among a score of equal ones."""
-    choice = draw(st.integers(0, 9))
+    choice = draw(st.integers(0, 11))
     if choice <= 4:
         return [{**draw(triggers()), "notice": draw(notices(cloud, grace))}]
     if choice <= 7:
         return [{**draw(triggers()), **draw(faults())}]
-    if choice == 8:
+    if choice <= 9:
         return draw(chains(cloud, grace))
-    return draw(notices_in_retries(cloud, grace))
+    if choice == 10:
+        return draw(notices_in_retries(cloud, grace))
+    return draw(notices_on_slow_links(cloud, grace))
 
 
 @st.composite
