@@ -272,18 +272,32 @@ def resume_correct(ctx: CheckContext) -> CheckResult:
 
 
 def newest_available(
-    ctx: CheckContext, instance: Instance, before: Event | None = None
+    ctx: CheckContext,
+    instance: Instance,
+    before: Event | None = None,
+    still: Event | None = None,
 ) -> Checkpoint | None:
     """The newest checkpoint an instance could read when it started (or, given ``before``,
-    by the time of that event)."""
+    by the time of that event), and, given ``still``, not yet deleted or damaged then by
+    anyone but the instance itself (its own deletion is its own doing)."""
     seq = (before or instance.started).seq
     readable = [
         cp
         for cp in ctx.view.checkpoints
         if (cp.tier != "local" or cp.local_dir == instance.local_dir)
         and ctx.verifier.available_before(cp, seq)
+        and (still is None or not _lost_to_others(ctx, cp, instance, still))
     ]
     return max(readable, key=lambda cp: (cp.position, cp.event.seq), default=None)
+
+
+def _lost_to_others(ctx: CheckContext, cp: Checkpoint, instance: Instance, until: Event) -> bool:
+    """Whether an injected fault or another instance removed or damaged ``cp`` before
+    ``until``."""
+    removal = ctx.verifier.removal_before(cp, until.seq)
+    if removal is None:
+        return False
+    return removal.kind == Kind.FAULT_STARTED or removal.instance != instance.id
 
 
 def _check_resume(ctx: CheckContext, instance: Instance) -> list[Violation]:
@@ -296,7 +310,8 @@ def _check_resume(ctx: CheckContext, instance: Instance) -> list[Violation]:
         if resumed is not None
         else int(items[0].data.get("position", 1)) - 1
     )
-    best = newest_available(ctx, instance)
+    # One damaged or deleted while the instance recovered, before it resumed, is not owed.
+    best = newest_available(ctx, instance, still=resumed)
     expected = best.position if best is not None else 0
     cite = [resumed, items[0] if items else None, best.event if best else None]
     violations: list[Violation] = []

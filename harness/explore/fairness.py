@@ -6,7 +6,8 @@ checks hold only when the schedule left the target the means to keep them:
 - ``saved_before_deadline``: every interruption notice gave time to notice it and to upload the
   state twice over the slowest S3 link of the schedule (its own bandwidth and every
   ``bandwidth`` fault), and no other fault (storage errors, metadata service, clock, process)
-  struck in or just before its window: a link slow enough that only a prompt saver still fits
+  struck in or just before its window, unless it began once a prompt saver was done: a link
+  slow enough, or S3 trouble late enough, that only a saver that waited misses the deadline
   is judged, not excused;
 - ``detects_notice``: every interruption notice lasted longer than a poll interval plus a
   request, the metadata service and the clock were sound around it, and nothing else ended the
@@ -165,13 +166,34 @@ def _saveable(notice: Notice, instance: Instance, windows: list[Window], budget:
     if lead < detect + 2 * budget.save + SLACK:
         return False  # the save may be queued behind a periodic one: two uploads
     low = notice.issued.t - AFTERMATH - budget.save
-    disturbed = any(w.overlaps(low, notice.deadline) for w in windows if w.action not in SLOW_LINK)
+    prompt = notice.issued.t + detect + 2 * budget.save + SLACK  # a prompt saver is done by then
+    disturbed = any(w.overlaps(low, notice.deadline) and not _spared(w, prompt) for w in windows)
     return not disturbed and _lives_to_deadline(notice, instance)
 
 
 #: Faults that only slow the S3 link: :class:`Budget` already counts them in the time a save
 #: takes, so a notice they overlap is still judged by ``saved_before_deadline``.
 SLOW_LINK = ("s3.bandwidth",)
+#: Faults that hold saving back while they last but undo nothing already saved (unlike a
+#: corruption, which damages a saved checkpoint, or a Redis restart, which forgets it).
+HOLD_BACK = (
+    "s3.error",
+    "s3.outage",
+    "s3.latency",
+    "s3.bandwidth",
+    "redis.down",
+    "redis.latency",
+    "disk.full",
+    "disk.bandwidth",
+    "disk.latency",
+)
+
+
+def _spared(window: Window, prompt: float) -> bool:
+    """A fault a notice is still judged under: a slow link (counted in the save's time), or
+    storage trouble that begins only once a saver that acted on the notice at once was done
+    (``prompt``): it holds back only a saver that waited."""
+    return window.action in SLOW_LINK or (window.action in HOLD_BACK and window.start >= prompt)
 
 
 def _detectable(

@@ -315,13 +315,12 @@ def chains(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
     it boots, or right after it resumed), each of which may itself end that instance while it
     recovers."""
     if draw(st.booleans()):
-        ended = draw(interruptions(cloud, grace))
-        entries = [ended]
+        entries = [draw(interruptions(cloud, grace))]
         if draw(st.booleans()):
-            # What the replacement reads is damaged as the host goes (bit rot found on the
-            # restore, or a stale replica served after a failover).
-            trigger = {k: v for k, v in ended.items() if k in ("at", "on")}
-            entries.append({**trigger, **draw(corruptions())})
+            # What the replacement reads is damaged (bit rot found on the restore, or a stale
+            # replica served after a failover).
+            booted = {"event": "instance.started", "incarnation": 2}
+            entries.append({"on": booted, **draw(corruptions())})
     else:
         # A host that only seems lost lingers beside its replacement: a zombie writer to fence.
         trigger = draw(triggers())
@@ -344,21 +343,31 @@ def partitions() -> st.SearchStrategy[Data]:
     """A network partition of the first instance alone (the zombie of an overlap), lasting
     about as long as a zombie lingers (its replacement's boot and the overlap)."""
     lasting = {"for": _seconds(60, 400), "incarnation": st.just(1)}
-    return st.one_of(
-        _action("redis", {"down": st.just(True), **lasting}),
-        _action("s3", {"outage": st.just(True), **lasting}),
-    )
+    redis = _action("redis", {"down": st.just(True), **lasting})
+    return st.one_of(redis, redis, _action("s3", {"outage": st.just(True), **lasting}))
 
 
 @st.composite
-def notices_on_slow_links(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
-    """A slow S3 link for minutes (a congested NAT gateway, a cross-region route) and a notice
-    while it lasts: only a save started at once still fits the lead."""
+def notices_in_degraded_storage(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
+    """A notice, and S3 degrading during its lead (a capacity event that takes instances also
+    congests the zone's links): a slow link from before it, or errors, an outage or added
+    latency that begin a while after it. Only a saver that acts at once is sure to fit."""
     at = draw(st.integers(0, 400))
-    bandwidth = draw(st.sampled_from(("5MB/s", "10MB/s", "20MB/s")))
-    slow = {"at": f"{at}s", "s3": {"bandwidth": bandwidth, "for": draw(_seconds(120, 600))}}
-    notice = {"at": f"{at + draw(st.integers(0, 60))}s", "notice": draw(notices(cloud, grace))}
-    return [slow, notice]
+    notice = {"at": f"{at}s", "notice": draw(notices(cloud, grace))}
+    if draw(st.booleans()):
+        slow = {"bandwidth": draw(st.sampled_from(("5MB/s", "10MB/s", "20MB/s")))}
+        start = max(0, at - draw(st.integers(0, 60)))
+    else:
+        slow = draw(
+            st.one_of(
+                st.fixed_dictionaries({"error": st.sampled_from(("SlowDown", "InternalError"))}),
+                st.just({"outage": True}),
+                st.fixed_dictionaries({"latency": _seconds(5, 60)}),
+            )
+        )
+        start = at + draw(st.integers(0, 150))
+    degraded = {"at": f"{start}s", "s3": {**slow, "for": draw(_seconds(60, 600))}}
+    return [notice, degraded]
 
 
 @st.composite
@@ -392,7 +401,7 @@ def timeline_entries(draw: st.DrawFn, cloud: Cloud, grace: str | None = None) ->
         return draw(chains(cloud, grace))
     if choice == 10:
         return draw(notices_in_retries(cloud, grace))
-    return draw(notices_on_slow_links(cloud, grace))
+    return draw(notices_in_degraded_storage(cloud, grace))
 
 
 @st.composite
