@@ -898,15 +898,9 @@ def _forbidden_write(ctx: CheckContext, event: Event, newer_keys: set[str]) -> s
         return ""  # a fresh object of its own, or an identical output: harmless
     if op in S3_DELETE_OPS:
         return f"deleted {key}, which a newer instance writes"
-    if op in S3_WRITE_OPS and (_answered_ok(event) or _every_write_took_effect(ctx, key)):
+    if op in S3_WRITE_OPS and _every_write_took_effect(ctx, key):
         return f"overwrote {key} ({op}), which a newer instance writes"
     return ""
-
-
-def _answered_ok(write: Event) -> bool:
-    """Whether the harness saw S3's own answer to this write, a success (the client or the
-    proxy recorded it): then the write took effect, whatever other writes of the key met."""
-    return write.data.get("observed") in ("client", "proxy") and bool(write.data.get("ok"))
 
 
 def _every_write_took_effect(ctx: CheckContext, key: str) -> bool:

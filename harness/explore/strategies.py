@@ -124,7 +124,8 @@ def jobs(draw: st.DrawFn, cloud: Cloud) -> Data:
         job.update(
             items=draw(st.integers(240, 720)),
             seconds_per_item=draw(st.sampled_from(("1s", "500ms", "2s"))),
-            checkpoint_every=draw(_seconds(30, 240)),
+            # Large jobs checkpoint every few minutes: a notice then rarely meets a periodic save.
+            checkpoint_every=draw(st.one_of(_seconds(30, 240), st.sampled_from(("5m", "10m")))),
             output_every=draw(st.integers(20, 90)),
         )
     size = draw(st.sampled_from(("64MiB", "8MiB", "24MiB", "160MiB", "1GiB")))
@@ -392,7 +393,7 @@ def _as_notice(notice: Data) -> Data:
 def timeline_entries(draw: st.DrawFn, cloud: Cloud, grace: str | None = None) -> list[Data]:
     """One step of the story, or a short chain of them. Half of the steps are a notice (more
     come in chains): the choice is weighted, not one branch among a score of equal ones."""
-    choice = draw(st.integers(0, 11))
+    choice = draw(st.integers(0, 12))
     if choice <= 4:
         return [{**draw(triggers()), "notice": draw(notices(cloud, grace))}]
     if choice <= 7:
