@@ -17,8 +17,11 @@ What a schedule generates, per cloud:
   interruptions, rebalance recommendations alone, scheduled events, Auto Scaling terminations;
   GCP preemptions and maintenance events; every Azure event type; webhook notices; Kubernetes
   evictions), the rest faults, and some entries chains: an interruption followed by one or two
-  faults that strike while the next instance recovers from it, and notices that land while an
-  output write is being retried.
+  faults that strike while the next instance recovers from it (the checkpoints it is about to
+  read damaged, or rolled back to an older one), a host that lingers beside its replacement
+  (mostly cut off from Redis or S3 alone: a split brain), notices that land while an output
+  write is being retried, and notices while S3 degrades (a slow link, or errors, an outage or
+  latency that begin during the lead).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from harness.scenario.model import (
     S3Fault,
     TimelineEntry,
 )
-from harness.sim.iohook import CrashPoint, StorageFault
+from harness.sim.iohook import CrashPoint, FaultKind, StorageFault
 from harness.sim.s3 import corrupt_and_record
 from harness.sim.world import Instance, LocalDisk, World
 
@@ -225,16 +225,27 @@ class Timeline:
         if fault.corrupt is not None:
             corrupt_and_record(self.world, index, self.world.bucket, fault)
             return
-        scope = {"ops": fault.ops, "count": fault.count, "incarnation": fault.incarnation}
+        kind: FaultKind
+        value = 0.0
         if fault.error is not None:
-            self._storage_fault(index, "s3.error", fault.for_, **scope, code=fault.error)
+            kind = "s3.error"
         elif fault.outage:
-            self._storage_fault(index, "s3.outage", fault.for_, **scope)
+            kind = "s3.outage"
         elif fault.bandwidth is not None:
-            self._storage_fault(index, "s3.bandwidth", fault.for_, **scope, value=fault.bandwidth)
+            kind, value = "s3.bandwidth", fault.bandwidth
         else:
             assert fault.latency is not None
-            self._storage_fault(index, "s3.latency", fault.for_, **scope, value=fault.latency)
+            kind, value = "s3.latency", fault.latency
+        self._storage_fault(
+            index,
+            kind,
+            fault.for_,
+            fault.ops,
+            fault.count,
+            code=fault.error,
+            value=value,
+            incarnation=fault.incarnation,
+        )
 
     def _redis(self, index: int, fault: RedisFault) -> None:
         world = self.world

@@ -204,7 +204,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "the event is cancelled or moved (Azure and GCP events may be): S3 throttling that "
         "begins late in the lead, as when a whole zone saves at once, leaves no time.",
         f"{_RV}: JustInTimeSave._emergency",
-        ("saved_before_deadline",),
+        ("saved_before_deadline", "lost_work"),
         scenario="storage/s3_throttled_during_notice",
     ),
     Variant(
