@@ -394,16 +394,17 @@ def _as_notice(notice: Data) -> Data:
 
 @st.composite
 def timeline_entries(draw: st.DrawFn, cloud: Cloud, grace: str | None = None) -> list[Data]:
-    """One step of the story, or a short chain of them. Half of the steps are a notice (more
-    come in chains): the choice is weighted, not one branch among a score of equal ones."""
-    choice = draw(st.integers(0, 12))
+    """One step of the story, or a short chain of them. A third of the steps are a notice, and
+    more come in chains and in degraded storage (most entries are notices): the choice is
+    weighted, not one branch among a score of equal ones."""
+    choice = draw(st.integers(0, 13))
     if choice <= 4:
         return [{**draw(triggers()), "notice": draw(notices(cloud, grace))}]
-    if choice <= 7:
+    if choice <= 8:
         return [{**draw(triggers()), **draw(faults())}]
-    if choice <= 9:
+    if choice <= 10:
         return draw(chains(cloud, grace))
-    if choice == 10:
+    if choice == 11:
         return draw(notices_in_retries(cloud, grace))
     return draw(notices_in_degraded_storage(cloud, grace))
 
