@@ -686,7 +686,7 @@ def detects_notice(ctx: CheckContext, within: float) -> CheckResult:
         seen = [
             e
             for e in ctx.view.by(instance.id, Kind.NOTICE_SEEN)
-            if e.t >= notice.issued.t and notice.action in _seen_as(e, notice)
+            if e.t >= notice.issued.t and {notice.action, notice.kind} & _seen_as(e, notice)
         ]
         if not seen:
             ended_early = instance.end < notice.issued.t + within
@@ -743,8 +743,9 @@ def _believed_late(seen: list[Event], notice: Notice) -> Event | None:
 
 
 def _seen_as(seen: Event, notice: Notice) -> set[str]:
-    """What the target said the notice was: the cloud's word (``action``: Azure's ``preempt``)
-    and what it takes it to do (``effect``: ``terminate``); either names the notice's action."""
+    """What the target said the notice was: the cloud's word (``action``: Azure's ``preempt``
+    or ``reboot``) and what it takes it to do (``effect``: ``terminate``); either names the
+    notice, by its action or by its kind (as ``true_deadline`` matches them)."""
     said = {str(seen.data[k]) for k in ("action", "effect") if seen.data.get(k)}
     return said or {notice.action}
 
