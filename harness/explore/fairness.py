@@ -130,19 +130,11 @@ def fair_checks(scenario: Scenario, history: History) -> frozenset[str]:
         for instance in view.notice_targets(notice)
         if instance.alive_during(notice.issued)
     ]
-    # Any notice makes a sighting ambiguous, an advisory one too (an Azure Freeze beside a
-    # Reboot: which of the two a sighting answers is not said).
-    notified = [
-        (notice, instance)
-        for notice in view.notices
-        for instance in view.notice_targets(notice)
-        if instance.alive_during(notice.issued)
-    ]
     within = _within(scenario)
     fair = set()
     if all(_saveable(notice, instance, windows, budget) for notice, instance in interrupting):
         fair.add("saved_before_deadline")
-    if not _crowded(notified, within) and all(
+    if not _crowded(interrupting, within) and all(
         _detectable(notice, instance, windows, budget, within) for notice, instance in interrupting
     ):
         fair.add("detects_notice")

@@ -128,15 +128,3 @@ def test_two_notices_at_once_leave_detection_unjudged() -> None:
     judged, result = _judged(twice, cloud="azure")
     assert len(result.history.of_kind("notice.seen")) == 2, "both reached the instance"
     assert "detects_notice" not in judged and "lost_work" in judged
-
-
-def test_an_advisory_notice_beside_an_interruption_leaves_detection_unjudged() -> None:
-    """An Azure Freeze and a Reboot in the same document: a sighting does not say which of the
-    two it answers, so whether the Reboot was seen cannot be judged."""
-    both = [
-        {"at": "0s", "notice": {"kind": "freeze", "lead": "30s"}},
-        {"at": "0s", "notice": {"kind": "reboot", "lead": "30s"}},
-    ]
-    judged, result = _judged(both, cloud="azure", job={**JOB, "state_size": "1GiB"})
-    assert "detects_notice" not in judged
-    assert result.broken_checks == []
