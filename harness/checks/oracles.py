@@ -279,18 +279,32 @@ def resume_correct(ctx: CheckContext) -> CheckResult:
 
 
 def newest_available(
-    ctx: CheckContext, instance: Instance, before: Event | None = None
+    ctx: CheckContext,
+    instance: Instance,
+    before: Event | None = None,
+    still: Event | None = None,
 ) -> Checkpoint | None:
     """The newest checkpoint an instance could read when it started (or, given ``before``,
-    by the time of that event)."""
+    by the time of that event), and, given ``still``, not yet deleted or damaged then by
+    anyone but the instance itself (its own deletion is its own doing)."""
     seq = (before or instance.started).seq
     readable = [
         cp
         for cp in ctx.view.checkpoints
         if (cp.tier != "local" or cp.local_dir == instance.local_dir)
         and ctx.verifier.available_before(cp, seq)
+        and (still is None or not _lost_to_others(ctx, cp, instance, still))
     ]
     return max(readable, key=lambda cp: (cp.position, cp.event.seq), default=None)
+
+
+def _lost_to_others(ctx: CheckContext, cp: Checkpoint, instance: Instance, until: Event) -> bool:
+    """Whether an injected fault or another instance removed or damaged ``cp`` before
+    ``until``."""
+    removal = ctx.verifier.removal_before(cp, until.seq)
+    if removal is None:
+        return False
+    return removal.kind == Kind.FAULT_STARTED or removal.instance != instance.id
 
 
 def _check_resume(ctx: CheckContext, instance: Instance) -> list[Violation]:
@@ -303,7 +317,8 @@ def _check_resume(ctx: CheckContext, instance: Instance) -> list[Violation]:
         if resumed is not None
         else int(items[0].data.get("position", 1)) - 1
     )
-    best = newest_available(ctx, instance)
+    # One damaged or deleted while the instance recovered, before it resumed, is not owed.
+    best = newest_available(ctx, instance, still=resumed)
     expected = best.position if best is not None else 0
     cite = [resumed, items[0] if items else None, best.event if best else None]
     violations: list[Violation] = []
@@ -678,7 +693,7 @@ def detects_notice(ctx: CheckContext, within: float) -> CheckResult:
         seen = [
             e
             for e in ctx.view.by(instance.id, Kind.NOTICE_SEEN)
-            if e.t >= notice.issued.t and notice.action in _seen_as(e, notice)
+            if e.t >= notice.issued.t and {notice.action, notice.kind} & _seen_as(e, notice)
         ]
         if not seen:
             ended_early = instance.end < notice.issued.t + within
@@ -735,8 +750,9 @@ def _believed_late(seen: list[Event], notice: Notice) -> Event | None:
 
 
 def _seen_as(seen: Event, notice: Notice) -> set[str]:
-    """What the target said the notice was: the cloud's word (``action``: Azure's ``preempt``)
-    and what it takes it to do (``effect``: ``terminate``); either names the notice's action."""
+    """What the target said the notice was: the cloud's word (``action``: Azure's ``preempt``
+    or ``reboot``) and what it takes it to do (``effect``: ``terminate``); either names the
+    notice, by its action or by its kind (as ``true_deadline`` matches them)."""
     said = {str(seen.data[k]) for k in ("action", "effect") if seen.data.get(k)}
     return said or {notice.action}
 

@@ -4,8 +4,11 @@ The invariants (:data:`harness.explore.strategies.INVARIANTS`) hold whatever hap
 checks hold only when the schedule left the target the means to keep them:
 
 - ``saved_before_deadline``: every interruption notice gave time to notice it and to upload the
-  state at the run's bandwidth, and no fault (storage, metadata service, clock, process) struck
-  in or just before its window;
+  state twice over the slowest S3 link of the schedule (its own bandwidth and every
+  ``bandwidth`` fault), and no other fault (storage errors, metadata service, clock, process)
+  struck in or just before its window, unless it began once a prompt saver was done: a link
+  slow enough, or S3 trouble late enough, that only a saver that waited misses the deadline
+  is judged, not excused;
 - ``detects_notice``: every interruption notice lasted longer than a poll interval plus a
   request, the metadata service and the clock were sound around it, and nothing else ended the
   instance before it could poll;
@@ -70,11 +73,11 @@ class Budget:
     def of(cls, scenario: Scenario) -> Budget:
         job = JobSpec.from_mapping(scenario.job)
         config = RuntimeConfig.from_mapping(job.extra.get("runtime"))
-        slowest = min(
-            [scenario.env.s3.upload]
-            + [e.s3.bandwidth for e in scenario.timeline if e.s3 and e.s3.bandwidth]
-        )
-        save = job.state_size / slowest + config.safety_margin + 2 * scenario.env.s3.latency
+        s3_faults = [e.s3 for e in scenario.timeline if e.s3 is not None]
+        slowest = min([scenario.env.s3.upload] + [f.bandwidth for f in s3_faults if f.bandwidth])
+        # Every latency fault at once (they add up where they overlap), on each of two requests.
+        latency = scenario.env.s3.latency + sum(f.latency for f in s3_faults if f.latency)
+        save = job.state_size / slowest + config.safety_margin + 2 * latency
         return cls(config=config, save=save, checkpoint_every=job.checkpoint_every)
 
     def detect(self, kind: str) -> float:
@@ -163,9 +166,34 @@ def _saveable(notice: Notice, instance: Instance, windows: list[Window], budget:
     if lead < detect + 2 * budget.save + SLACK:
         return False  # the save may be queued behind a periodic one: two uploads
     low = notice.issued.t - AFTERMATH - budget.save
-    return not any(w.overlaps(low, notice.deadline) for w in windows) and _lives_to_deadline(
-        notice, instance
-    )
+    prompt = notice.issued.t + detect + 2 * budget.save + SLACK  # a prompt saver is done by then
+    disturbed = any(w.overlaps(low, notice.deadline) and not _spared(w, prompt) for w in windows)
+    return not disturbed and _lives_to_deadline(notice, instance)
+
+
+#: Faults that only slow the S3 link: :class:`Budget` already counts them in the time a save
+#: takes, so a notice they overlap is still judged by ``saved_before_deadline``.
+SLOW_LINK = ("s3.bandwidth",)
+#: Faults that hold saving back while they last but undo nothing already saved (unlike a
+#: corruption, which damages a saved checkpoint, or a Redis restart, which forgets it).
+HOLD_BACK = (
+    "s3.error",
+    "s3.outage",
+    "s3.latency",
+    "s3.bandwidth",
+    "redis.down",
+    "redis.latency",
+    "disk.full",
+    "disk.bandwidth",
+    "disk.latency",
+)
+
+
+def _spared(window: Window, prompt: float) -> bool:
+    """A fault a notice is still judged under: a slow link (counted in the save's time), or
+    storage trouble that begins only once a saver that acted on the notice at once was done
+    (``prompt``): it holds back only a saver that waited."""
+    return window.action in SLOW_LINK or (window.action in HOLD_BACK and window.start >= prompt)
 
 
 def _detectable(

@@ -17,8 +17,11 @@ What a schedule generates, per cloud:
   interruptions, rebalance recommendations alone, scheduled events, Auto Scaling terminations;
   GCP preemptions and maintenance events; every Azure event type; webhook notices; Kubernetes
   evictions), the rest faults, and some entries chains: an interruption followed by one or two
-  faults that strike while the next instance recovers from it, and notices that land while an
-  output write is being retried.
+  faults that strike while the next instance recovers from it (the checkpoints it is about to
+  read damaged, or rolled back to an older one), a host that lingers beside its replacement
+  (mostly cut off from Redis or S3 alone: a split brain), notices that land while an output
+  write is being retried, and notices while S3 degrades (a slow link, or errors, an outage or
+  latency that begin during the lead).
 """
 
 from __future__ import annotations
@@ -123,7 +126,8 @@ def jobs(draw: st.DrawFn, cloud: Cloud) -> Data:
         job.update(
             items=draw(st.integers(240, 720)),
             seconds_per_item=draw(st.sampled_from(("1s", "500ms", "2s"))),
-            checkpoint_every=draw(_seconds(30, 240)),
+            # Large jobs checkpoint every few minutes: a notice then rarely meets a periodic save.
+            checkpoint_every=draw(st.one_of(_seconds(30, 240), st.sampled_from(("5m", "10m")))),
             output_every=draw(st.integers(20, 90)),
         )
     size = draw(st.sampled_from(("64MiB", "8MiB", "24MiB", "160MiB", "1GiB")))
@@ -245,7 +249,7 @@ def faults() -> st.SearchStrategy[Data]:
         _action(
             "s3", {"bandwidth": st.sampled_from(("20MB/s", "50MB/s", "200MB/s")), "for": duration}
         ),
-        st.just({"s3": {"corrupt": "checkpoints/*.ckpt"}}),
+        corruptions(),
         _action("imds", {"status": st.sampled_from((500, 503, 401)), "for": duration}),
         _action("imds", {"timeout": st.just(True), "for": _seconds(5, 60)}),
         _action("imds", {"throttle": st.integers(1, 5)}),
@@ -258,6 +262,18 @@ def faults() -> st.SearchStrategy[Data]:
         _action("crash", {"at": st.sampled_from(_CRASH_STEPS), "nth": st.integers(1, 3)}),
         st.fixed_dictionaries({"kill": st.sampled_from(({}, {"local_disk": "kept"}))}),
         _action("overlap", {"for": _seconds(10, 180)}),
+    )
+
+
+@cache
+def corruptions() -> st.SearchStrategy[Data]:
+    """Bit rot in the newest checkpoint, or a rollback: an older checkpoint's whole object (its
+    own checksum intact) in the newest one's place."""
+    return st.sampled_from(
+        (
+            {"s3": {"corrupt": "checkpoints/*.ckpt"}},
+            {"s3": {"corrupt": "checkpoints/*.ckpt", "damage": "rollback"}},
+        )
     )
 
 
@@ -303,16 +319,58 @@ def chains(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
     recovers."""
     if draw(st.booleans()):
         entries = [draw(interruptions(cloud, grace))]
+        if draw(st.booleans()):
+            # What the replacement reads is damaged (bit rot found on the restore, or a stale
+            # replica served after a failover).
+            booted = {"event": "instance.started", "incarnation": 2}
+            entries.append({"on": booted, **draw(corruptions())})
     else:
         # A host that only seems lost lingers beside its replacement: a zombie writer to fence.
-        lost = {**draw(triggers()), "kill": {}}
-        entries = [{"at": "0s", "overlap": {"for": draw(_seconds(10, 180))}}, lost]
+        trigger = draw(triggers())
+        overlap = {"at": "0s", "overlap": {"for": draw(_seconds(10, 180))}}
+        entries = [overlap, {**trigger, "kill": {}}]
+        if draw(st.integers(0, 3)) > 0:
+            # Split brain: the host seems lost because it is cut off from the network, from
+            # Redis or S3 too, while its replacement reaches both.
+            entries.append({**trigger, **draw(partitions())})
     for incarnation in range(2, 2 + draw(st.integers(1, 2))):
         event = draw(st.sampled_from(("instance.started", "job.resumed", "checkpoint.started")))
         on = {"event": event, "incarnation": incarnation, "delay": draw(_seconds(0, 20))}
         fault = draw(st.one_of(recovery_faults(), notices(cloud, grace).map(_as_notice)))
         entries.append({"on": on, **fault})
     return entries
+
+
+@cache
+def partitions() -> st.SearchStrategy[Data]:
+    """A network partition of the first instance alone (the zombie of an overlap), lasting
+    about as long as a zombie lingers (its replacement's boot and the overlap)."""
+    lasting = {"for": _seconds(60, 400), "incarnation": st.just(1)}
+    redis = _action("redis", {"down": st.just(True), **lasting})
+    return st.one_of(redis, redis, _action("s3", {"outage": st.just(True), **lasting}))
+
+
+@st.composite
+def notices_in_degraded_storage(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
+    """A notice, and S3 degrading during its lead (a capacity event that takes instances also
+    congests the zone's links): a slow link from before it, or errors, an outage or added
+    latency that begin a while after it. Only a saver that acts at once is sure to fit."""
+    at = draw(st.integers(0, 400))
+    notice = {"at": f"{at}s", "notice": draw(notices(cloud, grace))}
+    if draw(st.booleans()):
+        slow = {"bandwidth": draw(st.sampled_from(("5MB/s", "10MB/s", "20MB/s")))}
+        start = max(0, at - draw(st.integers(0, 60)))
+    else:
+        slow = draw(
+            st.one_of(
+                st.fixed_dictionaries({"error": st.sampled_from(("SlowDown", "InternalError"))}),
+                st.just({"outage": True}),
+                st.fixed_dictionaries({"latency": _seconds(5, 60)}),
+            )
+        )
+        start = at + draw(st.integers(0, 150))
+    degraded = {"at": f"{start}s", "s3": {**slow, "for": draw(_seconds(60, 600))}}
+    return [notice, degraded]
 
 
 @st.composite
@@ -335,16 +393,19 @@ def _as_notice(notice: Data) -> Data:
 
 @st.composite
 def timeline_entries(draw: st.DrawFn, cloud: Cloud, grace: str | None = None) -> list[Data]:
-    """One step of the story, or a short chain of them. Half of the steps are a notice (more
-    come in chains): the choice is weighted, not one branch among a score of equal ones."""
-    choice = draw(st.integers(0, 9))
+    """One step of the story, or a short chain of them. A third of the steps are a notice, and
+    more come in chains and in degraded storage (most entries are notices): the choice is
+    weighted, not one branch among a score of equal ones."""
+    choice = draw(st.integers(0, 13))
     if choice <= 4:
         return [{**draw(triggers()), "notice": draw(notices(cloud, grace))}]
-    if choice <= 7:
+    if choice <= 8:
         return [{**draw(triggers()), **draw(faults())}]
-    if choice == 8:
+    if choice <= 10:
         return draw(chains(cloud, grace))
-    return draw(notices_in_retries(cloud, grace))
+    if choice == 11:
+        return draw(notices_in_retries(cloud, grace))
+    return draw(notices_in_degraded_storage(cloud, grace))
 
 
 @st.composite

@@ -96,6 +96,12 @@ def _unsupported(entry: TimelineEntry) -> str:
         return _crash_problem(entry.crash.at)
     if entry.overlap is not None:
         return "overlapping incarnations are not played with real processes yet"
+    scoped = entry.s3 if entry.s3 is not None else entry.redis
+    if scoped is not None and scoped.incarnation is not None:
+        return (
+            "a fault of one incarnation (`incarnation:`, a partition of one host) is not played "
+            "with real processes yet; drop `incarnation` or test it in simulation"
+        )
     return ""
 
 

@@ -70,7 +70,7 @@ from harness.scenario.model import (
 )
 from harness.sim.metadata import ImdsFaults, record_imds_changes
 from harness.sim.runner import RunResult
-from harness.sim.s3 import corrupt_objects
+from harness.sim.s3 import corrupt_and_record
 
 EndReason = Literal["completed", "budget", "gave_up", "error"]
 LocalDisk = Literal["wiped", "kept"]
@@ -871,10 +871,7 @@ class ProcessWorld:
 
     def _on_s3(self, index: int, fault: S3Fault) -> None:
         if fault.corrupt is not None:
-            which = fault.which or "newest"
-            keys = corrupt_objects(self.bucket, fault.corrupt, which)
-            params = {"pattern": fault.corrupt, "which": which, "key": keys[0] if keys else None}
-            record_fault(self, index, "s3.corrupt", {**params, "keys": keys}, 0.0)
+            corrupt_and_record(self, index, self.bucket, fault)
             return
         if fault.error is not None:
             kind, value = "s3.error", 0.0

@@ -571,16 +571,34 @@ class S3Fault(_Model):
         description="with `corrupt`: which matching object, newest written first: newest "
         "(default), previous, all, or n (the n-th newest)",
     )
+    damage: Literal["flip", "rollback"] | None = Field(
+        default=None,
+        description="with `corrupt`: flip (default: a digit of the content's digest changes, "
+        "bit rot) or rollback (the oldest matching object's whole body, metadata and ETag are "
+        "put in its place, as by a stale replica or a restore from an old backup: "
+        "self-consistent, told apart only by a digest recorded elsewhere)",
+    )
     ops: tuple[str, ...] | None = Field(default=None, description="e.g. [s3.upload_part]")
     count: int | None = Field(default=None, ge=1, description="affect only the next N calls")
     for_: Duration | None = Field(default=None, alias="for", description="default: until the end")
+    incarnation: int | None = Field(
+        default=None,
+        ge=1,
+        description="only the n-th instance meets the fault (a network partition of one host: "
+        "a superseded instance cut off while its replacement still reaches S3)",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> S3Fault:
         _exactly_one_of(self, ("error", "outage", "bandwidth", "latency", "corrupt"), "s3")
-        if self.which is not None and self.corrupt is None:
+        for name in ("which", "damage"):
+            if getattr(self, name) is not None and self.corrupt is None:
+                raise ValueError(
+                    f"`{name}` says how `corrupt` damages objects; add `corrupt: <glob>` or drop it"
+                )
+        if self.corrupt is not None and self.incarnation is not None:
             raise ValueError(
-                "`which` chooses the objects `corrupt` damages; add `corrupt: <glob>` or drop it"
+                "a corruption damages the stored objects every instance reads; drop `incarnation`"
             )
         for op in self.ops or ():
             if not op.startswith("s3.") or op not in PERSISTENCE_STEPS:
@@ -593,12 +611,22 @@ class RedisFault(_Model):
     restart: bool = Field(default=False, description="restarted empty (no persistence)")
     latency: Duration | None = Field(default=None, description="slow: added per-command latency")
     for_: Duration | None = Field(default=None, alias="for", description="default: until the end")
+    incarnation: int | None = Field(
+        default=None,
+        ge=1,
+        description="only the n-th instance meets the fault (a network partition of one host: "
+        "a superseded instance cut off from Redis while its replacement still reaches it)",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> RedisFault:
         _exactly_one_of(self, ("down", "restart", "latency"), "redis")
         if self.restart and self.for_ is not None:
             raise ValueError("a redis restart is instantaneous; drop `for`")
+        if self.restart and self.incarnation is not None:
+            raise ValueError(
+                "a restart empties the server every instance shares; drop `incarnation`"
+            )
         return self
 
 

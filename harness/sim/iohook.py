@@ -91,9 +91,12 @@ class StorageFault:
     remaining: int | None = None  # calls it still affects (``count``)
     code: str | None = None  # S3 error code
     value: float = 0.0  # bandwidth (B/s) or latency (s)
+    incarnation: int | None = None  # only this instance meets it (a partition of one host)
 
-    def applies(self, op: str, now: float) -> bool:
+    def applies(self, op: str, now: float, incarnation: int | None = None) -> bool:
         if now < self.start or (self.end is not None and now >= self.end):
+            return False
+        if self.incarnation is not None and incarnation != self.incarnation:
             return False
         if self.remaining is not None and self.remaining <= 0:
             return False
@@ -159,33 +162,42 @@ class StorageModel:
         #: Called when a crash point ends an instance (set by the world).
         self.on_crash: Callable[[Instance, CrashPoint], None] = lambda instance, point: None
 
-    def active(self, op: str, *kinds: FaultKind) -> list[StorageFault]:
+    def active(
+        self, op: str, *kinds: FaultKind, incarnation: int | None = None
+    ) -> list[StorageFault]:
+        """The faults of ``kinds`` that a step ``op`` of instance ``incarnation`` meets now."""
         now = self.now()
-        return [f for f in self.faults if f.kind in kinds and f.applies(op, now)]
+        return [f for f in self.faults if f.kind in kinds and f.applies(op, now, incarnation)]
 
-    def duration(self, op: str, nbytes: int) -> float:
-        """Modelled seconds of one step, with the active slow-downs."""
+    def duration(self, op: str, nbytes: int, incarnation: int | None = None) -> float:
+        """Modelled seconds of one step of instance ``incarnation``, with the active slow-downs."""
+
+        def active(kind: FaultKind) -> list[StorageFault]:
+            return self.active(op, kind, incarnation=incarnation)
+
         if op.startswith("s3."):
             s3 = self.env.s3
             rate = s3.download if op == "s3.get_object" else s3.upload
-            latency = s3.latency + sum(f.value for f in self.active(op, "s3.latency"))
-            rate = min([rate, *(f.value for f in self.active(op, "s3.bandwidth"))])
+            latency = s3.latency + sum(f.value for f in active("s3.latency"))
+            rate = min([rate, *(f.value for f in active("s3.bandwidth"))])
             moving = nbytes if op in _S3_WRITES or op == "s3.get_object" else 0
             return latency + moving / rate
         if op.startswith("redis."):
-            return self.env.redis.latency + sum(f.value for f in self.active(op, "redis.latency"))
+            return self.env.redis.latency + sum(f.value for f in active("redis.latency"))
         disk = self.env.disk
-        latency = disk.latency + sum(f.value for f in self.active(op, "disk.latency"))
+        latency = disk.latency + sum(f.value for f in active("disk.latency"))
         if op in ("local.fsync", "local.fsync_dir"):
             return latency + disk.fsync
         rate = disk.read if op == "local.read" else disk.write
-        rate = min([rate, *(f.value for f in self.active(op, "disk.bandwidth"))])
+        rate = min([rate, *(f.value for f in active("disk.bandwidth"))])
         moving = nbytes if op in ("local.write", "local.read") else 0
         return latency + moving / rate
 
-    def failure(self, op: str) -> _Failure | None:
-        """The error an active fault makes this step raise, if any (consumes a ``count``)."""
-        for fault in self.active(op, "s3.outage", "s3.error", "redis.down", "disk.full"):
+    def failure(self, op: str, incarnation: int | None = None) -> _Failure | None:
+        """The error an active fault makes this step of instance ``incarnation`` raise, if any
+        (consumes a ``count``)."""
+        kinds: tuple[FaultKind, ...] = ("s3.outage", "s3.error", "redis.down", "disk.full")
+        for fault in self.active(op, *kinds, incarnation=incarnation):
             if fault.kind == "disk.full" and op != "local.write":
                 continue
             if fault.remaining is not None:
@@ -253,7 +265,8 @@ class SimIoHook:
     def _prepare(self, op: str, key: str | None, nbytes: int) -> tuple[float, _Failure | None]:
         self._alive()
         self._crash_point(op, key)
-        return self.model.duration(op, nbytes), self.model.failure(op)
+        incarnation = self.instance.incarnation
+        return self.model.duration(op, nbytes, incarnation), self.model.failure(op, incarnation)
 
     def _settle(self, op: str, key: str | None, nbytes: int, failure: _Failure | None) -> None:
         self._alive()

@@ -113,7 +113,11 @@ def _after_call(
     code = str((parsed.get("Error") or {}).get("Code") or "") if status >= 300 else ""
     if op == "s3.get_object" and status < 300 and not nbytes:
         nbytes = int(parsed.get("ContentLength") or 0)
-        hook.wait_blocking(hook.model.duration(op, nbytes) - hook.model.duration(op, 0))
+        incarnation = hook.instance.incarnation
+        moving = hook.model.duration(op, nbytes, incarnation) - hook.model.duration(
+            op, 0, incarnation
+        )
+        hook.wait_blocking(moving)
     outcome: dict[str, Any] = {"ok": status < 300, "status": status, "observed": "client"}
     if code:
         outcome["error"] = code

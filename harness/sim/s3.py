@@ -17,6 +17,7 @@ is moto's own, unchanged.
 from __future__ import annotations
 
 import contextlib
+import copy
 import email.utils
 import fnmatch
 import gc
@@ -24,7 +25,7 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import botocore.auth
@@ -33,9 +34,13 @@ import botocore.utils
 import moto.s3.models as moto_s3
 from botocore.awsrequest import AWSRequest
 
+from harness.history import FaultRecorder, record_fault
 from harness.sim import moto_patches
 from harness.sim.observe import begin_run, end_run, observe_s3_client
 from harness.storage.s3 import client_config
+
+if TYPE_CHECKING:
+    from harness.scenario.model import S3Fault
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -171,15 +176,38 @@ def corrupt_newest(bucket: str, pattern: str) -> str | None:
     return keys[0] if keys else None
 
 
-def corrupt_objects(bucket: str, pattern: str, which: str | int = "newest") -> list[str]:
-    """Silently corrupt objects matching ``pattern`` (bit rot); returns the keys corrupted.
+def corrupt_and_record(world: FaultRecorder, index: int, bucket: str, fault: S3Fault) -> list[str]:
+    """Play a ``corrupt:`` fault of timeline entry ``index`` on ``bucket`` and record it as
+    ``fault.started`` (both tiers): which keys were damaged, and how."""
+    assert fault.corrupt is not None
+    which = fault.which or "newest"
+    damage = fault.damage or "flip"
+    keys = corrupt_objects(bucket, fault.corrupt, which, damage)
+    params = {"pattern": fault.corrupt, "which": which, "key": keys[0] if keys else None}
+    if damage != "flip":
+        params["damage"] = damage
+    record_fault(world, index, "s3.corrupt", {**params, "keys": keys}, 0.0)
+    return keys
+
+
+def corrupt_objects(
+    bucket: str, pattern: str, which: str | int = "newest", damage: str = "flip"
+) -> list[str]:
+    """Silently corrupt objects matching ``pattern``; returns the keys corrupted.
 
     ``which`` chooses among the matching objects, newest written first: ``newest``,
     ``previous`` (the one before it), ``all``, or ``n`` (the n-th newest, 1 being the newest).
-    Each chosen key's current version changes; its ETag does not and no stored checksum is
-    left, as with media corruption under S3's own integrity checks. The damage keeps the
-    content's shape (a digit of the longest hex run, the state digest of a checkpoint, turns
-    into another digit), so only a reader that checks the digest notices it.
+    Each chosen key's current version changes in place.
+
+    ``flip`` (bit rot): the ETag stays and no stored checksum is left, as with media corruption
+    under S3's own integrity checks. The damage keeps the content's shape (a digit of the
+    longest hex run, the state digest of a checkpoint, turns into another digit), so only a
+    reader that checks the digest notices it.
+
+    ``rollback`` (a stale replica, a restore from an old backup): the oldest matching object's
+    whole current version (body, ETag, user metadata, stored checksum) is put in place of each
+    chosen newer one. The object is self-consistent, so only a digest recorded elsewhere (a
+    manifest, a pointer) tells it apart; the oldest object itself, having nothing older, is left.
     """
     backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
     found = backend.buckets.get(bucket)
@@ -196,6 +224,12 @@ def corrupt_objects(bucket: str, pattern: str, which: str | int = "newest") -> l
     ]
     candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
     chosen = _choose(candidates, which)
+    if damage == "rollback":
+        oldest = candidates[-1][2] if candidates else None
+        chosen = [c for c in chosen if c[2] is not oldest]
+        for _, _, fake_key in chosen:
+            _roll_back(fake_key, oldest)
+        return [str(key) for _, key, _ in chosen]
     for _, _, fake_key in chosen:
         etag = fake_key.etag.strip('"')
         fake_key.value = damaged(fake_key.value)
@@ -204,6 +238,15 @@ def corrupt_objects(bucket: str, pattern: str, which: str | int = "newest") -> l
         fake_key.checksum_value = None
         fake_key.checksum_algorithm = None
     return [str(key) for _, key, _ in chosen]
+
+
+def _roll_back(fake_key: Any, source: Any) -> None:
+    """``fake_key``'s current version becomes ``source``'s content, as a whole."""
+    fake_key.value = source.value
+    fake_key._etag = source.etag.strip('"')
+    fake_key._metadata = copy.deepcopy(source._metadata)
+    fake_key.checksum_value = source.checksum_value
+    fake_key.checksum_algorithm = source.checksum_algorithm
 
 
 def _choose(candidates: list[Any], which: str | int) -> list[Any]:

@@ -31,8 +31,8 @@ from harness.scenario.model import (
     S3Fault,
     TimelineEntry,
 )
-from harness.sim.iohook import CrashPoint, StorageFault
-from harness.sim.s3 import corrupt_objects
+from harness.sim.iohook import CrashPoint, FaultKind, StorageFault
+from harness.sim.s3 import corrupt_and_record
 from harness.sim.world import Instance, LocalDisk, World
 
 #: History kind of an interruption the instance approved to start early (Azure StartRequests).
@@ -223,26 +223,29 @@ class Timeline:
 
     def _s3(self, index: int, fault: S3Fault) -> None:
         if fault.corrupt is not None:
-            which = fault.which or "newest"
-            keys = corrupt_objects(self.world.bucket, fault.corrupt, which)
-            params = {"pattern": fault.corrupt, "which": which, "key": keys[0] if keys else None}
-            record_fault(self.world, index, "s3.corrupt", {**params, "keys": keys}, 0.0)
+            corrupt_and_record(self.world, index, self.world.bucket, fault)
             return
+        kind: FaultKind
+        value = 0.0
         if fault.error is not None:
-            self._storage_fault(
-                index, "s3.error", fault.for_, fault.ops, fault.count, code=fault.error
-            )
+            kind = "s3.error"
         elif fault.outage:
-            self._storage_fault(index, "s3.outage", fault.for_, fault.ops, fault.count)
+            kind = "s3.outage"
         elif fault.bandwidth is not None:
-            self._storage_fault(
-                index, "s3.bandwidth", fault.for_, fault.ops, fault.count, value=fault.bandwidth
-            )
+            kind, value = "s3.bandwidth", fault.bandwidth
         else:
             assert fault.latency is not None
-            self._storage_fault(
-                index, "s3.latency", fault.for_, fault.ops, fault.count, value=fault.latency
-            )
+            kind, value = "s3.latency", fault.latency
+        self._storage_fault(
+            index,
+            kind,
+            fault.for_,
+            fault.ops,
+            fault.count,
+            code=fault.error,
+            value=value,
+            incarnation=fault.incarnation,
+        )
 
     def _redis(self, index: int, fault: RedisFault) -> None:
         world = self.world
@@ -250,13 +253,20 @@ class Timeline:
             world.spawn(_restart_redis(world))
             record_fault(self.world, index, "redis.restart", {}, 0.0)
         elif fault.down:
-            world.redis_server.connected = False
-            self._storage_fault(index, "redis.down", fault.for_)
+            if fault.incarnation is None:  # else only that instance's commands fail (its hook)
+                world.redis_server.connected = False
+            self._storage_fault(index, "redis.down", fault.for_, incarnation=fault.incarnation)
             if fault.for_ is not None:
                 world.later(fault.for_, _reconnect, world)
         else:
             assert fault.latency is not None
-            self._storage_fault(index, "redis.latency", fault.for_, value=fault.latency)
+            self._storage_fault(
+                index,
+                "redis.latency",
+                fault.for_,
+                incarnation=fault.incarnation,
+                value=fault.latency,
+            )
 
     def _disk(self, index: int, fault: DiskFault) -> None:
         if fault.full:
@@ -278,6 +288,7 @@ class Timeline:
         *,
         code: str | None = None,
         value: float = 0.0,
+        incarnation: int | None = None,
     ) -> None:
         world = self.world
         now = world.now()
@@ -290,9 +301,12 @@ class Timeline:
             remaining=count,
             code=code,
             value=value,
+            incarnation=incarnation,
         )
         world.storage.faults.append(fault)
         params = {"ops": list(ops) if ops else None, "count": count, "code": code, "value": value}
+        if incarnation is not None:
+            params["incarnation"] = incarnation
         record_fault(self.world, index, kind, params, duration)
 
 

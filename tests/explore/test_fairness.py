@@ -12,14 +12,21 @@ from harness.explore.search import judge
 NOTICE = {"at": "60s", "notice": {"action": "terminate", "lead": "120s"}}
 
 
+#: The careful handler with its save deferred to 30 s before the deadline.
+_LATE = {"python": "harness.examples.yardstick:careful_acts_30s_before"}
+
+
 def _judged(
-    timeline: list[dict[str, Any]], target: Any = "reference", cloud: str = "aws"
+    timeline: list[dict[str, Any]],
+    target: Any = "reference",
+    cloud: str = "aws",
+    job: dict[str, Any] | None = None,
 ) -> tuple[list[str], Any]:
     data = {
         "description": "fairness",
         "seed": 1,
         "target": target,
-        "job": dict(JOB),
+        "job": dict(job or JOB),
         "env": {"cloud": cloud, "replacement": {"delay": "5s"}}
         | ({"imdsv2": "required"} if cloud == "aws" else {}),
         "timeline": timeline,
@@ -43,8 +50,37 @@ def test_a_roomy_notice_is_judged_by_every_conditional_check() -> None:
 
 
 def test_a_fault_in_the_notice_window_leaves_saving_unjudged() -> None:
-    judged, _ = _judged([NOTICE, {"at": "100s", "s3": {"outage": True, "for": "60s"}}])
-    assert judged == ["detects_notice", "lost_work"]
+    judged, _ = _judged([NOTICE, {"at": "70s", "s3": {"outage": True, "for": "60s"}}])
+    assert "saved_before_deadline" not in judged  # it began before a prompt saver was done
+
+
+def test_storage_trouble_once_a_prompt_saver_is_done_is_judged() -> None:
+    """Notice at 60 s: a saver that acts at once is done by about 85 s; an outage from 100 s
+    holds back only one that waited, so saving is judged, and the reference keeps it."""
+    judged, result = _judged([NOTICE, {"at": "100s", "s3": {"outage": True, "for": "60s"}}])
+    assert "saved_before_deadline" in judged
+    assert result.broken_checks == [] and result.error is None
+
+
+def test_a_late_saver_fails_under_trouble_a_prompt_one_outlives() -> None:
+    slow = {"at": "100s", "s3": {"error": "SlowDown", "for": "5m"}}
+    job = {**JOB, "checkpoint_every": "4m"}  # no periodic save falls in the lead
+    judged, result = _judged([NOTICE, slow], target=_LATE, job=job)
+    assert "saved_before_deadline" in judged
+    assert [c.spec.name for c in result.broken_checks] == ["saved_before_deadline"]
+
+
+def test_a_slow_link_is_counted_not_excused() -> None:
+    """At 20 MB/s a 1 GiB state takes 54 s: a 180 s lead still holds two uploads, so saving is
+    judged; at 5 MB/s it would not, and is left unjudged."""
+    notice = {"at": "60s", "notice": {"action": "terminate", "lead": "180s"}}
+    big = {**JOB, "state_size": "1GiB"}
+    slow = {"at": "50s", "s3": {"bandwidth": "20MB/s", "for": "10m"}}
+    judged, result = _judged([notice, slow], job=big)
+    assert "saved_before_deadline" in judged and result.broken_checks == []
+    slower = {**slow, "s3": {"bandwidth": "5MB/s", "for": "10m"}}
+    judged, _ = _judged([notice, slower], job=big)
+    assert "saved_before_deadline" not in judged
 
 
 def test_a_fault_long_before_the_notice_changes_nothing() -> None:

@@ -73,8 +73,10 @@ lifecycle_ignored = _r(rv.LifecycleIgnored)
 margin_added_to_budget = _r(rv.MarginAddedToBudget)
 deadline_assumed_two_minutes = _r(rv.DeadlineAssumedTwoMinutes)
 deadline_on_calendar_scale = _r(rv.DeadlineOnCalendarScale)
+just_in_time_save = _r(rv.JustInTimeSave)
 shared_epoch = _r(rv.SharedEpoch)
 manifest_without_condition = _r(rv.ManifestWithoutCondition)
+manifest_not_claimed_on_recovery = _r(rv.ManifestNotClaimedOnRecovery)
 delete_old_before_upload = _r(rv.DeleteOldBeforeUpload)
 local_rotation_deletes_newest = _r(rv.LocalRotationDeletesNewest)
 restore_without_digest = _r(rv.RestoreWithoutDigest)
@@ -101,6 +103,7 @@ careful_acts_30s_before = _h(hv.ActsThirtySecondsBefore)
 careful_pointer_without_fence = _h(hv.PointerWithoutFence)
 careful_unpadded_checkpoint_keys = _h(hv.UnpaddedCheckpointKeys)
 careful_pointer_checksum_ignored = _h(hv.PointerTrustedWithoutChecksum)
+careful_object_vouches_for_itself = _h(hv.ObjectVouchesForItself)
 careful_recovery_gives_up = _h(hv.RecoveryGivesUp)
 careful_checkpoint_before_outputs = _h(hv.CheckpointBeforeOutputs)
 careful_delete_older_before_save = _h(hv.DeleteOlderBeforeSave)
@@ -194,6 +197,17 @@ VARIANTS: dict[str, Variant] = _variants(
         scenario="aws/imds_timeouts",
     ),
     Variant(
+        "just_in_time_save",
+        "reference",
+        "deadline: deferring the save",
+        "The emergency save is deferred until the upload estimate says it must start, in case "
+        "the event is cancelled or moved (Azure and GCP events may be): S3 throttling that "
+        "begins late in the lead, as when a whole zone saves at once, leaves no time.",
+        f"{_RV}: JustInTimeSave._emergency",
+        ("saved_before_deadline", "lost_work"),
+        scenario="storage/s3_throttled_during_notice",
+    ),
+    Variant(
         "deadline_on_calendar_scale",
         "reference",
         "deadline: wrong clock",
@@ -222,11 +236,18 @@ VARIANTS: dict[str, Variant] = _variants(
         "instance overwrites its successor's manifest.",
         f"{_RV}: _UnconditionalManifest._put_manifest",
         ("fenced",),
-        missing=(
-            "a library scenario or explored schedule where a superseded instance overlaps its "
-            "replacement while Redis is down (two faults in a row), so only the S3 condition "
-            "fences the manifest"
-        ),
+        scenario="crash/split_brain_zombie",
+    ),
+    Variant(
+        "manifest_not_claimed_on_recovery",
+        "reference",
+        "fencing: the takeover's stamp",
+        "Recovery claims the new epoch in Redis but never stamps it on the S3 manifest: a "
+        "superseded host cut off from Redis still holds the manifest's current ETag, so its "
+        "conditional write after the takeover succeeds.",
+        f"{_RV}: _NoManifestClaim._claim_manifest",
+        ("fenced",),
+        scenario="crash/split_brain_zombie",
     ),
     # -- rotation / retention -------------------------------------------------------------------
     Variant(
@@ -466,11 +487,7 @@ VARIANTS: dict[str, Variant] = _variants(
         "state: a larger one, or a slow link, does not fit.",
         f"{_HV}: _ActLateWatcher.due",
         ("saved_before_deadline",),
-        missing=(
-            "S3 errors or a slow link lasting most of a notice's lead (explore judges "
-            "saved_before_deadline only on schedules without faults); "
-            "aws/rebalance_then_terminate only comes out unverified"
-        ),
+        scenario="storage/s3_throttled_during_notice",
     ),
     Variant(
         "careful_pointer_without_fence",
@@ -500,11 +517,18 @@ VARIANTS: dict[str, Variant] = _variants(
         "checksum: a replaced or rolled-back body whose own self-check passes is resumed from.",
         f"{_HV}: PointerTrustedWithoutChecksum.load",
         ("resume_correct",),
-        missing=(
-            "a corruption fault that replaces the newest checkpoint with another self-consistent "
-            "version (a rollback), so only the pointer's checksum tells it apart; today's "
-            "corruption breaks the state's own check"
-        ),
+        scenario="storage/s3_stale_checkpoint_on_restore",
+    ),
+    Variant(
+        "careful_object_vouches_for_itself",
+        "careful",
+        "restore: the object's own digest",
+        "Each checkpoint's SHA-256 is stored in the object's own metadata and a download is "
+        "checked against that, not against the pointer: a whole object served stale (a replica "
+        "behind a failover, a restore from an old backup) brings a digest that matches it.",
+        f"{_HV}: ObjectVouchesForItself.load",
+        ("resume_correct",),
+        scenario="storage/s3_stale_checkpoint_on_restore",
     ),
     Variant(
         "careful_recovery_gives_up",

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import aiohttp
+from botocore.exceptions import ClientError
 
 from harness.examples.handlers.careful import Careful
 from harness.examples.handlers.notices import (
@@ -21,7 +22,7 @@ from harness.examples.handlers.notices import (
     Notice,
     NoticeWatcher,
 )
-from harness.examples.handlers.workload import State
+from harness.examples.handlers.workload import State, sha256
 
 
 class _WatcherSwap(Careful):
@@ -133,6 +134,23 @@ class PointerTrustedWithoutChecksum(Careful):
 
     async def load(self, key: str, expected: str | None) -> dict[str, Any] | None:
         return await super().load(key, None)  # the bug: the recorded checksum is dropped
+
+
+class ObjectVouchesForItself(Careful):
+    """Stores each checkpoint's SHA-256 in the object's own metadata and checks a download
+    against that instead of the pointer's: an object replaced as a whole (a stale replica, a
+    restore from an old backup) brings a digest that matches it, and is resumed from."""
+
+    async def put(self, key: str, body: bytes) -> None:
+        await self.s3("put_object", Key=key, Body=body, Metadata={"sha256": sha256(body)})
+
+    async def load(self, key: str, expected: str | None) -> dict[str, Any] | None:
+        try:
+            head = await self.retrying(lambda: self.s3("head_object", Key=key))
+        except ClientError:
+            return None  # deleted or never written
+        stored = head.get("Metadata", {}).get("sha256")
+        return await super().load(key, stored)  # the bug: the object's word, not the pointer's
 
 
 class RecoveryGivesUp(Careful):

@@ -229,6 +229,19 @@ class DeadlineOnCalendarScale(Runtime):
         await super()._emergency(notice)
 
 
+class JustInTimeSave(Runtime):
+    """Defers the emergency save until its upload estimate says it must start (three estimated
+    uploads and the margin before the deadline), in case the event is cancelled or moved, as
+    Azure and GCP events may be: S3 trouble that begins late in the lead leaves no time."""
+
+    async def _emergency(self, notice: InterruptionNotice) -> None:
+        if notice.deadline is not None:
+            estimate = self.replicator.bandwidth.seconds_for(self.spec.state_size)
+            start_by = notice.deadline - 3 * estimate - self.config.safety_margin  # the bug
+            await self.clock.sleep(max(0.0, start_by - self.clock.monotonic()))
+        await super()._emergency(notice)
+
+
 # -- fencing ----------------------------------------------------------------------------------
 
 
@@ -257,6 +270,19 @@ class ManifestWithoutCondition(Runtime):
     was replaced overwrites its successor's manifest."""
 
     s3_tier_class = _UnconditionalManifest
+
+
+class _NoManifestClaim(Recovery):
+    async def _claim_manifest(self, epoch: int, found: list[CheckpointRecord]) -> None:
+        return None  # the bug: the new epoch is claimed in Redis only
+
+
+class ManifestNotClaimedOnRecovery(Runtime):
+    """Recovery claims the new epoch in Redis but does not stamp the S3 manifest with it: an
+    older instance that cannot reach Redis still holds the manifest's current ETag, so its
+    conditional write goes through after the takeover."""
+
+    recovery_class = _NoManifestClaim
 
 
 # -- rotation and retention -------------------------------------------------------------------
