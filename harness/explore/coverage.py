@@ -41,8 +41,10 @@ Arcs = dict[str, set[Arc]]
 
 T = TypeVar("T")
 
-#: The ``target()`` label of the score: arcs of the scope a run reached that no earlier run had.
-NEW_ARCS = "new arcs of the target"
+#: The ``target()`` label of the score: the run's rare arcs of the scope (see :data:`RARE`).
+RARE_ARCS = "rare arcs of the target"
+#: An arc is rare when at most one run in RARE reached it, the run scored included.
+RARE = 20
 
 Tracer = Callable[[FrameType, str, Any], Any]
 
@@ -248,13 +250,20 @@ def _executable_lines(filename: str) -> frozenset[int]:
 class CoverageCampaign:
     """The arcs every run of one exploration reached, and the score of each new run.
 
+    The score is the number of the run's arcs that are rare: reached by at most one run in
+    :data:`RARE` so far, this one included. An arc no run reached before is rare as soon as
+    RARE runs have run (the first runs score nothing: everything they reach is new). Hypothesis'
+    targeted phase keeps the best-scoring run per label and mutates it, keeping mutations that
+    score higher, so the search climbs towards runs through code few runs went through; a
+    count of new arcs instead would keep the first run for ever (everything it reached was new).
+
     ``steer``: feed Hypothesis ``target()`` with the score (else only record, for ``--stats``
     and ``--coverage-report``)."""
 
     scope: Scope
     steer: bool = True
-    #: file -> arcs some run reached.
-    seen: Arcs = field(default_factory=dict)
+    #: file -> arc -> how many runs reached it.
+    seen: dict[str, dict[Arc, int]] = field(default_factory=dict)
     #: (run number, distinct arcs after it) for each run that reached an arc no run had.
     progress: list[tuple[int, int]] = field(default_factory=list)
     runs: int = 0
@@ -273,9 +282,9 @@ class CoverageCampaign:
         self._caches.clear()
         with self.recorder.recording() as taken:
             outcome = run()
-        new = self.add(taken)
+        score = self.add(taken)
         if self.steer:
-            target(float(new), label=NEW_ARCS)
+            target(float(score), label=RARE_ARCS)
         return outcome
 
     @property
@@ -283,17 +292,23 @@ class CoverageCampaign:
         return sum(len(taken) for taken in self.seen.values())
 
     def add(self, taken: Arcs) -> int:
-        """Count one run's arcs into the campaign; returns how many no earlier run reached."""
+        """Count one run's arcs into the campaign; returns its score (its rare arcs)."""
         self.runs += 1
         new = 0
         for filename, arcs in taken.items():
-            known = self.seen.setdefault(filename, set())
-            before = len(known)
-            known |= arcs
-            new += len(known) - before
+            counts = self.seen.setdefault(filename, {})
+            for arc in arcs:
+                before = counts.get(arc, 0)
+                counts[arc] = before + 1
+                new += before == 0
         if new:
             self.progress.append((self.runs, self.arcs))
-        return new
+        return sum(
+            1
+            for filename, arcs in taken.items()
+            for arc in arcs
+            if self.seen[filename][arc] * RARE <= self.runs
+        )
 
     def covered_lines(self) -> dict[str, set[int]]:
         """file -> lines some run executed (the ends of the arcs that are lines)."""
@@ -312,7 +327,7 @@ class CoverageCampaign:
             files[_shown(path)] = {
                 "executable": len(executable),
                 "lines": sorted(lines.get(name, set()) & executable),
-                "arcs": sorted([list(arc) for arc in self.seen.get(name, set())]),
+                "arcs": sorted([list(arc) for arc in self.seen.get(name, {})]),
             }
         return {"scope": self.scope.label(), "files": files, "progress": self.progress}
 

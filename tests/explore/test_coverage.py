@@ -16,7 +16,8 @@ from harness.errors import InputError
 from harness.explore import coverage as cover
 from harness.explore import explore
 from harness.explore.coverage import (
-    NEW_ARCS,
+    RARE,
+    RARE_ARCS,
     ArcRecorder,
     CoverageCampaign,
     Scope,
@@ -135,15 +136,18 @@ def test_the_score_rewards_a_run_that_reaches_new_arcs(
     scores: list[tuple[float, str]] = []
     monkeypatch.setattr(cover, "target", lambda score, label: scores.append((score, label)))
     campaign = CoverageCampaign(Scope((scoped.resolve(),)))
-    campaign.measure(None, lambda: inside.pick(True))
-    campaign.measure(None, lambda: inside.pick(True))
+    for _ in range(RARE):
+        campaign.measure(None, lambda: inside.pick(True))
+    assert scores == [(0.0, RARE_ARCS)] * RARE, "every run reaches the same arcs: none is rare"
     campaign.measure(None, lambda: inside.pick(False))
-    # pick(True): entry->test, test->branch, branch->exit; pick(False) adds two of its own.
-    assert scores == [(3.0, NEW_ARCS), (0.0, NEW_ARCS), (2.0, NEW_ARCS)]
-    assert campaign.progress == [(1, 3), (3, 5)], "the first run reaching each new count"
+    # pick(False) shares entry->test with the others and adds test->other and other->exit.
+    assert scores[-1] == (2.0, RARE_ARCS)
+    campaign.measure(None, lambda: inside.pick(False))
+    assert scores[-1] == (0.0, RARE_ARCS), "two runs in 22 is no longer rare"
+    assert campaign.progress == [(1, 3), (RARE + 1, 5)], "the first run reaching each count"
     recording = CoverageCampaign(Scope((scoped.resolve(),)), steer=False)
     recording.measure(None, lambda: inside.pick(True))
-    assert len(scores) == 3 and recording.arcs == 3, "record mode counts without steering"
+    assert len(scores) == RARE + 2 and recording.arcs == 3, "recording alone does not steer"
 
 
 def test_executable_lines_are_the_lines_of_functions(modules: tuple[ModuleType, Path]) -> None:
