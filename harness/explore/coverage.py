@@ -262,6 +262,8 @@ class CoverageCampaign:
 
     scope: Scope
     steer: bool = True
+    #: An arc is rare when at most one run in ``rare`` reached it.
+    rare: int = RARE
     #: file -> arc -> how many runs reached it.
     seen: dict[str, dict[Arc, int]] = field(default_factory=dict)
     #: (run number, distinct arcs after it) for each run that reached an arc no run had.
@@ -307,7 +309,7 @@ class CoverageCampaign:
             1
             for filename, arcs in taken.items()
             for arc in arcs
-            if self.seen[filename][arc] * RARE <= self.runs
+            if self.seen[filename][arc] * self.rare <= self.runs
         )
 
     def covered_lines(self) -> dict[str, set[int]]:
