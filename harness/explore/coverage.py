@@ -272,16 +272,16 @@ class CoverageCampaign:
 
     def __post_init__(self) -> None:
         self.recorder = ArcRecorder(self.scope)
-        self._caches = _Caches(self.scope)
+        # Caches filled before (by an earlier campaign in this process) would skip arcs the
+        # campaign's runs take cold: each campaign starts with them empty, the scope's and the
+        # judging code's (whose goldens call the scope's functions).
+        clear_caches(self.scope)
 
     def measure(self, scenario: Any | None, run: Callable[[], T]) -> T:
         """``run()`` the schedule ``scenario`` while recording its arcs, count them and, when
         steering, tell Hypothesis the run's score (inside the property, once per example)."""
         if scenario is not None:
             _make_golden(scenario)
-        # A cache filled by an earlier run (or campaign) would skip arcs this run takes cold:
-        # every run starts with the scope's caches empty, so its arcs are its own.
-        self._caches.clear()
         with self.recorder.recording() as taken:
             outcome = run()
         score = self.add(taken)
@@ -334,31 +334,18 @@ class CoverageCampaign:
         return {"scope": self.scope.label(), "files": files, "progress": self.progress}
 
 
-class _Caches:
-    """The ``functools`` caches of the scope's modules (looked up again when modules were
-    imported since)."""
-
-    def __init__(self, scope: Scope) -> None:
-        self.scope = scope
-        self._modules = -1
-        self._clears: list[Callable[[], None]] = []
-
-    def clear(self) -> None:
-        if len(sys.modules) != self._modules:
-            self._modules = len(sys.modules)
-            self._clears = list(self._find())
-        for clear in self._clears:
-            clear()
-
-    def _find(self) -> Iterator[Callable[[], None]]:
-        for module in list(sys.modules.values()):
-            filename = getattr(module, "__file__", None)
-            if filename is None or not self.scope.contains(filename):
-                continue
-            for value in vars(module).values():
-                clear = getattr(value, "cache_clear", None)
-                if callable(clear) and hasattr(value, "__wrapped__"):
-                    yield clear
+def clear_caches(scope: Scope) -> None:
+    """Empty the ``functools`` caches of the scope's and :data:`JUDGING`'s imported modules."""
+    for module in list(sys.modules.values()):
+        filename = getattr(module, "__file__", None)
+        if filename is None or not (
+            scope.contains(filename) or filename.startswith(_judging_prefixes())
+        ):
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and hasattr(value, "__wrapped__"):
+                clear()
 
 
 def _make_golden(scenario: Any) -> None:
