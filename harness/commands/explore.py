@@ -122,7 +122,8 @@ MAX_EXAMPLES = 100_000
 @click.option(
     "--stats",
     is_flag=True,
-    help="Print the share of notices among generated entries and how often each check judged.",
+    help="Print the share of notices among generated entries, how often each check judged, "
+    "and the lines and arcs of the target's code the runs reached (see --cover).",
 )
 @click.option(
     "--max-shrinks",
@@ -135,8 +136,8 @@ MAX_EXAMPLES = 100_000
     "--steer-coverage/--no-steer-coverage",
     default=False,
     show_default=True,
-    help="Steer the search towards schedules that run lines of the target's code no schedule "
-    "ran before (records coverage while each schedule runs; see --cover).",
+    help="Also steer the search towards schedules through code of the target that few "
+    "schedules ran (records coverage while each schedule runs, which costs CPU; see --cover).",
 )
 @click.option(
     "--cover",
