@@ -10,7 +10,8 @@ Hypothesis replays the failures it saved there before it generates new schedules
 Every schedule is judged by the invariants, and by ``saved_before_deadline``, ``detects_notice``
 and ``lost_work`` where its run left room for them (:mod:`harness.explore.fairness`). Hypothesis
 ``target()`` steers the search towards runs that judge more checks, go through more instances
-and meet more kinds of events.
+and meet more kinds of events, and, given a steering :class:`CoverageCampaign`
+(:mod:`harness.explore.coverage`), towards runs through code of the target few runs reached.
 """
 
 from __future__ import annotations
