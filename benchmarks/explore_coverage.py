@@ -10,6 +10,10 @@ the CPU time per schedule:
   ``none``): what the search reaches unsteered, and the tracer's cost;
 - ``steer``: coverage recorded and fed to Hypothesis' ``target()`` (``--steer-coverage``).
 
+It calls :func:`harness.explore.search.explore` with its defaults, which bound no schedule's
+simulated time (``harness explore`` skips schedules longer than ``--max-sim-time``, 7 days),
+so ``harness explore --seed N --stats`` explores other schedules and prints other counts.
+
 Run: ``.venv/bin/python benchmarks/explore_coverage.py [--examples 200] [--seeds 1 2 3]
 [--modes none record steer]``. Each (seed, way) runs in a fresh process, so no run profits from
 another's imports or caches; CPU time, not wall time, is quoted, as other processes share the

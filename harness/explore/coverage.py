@@ -385,9 +385,11 @@ def coverage_text(stats: dict[str, Any]) -> list[str]:
     ]
     progress = stats.get("progress")
     if progress:
-        steps = ", ".join(f"run {run}: {count}" for run, count in progress)
+        # Non-breaking spaces inside each step, so that no line ends in "run 41:".
+        steps = ", ".join(f"run\u00a0{run}:\u00a0{count}" for run, count in progress)
         text.append("distinct arcs, at each run that reached new ones:")
-        text.extend(textwrap.wrap(steps, 96, initial_indent="  ", subsequent_indent="  "))
+        wrapped = textwrap.wrap(steps, 96, initial_indent="  ", subsequent_indent="  ")
+        text.extend(line.replace("\u00a0", " ") for line in wrapped)
     return text
 
 
