@@ -19,6 +19,7 @@ from harness.commands.run import PlainProgress
 from harness.errors import InputError
 from harness.explore import explore as run_explore
 from harness.explore.campaign import DATABASE, PROFILES, Shard, plan, run_record
+from harness.explore.coverage import campaign_for, check_report_path, write_report
 from harness.explore.search import ExploreReport, explored_status, stats_text
 from harness.report.journal import Journal, JournalError, load_journal
 from harness.scenario.model import CLOUDS, Cloud
@@ -121,7 +122,8 @@ MAX_EXAMPLES = 100_000
 @click.option(
     "--stats",
     is_flag=True,
-    help="Print the share of notices among generated entries and how often each check judged.",
+    help="Print the share of notices among generated entries, how often each check judged, "
+    "and the lines and arcs of the target's code the runs reached (see --cover).",
 )
 @click.option(
     "--max-shrinks",
@@ -129,6 +131,25 @@ MAX_EXAMPLES = 100_000
     default=150,
     show_default=True,
     help="Most runs spent shrinking the first failure (0: write it as found).",
+)
+@click.option(
+    "--steer-coverage/--no-steer-coverage",
+    default=False,
+    show_default=True,
+    help="Also steer the search towards schedules through code of the target that few "
+    "schedules ran (records coverage while each schedule runs, which costs CPU; see --cover).",
+)
+@click.option(
+    "--cover",
+    multiple=True,
+    metavar="PATH|PACKAGE",
+    help="The code whose coverage is recorded (repeatable): a folder, a .py file or a dotted "
+    "package (default: harness/runtime for the reference, else the target module's package).",
+)
+@click.option(
+    "--coverage-report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the lines of that code no schedule ran to this new file (never overwritten).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def explore(
@@ -145,6 +166,9 @@ def explore(
     journal: Path | None,
     stats: bool,
     max_shrinks: int,
+    steer_coverage: bool,
+    cover: tuple[str, ...],
+    coverage_report: Path | None,
     quiet: bool,
 ) -> int:
     """Generate interruption schedules and look for one that breaks a check.
@@ -168,17 +192,26 @@ def explore(
       harness explore --profile nightly --workers 8 --journal nightly.json
       harness explore --profile nightly --shard 2/4 --journal shard2.json   # machine 3 of 4
       harness explore --cloud aws --cloud gcp --out failures/
+      harness explore --profile ci --steer-coverage --stats --coverage-report uncovered.txt
+      harness explore --target mypkg.handler:target --cover mypkg --stats
 
     Off a terminal (CI logs), progress is a plain line every 10 seconds.
     """
     chosen = parse_target(target)
     part = Shard.parse(shard)
     count = examples or (PROFILES[profile].examples if profile else 50)
+    coverage_mode = _coverage_mode(steer_coverage, cover, stats, coverage_report)
+    scope = campaign_for(chosen, cover, coverage_mode)  # a bad --cover is refused before any run
+    if coverage_report is not None:
+        check_report_path(coverage_report)
     if workers is not None:
         if part.count != 1:
             raise InputError("--workers runs every shard itself; drop --shard")
-        if stats and journal is None:
-            raise InputError("--stats with --workers reads the merged journal: add --journal FILE")
+        if (stats or coverage_report) and journal is None:
+            option = "--stats" if stats else "--coverage-report"
+            raise InputError(
+                f"{option} with --workers reads the merged journal: add --journal FILE"
+            )
         code = _on_workers(
             workers,
             profile or "ci",
@@ -191,9 +224,14 @@ def explore(
             journal,
             max_shrinks,
             max_sim_time,
+            coverage_mode,
+            cover,
         )
-        if stats and journal is not None and journal.exists():
-            click.echo(stats_text(load_journal(journal).get("explore") or {}))
+        if journal is not None and journal.exists():
+            merged = load_journal(journal).get("explore") or {}
+            if stats:
+                click.echo(stats_text(merged))
+            _write_coverage_report(coverage_report, merged)
         return code
     book = _open_journal(journal, profile, part, seed, target)
     search_seed, database = plan(PROFILES[profile] if profile else None, part, seed)
@@ -220,11 +258,13 @@ def explore(
             max_sim_time=max_sim_time,
             database=database,
             max_shrinks=max_shrinks,
+            coverage=scope,
         )
     if book is not None:
         _finish_journal(book, report, part)
     if stats:
         click.echo(stats_text(report.stats()))
+    _write_coverage_report(coverage_report, report.stats())
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
     if report.unverified:
         counts += f"; nothing to judge for {report.unverified_text()}"
@@ -237,6 +277,30 @@ def explore(
     click.echo(f"  written to: {failure.path}")
     click.echo(f"  replay: {failure.command}")
     return EXIT_FAILED
+
+
+def _coverage_mode(steer: bool, cover: tuple[str, ...], stats: bool, report: Path | None) -> str:
+    """Steer by coverage, only record it (for --stats and --coverage-report), or neither."""
+    if steer:
+        return "steer"
+    if stats or report is not None:
+        return "record"
+    if cover:
+        raise InputError(
+            "--cover names the code whose coverage is recorded; add --steer-coverage, --stats "
+            "or --coverage-report to use it"
+        )
+    return "off"
+
+
+def _write_coverage_report(path: Path | None, stats: dict[str, Any]) -> None:
+    if path is None:
+        return
+    if "coverage" not in stats:
+        click.echo(f"no coverage was recorded; {path} not written", err=True)
+        return
+    write_report(path, stats["coverage"], stats.get("runs", 0))
+    click.echo(f"lines no schedule ran: {path}")
 
 
 def _open_journal(
@@ -276,6 +340,8 @@ def _on_workers(
     journal: Path | None,
     max_shrinks: int,
     max_sim_time: float,
+    coverage_mode: str,
+    cover: tuple[str, ...],
 ) -> int:
     """One shard per worker through pytest-xdist; pytest's own lines show the progress."""
     command = [
@@ -305,7 +371,11 @@ def _on_workers(
         str(max_shrinks),
         "--explore-max-sim-time",
         repr(max_sim_time),
+        "--explore-coverage",
+        coverage_mode,
     ]
+    for named in cover:
+        command += ["--explore-cover", named]
     command += ["--explore-examples", str(examples)] if examples else []
     command += ["--explore-seed", str(seed)] if seed is not None else []
     command += ["--explore-journal", str(journal)] if journal is not None else []

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from harness.explore.campaign import PROFILES, Shard
+from harness.explore.coverage import MODES, merge_coverage
 from harness.report.journal import Journal
 from harness.scenario.model import CLOUDS
 
@@ -42,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--explore-max-sim-time", type=float, default=None, help="seconds")
     group.addoption("--explore-out", default="explore-failures")
     group.addoption("--explore-journal", default=None, help="merged journal (controller)")
+    group.addoption("--explore-coverage", choices=MODES, default="off", help="of the target's code")
+    group.addoption("--explore-cover", action="append", default=[], help="the code to cover")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,7 +95,9 @@ class Merger:
 def merge_stats(total: dict[str, Any], part: dict[str, Any]) -> None:
     """Add one shard's counts (numbers, and dicts of numbers) into ``total``."""
     for key, value in part.items():
-        if isinstance(value, dict):
+        if key == "coverage":
+            merge_coverage(total.setdefault(key, {}), value)
+        elif isinstance(value, dict):
             merge_stats(total.setdefault(key, {}), value)
         else:
             total[key] = total.get(key, 0) + value

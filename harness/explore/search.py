@@ -10,7 +10,8 @@ Hypothesis replays the failures it saved there before it generates new schedules
 Every schedule is judged by the invariants, and by ``saved_before_deadline``, ``detects_notice``
 and ``lost_work`` where its run left room for them (:mod:`harness.explore.fairness`). Hypothesis
 ``target()`` steers the search towards runs that judge more checks, go through more instances
-and meet more kinds of events.
+and meet more kinds of events, and, given a steering :class:`CoverageCampaign`
+(:mod:`harness.explore.coverage`), towards runs through code of the target few runs reached.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from hypothesis.errors import Unsatisfiable
 
 from harness.checks import parse_check_spec
 from harness.errors import InputError
+from harness.explore.coverage import CoverageCampaign, coverage_text
 from harness.explore.fairness import CONDITIONAL, candidates, fair_checks
 from harness.explore.strategies import INVARIANTS, Data, schedules
 from harness.report.render import replay_command
@@ -78,6 +80,8 @@ class ExploreReport:
     #: Timeline entries of every run, and how many of them were notices.
     entries: int = 0
     notices: int = 0
+    #: Lines and arcs of the target's code the runs reached (when recorded).
+    coverage: CoverageCampaign | None = None
 
     def unverified_text(self) -> str:
         """``"fenced in 480 runs, resume_correct in 12 runs"``, most often first."""
@@ -92,6 +96,7 @@ class ExploreReport:
             "notices": self.notices,
             "judged": dict(self.judged),
             "statuses": dict(self.statuses),
+            **({} if self.coverage is None else {"coverage": self.coverage.stats()}),
         }
 
     def record(self, result: RunResult) -> None:
@@ -118,6 +123,7 @@ def stats_text(stats: dict[str, Any]) -> str:
             f"({share:.0%})",
             "runs in which each check was judged (passed or failed, not unverified):",
             *(f"  {name:22} {judged.get(name, 0)}" for name in names),
+            *coverage_text(stats.get("coverage") or {}),
         ]
     )
 
@@ -138,6 +144,7 @@ def explore(
     max_sim_time: float | None = None,
     database: Path | None = None,
     max_shrinks: int = 150,
+    coverage: CoverageCampaign | None = None,
 ) -> ExploreReport:
     """Search ``examples`` schedules against ``target``; shrink and write the first failure.
     A schedule that would simulate longer than ``max_sim_time`` seconds is never run.
@@ -146,8 +153,9 @@ def explore(
     ``database``: a folder where Hypothesis keeps the failures it found, to replay them first
     next time (None: nothing is read or written, and the search is deterministic).
     ``max_shrinks``: most runs spent shrinking the first failure.
+    ``coverage``: record the arcs of the target's code each run reaches (and steer by them).
     """
-    report = ExploreReport()
+    report = ExploreReport(coverage=coverage)
     first_broken: list[tuple[str, ...]] = []
     # Failing schedules met so far (they fail again without a run), and the runs shrinking may
     # still take: past that budget an unseen schedule counts as passing, so Hypothesis stops
@@ -171,7 +179,10 @@ def explore(
             reject()  # too long to simulate: Hypothesis draws another schedule instead
         if first_broken:
             shrink_budget[0] -= 1
-        judged, result = judge(data, scenario)
+        if coverage is None:
+            judged, result = judge(data, scenario)
+        else:
+            judged, result = coverage.measure(scenario, lambda: judge(data, scenario))
         report.record(result)
         _steer(result)
         if progress is not None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from harness.explore.campaign import PROFILES, Shard, plan, run_record
+from harness.explore.coverage import campaign_for
 from harness.explore.pytest_campaign import RECORDS, STATS
 from harness.explore.search import explore
 from harness.scenario.model import CLOUDS
@@ -27,12 +28,13 @@ def test_shard(
     def keep(count: int, result: RunResult) -> None:
         records.append(run_record(result, explore_shard, count, history=False))
 
-    target = option("explore_target")
+    named = option("explore_target")
+    target = named if named == "reference" else {"python": named}
     seed, database = plan(profile, explore_shard, option("explore_seed"))
     report = explore(
         examples=option("explore_examples") or profile.examples,
         seed=seed,
-        target=target if target == "reference" else {"python": target},
+        target=target,
         out=Path(option("explore_out")),
         clouds=tuple(option("explore_cloud")) or CLOUDS,
         max_entries=option("explore_max_entries"),
@@ -40,6 +42,7 @@ def test_shard(
         database=database,
         max_shrinks=option("explore_max_shrinks"),
         max_sim_time=option("explore_max_sim_time"),
+        coverage=campaign_for(target, option("explore_cover"), option("explore_coverage")),
     )
     if report.failed_run is not None and report.failure is not None:
         failing = run_record(report.failed_run, explore_shard, report.examples, history=True)

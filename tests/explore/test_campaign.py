@@ -85,13 +85,17 @@ def test_cli_refuses_a_bad_shard(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_shards_on_xdist_workers_merge_into_one_journal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
     journal = tmp_path / "campaign.json"
-    args = ["explore", "--workers", "2", "-n", "2", "--seed", "7", "--cloud", "aws"]
+    args = ["explore", "--workers", "2", "-n", "2", "--seed", "7", "--cloud", "aws", "--stats"]
     assert main([*args, "--journal", str(journal)]) == 0
     document = load_journal(journal)
+    # Coverage of the runtime, recorded in each shard for --stats, merged into the union.
+    assert "harness/runtime): " in capsys.readouterr().out.partition("target coverage (")[2]
+    files = document["explore"]["coverage"]["files"]
+    assert sum(len(f["arcs"]) for f in files.values()) > 0
     names = sorted(run["name"] for run in document["runs"])
     assert names == [f"explore shard {k}/2 run {n}" for k in (0, 1) for n in (1, 2)]
     assert document["explore"]["runs"] == 4 and document["shards"] == 2
