@@ -166,8 +166,24 @@ def simulated_bucket(name: str, *, now: Callable[[], datetime], seed: int) -> It
 
 def _drop_bucket(name: str) -> None:
     backend = moto_s3.s3_backends[ACCOUNT_ID]["aws"]
-    backend.buckets.pop(name, None)
+    bucket = backend.buckets.pop(name, None)
     moto_s3.s3_backends.bucket_accounts.pop(name, None)
+    if bucket is not None:
+        _dispose(bucket)
+
+
+def _dispose(bucket: Any) -> None:
+    """Free every body the bucket holds now. moto frees one in ``FakeKey.__del__``, which for
+    keys caught in reference cycles waits for a full garbage collection; bodies are not counted
+    towards one, so the real bytes of many runs piled up (gigabytes over an exploration of
+    materialized states)."""
+    for _key, versions in bucket.keys.lists():
+        for version in versions:
+            dispose = getattr(version, "dispose", None)  # delete markers hold no body
+            if dispose is not None:
+                dispose()
+    for upload in list(bucket.multiparts.values()):
+        upload.dispose()
 
 
 def corrupt_newest(bucket: str, pattern: str) -> str | None:

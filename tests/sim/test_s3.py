@@ -107,3 +107,26 @@ def test_a_corrupted_state_still_parses_but_its_digest_no_longer_matches() -> No
         k: v for k, v in good.items() if k != "state"
     }
     assert bad["state"] != good["state"] and len(bad["state"]) == len(good["state"])
+
+
+def test_a_dropped_bucket_frees_every_body_at_once() -> None:
+    """Each version's body, an upload's parts included, is closed when the run's bucket goes,
+    not when a full garbage collection finds the key: an exploration of materialized states
+    held gigabytes of earlier runs' bodies before."""
+    from moto.s3.models import s3_backends
+
+    from harness.sim.s3 import ACCOUNT_ID
+
+    with simulated_bucket("sim-test", now=lambda: EPOCH, seed=1) as client:
+        for body in (b"one", b"two"):
+            client.put_object(Bucket="sim-test", Key="a/state", Body=body)
+        upload = client.create_multipart_upload(Bucket="sim-test", Key="c/big")
+        client.upload_part(
+            Bucket="sim-test", Key="c/big", UploadId=upload["UploadId"], PartNumber=1, Body=b"p"
+        )
+        bucket = s3_backends[ACCOUNT_ID]["aws"].buckets["sim-test"]
+        versions = bucket.keys.getlist("a/state")
+        parts = list(bucket.multiparts[upload["UploadId"]].parts.values())
+        assert not any(v.disposed for v in [*versions, *parts])
+    assert [v.disposed for v in versions] == [True, True]
+    assert all(p.disposed and p._value_buffer.closed for p in parts)
