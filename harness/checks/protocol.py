@@ -157,8 +157,11 @@ def _stopped_for_advisory(
         return None
     points = [start.t, *(t for t in done if start.t < t < end_t), end_t]
     quiet, quiet_from = max((b - a, a) for a, b in itertools.pairwise(points))
-    if quiet > max(STALL, 2 * pace) and not _worked_through(
-        ctx.view.positions(instance.id), quiet_from, quiet_from + quiet
+    quiet_until = quiet_from + quiet
+    if (
+        quiet > max(STALL, 2 * pace)
+        and not _worked_through(ctx.view.positions(instance.id), quiet_from, quiet_until)
+        and not _storage_trouble(ctx, instance, quiet_from, quiet_until)
     ):
         return Violation.citing(
             f"{instance.id} did no item from {_t(quiet_from)} to {_t(quiet_from + quiet)} "
@@ -167,6 +170,30 @@ def _stopped_for_advisory(
             [start, *real[:1], *completed[:1], instance.ended],
         )
     return None
+
+
+def _storage_trouble(ctx: CheckContext, instance: Instance, since: float, until: float) -> bool:
+    """Whether ``instance`` met storage trouble from ``since`` to ``until``: a storage request
+    of its own failed, or a timed storage fault of the harness was on for it. Waiting out an
+    outage or throttling (an output's retries) is not stopping for the signal."""
+    failed = any(
+        since <= e.t <= until and not e.data.get("ok", True)
+        for e in ctx.view.by(instance.id, Kind.STORAGE_OP)
+    )
+    return failed or any(
+        e.t <= until and e.t + float(e.data["duration"]) >= since
+        for e in ctx.view.of_kind(Kind.FAULT_STARTED)
+        if _timed_storage_fault_on(e, instance)
+    )
+
+
+def _timed_storage_fault_on(fault: Event, instance: Instance) -> bool:
+    scope = (fault.data.get("params") or {}).get("incarnation")
+    return (
+        bool(fault.data.get("duration"))
+        and fault.data.get("target") in ("s3", "redis", "disk")
+        and scope in (None, instance.started.data.get("incarnation"))
+    )
 
 
 def _worked_through(done: list[Event], since: float, until: float) -> bool:

@@ -153,6 +153,34 @@ def test_works_through_advisory_fails_when_a_batch_report_is_too_small_for_its_w
     assert "did no item from t=5.5s to t=10m5s" in result.violations[0].message
 
 
+def test_works_through_advisory_does_not_take_waiting_out_storage_trouble_for_a_stall() -> None:
+    """Found by explore: S3 throttling for 74 s beside a GCP maintenance event held the reference
+    in its output's retries; the quiet stretch was the throttling's, not the signal's."""
+
+    def throttled(s: Story, fault: bool, failed_write: bool) -> None:
+        s.items("i-1", 1, 5, start=1)
+        advisory(s)
+        if fault:
+            s.at(5.5).harness(
+                Kind.FAULT_STARTED, "i-1", fault="s3.error", entry=1, target="s3",
+                params={"code": "SlowDown"}, duration=74.0,
+            )  # fmt: skip
+        if failed_write:
+            s.at(6).op("i-1", "s3.put_object", "outputs/part-0000", ok=False)
+        s.items("i-1", 6, 10, start=200)
+        s.at(206).target(Kind.JOB_COMPLETED, "i-1", position=10)
+        s.harness(Kind.INSTANCE_EXITED, "i-1", clean=True, error=None)
+
+    for fault, failed_write in ((True, False), (False, True)):
+        s = one_instance()
+        throttled(s, fault, failed_write)
+        result = check(Run(story=s), "works_through_advisory")
+        assert (result.status, result.violations) == ("passed", ()), (fault, failed_write)
+    s = one_instance()
+    throttled(s, fault=False, failed_write=False)
+    assert check(Run(story=s), "works_through_advisory").status == "failed"
+
+
 def test_works_through_advisory_ignores_an_advisory_on_top_of_a_pending_interruption() -> None:
     """A terminate notice and a rebalance at the same instant (found by explore): stopping is
     the answer to the notice, not to the rebalance."""
