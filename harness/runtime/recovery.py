@@ -26,6 +26,9 @@ from harness.target import Emit
 
 T = TypeVar("T")
 
+#: Claims of a higher epoch after finding the one claimed already on the manifest.
+MAX_RECLAIMS = 3
+
 
 @dataclass(frozen=True)
 class Recovered:
@@ -36,6 +39,8 @@ class Recovered:
     epoch: int
     s3_newest: CheckpointRecord | None  # newest checkpoint known durable in S3
     content: bytes | None = None  # the chosen checkpoint's verified content
+    #: Why this instance must not write (another instance claimed the job during recovery).
+    fenced: str | None = None
 
 
 @dataclass
@@ -65,8 +70,7 @@ class Recovery:
         chosen, tier, digest, content = await self._first_valid(candidates, local_ids)
         known_epochs = [redis_epoch, local_manifest.epoch, s3_manifest.epoch if s3_manifest else 0]
         known_epochs += [r.epoch for r in candidates]
-        epoch = await self._claim_epoch(max(known_epochs) + 1)
-        await self._claim_manifest(epoch, s3_records)
+        epoch, fenced = await self._claim(max(known_epochs) + 1, s3_records)
         await self._sweep_uploads()
         position = chosen.position if chosen else 0
         self.emit(Kind.EPOCH, epoch=epoch)
@@ -88,6 +92,7 @@ class Recovery:
             epoch=epoch,
             s3_newest=s3_newest,
             content=content,
+            fenced=fenced,
         )
 
     async def _first_valid(
@@ -145,30 +150,54 @@ class Recovery:
             return 0, {}, False
         return epoch, meta, True
 
-    async def _claim_epoch(self, at_least: int) -> int:
+    async def _claim(
+        self, at_least: int, found: list[CheckpointRecord]
+    ) -> tuple[int, str | None]:
+        """``(epoch, fenced)``: an epoch claimed in Redis (or, Redis unreachable, a provisional
+        one) and stamped on the S3 manifest.
+
+        Epochs must be unique. A provisional epoch is not a claim: when the manifest already
+        names it or a newer one, another instance claimed the job meanwhile, and this one is
+        fenced. An epoch claimed in Redis that the manifest already names was taken
+        provisionally by an instance cut off from Redis: a higher one is claimed."""
+        for _ in range(MAX_RECLAIMS):
+            epoch, provisional = await self._claim_epoch(at_least)
+            taken = await self._claim_manifest(epoch, found)
+            if taken is None or taken > epoch:
+                return epoch, None  # stamped (or a newer manifest fences this one later)
+            if provisional:
+                return epoch, (
+                    f"the S3 manifest names epoch {taken}, which this instance took without "
+                    "Redis: another instance claimed the job meanwhile"
+                )
+            at_least = taken + 1
+        return epoch, None
+
+    async def _claim_epoch(self, at_least: int) -> tuple[int, bool]:
+        """``(epoch, provisional)``."""
         deadline = self.clock.monotonic() + self.patience
         backoff = self.retry.backoff()
         while True:
             try:
-                return await self.redis.claim_epoch(at_least)
+                return await self.redis.claim_epoch(at_least), False
             except (RedisError, OSError):
                 delay = backoff.next()
                 if self.clock.monotonic() + delay > deadline:
-                    return at_least  # provisional: the first metadata commit records it
+                    return at_least, True  # the first metadata commit records it
                 await self.clock.sleep(delay)
 
-    async def _claim_manifest(self, epoch: int, found: list[CheckpointRecord]) -> None:
+    async def _claim_manifest(self, epoch: int, found: list[CheckpointRecord]) -> int | None:
         """Stamp the S3 manifest with the new epoch (a conditional write), so that an older
-        instance's next manifest write fails its condition and finds itself fenced.
+        instance's next manifest write fails its condition and finds itself fenced; returns
+        the manifest's epoch when it already named ``epoch`` or a newer one (nothing stamped).
 
         The stamp is the fence that holds while Redis is down for the older instance too, so it
         is retried like the reads (an outage is waited out when the job has run before)."""
 
-        async def claim() -> bool:
-            await self.s3.claim(epoch, found)
-            return True
+        async def claim() -> int | None:
+            return await self.s3.claim(epoch, found)
 
-        await self._patiently(claim, default=False)
+        return await self._patiently(claim, default=None)
 
     async def _sweep_uploads(self) -> None:
         try:

@@ -175,6 +175,8 @@ class Runtime:
         self.digest = recovered.digest
         self.safe = (self.position, self.digest)
         self.replicator.newest_durable = recovered.s3_newest
+        if recovered.fenced is not None:
+            self._fenced(recovered.fenced)
         if recovered.tier == "local" and recovered.record is not None:
             self.latest_local = recovered.record
             if recovered.s3_newest is None and recovered.content is not None:

@@ -300,20 +300,21 @@ class S3Tier:
                 return current.dropped_by(updated)
         raise Fenced("the manifest kept changing under this instance")
 
-    async def claim(self, epoch: int, found: list[CheckpointRecord]) -> None:
+    async def claim(self, epoch: int, found: list[CheckpointRecord]) -> int | None:
         """Write the manifest unchanged but for ``epoch`` (conditionally). If it was lost or
         unreadable, the checkpoints ``found`` by listing take its place. A manifest changed since
-        it was read (an older instance still committing) is read again and stamped as it is."""
+        it was read (an older instance still committing) is read again and stamped as it is.
+        Returns the manifest's epoch if it already names ``epoch`` or a newer one."""
         for _ in range(MANIFEST_RETRIES):
             current = await self._current_manifest()
             if current.epoch >= epoch:
-                return
+                return current.epoch
             entries = current.checkpoints
             if not entries and found:
                 ordered = sorted(found, key=lambda r: (r.position, r.epoch, r.id), reverse=True)
                 entries = tuple(ordered[: self.keep])
             if await self._replace_manifest(Manifest(self.job, epoch, entries)):
-                return
+                return None
         raise Fenced("the manifest kept changing while this instance claimed it")
 
     async def _replace_manifest(self, manifest: Manifest) -> bool:

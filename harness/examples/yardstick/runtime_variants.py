@@ -273,7 +273,7 @@ class ManifestWithoutCondition(Runtime):
 
 
 class _NoManifestClaim(Recovery):
-    async def _claim_manifest(self, epoch: int, found: list[CheckpointRecord]) -> None:
+    async def _claim_manifest(self, epoch: int, found: list[CheckpointRecord]) -> int | None:
         return None  # the bug: the new epoch is claimed in Redis only
 
 
