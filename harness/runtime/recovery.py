@@ -150,9 +150,7 @@ class Recovery:
             return 0, {}, False
         return epoch, meta, True
 
-    async def _claim(
-        self, at_least: int, found: list[CheckpointRecord]
-    ) -> tuple[int, str | None]:
+    async def _claim(self, at_least: int, found: list[CheckpointRecord]) -> tuple[int, str | None]:
         """``(epoch, fenced)``: an epoch claimed in Redis (or, Redis unreachable, a provisional
         one) and stamped on the S3 manifest.
 
