@@ -88,6 +88,11 @@ ACTION_KINDS: frozenset[tuple[Cloud, str]] = frozenset(
 )
 
 
+#: The action a kind implies where its body names none: an Azure Reboot restarts the VM on its
+#: host with its temporary disk kept, which the harness plays as a stop.
+IMPLIED_ACTIONS: Mapping[tuple[Cloud, str], NoticeAction] = {("azure", "reboot"): "stop"}
+
+
 def takes_action(cloud: Cloud, kind: str) -> bool:
     """Whether a notice of ``cloud``/``kind`` names its action in the control-API body."""
     return cloud == "webhook" or (cloud, kind) in ACTION_KINDS

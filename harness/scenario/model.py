@@ -37,6 +37,7 @@ from fake_imds.aws import AwsIdentityBody
 from fake_imds.vocabulary import (
     CLOUDS,
     DEFAULT_LEAD,
+    IMPLIED_ACTIONS,
     MIN_LEAD,
     NOTICE_ACTIONS,
     NOTICE_KINDS,
@@ -412,7 +413,8 @@ class Notice(_Model):
         is a stop) and, for a notice written for ``home`` that lands on a replacement of another
         cloud, at least that cloud's shortest lead."""
         told = self.resolved_cloud(cloud)
-        update: dict[str, Any] = {"action": nearest_action(told, self.action)}
+        implied = IMPLIED_ACTIONS.get((told, self.resolved_kind(cloud)))
+        update: dict[str, Any] = {"action": implied or nearest_action(told, self.action)}
         shortest = MIN_LEAD.get((told, self.resolved_kind(cloud)))
         if self.cloud is None and cloud != home and shortest is not None and self.lead is not None:
             update["lead"] = max(self.lead, shortest)

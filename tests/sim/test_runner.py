@@ -314,3 +314,19 @@ expect: [exactly_once, durable, completes]
     assert result.error is None and result.status == "passed"
     (skipped,) = result.history.of_kind("timeline.skipped")
     assert skipped.data["reason"].startswith("a `preemption` notice does not exist on aws")
+
+
+def test_an_azure_reboot_keeps_the_vm_disk_as_a_stop_does() -> None:
+    """Found by explore: an Azure Reboot restarts the VM on its host, its temporary disk kept;
+    played as a termination it wiped the disk the handler had rightly saved to."""
+    result = run(
+        [{"at": "45s", "notice": {"kind": "reboot", "lead": "30s"}}],
+        env={"cloud": "azure", "replacement": {"delay": "10s"}},
+        job={"items": 30, "step": 10},
+    )
+    (issued,) = kinds(result, Kind.NOTICE_ISSUED)
+    assert (issued.data["notice_kind"], issued.data["action"]) == ("reboot", "stop")
+    killed = kinds(result, Kind.INSTANCE_KILLED)[0]
+    assert (killed.data["action"], killed.data["local_disk"]) == ("stop", "kept")
+    first, second = kinds(result, Kind.INSTANCE_STARTED)[:2]
+    assert second.data["local_dir"] == first.data["local_dir"]
