@@ -24,6 +24,6 @@ def test_a_reboot_reported_as_reboot_counts_as_seen() -> None:
     result = run_scenario(loaded.scenario)
     (seen,) = result.history.of_kind("notice.seen")
     (issued,) = result.history.of_kind("notice.issued")
-    assert (seen.data["action"], issued.data["action"]) == ("reboot", "terminate")
+    assert (seen.data["action"], issued.data["action"]) == ("reboot", "stop")
     (detects,) = result.checks
     assert detects.result.status == "passed", detects.result.violations
