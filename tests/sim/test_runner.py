@@ -330,3 +330,20 @@ def test_an_azure_reboot_keeps_the_vm_disk_as_a_stop_does() -> None:
     assert (killed.data["action"], killed.data["local_disk"]) == ("stop", "kept")
     first, second = kinds(result, Kind.INSTANCE_STARTED)[:2]
     assert second.data["local_dir"] == first.data["local_dir"]
+
+
+def test_a_notice_written_for_aws_reaches_a_kubernetes_pod_with_the_grace_it_was_told() -> None:
+    """Found by explore: an AWS hibernation (0 s of lead) landing on a Kubernetes replacement
+    became an eviction with a 2 s grace while the pod had been told 30 s; the grace of an
+    eviction is the pod's own."""
+    result = run(
+        [
+            {"at": "45s", "notice": {"lead": "30s"}},
+            {"at": "90s", "notice": {"action": "hibernate", "lead": "0s"}},
+        ],
+        env={"cloud": "aws", "replacement": {"delay": "10s", "cloud": "kubernetes"}},
+        job={"items": 30, "step": 10},
+    )
+    evicted = kinds(result, Kind.NOTICE_ISSUED)[1]
+    assert (evicted.data["cloud"], evicted.data["action"]) == ("kubernetes", "terminate")
+    assert evicted.data["deadline"] - evicted.t == approx(30.0)
