@@ -100,6 +100,11 @@ def _saved_in_time(
 ) -> Violation | None:
     keeps_local = notice.action in ("stop", "hibernate")
     deadline_seq = _seq_at(ctx.view, notice.deadline)
+    # The local disk is judged until the machine's end when that came first: a later notice
+    # that terminates it, or a host failure, after the process had saved and exited is not
+    # this notice's action (the later notice is judged on its own when the process saw it).
+    killed = instance.killed
+    local_seq = min(deadline_seq, killed.seq) if killed is not None else deadline_seq
     required = _must_cover(ctx, notice, instance, needed, start)
     # A checkpoint durable by the deadline that holds the work done when the notice came: a
     # save made after the notice, or an earlier one that already covers it all. A save of an
@@ -109,7 +114,7 @@ def _saved_in_time(
         for cp in ctx.view.checkpoints
         if cp.t <= notice.deadline
         and _surviving(cp, keeps_local, instance)
-        and ctx.verifier.available_before(cp, deadline_seq)
+        and ctx.verifier.available_before(cp, local_seq if cp.tier == "local" else deadline_seq)
     ]
     saved = [cp for cp in surviving if cp.position >= required]
     if saved:
