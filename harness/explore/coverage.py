@@ -74,11 +74,12 @@ class Scope:
 
 
 def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when it is below it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    """``path`` relative to the working directory when it is below it, else to the import path
+    entry holding it (``harness/runtime`` in a checkout and in an installed package alike)."""
+    for base in (Path.cwd(), *(Path(entry).resolve() for entry in sys.path if entry)):
+        if base in path.parents:
+            return path.relative_to(base).as_posix()
+    return str(path)
 
 
 def scope_for(target: Any, cover: Iterable[str] = ()) -> Scope:
