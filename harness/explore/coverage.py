@@ -74,12 +74,14 @@ class Scope:
 
 
 def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when it is below it, else to the import path
-    entry holding it (``harness/runtime`` in a checkout and in an installed package alike)."""
-    for base in (Path.cwd(), *(Path(entry).resolve() for entry in sys.path if entry)):
-        if base in path.parents:
-            return path.relative_to(base).as_posix()
-    return str(path)
+    """``path`` relative to the nearest folder holding it among the working directory and the
+    import path's entries: ``harness/runtime`` in a checkout and in an installed package alike
+    (a virtualenv inside the working directory included)."""
+    bases = [Path.cwd(), *(Path(entry).resolve() for entry in sys.path if entry)]
+    holding = [base for base in bases if base in path.parents]
+    if not holding:
+        return str(path)
+    return path.relative_to(max(holding, key=lambda base: len(base.parts))).as_posix()
 
 
 def scope_for(target: Any, cover: Iterable[str] = ()) -> Scope:
