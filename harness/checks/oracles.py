@@ -44,6 +44,10 @@ def _t(seconds: float) -> str:
     return f"t={format_duration(seconds)}"
 
 
+def _surviving_tiers(notice: Notice) -> str:
+    return "local disk or S3" if notice.keeps_local else "S3"
+
+
 def _surviving(cp: Checkpoint, action_keeps_local: bool, instance: Instance) -> bool:
     if cp.tier != "local":
         return True
@@ -98,7 +102,7 @@ def saved_before_deadline(ctx: CheckContext) -> CheckResult:
 def _saved_in_time(
     ctx: CheckContext, notice: Notice, instance: Instance, needed: int, start: int
 ) -> Violation | None:
-    keeps_local = notice.action in ("stop", "hibernate")
+    keeps_local = notice.keeps_local
     deadline_seq = _seq_at(ctx.view, notice.deadline)
     # The local disk is judged until the machine's end when that came first: a later notice
     # that terminates it, or a host failure, after the process had saved and exited is not
@@ -119,7 +123,7 @@ def _saved_in_time(
     saved = [cp for cp in surviving if cp.position >= required]
     if saved:
         return _kept_working(ctx, notice, instance, max(cp.position for cp in saved))
-    tiers = "local disk or S3" if keeps_local else "S3"
+    tiers = _surviving_tiers(notice)
     stale = [cp for cp in surviving if cp.t >= notice.issued.t]
     late = [cp for cp in ctx.view.checkpoints if cp.event.instance == instance.id]
     last_item = [e for e in ctx.view.positions(instance.id) if e.t <= notice.issued.t][-1:]

@@ -28,6 +28,8 @@ from harness.checks.oracles import (
     _interrupting,
     _must_cover,
     _storage_evidence,
+    _surviving,
+    _surviving_tiers,
 )
 from harness.checks.results import CheckResult, Violation
 from harness.checks.view import Instance, Notice
@@ -302,18 +304,17 @@ def _approved_unsaved(
     done_then = ctx.view.position_at(instance, at) or start
     # As saved_before_deadline: an output that could not be written caps what a save may cover.
     needed = _must_cover(ctx, notice, instance, done_then, start, by=at)
-    keeps_local = notice.action in ("stop", "hibernate", "reboot")
     saved = [
         cp.position
         for cp in ctx.view.checkpoints
         if cp.position >= needed
-        and (cp.tier != "local" or (keeps_local and cp.local_dir == instance.local_dir))
+        and _surviving(cp, notice.keeps_local, instance)
         and ctx.verifier.available_before(cp, approval.seq)
     ]
     what = f"{instance.id} approved event {notice.id} ({notice.kind}) at {_t(at)}"
     done = ctx.view.positions(instance.id)
     if needed > 0 and not saved:
-        tier = "local disk or S3" if keeps_local else "S3"
+        tier = _surviving_tiers(notice)
         return Violation.citing(
             f"{what} with {done_then} items done and no checkpoint of position {needed} or "
             f"later readable on {tier}: "

@@ -83,6 +83,11 @@ class Notice:
         return float(raw) if raw is not None else self.issued.t
 
     @property
+    def keeps_local(self) -> bool:
+        """Whether the machine keeps its local disk through this notice's action."""
+        return self.action in KEEPING_ACTIONS
+
+    @property
     def advisory(self) -> bool:
         """A notice that ends nothing by itself (rebalance, Azure Freeze): no deadline."""
         data = self.issued.data
