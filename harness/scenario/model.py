@@ -407,21 +407,22 @@ class Notice(_Model):
     def resolved_lead(self, default: Cloud) -> float:
         return self.lead if self.lead is not None else DEFAULT_LEAD[self.resolved_cloud(default)]
 
-    def as_told_on(self, cloud: Cloud, home: Cloud) -> Notice:
+    def as_told_on(self, cloud: Cloud, home: Cloud, *, grace: float | None = None) -> Notice:
         """This notice as an instance on ``cloud`` can be given it, in a scenario whose own
         cloud is ``home``: the nearest action that cloud announces (a hibernation reaching GCP
         is a stop) and, for a notice written for ``home`` that lands on a replacement of another
-        cloud, at least that cloud's shortest lead (on Kubernetes: the pod's grace, the one its
-        target is told, in place of the lead written for the other cloud)."""
+        cloud, at least that cloud's shortest lead (on Kubernetes: the pod's grace, ``grace``
+        when the target was told one, else the default, in place of the lead written for the
+        other cloud)."""
         told = self.resolved_cloud(cloud)
         implied = IMPLIED_ACTIONS.get((told, self.resolved_kind(cloud)))
         update: dict[str, Any] = {"action": implied or nearest_action(told, self.action)}
         foreign = self.cloud is None and cloud != home
         shortest = MIN_LEAD.get((told, self.resolved_kind(cloud)))
         if foreign and told == "kubernetes":
-            # An eviction's grace is the pod's, the one its target is told (the default): not
-            # the lead written for another cloud (an AWS hibernation's 0 s).
-            update["lead"] = None
+            # An eviction's grace is the pod's, the one its target is told: not the lead
+            # written for another cloud (an AWS hibernation's 0 s).
+            update["lead"] = grace
         elif foreign and shortest is not None and self.lead is not None:
             update["lead"] = max(self.lead, shortest)
         return self.model_copy(update=update)

@@ -133,7 +133,9 @@ class Timeline:
         world = self.world
         if not instance.alive or world.end_reason is not None:
             return
-        notice = notice.as_told_on(instance.cloud, world.scenario.env.cloud)
+        notice = notice.as_told_on(
+            instance.cloud, world.scenario.env.cloud, grace=world.grace_period
+        )
         body = _notice_body(notice, instance)
         issued = schedule_notice(instance.imds.plane, body)[-1]
         cloud, kind = issued.cloud, issued.kind

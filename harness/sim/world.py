@@ -123,7 +123,8 @@ class World:
         # schedule them (a task started there would belong to that instance's process and end
         # with it: a replacement booted from a zombie's trigger died with the zombie).
         self._world_vars = contextvars.copy_context()
-        self._grace_period = _first_grace(scenario)
+        #: The grace period a Kubernetes target is told (a foreign notice landing on one takes it).
+        self.grace_period = _first_grace(scenario)
         history.subscribe(self._watch)
         self.loop.set_exception_handler(self._unhandled)
         self.loop.set_task_factory(_owned_task)
@@ -262,7 +263,7 @@ class World:
             s3_client=self.s3_client,
             redis=redis,
             io_hook=hook,
-            extra={"register_webhook": register_webhook, "grace_period": self._grace_period},
+            extra={"register_webhook": register_webhook, "grace_period": self.grace_period},
         )
 
     def _emit(self, instance: Instance, kind: str, data: dict[str, Any]) -> None:

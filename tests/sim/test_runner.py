@@ -347,3 +347,22 @@ def test_a_notice_written_for_aws_reaches_a_kubernetes_pod_with_the_grace_it_was
     evicted = kinds(result, Kind.NOTICE_ISSUED)[1]
     assert (evicted.data["cloud"], evicted.data["action"]) == ("kubernetes", "terminate")
     assert evicted.data["deadline"] - evicted.t == approx(30.0)
+
+
+def test_a_foreign_notice_on_a_kubernetes_pod_takes_the_grace_the_pod_was_told() -> None:
+    """The pod is told the grace of the scenario's own Kubernetes eviction (10 s here, not the
+    default 30 s): a notice written for AWS that lands on it takes that grace too."""
+    result = run(
+        [
+            {"at": "45s", "notice": {"lead": "30s"}},
+            {"at": "90s", "notice": {"action": "hibernate", "lead": "0s"}},
+            {"at": "200s", "notice": {"cloud": "kubernetes", "grace": "10s"}},
+        ],
+        env={"cloud": "aws", "replacement": {"delay": "10s", "cloud": "kubernetes"}},
+        job={"items": 60, "step": 10},
+    )
+    issued = kinds(result, Kind.NOTICE_ISSUED)
+    assert [(e.data["cloud"], e.data["deadline"] - e.t) for e in issued[1:]] == [
+        ("kubernetes", approx(10.0)),
+        ("kubernetes", approx(10.0)),
+    ]
