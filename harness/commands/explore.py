@@ -268,6 +268,8 @@ def explore(
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
     if report.unverified:
         counts += f"; nothing to judge for {report.unverified_text()}"
+    if report.repeats:
+        counts += f"; {report.repeats} schedule(s) drawn again, not run again"
     if report.failure is None:
         click.echo(f"no failing schedule in {report.examples} runs ({counts})")
         return EXIT_OK

@@ -272,6 +272,8 @@ class CoverageCampaign:
     #: (run number, distinct arcs after it) for each run that reached an arc no run had.
     progress: list[tuple[int, int]] = field(default_factory=list)
     runs: int = 0
+    #: What the last run told Hypothesis: ((label, score),) when steering, else nothing.
+    last_scores: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         self.recorder = ArcRecorder(self.scope)
@@ -288,8 +290,9 @@ class CoverageCampaign:
         with self.recorder.recording() as taken:
             outcome = run()
         score = self.add(taken)
-        if self.steer:
-            target(float(score), label=RARE_ARCS)
+        self.last_scores = ((RARE_ARCS, float(score)),) if self.steer else ()
+        for label, value in self.last_scores:
+            target(value, label=label)
         return outcome
 
     @property

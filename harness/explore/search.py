@@ -82,6 +82,9 @@ class ExploreReport:
     notices: int = 0
     #: Lines and arcs of the target's code the runs reached (when recorded).
     coverage: CoverageCampaign | None = None
+    #: Schedules Hypothesis drew again after they had passed: not run again (a run is
+    #: deterministic), not counted in ``examples``.
+    repeats: int = 0
 
     def unverified_text(self) -> str:
         """``"fenced in 480 runs, resume_correct in 12 runs"``, most often first."""
@@ -96,6 +99,7 @@ class ExploreReport:
             "notices": self.notices,
             "judged": dict(self.judged),
             "statuses": dict(self.statuses),
+            "repeats": self.repeats,
             **({} if self.coverage is None else {"coverage": self.coverage.stats()}),
         }
 
@@ -120,7 +124,7 @@ def stats_text(stats: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"{stats.get('runs', 0)} runs, {entries} timeline entries, {notices} notices "
-            f"({share:.0%})",
+            f"({share:.0%}); {stats.get('repeats', 0)} schedule(s) drawn again, not run again",
             "runs in which each check was judged (passed or failed, not unverified):",
             *(f"  {name:22} {judged.get(name, 0)}" for name in names),
             *coverage_text(stats.get("coverage") or {}),
@@ -161,16 +165,23 @@ def explore(
     # still take: past that budget an unseen schedule counts as passing, so Hypothesis stops
     # shrinking at the smallest failure found by then.
     failing: dict[str, tuple[Data, RunResult]] = {}
+    # Schedules that passed, with what they told Hypothesis' targeted phase: drawn again (the
+    # targeted phase and shrinking often land on the same schedule), they are not run again.
+    passed: dict[str, Scores] = {}
     shrink_budget = [max_shrinks]
 
     def check(data: Data) -> None:
         key = json.dumps(data, sort_keys=True)
-        found = failing.get(key) or run(data)
+        if key in passed:
+            report.repeats += 1
+            _tell(passed[key])
+            return
+        found = failing.get(key) or run(data, key)
         if found is not None:
             failing[key] = found
             raise ScheduleFailed(*found)  # one place: Hypothesis tells failures by their origin
 
-    def run(data: Data) -> tuple[Data, RunResult] | None:
+    def run(data: Data, key: str) -> tuple[Data, RunResult] | None:
         """Run one schedule: (the judged schedule, its run) if it fails as the first did."""
         if first_broken and shrink_budget[0] <= 0:
             return None
@@ -181,19 +192,24 @@ def explore(
             shrink_budget[0] -= 1
         if coverage is None:
             judged, result = judge(data, scenario)
+            scores = _steer(result)
         else:
             judged, result = coverage.measure(scenario, lambda: judge(data, scenario))
+            scores = (*_steer(result), *coverage.last_scores)
         report.record(result)
-        _steer(result)
         if progress is not None:
             progress(report.examples, result)
         if explored_status(result) in ("passed", "xfailed"):
+            passed[key] = scores
             return None
         broken = _broken(result)
         if not first_broken:
             first_broken.append(broken)
         # Shrink towards the failure first found, not towards another one met on the way.
-        return (judged, result) if broken == first_broken[0] else None
+        if broken != first_broken[0]:
+            passed[key] = scores
+            return None
+        return judged, result
 
     phases = (Phase.generate, Phase.target, Phase.shrink)
     search = settings(
@@ -243,12 +259,25 @@ def judge(data: Data, scenario: Any) -> tuple[Data, RunResult]:
     return {**data, "expect": expect}, replace(result, scenario=judged, checks=kept)
 
 
-def _steer(result: RunResult) -> None:
-    """Point Hypothesis' targeted phase at the runs that exercise the most."""
+#: What one run told Hypothesis' targeted phase: (label, score) pairs.
+Scores = tuple[tuple[str, float], ...]
+
+
+def _steer(result: RunResult) -> Scores:
+    """Point Hypothesis' targeted phase at the runs that exercise the most; returns the scores."""
     judged = sum(1 for c in result.checks if not c.result.unverified)
-    target(float(judged), label="checks judged")
-    target(float(len(result.history.of_kind("instance.started"))), label="instances")
-    target(float(len({event.kind for event in result.history})), label="kinds of events")
+    scores = (
+        ("checks judged", float(judged)),
+        ("instances", float(len(result.history.of_kind("instance.started")))),
+        ("kinds of events", float(len({event.kind for event in result.history}))),
+    )
+    _tell(scores)
+    return scores
+
+
+def _tell(scores: Scores) -> None:
+    for label, score in scores:
+        target(score, label=label)
 
 
 def explored_status(result: RunResult) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from harness.cli import main
 from harness.explore import explore, schedules, to_scenario
@@ -254,3 +255,39 @@ def test_a_schedule_longer_than_max_sim_time_is_never_run(
         capsys.readouterr().err
     )
     assert not list(tmp_path.iterdir())
+
+
+def test_a_schedule_drawn_again_is_not_run_again_and_steers_as_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hypothesis' targeted phase and shrinking draw the same schedule again and again (a
+    quarter of 100 examples with seed 5); a run is deterministic, so the repeat costs no run,
+    and Hypothesis is told the scores the first run earned."""
+    import harness.explore.search as search
+
+    def schedule(at: int) -> dict:  # type: ignore[type-arg]
+        return {
+            "description": "one notice",
+            "seed": 0,
+            "target": "reference",
+            "job": {"items": 60, "seconds_per_item": "1s", "checkpoint_every": "20s"},
+            "env": {"cloud": "aws"},
+            "timeline": [{"at": f"{at}s", "notice": {"lead": "30s"}}],
+            "expect": ["exactly_once", "resume_correct"],
+        }
+
+    # Many draws, two schedules: most draws repeat one already run.
+    drawn = st.integers(0, 10**6).map(lambda n: schedule(10 + 10 * (n % 2)))
+    monkeypatch.setattr(search, "schedules", lambda **_: drawn)
+    runs: list[str] = []
+    judge = search.judge
+    monkeypatch.setattr(search, "judge", lambda d, s: (runs.append(str(d)), judge(d, s))[1])
+    told: dict[str, list[float]] = {}
+    monkeypatch.setattr(search, "target", lambda v, label: told.setdefault(label, []).append(v))
+    report = explore(examples=12, seed=1, out=tmp_path)
+    assert sorted(runs) == sorted({str(schedule(10)), str(schedule(20))})
+    assert report.examples == 2 and report.statuses == {"passed": 2}
+    assert report.repeats >= 1 and report.stats()["repeats"] == report.repeats
+    # Every draw told Hypothesis its scores, a repeat the same ones as its first run.
+    assert len(told["instances"]) == report.examples + report.repeats
+    assert set(told["instances"]) == {2.0}
