@@ -37,6 +37,7 @@ import contextlib
 import functools
 import importlib.metadata
 import io
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -59,6 +60,7 @@ from botocore.endpoint import Endpoint, convert_to_response_dict
 from botocore.endpoint_provider import S3_UNREFERENCED_PARAMS
 from botocore.hooks import HierarchicalEmitter
 from botocore.httpchecksum import apply_request_checksum, handle_checksum_body
+from botocore.parsers import RestXMLParser
 from botocore.regions import EndpointRulesetResolver
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
@@ -838,7 +840,7 @@ def _parsed(
         customized_response_dict=customized,
     )
     parser = endpoint._response_parser_factory.create_parser(model.service_model.resolved_protocol)
-    parsed: dict[str, Any] = parser.parse(response_dict, model.output_shape)
+    parsed: dict[str, Any] = _parse(parser, response_dict, model.output_shape)
     parsed.update(customized)
     if status >= 300:
         endpoint._add_modeled_error_fields(response_dict, parsed, model, parser)
@@ -853,3 +855,75 @@ def _parsed(
     if "ResponseMetadata" in parsed:
         parsed["ResponseMetadata"]["RetryAttempts"] = 0
     return http, parsed
+
+
+def _parse(parser: Any, response: dict[str, Any], shape: Any) -> dict[str, Any]:
+    """``parser.parse(response, shape)``, for a success answer of botocore's REST-XML parser
+    without its per-call walk of the output shape: which members are read from headers is
+    worked out once per shape (:func:`_header_plan`), and each header is looked up once in a
+    plain lower-cased copy instead of a case-insensitive mapping per member (a third of a
+    shortcut call's parse). The values, the members' order and the response metadata are
+    those ``parse`` makes; each value goes through the parser's own type handlers and the body
+    through its own payload parsing. Anything else goes to ``parse`` itself."""
+    if (
+        type(parser) is not RestXMLParser
+        or response["status_code"] >= 301
+        or shape is None
+        or shape.serialization.get("eventstream")
+    ):
+        return cast(dict[str, Any], parser.parse(response, shape))
+    headers = response["headers"]
+    _PARSER_LOG.debug("Response headers: %r", headers)
+    _PARSER_LOG.debug("Response body:\n%r", response["body"])
+    names = list(headers)
+    lowered = {name.lower(): headers[name] for name in names}  # botocore's lowercase_dict
+    metadata: dict[str, Any] = {}
+    if "x-amzn-requestid" in lowered:
+        metadata["RequestId"] = lowered["x-amzn-requestid"]
+    elif "x-amz-request-id" in lowered:
+        metadata["RequestId"] = lowered["x-amz-request-id"]
+        metadata["HostId"] = lowered.get("x-amz-id-2", "")
+    parsed: dict[str, Any] = {"ResponseMetadata": metadata}
+    for name, location, header, member in _header_plan(shape):
+        if location == "header":
+            if header in lowered:
+                parsed[name] = parser._parse_shape(member, lowered[header])
+        elif location == "headers":
+            parsed[name] = {
+                original[len(header) :]: lowered[original.lower()]
+                for original in names
+                if original.lower().startswith(header)
+            }
+        else:
+            parsed[name] = parser._parse_shape(member, response["status_code"])
+    parser._parse_payload(response, shape, shape.members, parsed)
+    response_metadata = parsed.get("ResponseMetadata", {})
+    response_metadata["HTTPStatusCode"] = response["status_code"]
+    response_metadata["HTTPHeaders"] = dict(lowered)
+    parsed["ResponseMetadata"] = response_metadata
+    parser._add_checksum_response_metadata(response, response_metadata)
+    return parsed
+
+
+_PARSER_LOG = logging.getLogger("botocore.parsers")  # where parse() logs what it parses
+_header_plans: dict[int, tuple[Any, list[tuple[str, str, str, Any]]]] = {}
+
+
+def _header_plan(shape: Any) -> list[tuple[str, str, str, Any]]:
+    """``(member, location, lower-cased header name or prefix, member shape)`` of every member
+    of ``shape`` read from the response's status or headers, in the shape's order (botocore's
+    ``_parse_non_payload_attrs``)."""
+    known = _header_plans.get(id(shape))
+    if known is not None and known[0] is shape:
+        return known[1]
+    plan = []
+    for name, member in shape.members.items():
+        location = member.serialization.get("location")
+        if location in ("header", "headers"):
+            default = name if location == "header" else ""
+            header = str(member.serialization.get("name", default)).lower()
+            plan.append((name, location, header, member))
+        elif location == "statusCode":
+            plan.append((name, location, "", member))
+    _header_plans[id(shape)] = (shape, plan)
+    return plan
