@@ -60,7 +60,7 @@ from botocore.endpoint import Endpoint, convert_to_response_dict
 from botocore.endpoint_provider import S3_UNREFERENCED_PARAMS
 from botocore.hooks import HierarchicalEmitter
 from botocore.httpchecksum import apply_request_checksum, handle_checksum_body
-from botocore.parsers import RestXMLParser
+from botocore.parsers import ResponseParserFactory, RestXMLParser
 from botocore.regions import EndpointRulesetResolver
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
@@ -173,6 +173,11 @@ def _shortcut_problems() -> list[str]:
     ):
         if name not in bucket_init:
             found.append(f"moto.s3.models.FakeBucket no longer sets {name}")
+    for name in ("_parse_shape", "_parse_payload", "_add_checksum_response_metadata"):
+        if not callable(getattr(RestXMLParser, name, None)):
+            found.append(f"botocore.parsers.RestXMLParser.{name} is gone")
+    if not isinstance(getattr(ResponseParserFactory(), "_defaults", None), dict):
+        found.append("botocore.parsers.ResponseParserFactory._defaults is gone")
     for name in ("_update_retries_context", "_needs_retry", "_add_modeled_error_fields"):
         if not callable(getattr(Endpoint, name, None)):
             found.append(f"botocore.endpoint.Endpoint.{name} is gone")
@@ -661,10 +666,44 @@ def _list_multipart_uploads(
 def _listed_parts(body: bytes) -> list[tuple[int, str]] | None:
     """``(part number, ETag)`` of a completion request, as moto reads them; None when moto would
     refuse the list (unreadable, not ascending)."""
+    plain = _plain_parts(body)
+    if plain is not None:
+        return None if any(number <= 0 for number, _ in plain) else plain  # InvalidPartOrder
     try:
         parts = list(moto_s3_responses.S3Response._complete_multipart_body(None, body))  # type: ignore[arg-type]
     except Exception:  # moto answers it with its own error
         return None
+    return parts
+
+
+#: A completion body as botocore writes it: parts of plain elements, no entity, no comment.
+_PLAIN_COMPLETION = re.compile(
+    rb'(?:<\?xml version="1\.0" encoding="utf-8"\?>\n?)?'
+    rb'<CompleteMultipartUpload(?: xmlns="http://s3\.amazonaws\.com/doc/2006-03-01/")?>'
+    rb"(?:<Part>(?:<([A-Za-z0-9]+)>[\x20-\x25\x27-\x3b\x3d-\x5c\x5e-\x7e]*</\1>)*</Part>)*"
+    rb"</CompleteMultipartUpload>\Z"
+)  # printable ASCII text without "<", "&" or "]": what XML reads back unchanged
+_PART = re.compile(rb"<Part>(.*?)</Part>")
+_PART_FIELD = re.compile(rb"<(PartNumber|ETag)>([^<]*)</\1>")
+
+
+def _plain_parts(body: bytes) -> list[tuple[int, str]] | None:
+    """What moto's ``_complete_multipart_body`` reads from a body of plain parts, each with
+    one part number (digits) and one ETag, without building a DOM; None for any other body
+    (moto's own parser reads it then)."""
+    if not _PLAIN_COMPLETION.match(body):
+        return None
+    parts = []
+    for part in _PART.findall(body):
+        fields: dict[bytes, list[bytes]] = {}
+        for name, value in _PART_FIELD.findall(part):
+            fields.setdefault(name, []).append(value)
+        numbers, etags = fields.get(b"PartNumber", []), fields.get(b"ETag", [])
+        if len(numbers) != 1 or len(etags) != 1 or not etags[0]:
+            return None
+        if not numbers[0].isdigit() or not numbers[0].isascii():
+            return None
+        parts.append((int(numbers[0]), etags[0].decode()))
     return parts
 
 
@@ -692,9 +731,23 @@ def _serialized(headers: dict[str, Any], status: int = 200) -> dict[str, Any]:
     return {
         **headers,
         "server": "amazon.com",
-        "date": http_date(_wall_utcnow()),
+        "date": _wall_http_date(),
         "status": str(status),
     }
+
+
+_http_dates: dict[datetime, str] = {}
+
+
+def _wall_http_date() -> str:
+    """``http_date(utcnow())`` as moto's serializer writes it, formatted once per wall second
+    (the format shows whole seconds)."""
+    second = _wall_utcnow().replace(microsecond=0)
+    found = _http_dates.get(second)
+    if found is None:
+        _http_dates.clear()
+        found = _http_dates[second] = http_date(second)
+    return found
 
 
 #: moto's S3 errors the shortcut answers: (HTTP status, the error's field moto serializes).
@@ -758,15 +811,9 @@ def _plain_request(
         return None  # a streamed trailer checksum: moto decodes the chunked body itself
     if not all(str(value).isascii() for value in params["headers"].values()):
         return None  # werkzeug's latin-1 round trip of other values is moto's to make
-    for name in params["headers"]:
-        lower = name.lower()
-        if "_" in name or not (
-            lower in _PLAIN_PUT_HEADERS
-            or _SIMPLE_META.match(lower)
-            or lower.startswith("x-amz-checksum-")
-        ):
-            return None
-    path = urlsplit(str(params.get("url", ""))).path  # path-style: /bucket/key
+    if not _plain_header_names(tuple(params["headers"])):
+        return None
+    path = _split_url(str(params.get("url", ""))).path  # path-style: /bucket/key
     bucket_name, _, key_name = path.lstrip("/").partition("/")
     if bucket_level:
         return (bucket_name, "") if bucket_name and not key_name else None
@@ -775,11 +822,36 @@ def _plain_request(
     return bucket_name, key_name
 
 
+@functools.lru_cache(maxsize=256)
+def _plain_header_names(names: tuple[str, ...]) -> bool:
+    """Whether every request header is one the shortcut knows (the same few sets of names
+    recur call after call: judged once per set)."""
+    for name in names:
+        lower = name.lower()
+        if "_" in name or not (
+            lower in _PLAIN_PUT_HEADERS
+            or _SIMPLE_META.match(lower)
+            or lower.startswith("x-amz-checksum-")
+        ):
+            return False
+    return True
+
+
 def _query(params: dict[str, Any]) -> dict[str, Any]:
     """The request's query: the operation's fixed part (in the URL, ``?uploads``) and its
     parameters (botocore adds them to the URL when it sends the request)."""
-    fixed = {name: value for name, value in parse_qsl(urlsplit(params["url"]).query, True)}
-    return {**fixed, **params["query_string"]}
+    return {**_fixed_query(_split_url(params["url"]).query), **params["query_string"]}
+
+
+#: A request's URL is read twice (its path, then its query): split once.
+_split_url = functools.lru_cache(maxsize=64)(urlsplit)
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_query(query: str) -> dict[str, str]:
+    """The operation's fixed query (``uploads``, ``uploadId=``...), parsed once per text (the
+    caller copies it)."""
+    return dict(parse_qsl(query, True))
 
 
 def _body(params: dict[str, Any]) -> bytes | None:
@@ -809,11 +881,17 @@ def _as_moto_sees_them(params: dict[str, Any]) -> dict[str, str]:
     headers), spelled as werkzeug rebuilds them from the WSGI environ, with the body's length."""
     headers = {name.title(): str(value) for name, value in params["headers"].items()}
     headers.pop("Content-Length", None)
-    headers["X-Amz-Date"] = moto_now().strftime("%Y%m%dT%H%M%SZ")
+    headers["X-Amz-Date"] = _amz_date(moto_now())
     headers["X-Amz-Content-Sha256"] = "UNSIGNED-PAYLOAD"
     headers["Authorization"] = "simulated"
     headers["Content-Length"] = str(len(_body(params) or b""))
     return headers
+
+
+@functools.lru_cache(maxsize=16)
+def _amz_date(now: datetime) -> str:
+    """The signer's ``X-Amz-Date`` for ``now`` (many calls share a virtual instant)."""
+    return now.strftime("%Y%m%dT%H%M%SZ")
 
 
 def _parsed(
@@ -839,7 +917,7 @@ def _parsed(
         response_dict=response_dict,
         customized_response_dict=customized,
     )
-    parser = endpoint._response_parser_factory.create_parser(model.service_model.resolved_protocol)
+    parser = _parser(endpoint._response_parser_factory, model.service_model.resolved_protocol)
     parsed: dict[str, Any] = _parse(parser, response_dict, model.output_shape)
     parsed.update(customized)
     if status >= 300:
@@ -927,3 +1005,18 @@ def _header_plan(shape: Any) -> list[tuple[str, str, str, Any]]:
             plan.append((name, location, "", member))
     _header_plans[id(shape)] = (shape, plan)
     return plan
+
+
+_parsers: dict[tuple[int, str], tuple[Any, dict[str, Any], Any]] = {}
+
+
+def _parser(factory: Any, protocol: str) -> Any:
+    """``factory.create_parser(protocol)``, made again only when the factory's defaults (the
+    options every parser it makes is given) have changed: botocore's parsers keep no state
+    between responses."""
+    known = _parsers.get((id(factory), protocol))
+    if known is not None and known[0] is factory and known[1] == factory._defaults:
+        return known[2]
+    parser = factory.create_parser(protocol)
+    _parsers[(id(factory), protocol)] = (factory, dict(factory._defaults), parser)
+    return parser
