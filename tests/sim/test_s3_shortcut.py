@@ -27,7 +27,7 @@ from harness.report.margin import search as margin_search
 from harness.scenario import load_paths, load_text
 from harness.sim import moto_patches, runner
 from harness.sim.runner import RunResult, run_scenario
-from harness.sim.s3 import simulated_bucket
+from harness.sim.s3 import shared_client, simulated_bucket
 from harness.sim.targets import resolve_target
 
 REPO = Path(__file__).resolve().parents[2]
@@ -516,3 +516,105 @@ def test_endpoints_are_resolved_once_per_operation_and_bucket_until_a_handler_is
         finally:
             client.meta.events.unregister(event, count)
             client.meta.events.unregister(event, another)
+
+
+@pytest.fixture
+def parse_checked(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Check every answer the shortcut parses against botocore's own ``parser.parse`` of the
+    same response: the same values, members in the same order, the same response metadata.
+    Yields the operations checked."""
+    checked: list[str] = []
+    fast = moto_patches._parse
+
+    def both(parser: Any, response: dict[str, Any], shape: Any) -> dict[str, Any]:
+        expected = parser.parse(dict(response), shape)
+        got = fast(parser, response, shape)
+        assert got == expected
+        assert list(got) == list(expected)
+        assert list(got["ResponseMetadata"]) == list(expected["ResponseMetadata"])
+        checked.append(shape.name if shape is not None else "")
+        return got
+
+    monkeypatch.setattr(moto_patches, "_parse", both)
+    yield checked
+
+
+def test_every_shortcut_answer_parses_as_botocores_parser_parses_it(
+    parse_checked: list[str],
+) -> None:
+    _puts_and_state()
+    _multipart()
+    _deletes()
+    _gets()
+    _listings()
+    assert set(parse_checked) >= {
+        "PutObjectOutput",
+        "CreateMultipartUploadOutput",
+        "UploadPartOutput",
+        "CompleteMultipartUploadOutput",
+        "DeleteObjectOutput",
+        "GetObjectOutput",
+        "ListMultipartUploadsOutput",
+    }
+
+
+def _moto_reads(body: bytes) -> list[tuple[int, str]] | None:
+    """The part list moto reads from a completion body, None where its parser refuses it."""
+    read = moto_patches.moto_s3_responses.S3Response._complete_multipart_body
+    try:
+        return list(read(None, body))  # type: ignore[arg-type]
+    except Exception:
+        return None
+
+
+def _completion_body(parts: list[dict[str, Any]]) -> bytes:
+    """The body botocore's serializer writes for a completion listing ``parts``."""
+    s3 = shared_client()
+    model = s3._service_model.operation_model("CompleteMultipartUpload")
+    params = {"Bucket": "b", "Key": "k", "UploadId": "u", "MultipartUpload": {"Parts": parts}}
+    body: bytes = s3._serializer.serialize_to_request(params, model)["body"]
+    return body
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [],
+        [{"PartNumber": 1, "ETag": '"abc"'}],
+        [{"ETag": '"a"', "PartNumber": 2}, {"PartNumber": 1, "ETag": '"b"'}],
+        [
+            {"PartNumber": 1, "ETag": '"a"', "ChecksumSHA256": "x+/="},
+            {"PartNumber": 3, "ETag": "b"},
+        ],
+        [{"PartNumber": 0, "ETag": '"a"'}],
+        [{"PartNumber": 1, "ETag": "a&b<c>"}],
+        [{"PartNumber": 1, "ETag": "caf\u00e9"}],
+        [{"PartNumber": 1, "ETag": "a]]>b"}],
+        [{"PartNumber": 1, "ETag": ""}],
+        [{"PartNumber": 1}],
+    ],
+)
+def test_a_completion_body_reads_as_moto_reads_it(parts: list[dict[str, Any]]) -> None:
+    body = _completion_body(parts)
+    assert moto_patches._listed_parts(body) == _moto_reads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<?xml version="1.0" encoding="utf-8"?>\n<CompleteMultipartUpload>'
+        b"<Part><PartNumber>1</PartNumber><ETag>e</ETag></Part></CompleteMultipartUpload>",
+        b"<CompleteMultipartUpload><Part><PartNumber> 1</PartNumber><ETag>e</ETag></Part>"
+        b"</CompleteMultipartUpload>",
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><PartNumber>2</PartNumber>"
+        b"<ETag>e</ETag></Part></CompleteMultipartUpload>",
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>e\r\nf</ETag></Part>"
+        b"</CompleteMultipartUpload>",
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><!-- c --><ETag>e</ETag>"
+        b"</Part></CompleteMultipartUpload>",
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>e</ETag></Part>",
+        b"not xml",
+    ],
+)
+def test_a_hand_written_completion_body_reads_as_moto_reads_it(body: bytes) -> None:
+    assert moto_patches._listed_parts(body) == _moto_reads(body)
