@@ -950,6 +950,7 @@ def _parse(parser: Any, response: dict[str, Any], shape: Any) -> dict[str, Any]:
         or shape.serialization.get("eventstream")
     ):
         return cast(dict[str, Any], parser.parse(response, shape))
+    parser = cast(Any, parser)  # botocore's parser, untyped
     headers = response["headers"]
     _PARSER_LOG.debug("Response headers: %r", headers)
     _PARSER_LOG.debug("Response body:\n%r", response["body"])
