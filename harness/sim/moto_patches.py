@@ -62,6 +62,7 @@ from botocore.hooks import HierarchicalEmitter
 from botocore.httpchecksum import apply_request_checksum, handle_checksum_body
 from botocore.parsers import ResponseParserFactory, RestXMLParser
 from botocore.regions import EndpointRulesetResolver
+from botocore.validate import ValidationErrors
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
 from moto.core.models import botocore_stubber
@@ -358,9 +359,77 @@ def register_shortcut(client: Any) -> None:
     resolver = client._ruleset_resolver
     if not isinstance(resolver.construct_endpoint, _EndpointMemo):
         resolver.construct_endpoint = _EndpointMemo(resolver.construct_endpoint, client)
+    validator = getattr(client._serializer, "_param_validator", None)  # None: validation off
+    if validator is not None and not isinstance(validator.validate, _PlainValidation):
+        validator.validate = _PlainValidation(validator.validate)
     serializer = getattr(client._serializer, "_serializer", client._serializer)  # behind validation
     if not isinstance(serializer._serialize_body_params, _PlainXmlBody):
         serializer._serialize_body_params = _PlainXmlBody(serializer._serialize_body_params)
+
+
+class _PlainValidation:
+    """botocore's check of a call's parameters (``ParamValidator.validate``) for the
+    simulation's client: while the shortcut is active, parameters of the plainest kinds
+    (strings, integers, booleans, bytes or file objects, and dicts, lists and structures of
+    them) that pass botocore's rules (:func:`_surely_valid`) get botocore's empty report
+    without its walk through validator methods; anything else (and every error, with its
+    message) is botocore's own check."""
+
+    def __init__(self, validate: Callable[[Any, Any], Any]) -> None:
+        self._validate = validate
+
+    def __call__(self, params: Any, shape: Any) -> Any:
+        if shortcut_active() and _surely_valid(params, shape):
+            return ValidationErrors()
+        return self._validate(params, shape)
+
+
+def _surely_valid(value: Any, shape: Any) -> bool:
+    """Whether botocore's ``ParamValidator`` reports nothing for ``value`` of ``shape``: the
+    same type checks (``isinstance``, so a bool is an integer, as there), required members,
+    no unknown member, and the ``min`` length or value; False for every kind of shape it does
+    not check here (documents, unions, JSON headers, numbers with a fraction, timestamps)."""
+    kind = shape.type_name
+    if kind == "string":
+        return (
+            isinstance(value, str)
+            and not shape.serialization.get("jsonvalue")
+            and _at_least_min(len(value), shape)
+        )
+    if kind in ("integer", "long"):
+        return isinstance(value, int) and _at_least_min(value, shape)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "blob":
+        return isinstance(value, bytes | bytearray | str) or hasattr(value, "read")
+    if kind == "structure":
+        if not isinstance(value, dict) or shape.is_document_type or shape.is_tagged_union:
+            return False
+        members = shape.members
+        if any(required not in value for required in shape.metadata.get("required", ())):
+            return False
+        return all(
+            key in members and _surely_valid(item, members[key]) for key, item in value.items()
+        )
+    if kind == "map":
+        return isinstance(value, dict) and all(
+            _surely_valid(key, shape.key) and _surely_valid(item, shape.value)
+            for key, item in value.items()
+        )
+    if kind == "list":
+        return (
+            isinstance(value, list | tuple)
+            and _at_least_min(len(value), shape)
+            and all(_surely_valid(item, shape.member) for item in value)
+        )
+    return False
+
+
+def _at_least_min(value: int, shape: Any) -> bool:
+    """botocore's ``range_check``: the shape's ``min``, else 1 for a member bound to the host."""
+    if "min" in shape.metadata:
+        return bool(value >= shape.metadata["min"])
+    return not (shape.serialization.get("hostLabel") and value < 1)
 
 
 class _PlainXmlBody:

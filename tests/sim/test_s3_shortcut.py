@@ -12,13 +12,14 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from harness.explore.search import explore
 from harness.history import History
@@ -656,3 +657,73 @@ def test_a_completion_request_body_is_written_as_botocore_writes_it(
     # written directly, but for a None member (botocore's way of stopping there is its own)
     text = moto_patches._xml_element(member, upload, "CompleteMultipartUpload")
     assert (text is None) == any(p.get("ETag", "") is None for p in upload.get("Parts", []))
+
+
+#: (operation, parameters): valid ones of every kind the check knows, and botocore's refusals.
+VALIDATED: list[tuple[str, dict[str, Any]]] = [
+    ("PutObject", {"Bucket": "b", "Key": "k", "Body": b"x", "ChecksumSHA256": "c"}),
+    ("PutObject", {"Bucket": "b", "Key": "k", "Body": io.BytesIO(b"x"), "Metadata": {"a": "1"}}),
+    ("PutObject", {"Bucket": "b", "Key": "k", "Body": "text", "ContentLength": True}),
+    ("PutObject", {"Bucket": "b", "Key": "", "Body": b"x"}),  # under Key's minimum length
+    ("PutObject", {"Bucket": "b", "Key": "k", "Body": 5}),
+    ("PutObject", {"Bucket": "b", "Key": "k", "Metadata": {"a": 1}}),
+    ("PutObject", {"Bucket": "b", "Key": "k", "IfMatch": None}),
+    ("PutObject", {"Bucket": "b", "Key": "k", "Unknown": "x"}),
+    ("PutObject", {"Key": "k"}),  # no bucket
+    ("PutObject", {"Bucket": "b", "Key": "k", "Expires": datetime(2026, 1, 1)}),
+    ("UploadPart", {"Bucket": "b", "Key": "k", "UploadId": "u", "PartNumber": 1, "Body": b""}),
+    ("UploadPart", {"Bucket": "b", "Key": "k", "UploadId": "u", "PartNumber": "1"}),
+    ("GetObject", {"Bucket": "b", "Key": "k", "VersionId": "v", "ChecksumMode": "ENABLED"}),
+    ("ListMultipartUploads", {"Bucket": "b", "Prefix": "p", "MaxUploads": 10}),
+    ("ListMultipartUploads", {"Bucket": "b", "MaxUploads": 1.5}),
+    (
+        "CompleteMultipartUpload",
+        {
+            "Bucket": "b",
+            "Key": "k",
+            "UploadId": "u",
+            "MultipartUpload": {"Parts": [{"PartNumber": 1, "ETag": "e"}, {"ETag": "f"}]},
+        },
+    ),
+    (
+        "CompleteMultipartUpload",
+        {"Bucket": "b", "Key": "k", "UploadId": "u", "MultipartUpload": {"Parts": ({},)}},
+    ),
+    (
+        "CompleteMultipartUpload",
+        {"Bucket": "b", "Key": "k", "UploadId": "u", "MultipartUpload": {"Parts": "no"}},
+    ),
+    ("DeleteObjects", {"Bucket": "b", "Delete": {"Objects": [{"Key": "k"}], "Quiet": "yes"}}),
+]
+
+
+#: Whether each of VALIDATED is one the check finds valid itself (else botocore checks it).
+PLAIN = [True, True, True, False, False, False, False, False, False, False]
+PLAIN += [True, False, True, True, False, True, True, False, False]
+
+
+@pytest.mark.parametrize("case", VALIDATED, ids=lambda case: case[0])
+def test_parameters_are_found_valid_only_where_botocore_finds_them_valid(
+    case: tuple[str, dict[str, Any]],
+) -> None:
+    operation, params = case
+    s3 = shared_client()
+    shape = s3._service_model.operation_model(operation).input_shape
+    validator = s3._serializer._param_validator
+    assert isinstance(validator.validate, moto_patches._PlainValidation)
+    botocore_report = type(validator).validate(validator, params, shape)
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=13):
+        report = validator.validate(params, shape)
+    # the same verdict, and the same report where there is anything to report
+    assert report.generate_report() == botocore_report.generate_report()
+    plain = moto_patches._surely_valid(params, shape)
+    assert not (plain and botocore_report.has_errors())
+    assert plain == PLAIN[VALIDATED.index(case)]
+
+
+def test_a_refused_parameter_is_refused_with_botocores_message() -> None:
+    with (
+        simulated_bucket(BUCKET, now=lambda: WHEN, seed=14) as client,
+        pytest.raises(ParamValidationError, match="Invalid length for parameter Key"),
+    ):
+        client.put_object(Bucket=BUCKET, Key="", Body=b"x")
