@@ -23,7 +23,12 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
   (:class:`_EndpointMemo`) instead of once per call;
 - the commonest calls (plain PutObject, multipart create / part / completion / listing,
   DeleteObject, GetObject of a whole object) are answered in process from moto's backend,
-  without the HTTP round trip (see the section below).
+  without the HTTP round trip (see the section below);
+- for the simulation's client, while that shortcut is on, three pieces of botocore's own work
+  per call take a direct route to the same result: parameters of the plainest kinds that pass
+  botocore's rules get its empty validation report (:class:`_PlainValidation`), a completion's
+  XML body is written as the text ElementTree writes (:class:`_PlainXmlBody`), and an answer's
+  headers are parsed from a plan made once per output shape (:func:`_parse`).
 
 They reach into moto's private modules, so ``pyproject.toml`` bounds moto's version, and
 :func:`problems` (run once before the first patched run, and by the canary test
@@ -46,6 +51,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
+import botocore.serialize as botocore_serialize
 import moto.backend_index as moto_backend_index
 import moto.core.errors as moto_errors
 import moto.core.request as moto_request
@@ -60,8 +66,10 @@ from botocore.endpoint import Endpoint, convert_to_response_dict
 from botocore.endpoint_provider import S3_UNREFERENCED_PARAMS
 from botocore.hooks import HierarchicalEmitter
 from botocore.httpchecksum import apply_request_checksum, handle_checksum_body
+from botocore.model import StructureShape
 from botocore.parsers import ResponseParserFactory, RestXMLParser
 from botocore.regions import EndpointRulesetResolver
+from botocore.serialize import RestXMLSerializer
 from botocore.validate import ValidationErrors
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
@@ -179,6 +187,16 @@ def _shortcut_problems() -> list[str]:
             found.append(f"botocore.parsers.RestXMLParser.{name} is gone")
     if not isinstance(getattr(ResponseParserFactory(), "_defaults", None), dict):
         found.append("botocore.parsers.ResponseParserFactory._defaults is gone")
+    if not callable(getattr(RestXMLSerializer, "_serialize_body_params", None)):
+        found.append("botocore.serialize.RestXMLSerializer._serialize_body_params is gone")
+    decorator = botocore_serialize.create_serializer("rest-xml", include_validation=True)
+    if not callable(getattr(getattr(decorator, "_param_validator", None), "validate", None)):
+        found.append("botocore.validate.ParamValidationDecorator._param_validator is gone")
+    if not callable(getattr(ValidationErrors(), "has_errors", None)):
+        found.append("botocore.validate.ValidationErrors.has_errors is gone")
+    for name in ("is_document_type", "is_tagged_union"):
+        if not hasattr(StructureShape, name):
+            found.append(f"botocore.model.StructureShape.{name} is gone")
     for name in ("_update_retries_context", "_needs_retry", "_add_modeled_error_fields"):
         if not callable(getattr(Endpoint, name, None)):
             found.append(f"botocore.endpoint.Endpoint.{name} is gone")
@@ -363,8 +381,9 @@ def register_shortcut(client: Any) -> None:
     if validator is not None and not isinstance(validator.validate, _PlainValidation):
         validator.validate = _PlainValidation(validator.validate)
     serializer = getattr(client._serializer, "_serializer", client._serializer)  # behind validation
-    if not isinstance(serializer._serialize_body_params, _PlainXmlBody):
-        serializer._serialize_body_params = _PlainXmlBody(serializer._serialize_body_params)
+    writes_xml: Any = serializer if isinstance(serializer, RestXMLSerializer) else None
+    if writes_xml is not None and not isinstance(writes_xml._serialize_body_params, _PlainXmlBody):
+        writes_xml._serialize_body_params = _PlainXmlBody(writes_xml._serialize_body_params)
 
 
 class _PlainValidation:
