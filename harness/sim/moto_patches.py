@@ -463,8 +463,9 @@ class _PlainXmlBody:
         self._serialize = serialize
 
     def __call__(self, params: Any, shape: Any) -> bytes:
-        if shortcut_active():
-            text = _xml_element(shape, params, shape.serialization["name"])
+        root = shape.serialization.get("name")
+        if shortcut_active() and root is not None:
+            text = _xml_element(shape, params, root)
             if text is not None:
                 try:
                     return text.encode()
