@@ -788,3 +788,16 @@ def test_drawn_parameters_of_every_s3_operation_are_found_valid_only_where_botoc
             report = type(validator).validate(validator, params, shape)
             assert not report.has_errors(), report.generate_report()
     assert found_valid > 1000  # the check does find most plain parameters valid itself
+
+
+def test_the_full_stack_takes_none_of_the_direct_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the shortcut off, validation, request bodies and parsing are botocore's own."""
+
+    def refuse(*_: Any) -> Any:
+        raise AssertionError("a direct route was taken on the full stack")
+
+    for name in ("_surely_valid", "_xml_element", "_parse", "_plain_parts"):
+        monkeypatch.setattr(moto_patches, name, refuse)
+    with moto_patches.full_stack():
+        seen = _multipart()
+    assert seen[-2][0] == b"q" * MIN_PART + b"tail"  # the object completed through moto
