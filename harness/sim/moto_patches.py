@@ -23,7 +23,12 @@ They make a simulated S3 call cheap and deterministic without changing what S3 d
   (:class:`_EndpointMemo`) instead of once per call;
 - the commonest calls (plain PutObject, multipart create / part / completion / listing,
   DeleteObject, GetObject of a whole object) are answered in process from moto's backend,
-  without the HTTP round trip (see the section below).
+  without the HTTP round trip (see the section below);
+- for the simulation's client, while that shortcut is on, three pieces of botocore's own work
+  per call take a direct route to the same result: parameters of the plainest kinds that pass
+  botocore's rules get its empty validation report (:class:`_PlainValidation`), a completion's
+  XML body is written as the text ElementTree writes (:class:`_PlainXmlBody`), and an answer's
+  headers are parsed from a plan made once per output shape (:func:`_parse`).
 
 They reach into moto's private modules, so ``pyproject.toml`` bounds moto's version, and
 :func:`problems` (run once before the first patched run, and by the canary test
@@ -37,6 +42,7 @@ import contextlib
 import functools
 import importlib.metadata
 import io
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -45,6 +51,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
+import botocore.serialize as botocore_serialize
 import moto.backend_index as moto_backend_index
 import moto.core.errors as moto_errors
 import moto.core.request as moto_request
@@ -59,7 +66,11 @@ from botocore.endpoint import Endpoint, convert_to_response_dict
 from botocore.endpoint_provider import S3_UNREFERENCED_PARAMS
 from botocore.hooks import HierarchicalEmitter
 from botocore.httpchecksum import apply_request_checksum, handle_checksum_body
+from botocore.model import StructureShape
+from botocore.parsers import ResponseParserFactory, RestXMLParser
 from botocore.regions import EndpointRulesetResolver
+from botocore.serialize import RestXMLSerializer
+from botocore.validate import ValidationErrors
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
 from moto.core.models import botocore_stubber
@@ -171,6 +182,21 @@ def _shortcut_problems() -> list[str]:
     ):
         if name not in bucket_init:
             found.append(f"moto.s3.models.FakeBucket no longer sets {name}")
+    for name in ("_parse_shape", "_parse_payload", "_add_checksum_response_metadata"):
+        if not callable(getattr(RestXMLParser, name, None)):
+            found.append(f"botocore.parsers.RestXMLParser.{name} is gone")
+    if not isinstance(getattr(ResponseParserFactory(), "_defaults", None), dict):
+        found.append("botocore.parsers.ResponseParserFactory._defaults is gone")
+    if not callable(getattr(RestXMLSerializer, "_serialize_body_params", None)):
+        found.append("botocore.serialize.RestXMLSerializer._serialize_body_params is gone")
+    decorator = botocore_serialize.create_serializer("rest-xml", include_validation=True)
+    if not callable(getattr(getattr(decorator, "_param_validator", None), "validate", None)):
+        found.append("botocore.validate.ParamValidationDecorator._param_validator is gone")
+    if not callable(getattr(ValidationErrors(), "has_errors", None)):
+        found.append("botocore.validate.ValidationErrors.has_errors is gone")
+    for name in ("is_document_type", "is_tagged_union"):
+        if not hasattr(StructureShape, name):
+            found.append(f"botocore.model.StructureShape.{name} is gone")
     for name in ("_update_retries_context", "_needs_retry", "_add_modeled_error_fields"):
         if not callable(getattr(Endpoint, name, None)):
             found.append(f"botocore.endpoint.Endpoint.{name} is gone")
@@ -351,6 +377,143 @@ def register_shortcut(client: Any) -> None:
     resolver = client._ruleset_resolver
     if not isinstance(resolver.construct_endpoint, _EndpointMemo):
         resolver.construct_endpoint = _EndpointMemo(resolver.construct_endpoint, client)
+    validator = getattr(client._serializer, "_param_validator", None)  # None: validation off
+    if validator is not None and not isinstance(validator.validate, _PlainValidation):
+        validator.validate = _PlainValidation(validator.validate)
+    serializer = getattr(client._serializer, "_serializer", client._serializer)  # behind validation
+    writes_xml: Any = serializer if isinstance(serializer, RestXMLSerializer) else None
+    if writes_xml is not None and not isinstance(writes_xml._serialize_body_params, _PlainXmlBody):
+        writes_xml._serialize_body_params = _PlainXmlBody(writes_xml._serialize_body_params)
+
+
+class _PlainValidation:
+    """botocore's check of a call's parameters (``ParamValidator.validate``) for the
+    simulation's client: while the shortcut is active, parameters of the plainest kinds
+    (strings, integers, booleans, bytes or file objects, and dicts, lists and structures of
+    them) that pass botocore's rules (:func:`_surely_valid`) get botocore's empty report
+    without its walk through validator methods; anything else (and every error, with its
+    message) is botocore's own check."""
+
+    def __init__(self, validate: Callable[[Any, Any], Any]) -> None:
+        self._validate = validate
+
+    def __call__(self, params: Any, shape: Any) -> Any:
+        if shortcut_active() and _surely_valid(params, shape):
+            return ValidationErrors()
+        return self._validate(params, shape)
+
+
+def _surely_valid(value: Any, shape: Any) -> bool:
+    """Whether botocore's ``ParamValidator`` reports nothing for ``value`` of ``shape``: the
+    same type checks (``isinstance``, so a bool is an integer, as there), required members,
+    no unknown member, and the ``min`` length or value; False for every kind of shape it does
+    not check here (documents, unions, JSON headers, numbers with a fraction, timestamps)."""
+    kind = shape.type_name
+    if kind == "string":
+        return (
+            isinstance(value, str)
+            and not shape.serialization.get("jsonvalue")
+            and _at_least_min(len(value), shape)
+        )
+    if kind in ("integer", "long"):
+        return isinstance(value, int) and _at_least_min(value, shape)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "blob":
+        return isinstance(value, bytes | bytearray | str) or hasattr(value, "read")
+    if kind == "structure":
+        if not isinstance(value, dict) or shape.is_document_type or shape.is_tagged_union:
+            return False
+        members = shape.members
+        if any(required not in value for required in shape.metadata.get("required", ())):
+            return False
+        return all(
+            key in members and _surely_valid(item, members[key]) for key, item in value.items()
+        )
+    if kind == "map":
+        return isinstance(value, dict) and all(
+            _surely_valid(key, shape.key) and _surely_valid(item, shape.value)
+            for key, item in value.items()
+        )
+    if kind == "list":
+        return (
+            isinstance(value, list | tuple)
+            and _at_least_min(len(value), shape)
+            and all(_surely_valid(item, shape.member) for item in value)
+        )
+    return False
+
+
+def _at_least_min(value: int, shape: Any) -> bool:
+    """botocore's ``range_check``: the shape's ``min``, else 1 for a member bound to the host."""
+    if "min" in shape.metadata:
+        return bool(value >= shape.metadata["min"])
+    return not (shape.serialization.get("hostLabel") and value < 1)
+
+
+class _PlainXmlBody:
+    """botocore's XML request body (``RestXMLSerializer._serialize_body_params``: an
+    ElementTree built node by node, then written out) for the simulation's client, written as
+    text directly while the shortcut is active, for bodies of structures, flattened lists,
+    strings and integers (a completion's part list: a fifth of that call). The same bytes as
+    ElementTree writes them (``tests/sim/test_s3_shortcut.py`` compares both); any other body
+    is botocore's to write."""
+
+    def __init__(self, serialize: Callable[[Any, Any], bytes]) -> None:
+        self._serialize = serialize
+
+    def __call__(self, params: Any, shape: Any) -> bytes:
+        root = shape.serialization.get("name")
+        if shortcut_active() and root is not None:
+            text = _xml_element(shape, params, root)
+            if text is not None:
+                try:
+                    return text.encode()
+                except UnicodeEncodeError:  # a lone surrogate: ElementTree writes a reference
+                    pass
+        return self._serialize(params, shape)
+
+
+def _xml_element(shape: Any, value: Any, name: str) -> str | None:
+    """``value`` as ElementTree writes botocore's node ``name`` of ``shape``; None for what
+    this does not write (the caller leaves it to botocore)."""
+    namespace = shape.serialization.get("xmlNamespace")
+    attributes = ""
+    if isinstance(namespace, dict) and not namespace.get("prefix"):
+        namespace = namespace.get("uri")
+    if isinstance(namespace, str) and _PLAIN_ATTRIBUTE.match(namespace):
+        attributes = f' xmlns="{namespace}"'
+    elif namespace is not None:
+        return None
+    kind = shape.type_name
+    if kind == "structure" and type(value) is dict:
+        children = []
+        for key, item in value.items():
+            member = shape.members.get(key)
+            if member is None or item is None or member.serialization.get("xmlAttribute"):
+                return None  # botocore stops at a None member: its way, not copied here
+            child = _xml_element(member, item, member.serialization.get("name", key))
+            if child is None:
+                return None
+            children.append(child)
+        content = "".join(children)
+    elif kind == "list" and type(value) is list and shape.serialization.get("flattened"):
+        if attributes:
+            return None  # botocore puts a flattened list's namespace on the parent node
+        items = [_xml_element(shape.member, item, name) for item in value]
+        return None if any(item is None for item in items) else "".join(cast(list[str], items))
+    elif kind == "string" and type(value) is str:
+        content = escape(value)  # ElementTree escapes &, < and > in text, as saxutils does
+    elif kind in ("integer", "long") and type(value) is int:
+        content = str(value)
+    else:
+        return None
+    if not content:
+        return f"<{name}{attributes} />"  # ElementTree's short empty element
+    return f"<{name}{attributes}>{content}</{name}>"
+
+
+_PLAIN_ATTRIBUTE = re.compile(r"[A-Za-z0-9:/._\-]*\Z")
 
 
 class _EndpointMemo:
@@ -659,10 +822,44 @@ def _list_multipart_uploads(
 def _listed_parts(body: bytes) -> list[tuple[int, str]] | None:
     """``(part number, ETag)`` of a completion request, as moto reads them; None when moto would
     refuse the list (unreadable, not ascending)."""
+    plain = _plain_parts(body)
+    if plain is not None:
+        return None if any(number <= 0 for number, _ in plain) else plain  # InvalidPartOrder
     try:
         parts = list(moto_s3_responses.S3Response._complete_multipart_body(None, body))  # type: ignore[arg-type]
     except Exception:  # moto answers it with its own error
         return None
+    return parts
+
+
+#: A completion body as botocore writes it: parts of plain elements, no entity, no comment.
+_PLAIN_COMPLETION = re.compile(
+    rb'(?:<\?xml version="1\.0" encoding="utf-8"\?>\n?)?'
+    rb'<CompleteMultipartUpload(?: xmlns="http://s3\.amazonaws\.com/doc/2006-03-01/")?>'
+    rb"(?:<Part>(?:<([A-Za-z0-9]+)>[\x20-\x25\x27-\x3b\x3d-\x5c\x5e-\x7e]*</\1>)*</Part>)*"
+    rb"</CompleteMultipartUpload>\Z"
+)  # printable ASCII text without "<", "&" or "]": what XML reads back unchanged
+_PART = re.compile(rb"<Part>(.*?)</Part>")
+_PART_FIELD = re.compile(rb"<(PartNumber|ETag)>([^<]*)</\1>")
+
+
+def _plain_parts(body: bytes) -> list[tuple[int, str]] | None:
+    """What moto's ``_complete_multipart_body`` reads from a body of plain parts, each with
+    one part number (digits) and one ETag, without building a DOM; None for any other body
+    (moto's own parser reads it then)."""
+    if not _PLAIN_COMPLETION.match(body):
+        return None
+    parts = []
+    for part in _PART.findall(body):
+        fields: dict[bytes, list[bytes]] = {}
+        for name, value in _PART_FIELD.findall(part):
+            fields.setdefault(name, []).append(value)
+        numbers, etags = fields.get(b"PartNumber", []), fields.get(b"ETag", [])
+        if len(numbers) != 1 or len(etags) != 1 or not etags[0]:
+            return None
+        if not numbers[0].isdigit() or not numbers[0].isascii():
+            return None
+        parts.append((int(numbers[0]), etags[0].decode()))
     return parts
 
 
@@ -690,9 +887,23 @@ def _serialized(headers: dict[str, Any], status: int = 200) -> dict[str, Any]:
     return {
         **headers,
         "server": "amazon.com",
-        "date": http_date(_wall_utcnow()),
+        "date": _wall_http_date(),
         "status": str(status),
     }
+
+
+_http_dates: dict[datetime, str] = {}
+
+
+def _wall_http_date() -> str:
+    """``http_date(utcnow())`` as moto's serializer writes it, formatted once per wall second
+    (the format shows whole seconds)."""
+    second = _wall_utcnow().replace(microsecond=0)
+    found = _http_dates.get(second)
+    if found is None:
+        _http_dates.clear()
+        found = _http_dates[second] = http_date(second)
+    return found
 
 
 #: moto's S3 errors the shortcut answers: (HTTP status, the error's field moto serializes).
@@ -756,15 +967,9 @@ def _plain_request(
         return None  # a streamed trailer checksum: moto decodes the chunked body itself
     if not all(str(value).isascii() for value in params["headers"].values()):
         return None  # werkzeug's latin-1 round trip of other values is moto's to make
-    for name in params["headers"]:
-        lower = name.lower()
-        if "_" in name or not (
-            lower in _PLAIN_PUT_HEADERS
-            or _SIMPLE_META.match(lower)
-            or lower.startswith("x-amz-checksum-")
-        ):
-            return None
-    path = urlsplit(str(params.get("url", ""))).path  # path-style: /bucket/key
+    if not _plain_header_names(tuple(params["headers"])):
+        return None
+    path = _split_url(str(params.get("url", ""))).path  # path-style: /bucket/key
     bucket_name, _, key_name = path.lstrip("/").partition("/")
     if bucket_level:
         return (bucket_name, "") if bucket_name and not key_name else None
@@ -773,11 +978,36 @@ def _plain_request(
     return bucket_name, key_name
 
 
+@functools.lru_cache(maxsize=256)
+def _plain_header_names(names: tuple[str, ...]) -> bool:
+    """Whether every request header is one the shortcut knows (the same few sets of names
+    recur call after call: judged once per set)."""
+    for name in names:
+        lower = name.lower()
+        if "_" in name or not (
+            lower in _PLAIN_PUT_HEADERS
+            or _SIMPLE_META.match(lower)
+            or lower.startswith("x-amz-checksum-")
+        ):
+            return False
+    return True
+
+
 def _query(params: dict[str, Any]) -> dict[str, Any]:
     """The request's query: the operation's fixed part (in the URL, ``?uploads``) and its
     parameters (botocore adds them to the URL when it sends the request)."""
-    fixed = {name: value for name, value in parse_qsl(urlsplit(params["url"]).query, True)}
-    return {**fixed, **params["query_string"]}
+    return {**_fixed_query(_split_url(params["url"]).query), **params["query_string"]}
+
+
+#: A request's URL is read twice (its path, then its query): split once.
+_split_url = functools.lru_cache(maxsize=64)(urlsplit)
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_query(query: str) -> dict[str, str]:
+    """The operation's fixed query (``uploads``, ``uploadId=``...), parsed once per text (the
+    caller copies it)."""
+    return dict(parse_qsl(query, True))
 
 
 def _body(params: dict[str, Any]) -> bytes | None:
@@ -807,11 +1037,17 @@ def _as_moto_sees_them(params: dict[str, Any]) -> dict[str, str]:
     headers), spelled as werkzeug rebuilds them from the WSGI environ, with the body's length."""
     headers = {name.title(): str(value) for name, value in params["headers"].items()}
     headers.pop("Content-Length", None)
-    headers["X-Amz-Date"] = moto_now().strftime("%Y%m%dT%H%M%SZ")
+    headers["X-Amz-Date"] = _amz_date(moto_now())
     headers["X-Amz-Content-Sha256"] = "UNSIGNED-PAYLOAD"
     headers["Authorization"] = "simulated"
     headers["Content-Length"] = str(len(_body(params) or b""))
     return headers
+
+
+@functools.lru_cache(maxsize=16)
+def _amz_date(now: datetime) -> str:
+    """The signer's ``X-Amz-Date`` for ``now`` (many calls share a virtual instant)."""
+    return now.strftime("%Y%m%dT%H%M%SZ")
 
 
 def _parsed(
@@ -837,8 +1073,8 @@ def _parsed(
         response_dict=response_dict,
         customized_response_dict=customized,
     )
-    parser = endpoint._response_parser_factory.create_parser(model.service_model.resolved_protocol)
-    parsed: dict[str, Any] = parser.parse(response_dict, model.output_shape)
+    parser = _parser(endpoint._response_parser_factory, model.service_model.resolved_protocol)
+    parsed: dict[str, Any] = _parse(parser, response_dict, model.output_shape)
     parsed.update(customized)
     if status >= 300:
         endpoint._add_modeled_error_fields(response_dict, parsed, model, parser)
@@ -853,3 +1089,91 @@ def _parsed(
     if "ResponseMetadata" in parsed:
         parsed["ResponseMetadata"]["RetryAttempts"] = 0
     return http, parsed
+
+
+def _parse(parser: Any, response: dict[str, Any], shape: Any) -> dict[str, Any]:
+    """``parser.parse(response, shape)``, for a success answer of botocore's REST-XML parser
+    without its per-call walk of the output shape: which members are read from headers is
+    worked out once per shape (:func:`_header_plan`), and each header is looked up once in a
+    plain lower-cased copy instead of a case-insensitive mapping per member (a third of a
+    shortcut call's parse). The values, the members' order and the response metadata are
+    those ``parse`` makes; each value goes through the parser's own type handlers and the body
+    through its own payload parsing. Anything else goes to ``parse`` itself."""
+    if (
+        type(parser) is not RestXMLParser
+        or response["status_code"] >= 301
+        or shape is None
+        or shape.serialization.get("eventstream")
+    ):
+        return cast(dict[str, Any], parser.parse(response, shape))
+    parser = cast(Any, parser)  # botocore's parser, untyped
+    headers = response["headers"]
+    _PARSER_LOG.debug("Response headers: %r", headers)
+    _PARSER_LOG.debug("Response body:\n%r", response["body"])
+    names = list(headers)
+    lowered = {name.lower(): headers[name] for name in names}  # botocore's lowercase_dict
+    metadata: dict[str, Any] = {}
+    if "x-amzn-requestid" in lowered:
+        metadata["RequestId"] = lowered["x-amzn-requestid"]
+    elif "x-amz-request-id" in lowered:
+        metadata["RequestId"] = lowered["x-amz-request-id"]
+        metadata["HostId"] = lowered.get("x-amz-id-2", "")
+    parsed: dict[str, Any] = {"ResponseMetadata": metadata}
+    for name, location, header, member in _header_plan(shape):
+        if location == "header":
+            if header in lowered:
+                parsed[name] = parser._parse_shape(member, lowered[header])
+        elif location == "headers":
+            parsed[name] = {
+                original[len(header) :]: lowered[original.lower()]
+                for original in names
+                if original.lower().startswith(header)
+            }
+        else:
+            parsed[name] = parser._parse_shape(member, response["status_code"])
+    parser._parse_payload(response, shape, shape.members, parsed)
+    response_metadata = parsed.get("ResponseMetadata", {})
+    response_metadata["HTTPStatusCode"] = response["status_code"]
+    response_metadata["HTTPHeaders"] = dict(lowered)
+    parsed["ResponseMetadata"] = response_metadata
+    parser._add_checksum_response_metadata(response, response_metadata)
+    return parsed
+
+
+_PARSER_LOG = logging.getLogger("botocore.parsers")  # where parse() logs what it parses
+_header_plans: dict[int, tuple[Any, list[tuple[str, str, str, Any]]]] = {}
+
+
+def _header_plan(shape: Any) -> list[tuple[str, str, str, Any]]:
+    """``(member, location, lower-cased header name or prefix, member shape)`` of every member
+    of ``shape`` read from the response's status or headers, in the shape's order (botocore's
+    ``_parse_non_payload_attrs``)."""
+    known = _header_plans.get(id(shape))
+    if known is not None and known[0] is shape:
+        return known[1]
+    plan = []
+    for name, member in shape.members.items():
+        location = member.serialization.get("location")
+        if location in ("header", "headers"):
+            default = name if location == "header" else ""
+            header = str(member.serialization.get("name", default)).lower()
+            plan.append((name, location, header, member))
+        elif location == "statusCode":
+            plan.append((name, location, "", member))
+    _header_plans[id(shape)] = (shape, plan)
+    return plan
+
+
+_parsers: dict[tuple[int, str], tuple[Any, dict[str, Any], Any]] = {}
+
+
+def _parser(factory: Any, protocol: str) -> Any:
+    """``factory.create_parser(protocol)``, made again only when the factory's defaults (the
+    options every parser it makes is given) have changed: botocore's parsers keep no state
+    between responses."""
+    known = _parsers.get((id(factory), protocol))
+    if known is not None and known[0] is factory and known[1] == factory._defaults:
+        return known[2]
+    parser = factory.create_parser(protocol)
+    _parsers[(id(factory), protocol)] = (factory, dict(factory._defaults), parser)
+    return parser

@@ -12,13 +12,16 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
+import io
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from harness.explore.search import explore
 from harness.history import History
@@ -27,7 +30,7 @@ from harness.report.margin import search as margin_search
 from harness.scenario import load_paths, load_text
 from harness.sim import moto_patches, runner
 from harness.sim.runner import RunResult, run_scenario
-from harness.sim.s3 import simulated_bucket
+from harness.sim.s3 import shared_client, simulated_bucket
 from harness.sim.targets import resolve_target
 
 REPO = Path(__file__).resolve().parents[2]
@@ -516,3 +519,285 @@ def test_endpoints_are_resolved_once_per_operation_and_bucket_until_a_handler_is
         finally:
             client.meta.events.unregister(event, count)
             client.meta.events.unregister(event, another)
+
+
+@pytest.fixture
+def parse_checked(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Check every answer the shortcut parses against botocore's own ``parser.parse`` of the
+    same response: the same values, members in the same order, the same response metadata.
+    Yields the operations checked."""
+    checked: list[str] = []
+    fast = moto_patches._parse
+
+    def both(parser: Any, response: dict[str, Any], shape: Any) -> dict[str, Any]:
+        expected = parser.parse(dict(response), shape)
+        got = fast(parser, response, shape)
+        assert got == expected
+        assert list(got) == list(expected)
+        assert list(got["ResponseMetadata"]) == list(expected["ResponseMetadata"])
+        checked.append(shape.name if shape is not None else "")
+        return got
+
+    monkeypatch.setattr(moto_patches, "_parse", both)
+    yield checked
+
+
+def test_every_shortcut_answer_parses_as_botocores_parser_parses_it(
+    parse_checked: list[str],
+) -> None:
+    _puts_and_state()
+    _multipart()
+    _deletes()
+    _gets()
+    _listings()
+    assert set(parse_checked) >= {
+        "PutObjectOutput",
+        "CreateMultipartUploadOutput",
+        "UploadPartOutput",
+        "CompleteMultipartUploadOutput",
+        "DeleteObjectOutput",
+        "GetObjectOutput",
+        "ListMultipartUploadsOutput",
+    }
+
+
+def _moto_reads(body: bytes) -> list[tuple[int, str]] | None:
+    """The part list moto reads from a completion body, None where its parser refuses it."""
+    read = moto_patches.moto_s3_responses.S3Response._complete_multipart_body
+    try:
+        return list(read(None, body))  # type: ignore[arg-type]
+    except Exception:
+        return None
+
+
+def _completion_body(parts: list[dict[str, Any]]) -> bytes:
+    """The body botocore's serializer writes for a completion listing ``parts``."""
+    s3 = shared_client()
+    model = s3._service_model.operation_model("CompleteMultipartUpload")
+    params = {"Bucket": "b", "Key": "k", "UploadId": "u", "MultipartUpload": {"Parts": parts}}
+    body: bytes = s3._serializer.serialize_to_request(params, model)["body"]
+    return body
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [],
+        [{"PartNumber": 1, "ETag": '"abc"'}],
+        [{"ETag": '"a"', "PartNumber": 2}, {"PartNumber": 1, "ETag": '"b"'}],
+        [
+            {"PartNumber": 1, "ETag": '"a"', "ChecksumSHA256": "x+/="},
+            {"PartNumber": 3, "ETag": "b"},
+        ],
+        [{"PartNumber": 0, "ETag": '"a"'}],
+        [{"PartNumber": 1, "ETag": "a&b<c>"}],
+        [{"PartNumber": 1, "ETag": "caf\u00e9"}],
+        [{"PartNumber": 1, "ETag": "a]]>b"}],
+        [{"PartNumber": 1, "ETag": ""}],
+        [{"PartNumber": 1}],
+    ],
+)
+def test_a_completion_body_reads_as_moto_reads_it(parts: list[dict[str, Any]]) -> None:
+    body = _completion_body(parts)
+    assert moto_patches._listed_parts(body) == _moto_reads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<?xml version="1.0" encoding="utf-8"?>\n<CompleteMultipartUpload>'
+        b"<Part><PartNumber>1</PartNumber><ETag>e</ETag></Part></CompleteMultipartUpload>",
+        b"<CompleteMultipartUpload><Part><PartNumber> 1</PartNumber><ETag>e</ETag></Part>"
+        b"</CompleteMultipartUpload>",
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><PartNumber>2</PartNumber>"
+        b"<ETag>e</ETag></Part></CompleteMultipartUpload>",
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>e\r\nf</ETag></Part>"
+        b"</CompleteMultipartUpload>",
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><!-- c --><ETag>e</ETag>"
+        b"</Part></CompleteMultipartUpload>",
+        b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>e</ETag></Part>",
+        b"not xml",
+    ],
+)
+def test_a_hand_written_completion_body_reads_as_moto_reads_it(body: bytes) -> None:
+    assert moto_patches._listed_parts(body) == _moto_reads(body)
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [
+        {"Parts": [{"PartNumber": 1, "ETag": '"abc"'}, {"ETag": "b", "PartNumber": 2}]},
+        {
+            "Parts": [
+                {"ETag": '"a"', "ChecksumSHA256": "x+/=", "ChecksumCRC32": "c", "PartNumber": 3}
+            ]
+        },
+        {"Parts": []},
+        {},
+        {"Parts": [{}]},
+        {"Parts": [{"PartNumber": 1, "ETag": ""}]},
+        {"Parts": [{"PartNumber": 1, "ETag": "a&b<c>d\"e'f\r\n\tg]]>"}]},
+        {"Parts": [{"PartNumber": 1, "ETag": "caf\u00e9 \U0001f600"}]},
+        {"Parts": [{"PartNumber": 1, "ETag": "lone \ud800"}]},
+        {"Parts": [{"PartNumber": 1, "ETag": None}, {"PartNumber": 2, "ETag": "b"}]},
+        {"Parts": [{"PartNumber": -5, "ETag": "n"}]},
+    ],
+)
+def test_a_completion_request_body_is_written_as_botocore_writes_it(
+    upload: dict[str, Any],
+) -> None:
+    s3 = shared_client()
+    serializer = s3._serializer._serializer
+    shape = s3._service_model.operation_model("CompleteMultipartUpload").input_shape
+    member = shape.members["MultipartUpload"]
+    direct = serializer._serialize_body_params
+    assert isinstance(direct, moto_patches._PlainXmlBody)
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=12):
+        assert moto_patches.shortcut_active()
+        written = direct(upload, member)
+    assert written == type(serializer)._serialize_body_params(serializer, upload, member)
+    # written directly, but for a None member (botocore's way of stopping there is its own)
+    text = moto_patches._xml_element(member, upload, "CompleteMultipartUpload")
+    assert (text is None) == any(p.get("ETag", "") is None for p in upload.get("Parts", []))
+
+
+#: (operation, parameters): valid ones of every kind the check knows, and botocore's refusals.
+VALIDATED: list[tuple[str, dict[str, Any]]] = [
+    ("PutObject", {"Bucket": "b", "Key": "k", "Body": b"x", "ChecksumSHA256": "c"}),
+    ("PutObject", {"Bucket": "b", "Key": "k", "Body": io.BytesIO(b"x"), "Metadata": {"a": "1"}}),
+    ("PutObject", {"Bucket": "b", "Key": "k", "Body": "text", "ContentLength": True}),
+    ("PutObject", {"Bucket": "b", "Key": "", "Body": b"x"}),  # under Key's minimum length
+    ("PutObject", {"Bucket": "b", "Key": "k", "Body": 5}),
+    ("PutObject", {"Bucket": "b", "Key": "k", "Metadata": {"a": 1}}),
+    ("PutObject", {"Bucket": "b", "Key": "k", "IfMatch": None}),
+    ("PutObject", {"Bucket": "b", "Key": "k", "Unknown": "x"}),
+    ("PutObject", {"Key": "k"}),  # no bucket
+    ("PutObject", {"Bucket": "b", "Key": "k", "Expires": datetime(2026, 1, 1)}),
+    ("UploadPart", {"Bucket": "b", "Key": "k", "UploadId": "u", "PartNumber": 1, "Body": b""}),
+    ("UploadPart", {"Bucket": "b", "Key": "k", "UploadId": "u", "PartNumber": "1"}),
+    ("GetObject", {"Bucket": "b", "Key": "k", "VersionId": "v", "ChecksumMode": "ENABLED"}),
+    ("ListMultipartUploads", {"Bucket": "b", "Prefix": "p", "MaxUploads": 10}),
+    ("ListMultipartUploads", {"Bucket": "b", "MaxUploads": 1.5}),
+    (
+        "CompleteMultipartUpload",
+        {
+            "Bucket": "b",
+            "Key": "k",
+            "UploadId": "u",
+            "MultipartUpload": {"Parts": [{"PartNumber": 1, "ETag": "e"}, {"ETag": "f"}]},
+        },
+    ),
+    (
+        "CompleteMultipartUpload",
+        {"Bucket": "b", "Key": "k", "UploadId": "u", "MultipartUpload": {"Parts": ({},)}},
+    ),
+    (
+        "CompleteMultipartUpload",
+        {"Bucket": "b", "Key": "k", "UploadId": "u", "MultipartUpload": {"Parts": "no"}},
+    ),
+    ("DeleteObjects", {"Bucket": "b", "Delete": {"Objects": [{"Key": "k"}], "Quiet": "yes"}}),
+]
+
+
+#: Whether each of VALIDATED is one the check finds valid itself (else botocore checks it).
+PLAIN = [True, True, True, False, False, False, False, False, False, False]
+PLAIN += [True, False, True, True, False, True, True, False, False]
+
+
+@pytest.mark.parametrize("case", VALIDATED, ids=lambda case: case[0])
+def test_parameters_are_found_valid_only_where_botocore_finds_them_valid(
+    case: tuple[str, dict[str, Any]],
+) -> None:
+    operation, params = case
+    s3 = shared_client()
+    shape = s3._service_model.operation_model(operation).input_shape
+    validator = s3._serializer._param_validator
+    assert isinstance(validator.validate, moto_patches._PlainValidation)
+    botocore_report = type(validator).validate(validator, params, shape)
+    with simulated_bucket(BUCKET, now=lambda: WHEN, seed=13):
+        report = validator.validate(params, shape)
+    # the same verdict, and the same report where there is anything to report
+    assert report.generate_report() == botocore_report.generate_report()
+    plain = moto_patches._surely_valid(params, shape)
+    assert not (plain and botocore_report.has_errors())
+    assert plain == PLAIN[VALIDATED.index(case)]
+
+
+def test_a_refused_parameter_is_refused_with_botocores_message() -> None:
+    with (
+        simulated_bucket(BUCKET, now=lambda: WHEN, seed=14) as client,
+        pytest.raises(ParamValidationError, match="Invalid length for parameter Key"),
+    ):
+        client.put_object(Bucket=BUCKET, Key="", Body=b"x")
+
+
+def _drawn(rng: random.Random, shape: Any, depth: int = 0) -> Any:
+    """A value for ``shape``: mostly of its type (short strings, small numbers, files), at
+    times None or another type, structures missing members or with an unknown one."""
+    roll = rng.random()
+    if roll < 0.05:
+        return None
+    if roll < 0.12:
+        return rng.choice([1, True, "s", b"b", 1.5, [], {}, datetime(2026, 1, 1), Decimal("1")])
+    kind = shape.type_name
+    scalars: dict[str, list[Any]] = {
+        "string": ["", "a", "abc"],
+        "integer": [0, 1, -1, True],
+        "long": [0, 1, -1],
+        "boolean": [True, False],
+        "blob": [b"", b"x", io.BytesIO(b"x"), "s", bytearray(b"x")],
+        "double": [1.5],
+        "float": [1.5],
+        "timestamp": [datetime(2026, 1, 1)],
+    }
+    if kind in scalars:
+        return rng.choice(scalars[kind])
+    if depth >= 4:
+        return {} if kind != "list" else []
+    if kind == "list":
+        return [_drawn(rng, shape.member, depth + 1) for _ in range(rng.randint(0, 2))]
+    if kind == "map":
+        keys = [rng.choice(["", "k", "key"]) for _ in range(rng.randint(0, 2))]
+        return {key: _drawn(rng, shape.value, depth + 1) for key in keys}
+    required = shape.metadata.get("required", [])
+    drawn = {
+        name: _drawn(rng, member, depth + 1)
+        for name, member in shape.members.items()
+        if (name in required and rng.random() < 0.95) or rng.random() < 0.3
+    }
+    if rng.random() < 0.05:
+        drawn["Unknown"] = "x"
+    return drawn
+
+
+def test_drawn_parameters_of_every_s3_operation_are_found_valid_only_where_botocore_does() -> None:
+    """3,000 parameter sets drawn over every S3 operation's input: whatever the direct check
+    finds valid, botocore's validator finds valid too (the rest is botocore's to judge)."""
+    s3 = shared_client()
+    validator = s3._serializer._param_validator
+    rng = random.Random(7)
+    names = s3._service_model.operation_names
+    found_valid = 0
+    for _ in range(3000):
+        shape = s3._service_model.operation_model(rng.choice(names)).input_shape
+        if shape is None:
+            continue
+        params = _drawn(rng, shape)
+        if moto_patches._surely_valid(params, shape):
+            found_valid += 1
+            report = type(validator).validate(validator, params, shape)
+            assert not report.has_errors(), report.generate_report()
+    assert found_valid > 1000  # the check does find most plain parameters valid itself
+
+
+def test_the_full_stack_takes_none_of_the_direct_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the shortcut off, validation, request bodies and parsing are botocore's own."""
+
+    def refuse(*_: Any) -> Any:
+        raise AssertionError("a direct route was taken on the full stack")
+
+    for name in ("_surely_valid", "_xml_element", "_parse", "_plain_parts"):
+        monkeypatch.setattr(moto_patches, name, refuse)
+    with moto_patches.full_stack():
+        seen = _multipart()
+    assert seen[-2][0] == b"q" * MIN_PART + b"tail"  # the object completed through moto
