@@ -19,6 +19,7 @@ An approval for a well-formed id that is not (or no longer) in the document is a
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -103,7 +104,12 @@ class AzureOptions:
 
 def event_id(notice: Notice) -> str:
     """A stable GUID per notice: the same from Scheduled to Started."""
-    return str(uuid.uuid5(_EVENT_NAMESPACE, notice.id)).upper()
+    return _event_id(notice.id)
+
+
+@functools.lru_cache(maxsize=1024)  # asked for every event on every request
+def _event_id(notice_id: str) -> str:
+    return str(uuid.uuid5(_EVENT_NAMESPACE, notice_id)).upper()
 
 
 def rfc1123(plane: MetadataPlane, t: float) -> str:
