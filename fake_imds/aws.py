@@ -686,7 +686,9 @@ class AwsHandlers:
         return _text("\n".join(API_VERSIONS))
 
     async def versioned(self, request: web.Request) -> web.StreamResponse:
-        rest = _SLASHES.sub("/", request.match_info["rest"])
+        rest = request.match_info["rest"]
+        if "//" in rest:
+            rest = _SLASHES.sub("/", rest)
         if rest.rstrip("/") == "/api/token":
             return self.token(request, request.match_info["version"])
         if request.method not in ("GET", "HEAD"):

@@ -19,6 +19,7 @@ An approval for a well-formed id that is not (or no longer) in the document is a
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -51,6 +52,8 @@ INSTANCE_VERSIONS = (
 )  # fmt: skip
 #: Azure's per-VM request limit when throttling is on (requests per second).
 THROTTLE_LIMIT = 5
+#: Content type of the JSON documents (with ``charset=utf-8``, as ``web.json_response`` sends).
+JSON = "application/json"
 
 EventType = Literal["Freeze", "Reboot", "Redeploy", "Preempt", "Terminate"]
 EVENT_TYPES: dict[str, EventType] = {
@@ -101,7 +104,12 @@ class AzureOptions:
 
 def event_id(notice: Notice) -> str:
     """A stable GUID per notice: the same from Scheduled to Started."""
-    return str(uuid.uuid5(_EVENT_NAMESPACE, notice.id)).upper()
+    return _event_id(notice.id)
+
+
+@functools.lru_cache(maxsize=1024)  # asked for every event on every request
+def _event_id(notice_id: str) -> str:
+    return str(uuid.uuid5(_EVENT_NAMESPACE, notice_id)).upper()
 
 
 def rfc1123(plane: MetadataPlane, t: float) -> str:
@@ -287,20 +295,36 @@ class AzureMetadata:
         #: Whether paths this fake does not have go to the server's fallback (a real service).
         self.fallback = fallback
         self._incarnation = 0
-        self._signature = "[]"
+        self._events: list[dict[str, Any]] = []
+        self._encoded: bytes | None = None  # the document as served, while its events hold
         self._window = RateWindow(THROTTLE_LIMIT)
 
     def on_change(self, _notice: Notice | None = None) -> None:
         """Re-render on every plane change, so no change goes uncounted between two polls."""
-        self.document()
+        self._render()
 
     def document(self) -> dict[str, Any]:
+        self._render()
+        return {"DocumentIncarnation": self._incarnation, "Events": list(self._events)}
+
+    def encoded(self) -> bytes:
+        """:meth:`document` as JSON, encoded once per change of the document: the events are
+        rendered anew on every request (they depend on the time), only their encoding is kept
+        while they are equal to the last ones."""
+        self._render()
+        if self._encoded is None:
+            document = {"DocumentIncarnation": self._incarnation, "Events": self._events}
+            self._encoded = json.dumps(document).encode()
+        return self._encoded
+
+    def _render(self) -> None:
+        # Events hold strings, ints and lists of strings: equal as values exactly when their
+        # JSON is equal, so comparing them counts the same changes as comparing their text.
         events = render_events(self.plane, self.options.vm_name)
-        signature = json.dumps(events, sort_keys=True)
-        if signature != self._signature:
-            self._signature = signature
+        if events != self._events:
+            self._events = events
             self._incarnation += 1
-        return {"DocumentIncarnation": self._incarnation, "Events": events}
+            self._encoded = None
 
     def approve(self, ids: Sequence[str]) -> list[str]:
         """Start the named events now; the ids of the notices they are (started or not)."""
@@ -329,7 +353,7 @@ class AzureMetadata:
         if refused is not None:
             return refused
         if request.method == "GET":
-            return web.json_response(self.document())
+            return web.Response(body=self.encoded(), content_type=JSON, charset="utf-8")
         if request.method != "POST":
             return azure_error(405, f"The requested method {request.method} is not allowed.")
         try:

@@ -31,7 +31,6 @@ from html import escape
 from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from pydantic import Field, ValidationInfo, field_validator
 
 from fake_imds.control import At, Duration, NoticeBody, NoticeSpec
@@ -537,13 +536,12 @@ def install(site: DialectSite) -> None:
     site.request_note(wait_note)
     # ``/`` is shared with AWS (whose root lists versions): a request carrying GCP's flavor
     # header is GCP's, which is how google-auth's ``ping`` tells it is on Compute Engine.
-    site.app.middlewares.append(_gcp_root)
+    site.answer_root(_gcp_root)
 
 
-@web.middleware
-async def _gcp_root(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path != "/" or request.headers.get("Metadata-Flavor") != FLAVOR:
-        return await handler(request)
+def _gcp_root(request: web.Request) -> web.Response | None:
+    if request.headers.get("Metadata-Flavor") != FLAVOR:
+        return None
     if forwarded(request):
         return forbidden_forwarded(request.path)
     return _respond(Rendered("computeMetadata/\n", "application/text"))

@@ -116,6 +116,11 @@ class DialectSite:
         returns the response. Without one, errors are worded the way EC2 does."""
         self.app[middleware.STATE_KEY].error_pages[self.name] = page
 
+    def answer_root(self, answer: middleware.RootAnswer) -> None:
+        """Let this dialect answer some requests for ``/`` (a path clouds share) before the
+        route's handler: ``answer(request)`` returns the response, or None to pass it on."""
+        self.app[middleware.STATE_KEY].root_answers.append(answer)
+
     def request_note(self, noter: middleware.Noter) -> None:
         """Note what a request of this dialect asks for even when a fault answers it before
         the dialect sees it: ``noter(request)`` returns the note (``ServedRequest.note``)."""

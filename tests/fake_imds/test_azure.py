@@ -229,6 +229,30 @@ def test_a_freeze_vanishes_after_its_duration_and_the_incarnation_rises_each_tim
     assert run(test) == [(1, ["Scheduled"]), (2, ["Started"]), (2, ["Started"]), (3, [])]
 
 
+def test_the_document_is_sent_as_json_and_never_stale_when_only_the_time_changed() -> None:
+    async def test(azure: Azure) -> list[tuple[str, str]]:
+        azure.notice(kind="freeze", lead="60s", duration=9)
+        url = f"{azure.base}/metadata/scheduledevents"
+        seen = []
+        for wait in (0, 0, 60, 10):  # Scheduled twice, Started at NotBefore, then gone
+            await asyncio.sleep(wait)
+            async with azure.session.get(url, headers=HEADERS, params=VERSION) as response:
+                seen.append((response.headers["Content-Type"], await response.text()))
+        return seen
+
+    seen = run(test)
+    assert {content_type for content_type, _ in seen} == {"application/json; charset=utf-8"}
+    documents = [json.loads(text) for _, text in seen]
+    assert [text for _, text in seen] == [json.dumps(document) for document in documents]
+    assert [d["DocumentIncarnation"] for d in documents] == [1, 1, 2, 3]
+    assert [[e["EventStatus"] for e in d["Events"]] for d in documents] == [
+        ["Scheduled"],
+        ["Scheduled"],
+        ["Started"],
+        [],
+    ]
+
+
 def test_a_canceled_event_vanishes() -> None:
     async def test(azure: Azure) -> tuple[list[Any], list[Any]]:
         notice = azure.notice(kind="terminate")

@@ -360,6 +360,22 @@ def test_the_shared_root_is_gcps_with_the_flavor_header_and_aws_without() -> Non
     assert aws_flavor is None
 
 
+def test_a_gcp_only_server_answers_the_flavored_root_and_logs_it() -> None:
+    async def main() -> tuple[list[tuple[int, str]], list[tuple[str, int, str]]]:
+        async with FakeImds(dialects=["gcp"]) as server, aiohttp.ClientSession() as session:
+            answers = []
+            for headers in (FLAVOR, {}, {**FLAVOR, "X-Forwarded-For": "10.0.0.1"}):
+                async with session.get(f"{server.url}/", headers=headers) as response:
+                    answers.append((response.status, await response.text()))
+            log = [(r.path, r.status, r.dialect) for r in server.plane.requests]
+            return answers, log
+
+    answers, log = run_virtual(main())
+    assert [status for status, _ in answers] == [200, 404, 403]
+    assert answers[0][1] == "computeMetadata/\n"
+    assert log == [("/", 200, "-"), ("/", 404, "-"), ("/", 403, "-")]
+
+
 def test_closing_the_server_releases_held_gets() -> None:
     async def main() -> tuple[int, int, bool]:
         async with aiohttp.ClientSession() as session:

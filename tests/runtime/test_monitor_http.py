@@ -138,3 +138,27 @@ def test_only_plain_http_urls_are_accepted() -> None:
                 await request(session, "GET", "https://169.254.169.254/", timeout=2)
 
     run_virtual(main())
+
+
+def test_a_header_section_seen_before_is_read_the_same_and_each_reply_has_its_own_headers() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Seen: 1\r\n\r\n"
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        for body in (b"ab", b"", b"cd"):  # the same header section three times; HEAD: no body
+            await read_request(reader)
+            writer.write(head + body)
+            await writer.drain()
+
+    async def calls(url: str) -> list[Reply]:
+        async with new_session() as session:
+            first = await request(session, "GET", url, timeout=2)
+            first.headers["X-Seen"] = "changed by its reader"
+            return [
+                first,
+                await request(session, "HEAD", url, timeout=2),
+                await request(session, "GET", url, timeout=2),
+            ]
+
+    replies = run_virtual(serve(script, calls))
+    assert [(r.status, r.text) for r in replies] == [(200, "ab"), (200, ""), (200, "cd")]
+    assert [r.headers["X-Seen"] for r in replies[1:]] == ["1", "1"]

@@ -3,6 +3,7 @@ the state is saved so the platform may proceed early."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -113,6 +114,7 @@ def parse_events(
     return notices
 
 
+@functools.lru_cache(maxsize=256)  # every poll shows the same NotBefore until the event starts
 def _parse_rfc1123(text: str) -> datetime | None:
     if not text:
         return None

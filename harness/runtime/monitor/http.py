@@ -142,32 +142,10 @@ class _Connection(asyncio.Protocol):
             if self._eof:
                 self._fail("connection closed before an answer")
             return False
-        lines = self._buffer[:end].decode("latin-1").split("\r\n")
+        head = bytes(self._buffer[:end])
         del self._buffer[: end + len(_HEAD_END)]
-        version, _, rest = lines[0].partition(" ")
-        code = rest.partition(" ")[0]
-        if not version.startswith("HTTP/1.") or not code.isdigit():
-            raise ValueError(f"bad status line {lines[0]!r}")
-        status = int(code)
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(":")
-            if not colon:
-                raise ValueError(f"bad header line {line!r}")
-            headers[name.strip()] = value.strip()
-        fields = {name.lower(): value for name, value in headers.items()}
-        connection = fields.get("connection", "").lower()
-        keep_alive = version == "HTTP/1.1" and "close" not in connection
-        if self._method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            self._body_mode = "none"
-        elif "chunked" in fields.get("transfer-encoding", "").lower():
-            self._body_mode = "chunked"
-        elif "content-length" in fields:
-            self._body_mode = "length"
-            self._length = int(fields["content-length"])
-        else:
-            self._body_mode, keep_alive = "close", False
-        self._head = (status, headers, keep_alive)
+        status, headers, keep_alive, self._body_mode, self._length = _head(head, self._method)
+        self._head = (status, dict(headers), keep_alive)
         return True
 
     def _parse_body(self) -> bytes | None:
@@ -207,6 +185,37 @@ class _Connection(asyncio.Protocol):
         if self._eof:
             self._fail("connection closed in the middle of an answer")
         return None
+
+
+#: What an answer's header section says: status, headers, keep-alive, body mode and length.
+_Head = tuple[int, dict[str, str], bool, str, int]
+
+
+@functools.lru_cache(maxsize=64)  # a poller gets the same few header sections again and again
+def _head(head: bytes, method: str) -> _Head:
+    """Parse a header section (without its blank line) answering a ``method`` request."""
+    lines = head.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    code = rest.partition(" ")[0]
+    if not version.startswith("HTTP/1.") or not code.isdigit():
+        raise ValueError(f"bad status line {lines[0]!r}")
+    status = int(code)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise ValueError(f"bad header line {line!r}")
+        headers[name.strip()] = value.strip()
+    fields = {name.lower(): value for name, value in headers.items()}
+    connection = fields.get("connection", "").lower()
+    keep_alive = version == "HTTP/1.1" and "close" not in connection
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return status, headers, keep_alive, "none", 0
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        return status, headers, keep_alive, "chunked", 0
+    if "content-length" in fields:
+        return status, headers, keep_alive, "length", int(fields["content-length"])
+    return status, headers, False, "close", 0
 
 
 def _time_out(waiter: asyncio.Future[tuple[Reply, bool]]) -> None:
