@@ -166,6 +166,8 @@ class StorageModel:
         self, op: str, *kinds: FaultKind, incarnation: int | None = None
     ) -> list[StorageFault]:
         """The faults of ``kinds`` that a step ``op`` of instance ``incarnation`` meets now."""
+        if not self.faults:
+            return []  # most steps of most runs: no fault was ever injected
         now = self.now()
         return [f for f in self.faults if f.kind in kinds and f.applies(op, now, incarnation)]
 
