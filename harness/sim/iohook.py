@@ -53,6 +53,14 @@ _S3_MESSAGES = {
 }
 
 _S3_WRITES = ("s3.put_object", "s3.upload_part")
+#: The fault kinds that slow a step down (they change its modelled duration).
+_SLOWING: tuple[FaultKind, ...] = (
+    "s3.latency",
+    "s3.bandwidth",
+    "redis.latency",
+    "disk.latency",
+    "disk.bandwidth",
+)
 
 
 def s3_operation_name(op: str) -> str:
@@ -174,8 +182,11 @@ class StorageModel:
     def duration(self, op: str, nbytes: int, incarnation: int | None = None) -> float:
         """Modelled seconds of one step of instance ``incarnation``, with the active slow-downs."""
 
+        # The faults this step meets, found once (``applies`` only reads), then taken by kind.
+        meeting = self.active(op, *_SLOWING, incarnation=incarnation)
+
         def active(kind: FaultKind) -> list[StorageFault]:
-            return self.active(op, kind, incarnation=incarnation)
+            return [f for f in meeting if f.kind == kind]
 
         if op.startswith("s3."):
             s3 = self.env.s3
