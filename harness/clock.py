@@ -15,11 +15,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import functools
+import hashlib
 import heapq
+import inspect
 import ipaddress
 import selectors
 import socket
 import weakref
+from asyncio.base_events import (  # type: ignore[attr-defined]
+    _MIN_CANCELLED_TIMER_HANDLES_FRACTION,
+    _MIN_SCHEDULED_TIMER_HANDLES,
+    MAXIMUM_SELECT_TIMEOUT,
+)
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -197,8 +205,12 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     real threads, for code that truly needs them.
     """
 
-    def __init__(self, *, allow_threads: bool = False, memory_network: bool = False) -> None:
+    def __init__(
+        self, *, allow_threads: bool = False, memory_network: bool = False, lean: bool = False
+    ) -> None:
         self._now = 0.0
+        #: Iterate with :meth:`_lean_run_once` (see there); off on the full stack.
+        self._lean = lean and lean_iterations_available()
         self._allow_threads = allow_threads
         self._external: weakref.WeakSet[asyncio.TimerHandle] = weakref.WeakSet()
         #: With ``memory_network``, servers started through :meth:`listen_socket` are reached
@@ -285,6 +297,54 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             sock = stand_in  # type: ignore[assignment]
         return super()._make_socket_transport(sock, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
+    def _run_once(self) -> None:
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        count = len(scheduled)
+        if (
+            not self._lean
+            or self._debug  # type: ignore[attr-defined]
+            or (
+                count > _MIN_SCHEDULED_TIMER_HANDLES
+                and self._timer_cancelled_count / count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION  # type: ignore[attr-defined]
+            )
+        ):
+            super()._run_once()  # type: ignore[misc]
+        else:
+            self._lean_run_once(scheduled)
+
+    def _lean_run_once(self, scheduled: list[asyncio.TimerHandle]) -> None:
+        """One iteration of asyncio's ``BaseEventLoop._run_once``, step for step, in the case
+        the simulation meets on almost every iteration: not in debug mode, and too few
+        cancelled timers for asyncio to rebuild its heap (``_run_once`` does both itself).
+
+        The same timers are dropped and run in the same order, the selector is asked with the
+        same timeout, the ready callbacks run in the same order; what goes is the cost of the
+        general case (reading the clock through ``time()``, the debug branches, processing an
+        empty event list). It reads asyncio's private state, so it is used only while asyncio's
+        own loop is the one it was written from (:func:`lean_iterations_available`), and not
+        on the full stack (``HARNESS_SIM_FULL_STACK=1``), whose runs confirm every failure."""
+        while scheduled and scheduled[0]._cancelled:
+            self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
+            heapq.heappop(scheduled)._scheduled = False  # type: ignore[attr-defined]
+        ready: collections.deque[asyncio.Handle] = self._ready  # type: ignore[attr-defined]
+        timeout: float | None = None
+        if ready or self._stopping:  # type: ignore[attr-defined]
+            timeout = 0
+        elif scheduled:
+            timeout = min(max(0, scheduled[0].when() - self._now), MAXIMUM_SELECT_TIMEOUT)
+        events = self._selector.select(timeout)  # type: ignore[attr-defined]
+        if events:
+            self._process_events(events)  # type: ignore[attr-defined]
+        end = self._now + self._clock_resolution  # type: ignore[attr-defined]
+        while scheduled and scheduled[0].when() < end:
+            handle = heapq.heappop(scheduled)
+            handle._scheduled = False  # type: ignore[attr-defined]
+            ready.append(handle)
+        for _ in range(len(ready)):
+            callback = ready.popleft()
+            if not callback._cancelled:
+                callback._run()
+
     def advance(self, seconds: float) -> None:
         """Move virtual time forward (never backward)."""
         if seconds < 0:
@@ -346,6 +406,22 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
                 return False
         self._now = end
         return True
+
+
+#: Digests of the source of asyncio's ``BaseEventLoop._run_once`` that
+#: :meth:`VirtualEventLoop._lean_run_once` repeats (CPython 3.11 and 3.12, then 3.13).
+RUN_ONCE_DIGESTS = frozenset({"26970ce6b0d67ef5", "22aebfb8172a0741"})
+
+
+@functools.cache
+def lean_iterations_available() -> bool:
+    """Whether asyncio's loop iteration is one :meth:`VirtualEventLoop._lean_run_once` was
+    written from (another Python's is used as it is, and ``tests/test_clock.py`` fails)."""
+    try:
+        source = inspect.getsource(asyncio.base_events.BaseEventLoop._run_once)  # type: ignore[attr-defined]
+    except (OSError, TypeError, AttributeError):
+        return False
+    return hashlib.sha256(source.encode()).hexdigest()[:16] in RUN_ONCE_DIGESTS
 
 
 def _is_ip_literal(host: Any) -> bool:

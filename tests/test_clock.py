@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from harness.clock import (
     ThreadUseError,
     VirtualEventLoop,
     clock_for_running_loop,
+    lean_iterations_available,
     run_virtual,
     suspend,
 )
@@ -226,3 +228,75 @@ def test_virtual_time_never_goes_backward() -> None:
             loop.advance(-1)
     finally:
         loop.close()
+
+
+def _busy_trace(lean: bool) -> tuple[list[tuple[str, float]], int]:
+    """A seeded tangle of timers (many at the same instant), cancellations (enough for asyncio
+    to rebuild its heap), callbacks that schedule more, and tasks: what ran, when, in order."""
+    rng = random.Random(7)
+    trace: list[tuple[str, float]] = []
+    loop = VirtualEventLoop(lean=lean)
+    lean_iterations = 0
+    lean_run_once = loop._lean_run_once
+
+    def counted(scheduled: list[asyncio.TimerHandle]) -> None:
+        nonlocal lean_iterations
+        lean_iterations += 1
+        lean_run_once(scheduled)
+
+    loop._lean_run_once = counted  # type: ignore[method-assign]
+
+    def fire(name: str) -> None:
+        trace.append((name, loop.time()))
+        if rng.random() < 0.3:
+            loop.call_soon(fire, f"{name}/soon")
+        if rng.random() < 0.2:
+            loop.call_later(rng.choice((0, 1, 2.5)), fire, f"{name}/later")
+
+    async def worker(number: int) -> None:
+        for step in range(5):
+            await asyncio.sleep(rng.choice((0, 0.5, 1)))
+            trace.append((f"task{number}.{step}", loop.time()))
+
+    async def main() -> None:
+        handles = [
+            loop.call_later(rng.choice((1, 2, 3, 3.5)), fire, f"timer{n}") for n in range(300)
+        ]
+        for handle in rng.sample(handles, 200):  # two thirds: asyncio rebuilds its heap
+            handle.cancel()
+        await asyncio.gather(*(worker(n) for n in range(8)))
+        await asyncio.sleep(10)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    return trace, lean_iterations
+
+
+def test_the_lean_iteration_runs_everything_in_asyncios_order() -> None:
+    assert lean_iterations_available(), (
+        "asyncio's BaseEventLoop._run_once changed: check VirtualEventLoop._lean_run_once "
+        "against it and add its digest to harness.clock.RUN_ONCE_DIGESTS"
+    )
+    plain, none = _busy_trace(lean=False)
+    lean, iterations = _busy_trace(lean=True)
+    assert none == 0 and iterations > 10  # the lean path was taken
+    assert len(plain) > 200
+    assert lean == plain
+
+
+def test_the_lean_iteration_is_off_on_the_full_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.sim import runner
+
+    made: list[VirtualEventLoop] = []
+
+    async def probe() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualEventLoop)
+        made.append(loop)
+
+    runner._on_fresh_loop(probe())
+    monkeypatch.setenv("HARNESS_SIM_FULL_STACK", "1")
+    runner._on_fresh_loop(probe())
+    assert [loop._lean for loop in made] == [True, False]

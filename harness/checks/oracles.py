@@ -562,13 +562,7 @@ _PERSISTING_OPS = S3_WRITE_OPS | frozenset({"redis.write", "local.write", "local
 
 def _storage_evidence(ctx: CheckContext) -> set[str]:
     """Which of the harness's own storage observations the run has."""
-    found: set[str] = set()
-    for op in ctx.view.storage_ops(ok=None):
-        name = str(op.data.get("op", ""))
-        found.add("local.files" if name.startswith("local.") else name.partition(".")[0] + ".ops")
-    if ctx.view.of_kind(Kind.LOCAL_SNAPSHOT):
-        found.add("local.files")
-    return found
+    return set(ctx.view.storage_evidence)
 
 
 def _pointers_to_incomplete_objects(ctx: CheckContext) -> list[Violation]:

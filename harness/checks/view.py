@@ -243,6 +243,19 @@ class HistoryView:
             if ok is None or bool(event.data.get("ok", True)) == ok:
                 yield event
 
+    @cached_property
+    def storage_evidence(self) -> frozenset[str]:
+        """Which of the harness's own storage observations the run has (``s3.ops``,
+        ``redis.ops``, ``local.files``): several checks ask, the history is read once."""
+        found: set[str] = set()
+        for op in self.storage_ops(ok=None):
+            name = str(op.data.get("op", ""))
+            store = "local" if name.startswith("local.") else name.partition(".")[0]
+            found.add("local.files" if store == "local" else f"{store}.ops")
+        if self._by_kind.get(Kind.LOCAL_SNAPSHOT):
+            found.add("local.files")
+        return frozenset(found)
+
     def store_of(self, op: Event) -> str:
         """``s3``, ``redis`` or the local dir a storage op touched."""
         return self._locate(op)[0]

@@ -90,6 +90,9 @@ _CRASH_STEPS = (
 _RECOVERY_STEPS = ("s3.get_object", "redis.read", "local.read", "s3.list_objects", "redis.write")
 
 
+# Strategies are built once and reused (``@cache``): Hypothesis validates each new strategy
+# object on its first draw, which costs more than the draw; a reused one draws the same values.
+@cache
 def _seconds(low: int, high: int) -> st.SearchStrategy[str]:
     return st.integers(low, high).map(lambda s: f"{s}s")
 
@@ -97,6 +100,7 @@ def _seconds(low: int, high: int) -> st.SearchStrategy[str]:
 # -- environment and job ------------------------------------------------------------------------
 
 
+@cache
 @st.composite
 def environments(draw: st.DrawFn, cloud: Cloud, clouds: tuple[Cloud, ...] = CLOUDS) -> Data:
     """``env:`` for ``cloud``: link speeds, the replacement, IMDSv2 on AWS."""
@@ -117,6 +121,7 @@ def environments(draw: st.DrawFn, cloud: Cloud, clouds: tuple[Cloud, ...] = CLOU
     return env
 
 
+@cache
 @st.composite
 def jobs(draw: st.DrawFn, cloud: Cloud) -> Data:
     """``job:``: its size and pace, and the runtime settings (``job.runtime``) a deployment of the
@@ -298,6 +303,7 @@ def recovery_faults() -> st.SearchStrategy[Data]:
     )
 
 
+@cache
 @st.composite
 def interruptions(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> Data:
     """What ends an instance: a notice of its cloud (mostly), a host loss or a crash."""
@@ -311,6 +317,7 @@ def interruptions(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> Data:
     return {**trigger, "crash": crash}
 
 
+@cache
 @st.composite
 def chains(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
     """Two or three faults in a row: an interruption (or the loss of a host that lingers beside
@@ -336,7 +343,7 @@ def chains(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
     for incarnation in range(2, 2 + draw(st.integers(1, 2))):
         event = draw(st.sampled_from(("instance.started", "job.resumed", "checkpoint.started")))
         on = {"event": event, "incarnation": incarnation, "delay": draw(_seconds(0, 20))}
-        fault = draw(st.one_of(recovery_faults(), notices(cloud, grace).map(_as_notice)))
+        fault = draw(_recovery_faults_or_notices(cloud, grace))
         entries.append({"on": on, **fault})
     return entries
 
@@ -350,6 +357,7 @@ def partitions() -> st.SearchStrategy[Data]:
     return st.one_of(redis, redis, _action("s3", {"outage": st.just(True), **lasting}))
 
 
+@cache
 @st.composite
 def notices_in_degraded_storage(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
     """A notice, and S3 degrading during its lead (a capacity event that takes instances also
@@ -361,18 +369,23 @@ def notices_in_degraded_storage(draw: st.DrawFn, cloud: Cloud, grace: str | None
         slow = {"bandwidth": draw(st.sampled_from(("5MB/s", "10MB/s", "20MB/s")))}
         start = max(0, at - draw(st.integers(0, 60)))
     else:
-        slow = draw(
-            st.one_of(
-                st.fixed_dictionaries({"error": st.sampled_from(("SlowDown", "InternalError"))}),
-                st.just({"outage": True}),
-                st.fixed_dictionaries({"latency": _seconds(5, 60)}),
-            )
-        )
+        slow = draw(_s3_degradations())
         start = at + draw(st.integers(0, 150))
     degraded = {"at": f"{start}s", "s3": {**slow, "for": draw(_seconds(60, 600))}}
     return [notice, degraded]
 
 
+@cache
+def _s3_degradations() -> st.SearchStrategy[Data]:
+    """S3 errors, an outage or added latency (without their start and duration)."""
+    return st.one_of(
+        st.fixed_dictionaries({"error": st.sampled_from(("SlowDown", "InternalError"))}),
+        st.just({"outage": True}),
+        st.fixed_dictionaries({"latency": _seconds(5, 60)}),
+    )
+
+
+@cache
 @st.composite
 def notices_in_retries(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
     """A burst of S3 errors on output writes, and a notice while the write is being retried."""
@@ -387,10 +400,16 @@ def notices_in_retries(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list
     return [errors, {"on": on, "notice": draw(notices(cloud, grace))}]
 
 
+@cache
+def _recovery_faults_or_notices(cloud: Cloud, grace: str | None) -> st.SearchStrategy[Data]:
+    return st.one_of(recovery_faults(), notices(cloud, grace).map(_as_notice))
+
+
 def _as_notice(notice: Data) -> Data:
     return {"notice": notice}
 
 
+@cache
 @st.composite
 def timeline_entries(draw: st.DrawFn, cloud: Cloud, grace: str | None = None) -> list[Data]:
     """One step of the story, or a short chain of them. A third of the steps are a notice, and

@@ -53,6 +53,14 @@ _S3_MESSAGES = {
 }
 
 _S3_WRITES = ("s3.put_object", "s3.upload_part")
+#: The fault kinds that slow a step down (they change its modelled duration).
+_SLOWING: tuple[FaultKind, ...] = (
+    "s3.latency",
+    "s3.bandwidth",
+    "redis.latency",
+    "disk.latency",
+    "disk.bandwidth",
+)
 
 
 def s3_operation_name(op: str) -> str:
@@ -166,14 +174,19 @@ class StorageModel:
         self, op: str, *kinds: FaultKind, incarnation: int | None = None
     ) -> list[StorageFault]:
         """The faults of ``kinds`` that a step ``op`` of instance ``incarnation`` meets now."""
+        if not self.faults:
+            return []  # most steps of most runs: no fault was ever injected
         now = self.now()
         return [f for f in self.faults if f.kind in kinds and f.applies(op, now, incarnation)]
 
     def duration(self, op: str, nbytes: int, incarnation: int | None = None) -> float:
         """Modelled seconds of one step of instance ``incarnation``, with the active slow-downs."""
 
+        # The faults this step meets, found once (``applies`` only reads), then taken by kind.
+        meeting = self.active(op, *_SLOWING, incarnation=incarnation)
+
         def active(kind: FaultKind) -> list[StorageFault]:
-            return self.active(op, kind, incarnation=incarnation)
+            return [f for f in meeting if f.kind == kind]
 
         if op.startswith("s3."):
             s3 = self.env.s3

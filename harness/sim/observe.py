@@ -153,8 +153,9 @@ _READ_COMMANDS = frozenset(
 
 def redis_step(commands: Sequence[Sequence[Any]]) -> tuple[str, str | None, str, list[str]]:
     """``(op, first key, command names, values written)`` of one command or a pipeline."""
-    names = [_text(c[0]).upper() for c in commands if c]
-    writes = [c for c in commands if c and _text(c[0]).upper() not in _READ_COMMANDS]
+    named = [(_text(c[0]).upper(), c) for c in commands if c]
+    names = [name for name, _ in named]
+    writes = [c for name, c in named if name not in _READ_COMMANDS]
     key = next((k for c in commands for k in [_first_key(c)] if k is not None), None)
     values = [
         text

@@ -237,8 +237,10 @@ def golden_of(scenario: Scenario, target: Target) -> Golden:
 
 
 def _on_fresh_loop(coro: Coroutine[Any, Any, T]) -> T:
-    # The metadata servers in memory, like the S3 shortcut: off on the full stack.
-    loop = VirtualEventLoop(memory_network=moto_patches.shortcut_active(during_run=False))
+    # The metadata servers in memory and the lean loop iteration, like the S3 shortcut: off on
+    # the full stack.
+    shortcut = moto_patches.shortcut_active(during_run=False)
+    loop = VirtualEventLoop(memory_network=shortcut, lean=shortcut)
     previous = _watch_ctrl_c()
     try:
         return loop.run_until_complete(coro)

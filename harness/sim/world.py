@@ -551,8 +551,34 @@ def _first_grace(scenario: Scenario) -> float:
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     """Event data as JSON would give it back (paths and tuples become strings and lists)."""
     try:
+        plain: dict[str, Any] = _plain_json(data)  # most reports: no text round trip needed
+        return plain
+    except (_NotPlain, RecursionError):
+        pass
+    try:
         text = json.dumps(data, sort_keys=True, default=str)
     except (TypeError, ValueError):
         text = json.dumps({k: repr(v) for k, v in data.items()}, sort_keys=True)
     decoded: dict[str, Any] = json.loads(text)
     return decoded
+
+
+class _NotPlain(Exception):
+    """A value :func:`_plain_json` leaves to the JSON round trip."""
+
+
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_json(value: Any) -> Any:
+    """What ``json.loads(json.dumps(value, sort_keys=True))`` gives for a value made only of
+    plain scalars, lists, tuples and string-keyed dicts (keys sorted, tuples as lists), without
+    the text; raises :class:`_NotPlain` for anything else (a path, an enum, an int-keyed dict)."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    if kind is list or kind is tuple:
+        return [_plain_json(item) for item in value]
+    if kind is dict and all(type(key) is str for key in value):
+        return {key: _plain_json(value[key]) for key in sorted(value)}
+    raise _NotPlain
