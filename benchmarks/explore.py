@@ -14,7 +14,8 @@ reference runtime and the careful handler pass the same library and exploration 
 there is a false alarm, printed as such).
 
 Run: ``.venv/bin/python benchmarks/explore.py [--examples 100] [--seed 1]``; ``--variant NAME``
-(repeatable) measures only some; ``--no-explore`` / ``--no-library`` leave one half out. The
+(repeatable) measures only some; ``--no-explore`` / ``--no-library`` leave one half out;
+``--steer`` explores with Hypothesis' targeted phase (``harness explore --steer``). The
 whole yardstick takes about an hour on a busy 2-core machine (figures: docs/benchmarks.md).
 """
 
@@ -97,7 +98,7 @@ def library_findings(
     return found, len(items)
 
 
-def explore_findings(target: Any, examples: int, seed: int) -> Found:
+def explore_findings(target: Any, examples: int, seed: int, steer: bool = False) -> Found:
     found = Found()
     started = time.perf_counter()
 
@@ -115,6 +116,7 @@ def explore_findings(target: Any, examples: int, seed: int) -> Found:
             out=Path(out),
             progress=progress,
             max_sim_time=DEFAULT_MAX_SIM_TIME,
+            steer=steer,
         )
         if report.failure is not None:
             text = report.failure.path.read_text(encoding="utf-8")
@@ -132,7 +134,9 @@ def measure(variant: Variant, every: list[LoadedScenario], args: argparse.Namesp
             items, lambda scenario: run_variant(variant, scenario)
         )
     if not args.no_explore:
-        measured.explored = explore_findings({"python": variant.target}, args.examples, args.seed)
+        measured.explored = explore_findings(
+            {"python": variant.target}, args.examples, args.seed, args.steer
+        )
     return measured
 
 
@@ -154,7 +158,7 @@ def false_alarms(every: list[LoadedScenario], args: argparse.Namespace) -> list[
         lines.append(_alarm_line("careful handler, library", found, runs))
     if not args.no_explore:
         for label, target in (("reference", "reference"), ("careful", {"python": CAREFUL})):
-            got = explore_findings(target, args.examples, args.seed)
+            got = explore_findings(target, args.examples, args.seed, args.steer)
             verdict = (
                 f"FALSE ALARM at example {got.first_at}: {', '.join(got.broken)}"
                 if got.first_at is not None
@@ -206,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-explore", action="store_true", help="library only")
     parser.add_argument("--no-library", action="store_true", help="explore only")
     parser.add_argument("--no-false-alarm-check", action="store_true", help="skip the baseline")
+    parser.add_argument("--steer", action="store_true", help="explore with --steer")
     args = parser.parse_args(argv)
     unknown = [name for name in args.variant if name not in VARIANTS]
     if unknown:

@@ -133,6 +133,14 @@ MAX_EXAMPLES = 100_000
     help="Most runs spent shrinking the first failure (0: write it as found).",
 )
 @click.option(
+    "--steer/--no-steer",
+    default=False,
+    show_default=True,
+    help="Spend part of the budget climbing towards schedules that judge more checks, start "
+    "more instances and reach more kinds of events (Hypothesis' targeted phase; below 1,000 "
+    "examples it takes the second half of the budget, and the search loses its spread).",
+)
+@click.option(
     "--steer-coverage/--no-steer-coverage",
     default=False,
     show_default=True,
@@ -166,6 +174,7 @@ def explore(
     journal: Path | None,
     stats: bool,
     max_shrinks: int,
+    steer: bool,
     steer_coverage: bool,
     cover: tuple[str, ...],
     coverage_report: Path | None,
@@ -192,6 +201,7 @@ def explore(
       harness explore --profile nightly --workers 8 --journal nightly.json
       harness explore --profile nightly --shard 2/4 --journal shard2.json   # machine 3 of 4
       harness explore --cloud aws --cloud gcp --out failures/
+      harness explore --profile nightly --steer               # climb towards busier runs
       harness explore --profile ci --steer-coverage --stats --coverage-report uncovered.txt
       harness explore --target mypkg.handler:target --cover mypkg --stats
 
@@ -226,6 +236,7 @@ def explore(
             max_sim_time,
             coverage_mode,
             cover,
+            steer,
         )
         if journal is not None and journal.exists():
             merged = load_journal(journal).get("explore") or {}
@@ -259,6 +270,7 @@ def explore(
             database=database,
             max_shrinks=max_shrinks,
             coverage=scope,
+            steer=steer,
         )
     if book is not None:
         _finish_journal(book, report, part)
@@ -344,6 +356,7 @@ def _on_workers(
     max_sim_time: float,
     coverage_mode: str,
     cover: tuple[str, ...],
+    steer: bool,
 ) -> int:
     """One shard per worker through pytest-xdist; pytest's own lines show the progress."""
     command = [
@@ -378,6 +391,7 @@ def _on_workers(
     ]
     for named in cover:
         command += ["--explore-cover", named]
+    command += ["--explore-steer"] if steer else []
     command += ["--explore-examples", str(examples)] if examples else []
     command += ["--explore-seed", str(seed)] if seed is not None else []
     command += ["--explore-journal", str(journal)] if journal is not None else []

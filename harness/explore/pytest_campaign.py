@@ -45,6 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--explore-journal", default=None, help="merged journal (controller)")
     group.addoption("--explore-coverage", choices=MODES, default="off", help="of the target's code")
     group.addoption("--explore-cover", action="append", default=[], help="the code to cover")
+    group.addoption("--explore-steer", action="store_true", help="Hypothesis' targeted phase")
 
 
 def pytest_configure(config: pytest.Config) -> None:

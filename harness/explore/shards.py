@@ -43,6 +43,7 @@ def test_shard(
         max_shrinks=option("explore_max_shrinks"),
         max_sim_time=option("explore_max_sim_time"),
         coverage=campaign_for(target, option("explore_cover"), option("explore_coverage")),
+        steer=option("explore_steer"),
     )
     if report.failed_run is not None and report.failure is not None:
         failing = run_record(report.failed_run, explore_shard, report.examples, history=True)

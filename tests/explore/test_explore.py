@@ -284,10 +284,26 @@ def test_a_schedule_drawn_again_is_not_run_again_and_steers_as_it_did(
     monkeypatch.setattr(search, "judge", lambda d, s: (runs.append(str(d)), judge(d, s))[1])
     told: dict[str, list[float]] = {}
     monkeypatch.setattr(search, "target", lambda v, label: told.setdefault(label, []).append(v))
-    report = explore(examples=12, seed=1, out=tmp_path)
+    report = explore(examples=12, seed=1, out=tmp_path, steer=True)
     assert sorted(runs) == sorted({str(schedule(10)), str(schedule(20))})
     assert report.examples == 2 and report.statuses == {"passed": 2}
     assert report.repeats >= 1 and report.stats()["repeats"] == report.repeats
     # Every draw told Hypothesis its scores, a repeat the same ones as its first run.
     assert len(told["instances"]) == report.examples + report.repeats
     assert set(told["instances"]) == {2.0}
+
+
+def test_the_search_is_unsteered_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below 1,000 examples Hypothesis' targeted phase takes the second half of the budget and
+    the search loses its spread (docs/explore.md#steering): no score is given unless asked."""
+    import harness.explore.search as search
+
+    told: list[str] = []
+    monkeypatch.setattr(search, "target", lambda v, label: told.append(label))
+    common = {"examples": 2, "seed": 3, "clouds": ("aws",), "max_entries": 1}
+    explore(out=tmp_path / "plain", **common)  # type: ignore[arg-type]
+    assert told == []
+    explore(out=tmp_path / "steered", steer=True, **common)  # type: ignore[arg-type]
+    assert sorted(set(told)) == ["checks judged", "instances", "kinds of events"]
