@@ -385,6 +385,35 @@ def _s3_degradations() -> st.SearchStrategy[Data]:
     )
 
 
+#: The clouds whose notices a target polls a metadata service for.
+POLLED_CLOUDS: frozenset[Cloud] = frozenset({"aws", "gcp", "azure"})
+
+
+@cache
+@st.composite
+def notices_in_degraded_metadata(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
+    """A notice, and the metadata service failing around it (an overloaded or restarting
+    service): errors, throttling, slow answers, dropped connections or requests never answered,
+    from up to a minute before the notice, on every path or on IMDSv2's token alone. A client
+    must tell an error from a notice, renew its token, and give up a request that gets no
+    answer in time to see the notice."""
+    at = draw(st.integers(0, 400))
+    start = max(0, at - draw(st.integers(0, 60)))
+    fault: Data = draw(
+        st.one_of(
+            st.fixed_dictionaries({"status": st.sampled_from((500, 503, 401, 403))}),
+            st.fixed_dictionaries({"throttle": st.integers(1, 3)}),
+            st.just({"timeout": True}),
+            st.just({"reset": True}),
+            st.fixed_dictionaries({"latency": _seconds(1, 20)}),
+        )
+    )
+    if cloud == "aws" and draw(st.booleans()):
+        fault["path"] = "/latest/api/token"
+    failing = {"at": f"{start}s", "imds": {**fault, "for": draw(_seconds(5, 120))}}
+    return [failing, {"at": f"{at}s", "notice": draw(notices(cloud, grace))}]
+
+
 @cache
 @st.composite
 def notices_in_retries(draw: st.DrawFn, cloud: Cloud, grace: str | None) -> list[Data]:
@@ -413,9 +442,9 @@ def _as_notice(notice: Data) -> Data:
 @st.composite
 def timeline_entries(draw: st.DrawFn, cloud: Cloud, grace: str | None = None) -> list[Data]:
     """One step of the story, or a short chain of them. A third of the steps are a notice, and
-    more come in chains and in degraded storage (most entries are notices): the choice is
-    weighted, not one branch among a score of equal ones."""
-    choice = draw(st.integers(0, 13))
+    more come in chains and in degraded storage or metadata service (most entries are notices):
+    the choice is weighted, not one branch among a score of equal ones."""
+    choice = draw(st.integers(0, 14))
     if choice <= 4:
         return [{**draw(triggers()), "notice": draw(notices(cloud, grace))}]
     if choice <= 8:
@@ -424,6 +453,8 @@ def timeline_entries(draw: st.DrawFn, cloud: Cloud, grace: str | None = None) ->
         return draw(chains(cloud, grace))
     if choice == 11:
         return draw(notices_in_retries(cloud, grace))
+    if choice == 14 and cloud in POLLED_CLOUDS:
+        return draw(notices_in_degraded_metadata(cloud, grace))
     return draw(notices_in_degraded_storage(cloud, grace))
 
 

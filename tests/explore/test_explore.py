@@ -3,7 +3,10 @@ and the written reproduction fails the same way when replayed."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,7 +17,7 @@ from harness.cli import main
 from harness.explore import explore, schedules, to_scenario
 from harness.explore.fairness import CONDITIONAL, candidates
 from harness.explore.search import dump, write_reproduction
-from harness.explore.strategies import notices
+from harness.explore.strategies import notices, notices_in_degraded_metadata
 from harness.scenario.loader import ScenarioError, load_file, load_text
 from harness.scenario.model import ACTIONS, CLOUDS, Cloud
 from harness.sim.runner import run_scenario
@@ -62,15 +65,7 @@ def _name(raw: object) -> str:
 
 
 def _generated(count: int, **kwargs: object) -> list[dict]:  # type: ignore[type-arg]
-    drawn: list[dict] = []  # type: ignore[type-arg]
-
-    @settings(max_examples=count, derandomize=True, database=None, phases=[Phase.generate])
-    @given(schedules(**kwargs))  # type: ignore[arg-type]
-    def collect(data: dict) -> None:  # type: ignore[type-arg]
-        drawn.append(data)
-
-    collect()
-    return drawn
+    return _drawn(schedules(**kwargs), count)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -307,3 +302,42 @@ def test_the_search_is_unsteered_unless_asked(
     assert told == []
     explore(out=tmp_path / "steered", steer=True, **common)  # type: ignore[arg-type]
     assert sorted(set(told)) == ["checks judged", "instances", "kinds of events"]
+
+
+def test_notices_come_while_the_metadata_service_fails(
+    drawn: list[dict],  # type: ignore[type-arg]
+) -> None:
+    """Errors, throttling, slow answers, resets and requests never answered, from shortly
+    before a notice (a client must tell an error from a notice and give up in time), on the
+    polled clouds, and on AWS sometimes on IMDSv2's token alone."""
+
+    def failing_before_notice(data: dict) -> Iterator[dict]:  # type: ignore[type-arg]
+        for failing, notice in itertools.pairwise(data["timeline"]):
+            if not ("imds" in failing and "notice" in notice and "at" in notice):
+                continue
+            if 0 <= int(notice["at"][:-1]) - int(failing.get("at", "-1s")[:-1]) <= 60:
+                yield failing["imds"]
+
+    assert any(
+        data["env"]["cloud"] in ("aws", "gcp", "azure") and any(failing_before_notice(data))
+        for data in drawn
+    )
+    clouds = st.sampled_from(["aws", "gcp", "azure"])
+    chosen = _drawn(clouds.flatmap(lambda cloud: notices_in_degraded_metadata(cloud, None)), 200)
+    faults = [f for entries in chosen for f in failing_before_notice({"timeline": entries})]
+    assert len(faults) == len(chosen)
+    kinds = {k for fault in faults for k in fault if k not in ("for", "path")}
+    assert kinds == {"status", "throttle", "timeout", "reset", "latency"}
+    assert any(fault.get("path") == "/latest/api/token" for fault in faults)
+
+
+def _drawn(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
+    found: list[Any] = []
+
+    @settings(max_examples=count, derandomize=True, database=None, phases=[Phase.generate])
+    @given(strategy)
+    def collect(value: Any) -> None:
+        found.append(value)
+
+    collect()
+    return found
