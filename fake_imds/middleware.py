@@ -129,10 +129,16 @@ class ServerState:
         fault = plane.fault_for(request.path)
         if fault is not None and fault.kind != "latency":
             return await self._fail(request, fault, received)
-        with plane.serving(received):
-            if fault is not None:
-                await plane.clock.sleep(fault.seconds)
-            response = await self._answer(request, handler)
+        try:
+            with plane.serving(received):
+                if fault is not None:
+                    await plane.clock.sleep(fault.seconds)
+                response = await self._answer(request, handler)
+        except asyncio.CancelledError:
+            # The client gave up (its own timeout) while the answer was delayed or held: it
+            # asked all the same, and the log says so (a request without an answer).
+            self._log(request, received, NO_ANSWER, fault)
+            raise
         dropped = plane.dropped_since(request.path, received)
         if dropped is not None:  # a fault cut the line while the request was held
             return await self._fail(request, dropped, received)

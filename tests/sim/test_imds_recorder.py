@@ -150,3 +150,38 @@ def test_nothing_is_recorded_for_a_dead_instance() -> None:
     run.serve(0.0)
     run.serve(50.0)
     assert run.recorded() == []
+
+
+SLOWER_THAN_THE_CLIENT = """
+description: the metadata service answers more slowly than the client waits, while a notice comes
+seed: 0
+target: reference
+job: {items: 480, seconds_per_item: 1s, checkpoint_every: 90s, state_size: 64MiB}
+env: {cloud: azure, replacement: {delay: 5s}}
+timeline:
+  - at: 68s
+    imds: {latency: 3s, for: 24s}
+  - at: 68s
+    notice: {kind: preempt, lead: 30s}
+expect: [polls_within_lead, client_timeout]
+"""
+
+
+def test_a_request_the_client_gave_up_on_is_asking_all_the_same() -> None:
+    """Found by explore: answers delayed 3 s, a client that waits 2 s. Each poll the client
+    abandoned was cancelled on the server and never logged, so the instance seemed to ask
+    nothing for 32 s and polls_within_lead blamed it for the service's silence. Such a request
+    is logged without an answer (status 0), at its arrival."""
+    from harness.scenario.loader import load_text
+    from harness.sim.runner import run_scenario
+
+    (loaded,) = load_text(SLOWER_THAN_THE_CLIENT, file="<test>")
+    result = run_scenario(loaded.scenario)
+    verdicts = {c.spec.name: c.result.status for c in result.checks}
+    assert verdicts == {"polls_within_lead": "passed", "client_timeout": "passed"}
+    abandoned = [
+        e.data["requested_at"]
+        for e in result.history.of_kind(IMDS_REQUEST)
+        if e.data["status"] == 0
+    ]
+    assert abandoned and all(68 <= t < 92 for t in abandoned)
