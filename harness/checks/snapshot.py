@@ -37,12 +37,46 @@ class Blob:
 
     @classmethod
     def of(cls, data: bytes, keep: int = KEEP_BYTES) -> Blob:
-        return cls(
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-            data=data if len(data) <= keep else None,
-        )
+        sha256, md5 = _digests(data)
+        return cls(size=len(data), sha256=sha256, md5=md5, data=data if len(data) <= keep else None)
+
+
+class _DigestMemo:
+    """Digests of contents seen lately, keyed by the content itself (so never stale). A run
+    takes several snapshots and each reads every version and file again; hashing the bytes for
+    a lookup costs a fraction of SHA-256 and MD5. Holds at most ``limit`` bytes of content."""
+
+    #: Smaller contents are cheaper to hash again than to keep.
+    SMALLEST = 64 << 10
+
+    def __init__(self, limit: int = 128 << 20) -> None:
+        self.limit = limit
+        self.held = 0
+        self.known: dict[bytes, tuple[str, str]] = {}
+
+    def __call__(self, data: bytes) -> tuple[str, str]:
+        """(SHA-256, MD5) of ``data``, in hex."""
+        data = bytes(data)  # a bytearray or memoryview is not a key
+        found = self.known.get(data)
+        if found is None:
+            found = (
+                hashlib.sha256(data).hexdigest(),
+                hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            )
+            self._keep(data, found)
+        return found
+
+    def _keep(self, data: bytes, digests: tuple[str, str]) -> None:
+        if len(data) < self.SMALLEST:
+            return
+        if self.held + len(data) > self.limit:
+            self.known.clear()
+            self.held = 0
+        self.known[data] = digests
+        self.held += len(data)
+
+
+_digests = _DigestMemo()
 
 
 @dataclass(frozen=True, slots=True)

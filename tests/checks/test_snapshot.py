@@ -44,3 +44,26 @@ def test_snapshot_reads_every_version_upload_key_and_file(tmp_path: Path) -> Non
             assert snapshot.to_json()["uploads"][0]["key"] == "big"
 
         run_virtual(main)
+
+
+def test_a_blob_digests_its_bytes_whether_seen_before_or_not() -> None:
+    """Snapshots remember the digests of large contents they hashed, keyed by the content: the
+    same bytes give the same digests, changed bytes (one bit) new ones, and the memory held is
+    bounded."""
+    import hashlib
+
+    from harness.checks import snapshot
+
+    memo = snapshot._DigestMemo(limit=3 * snapshot._DigestMemo.SMALLEST)
+    big = bytes(range(256)) * (snapshot._DigestMemo.SMALLEST // 256 + 1)
+    flipped = bytearray(big)
+    flipped[len(big) // 2] ^= 1
+    for data in (big, bytes(big), bytearray(big), flipped, big, bytes(flipped), b"small"):
+        assert memo(data) == (
+            hashlib.sha256(data).hexdigest(),
+            hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        )
+    assert len(memo.known) == 2 and memo.held == 2 * len(big)
+    memo(big + b"x")  # past the limit: what was held is dropped first
+    assert len(memo.known) == 1 and memo.held == len(big) + 1
+    assert Blob.of(big).sha256 == hashlib.sha256(big).hexdigest()
