@@ -8,7 +8,8 @@ runtime with a fixed seed, so every run of this script explores the same schedul
   simulated run and the checks every explored schedule is judged by;
 - how long the process took to import the command (``harness explore`` pays it once per call).
 
-Run: ``.venv/bin/python benchmarks/explore_speed.py [--examples 50] [--seed 1] [--full-stack]``.
+Run: ``.venv/bin/python benchmarks/explore_speed.py [--examples 50] [--seed 1] [--full-stack]
+[--steer]`` (``--steer``: the steered search, ``harness explore --steer``, whose schedules differ).
 The script re-executes itself under ``taskset -c 0`` when taskset exists (as ``sim_speed.py``
 does), so the figure is for one core; the search's first schedule also builds the job's golden
 run, which the figure includes, as the command pays it too. ``--full-stack`` sends every S3
@@ -39,6 +40,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=50, help="schedules to explore")
     parser.add_argument("--seed", type=int, default=1, help="seed of the search")
+    parser.add_argument(
+        "--steer", action="store_true", help="with Hypothesis' targeted phase (explore --steer)"
+    )
     add_full_stack_option(parser)
     args = parser.parse_args()
     stack = apply_full_stack_option(args)
@@ -52,7 +56,7 @@ def main() -> int:
     imported = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as out:
         started, started_cpu = time.perf_counter(), time.process_time()
-        report = explore(examples=args.examples, seed=args.seed, out=Path(out))
+        report = explore(examples=args.examples, seed=args.seed, out=Path(out), steer=args.steer)
         wall = time.perf_counter() - started
         cpu = time.process_time() - started_cpu
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items()))
