@@ -209,6 +209,10 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self, *, allow_threads: bool = False, memory_network: bool = False, lean: bool = False
     ) -> None:
         self._now = 0.0
+        #: The instant the loop last iterated at, and how many iterations it ran there.
+        self._instant = -1.0
+        self._spins = 0
+        self._stall_callback: Callable[[float], None] | None = None
         #: Iterate with :meth:`_lean_run_once` (see there); off on the full stack.
         self._lean = lean and lean_iterations_available()
         self._allow_threads = allow_threads
@@ -297,7 +301,24 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
             sock = stand_in  # type: ignore[assignment]
         return super()._make_socket_transport(sock, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
+    #: Loop iterations at one virtual instant after which the loop reports a stall, and again
+    #: after each as many more: code that never lets virtual time pass (a retry at once on an
+    #: error answer) would otherwise spin for ever. A busy run meets a few thousand.
+    STALL_ITERATIONS = 200_000
+
+    def on_stall(self, callback: Callable[[float], None] | None) -> None:
+        """Call ``callback(now)`` when the loop has iterated :data:`STALL_ITERATIONS` times
+        without virtual time moving (and after each as many more); None: no callback. An
+        exception it raises ends the loop's run."""
+        self._stall_callback = callback
+
     def _run_once(self) -> None:
+        if self._now != self._instant:
+            self._instant, self._spins = self._now, 0
+        else:
+            self._spins += 1
+            if self._spins % self.STALL_ITERATIONS == 0 and self._stall_callback is not None:
+                self._stall_callback(self._now)
         scheduled = self._scheduled  # type: ignore[attr-defined]
         count = len(scheduled)
         if (

@@ -25,7 +25,7 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from harness.checks import CheckResult, CheckSpec, Golden, StorageSnapshot, evaluate, take_snapshot
 from harness.clock import LoopClock, VirtualEventLoop
@@ -323,6 +323,7 @@ async def _play(
         timeline = Timeline(world)
         timeline.watch()
         world.later(scenario.env.budget, world.finish, "budget")
+        cast(VirtualEventLoop, loop).on_stall(lambda now: _stalled(world, now))
         try:
             await world.boot()
             timeline.schedule(start=run_start)
@@ -333,12 +334,29 @@ async def _play(
             timeline.disarm()
             history.record("harness", Kind.RUN_FINISHED, reason=world.end_reason or "error")
             await world.shutdown()
+            cast(VirtualEventLoop, loop).on_stall(None)
         # Local files keyed by the names the history uses, not by this run's temp paths.
         snapshot = await take_snapshot(
             BackendReader(BUCKET), BUCKET, world.admin_redis, world.local_dirs()
         )
         await world.admin_redis.aclose()
     return world, snapshot
+
+
+class TargetStalled(RuntimeError):
+    """The target kept the loop busy without ever letting virtual time pass."""
+
+
+def _stalled(world: World, now: float) -> None:
+    """End the run at a stall; if the loop still spins after the world was shut down, stop it."""
+    stalled = TargetStalled(
+        f"the target ran {VirtualEventLoop.STALL_ITERATIONS:,} event-loop iterations at "
+        f"t={now:g}s without letting virtual time pass: a busy loop (a retry at once, with no "
+        "pause, of a request the metadata service or storage refuses, for instance)"
+    )
+    if world.error is not None:
+        raise stalled
+    world.fail(stalled)
 
 
 def _judge(

@@ -116,3 +116,12 @@ async def forges_evidence(ctx: InstanceContext) -> None:
     ctx.emit("storage.op", op="s3.put_object", key=KEY, bytes=1, ok=True, observed="client")
     ctx.emit("local.snapshot", local_dir="local/x", files={"state": "sha256:" + "0" * 64})
     ctx.emit("job.completed", position=1)
+
+
+async def spins_on_refusal(ctx: InstanceContext) -> None:
+    """Works a little, then asks again at once, forever, as a watcher that retries a refused
+    request with no pause would: virtual time never moves again."""
+    await ctx.clock.sleep(5)
+    ctx.emit("job.item_done", position=1)
+    while True:  # noqa: ASYNC110 (the busy loop is the point)
+        await asyncio.sleep(0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pytest import approx
 
 from harness.history import Kind
+from harness.scenario.loader import load_text
+from harness.sim.runner import run_scenario
 from tests.sim.conftest import kinds, run
 
 
@@ -366,3 +368,23 @@ def test_a_foreign_notice_on_a_kubernetes_pod_takes_the_grace_the_pod_was_told()
         ("kubernetes", approx(10.0)),
         ("kubernetes", approx(10.0)),
     ]
+
+
+def test_a_target_that_never_lets_time_pass_ends_its_run_with_an_error_naming_it() -> None:
+    """Found by explore: a GCP watcher that asks again at once, with no pause, when it gets an
+    error answer spun at one virtual instant and the run never ended. The loop counts its
+    iterations at one instant; past the bound the run ends in an error that says so."""
+    from harness.scenario.model import TargetSpec
+    from harness.sim.runner import TargetStalled
+
+    (loaded,) = load_text(
+        "description: spins\nseed: 0\njob: {items: 10}\nexpect: [exactly_once]\n", file="<t>"
+    )
+    scenario = loaded.scenario.model_copy(
+        update={"target": TargetSpec(python="tests.sim.observed_targets:spins_on_refusal")}
+    )
+    result = run_scenario(scenario)
+    assert result.status == "error"
+    assert result.error is not None and result.error.startswith(TargetStalled.__name__)
+    assert "at t=5s without letting virtual time pass" in result.error
+    assert result.history.of_kind(Kind.RUN_FINISHED)[-1].data["reason"] == "error"
