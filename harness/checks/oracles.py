@@ -696,7 +696,7 @@ def detects_notice(ctx: CheckContext, within: float) -> CheckResult:
         seen = [
             e
             for e in ctx.view.by(instance.id, Kind.NOTICE_SEEN)
-            if e.t >= notice.issued.t and {notice.action, notice.kind} & _seen_as(e, notice)
+            if e.t >= notice.issued.t and names_notice(e, notice)
         ]
         if not seen:
             ended_early = instance.end < notice.issued.t + within
@@ -752,12 +752,28 @@ def _believed_late(seen: list[Event], notice: Notice) -> Event | None:
     return beliefs[0] if beliefs else None
 
 
-def _seen_as(seen: Event, notice: Notice) -> set[str]:
-    """What the target said the notice was: the cloud's word (``action``: Azure's ``preempt``
-    or ``reboot``) and what it takes it to do (``effect``: ``terminate``); either names the
-    notice, by its action or by its kind (as ``true_deadline`` matches them)."""
+#: Notices whose signal names no action (GCP's ``preempted`` flag and ACPI soft off, a pod's
+#: SIGTERM): whether the machine will be stopped or deleted is not in it, so a target can only
+#: say it is interrupted, and any interrupting word names the notice.
+ACTIONLESS = frozenset({("gcp", "preemption"), ("kubernetes", "eviction")})
+INTERRUPTING_WORDS = frozenset(
+    {"terminate", "stop", "hibernate", "preempt", "preemption", "eviction", "reboot", "redeploy"}
+)
+
+
+def names_notice(seen: Event, notice: Notice) -> bool:
+    """Whether a sighting (``notice.seen``) names ``notice``: what the target said it was, the
+    cloud's word (``action``: Azure's ``preempt``) or what it takes it to do (``effect``:
+    ``terminate``), is the notice's action or kind, or for a notice whose signal names no
+    action (:data:`ACTIONLESS`) any interrupting word; a sighting that says nothing names any
+    notice. ``detects_notice`` and ``true_deadline`` match sightings by this one rule."""
     said = {str(seen.data[k]) for k in ("action", "effect") if seen.data.get(k)}
-    return said or {notice.action}
+    if not said:
+        return True
+    names = {notice.action, notice.kind}
+    if (str(notice.issued.data.get("cloud", "")), notice.kind) in ACTIONLESS:
+        names |= INTERRUPTING_WORDS
+    return bool(said & names)
 
 
 # -- no_leaked_uploads ----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from harness.checks.oracles import (
     _storage_evidence,
     _surviving,
     _surviving_tiers,
+    names_notice,
 )
 from harness.checks.results import CheckResult, Violation
 from harness.checks.view import Instance, Notice
@@ -510,8 +511,7 @@ def _skew(ctx: CheckContext) -> Event | None:
 
 def _seen_with_deadline(ctx: CheckContext, notice: Notice, instance: Instance) -> Iterable[Event]:
     for seen in ctx.view.by(instance.id, Kind.NOTICE_SEEN):
-        said = {str(seen.data.get(k)) for k in ("action", "effect") if seen.data.get(k)}
-        matches = not said or notice.action in said or notice.kind in said
+        matches = names_notice(seen, notice)
         if seen.seq > notice.issued.seq and seen.data.get("deadline") is not None and matches:
             yield seen
 
