@@ -250,8 +250,9 @@ class HistoryView:
         found: set[str] = set()
         for op in self.storage_ops(ok=None):
             name = str(op.data.get("op", ""))
-            store = "local" if name.startswith("local.") else name.partition(".")[0]
-            found.add("local.files" if store == "local" else f"{store}.ops")
+            found.add(
+                "local.files" if name.startswith("local.") else name.partition(".")[0] + ".ops"
+            )
         if self._by_kind.get(Kind.LOCAL_SNAPSHOT):
             found.add("local.files")
         return frozenset(found)

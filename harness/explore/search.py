@@ -168,7 +168,8 @@ def explore(
     # still take: past that budget an unseen schedule counts as passing, so Hypothesis stops
     # shrinking at the smallest failure found by then.
     failing: dict[str, tuple[Data, RunResult]] = {}
-    # Schedules that passed, with what they told Hypothesis' targeted phase: drawn again (the
+    # Schedules that count as passing (they passed, or while shrinking failed otherwise than
+    # the first failure), with what they told Hypothesis' targeted phase: drawn again (the
     # targeted phase and shrinking often land on the same schedule), they are not run again.
     passed: dict[str, Scores] = {}
     shrink_budget = [max_shrinks]
@@ -195,10 +196,10 @@ def explore(
             shrink_budget[0] -= 1
         if coverage is None:
             judged, result = judge(data, scenario)
-            scores = _steer(result) if steer else ()
         else:
             judged, result = coverage.measure(scenario, lambda: judge(data, scenario))
-            scores = (*(_steer(result) if steer else ()), *coverage.last_scores)
+        told = coverage.last_scores if coverage is not None else ()
+        scores = (*told, *(_steer(result) if steer else ()))
         report.record(result)
         if progress is not None:
             progress(report.examples, result)

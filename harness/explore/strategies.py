@@ -31,6 +31,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from harness.checks.protocol import CLOUD_LEAD
 from harness.scenario.model import CLOUDS, Cloud
 
 Data = dict[str, Any]
@@ -387,7 +388,7 @@ def _s3_degradations() -> st.SearchStrategy[Data]:
 
 
 #: The clouds whose notices a target polls a metadata service for.
-POLLED_CLOUDS: frozenset[Cloud] = frozenset({"aws", "gcp", "azure"})
+POLLED_CLOUDS = frozenset(CLOUD_LEAD)
 
 
 @cache

@@ -323,7 +323,8 @@ async def _play(
         timeline = Timeline(world)
         timeline.watch()
         world.later(scenario.env.budget, world.finish, "budget")
-        cast(VirtualEventLoop, loop).on_stall(lambda now: _stalled(world, now))
+        virtual = cast(VirtualEventLoop, loop)  # run_scenario_async made sure of it
+        virtual.on_stall(lambda now: _stalled(world, now))
         try:
             await world.boot()
             timeline.schedule(start=run_start)
@@ -334,7 +335,7 @@ async def _play(
             timeline.disarm()
             history.record("harness", Kind.RUN_FINISHED, reason=world.end_reason or "error")
             await world.shutdown()
-            cast(VirtualEventLoop, loop).on_stall(None)
+            virtual.on_stall(None)
         # Local files keyed by the names the history uses, not by this run's temp paths.
         snapshot = await take_snapshot(
             BackendReader(BUCKET), BUCKET, world.admin_redis, world.local_dirs()
