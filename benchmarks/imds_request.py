@@ -32,13 +32,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from sim_speed import pin_to_one_core  # noqa: E402
 
+from benchmarks.sim_speed import pin_to_one_core  # noqa: E402
 from fake_imds.server import FakeImds  # noqa: E402
 from harness.clock import VirtualEventLoop  # noqa: E402
 from harness.runtime.monitor.http import HttpSession, request  # noqa: E402

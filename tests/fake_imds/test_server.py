@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 import requests
 from aiohttp import web
-from loopback import serving
 
 from fake_imds import eventbridge
 from fake_imds.aws import AwsOptions
@@ -24,6 +23,7 @@ from fake_imds.middleware import STATE_KEY
 from fake_imds.server import DIALECTS, FakeImds, UnsafeBindError, check_bind, is_loopback
 from fake_imds.sync import SyncFakeImds
 from harness.clock import LoopClock, run_virtual
+from tests.fake_imds.loopback import serving
 
 SPOT = "/latest/meta-data/spot/instance-action"
 
