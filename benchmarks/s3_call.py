@@ -87,7 +87,9 @@ def main() -> int:
     from harness.sim import moto_patches
     from harness.sim.s3 import simulated_bucket
 
-    ways = {"shortcut": [], "full stack": []} if args.full_stack_too else {"shortcut": []}
+    ways: dict[str, list[float]] = (
+        {"shortcut": [], "full stack": []} if args.full_stack_too else {"shortcut": []}
+    )
     with simulated_bucket(BUCKET, now=lambda: WHEN, seed=1) as client:
         for warm in range(3):
             mix(client, f"warm-{warm}")
