@@ -20,7 +20,7 @@ from harness.explore.search import dump, write_reproduction
 from harness.explore.strategies import chains, notices, notices_in_degraded_metadata
 from harness.scenario.loader import ScenarioError, load_file, load_text
 from harness.scenario.model import ACTIONS, CLOUDS, Cloud
-from harness.sim.runner import run_scenario
+from harness.sim.runner import RunResult, run_scenario
 
 OFF_BY_ONE = {"python": "harness.examples.broken:off_by_one_resume"}
 
@@ -194,6 +194,10 @@ def test_the_same_seed_explores_the_same_schedules(tmp_path: Path) -> None:
     runs: list[list[str]] = [[], []]
     reports = []
     for index in (0, 1):
+
+        def record(n: int, result: RunResult, i: int = index) -> None:
+            runs[i].append(result.history.to_jsonl())
+
         report = explore(
             examples=3,
             seed=11,
@@ -201,7 +205,7 @@ def test_the_same_seed_explores_the_same_schedules(tmp_path: Path) -> None:
             out=tmp_path / str(index),
             clouds=("aws",),
             max_entries=1,
-            progress=lambda n, r, i=index: runs[i].append(r.history.to_jsonl()),
+            progress=record,
         )
         reports.append(report)
     assert runs[0] == runs[1] and len(runs[0]) >= 3
@@ -262,7 +266,7 @@ def test_a_schedule_drawn_again_is_not_run_again_and_steers_as_it_did(
     and Hypothesis is told the scores the first run earned."""
     import harness.explore.search as search
 
-    def schedule(at: int) -> dict:  # type: ignore[type-arg]
+    def schedule(at: int) -> dict[str, Any]:
         return {
             "description": "one notice",
             "seed": 0,
@@ -278,7 +282,12 @@ def test_a_schedule_drawn_again_is_not_run_again_and_steers_as_it_did(
     monkeypatch.setattr(search, "schedules", lambda **_: drawn)
     runs: list[str] = []
     judge = search.judge
-    monkeypatch.setattr(search, "judge", lambda d, s: (runs.append(str(d)), judge(d, s))[1])
+
+    def judge_and_record(data: dict[str, Any], scenario: Any) -> tuple[dict[str, Any], RunResult]:
+        runs.append(str(data))
+        return judge(data, scenario)
+
+    monkeypatch.setattr(search, "judge", judge_and_record)
     told: dict[str, list[float]] = {}
     monkeypatch.setattr(search, "target", lambda v, label: told.setdefault(label, []).append(v))
     report = explore(examples=12, seed=1, out=tmp_path, steer=True)

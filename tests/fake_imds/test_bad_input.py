@@ -359,7 +359,13 @@ _PATHS = st.tuples(
 )
 
 
-_QUIET = ("GET", "/latest/meta-data/", "events/maintenance/scheduled", "", {})
+_QUIET: tuple[str, str, str, str, dict[str, str]] = (
+    "GET",
+    "/latest/meta-data/",
+    "events/maintenance/scheduled",
+    "",
+    {},
+)
 
 
 def _identity(imds: SyncFakeImds) -> Any:

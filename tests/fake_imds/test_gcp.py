@@ -399,7 +399,7 @@ def test_a_leaf_is_text_even_when_recursive_and_json_only_when_asked() -> None:
     async def test(gcp: Gcp) -> list[tuple[str, str]]:
         results = []
         for params in ({"recursive": "true"}, {"alt": "json"}):
-            _, body, headers = await gcp.get("instance/preempted", **params)
+            _, body, headers = await gcp.get("instance/preempted", headers=None, **params)
             results.append((body, headers["Content-Type"]))
         return results
 
