@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -62,7 +63,7 @@ async def host(
             await upstream.close()
 
 
-def virtual(test: Callable[[], Awaitable[None]]) -> None:
+def virtual(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
     run_virtual(test)
 
 

@@ -67,7 +67,7 @@ def test_every_node_keeps_its_position() -> None:
 def test_model_is_frozen() -> None:
     (loaded,) = load_text(DESIGN_EXAMPLE)
     with pytest.raises(Exception, match="frozen"):
-        loaded.scenario.seed = 8  # type: ignore[misc]
+        loaded.scenario.seed = 8
 
 
 def test_seed_override_replaces_only_the_seed() -> None:
