@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from fake_imds.aws import AwsOptions
-from fake_imds.server import FakeImds, UnsafeBindError
+from fake_imds.server import FakeImds, ImdsV2Mode, UnsafeBindError
 from harness.cli import main
 from harness.clock import RealClock, run_virtual
 from harness.errors import HarnessError
@@ -49,13 +49,13 @@ class Host:
 
 @asynccontextmanager
 async def host(
-    *, real_imdsv2: str = "required", agent_imdsv2: str = "optional"
+    *, real_imdsv2: ImdsV2Mode = "required", agent_imdsv2: ImdsV2Mode = "optional"
 ) -> AsyncIterator[Host]:
     options = {"aws": AwsOptions(instance_id=REAL_ID, instance_type="p4d.24xlarge")}
-    async with FakeImds(imdsv2=real_imdsv2, options=options) as real:  # type: ignore[arg-type]
+    async with FakeImds(imdsv2=real_imdsv2, options=options) as real:
         upstream = Upstream(real.url, real.plane.clock)
         identity = await upstream_identity(upstream)
-        agent = overlay_server(upstream, identity, control_token=TOKEN, imdsv2=agent_imdsv2)  # type: ignore[arg-type]
+        agent = overlay_server(upstream, identity, control_token=TOKEN, imdsv2=agent_imdsv2)
         try:
             async with agent, aiohttp.ClientSession() as http:
                 yield Host(real, agent, http)
@@ -162,13 +162,13 @@ def test_control_calls_without_the_token_are_refused() -> None:
     virtual(scenario)
 
 
-def plan(**changes: object) -> AgentPlan:
-    values: dict[str, object] = {
+def plan(**changes: Any) -> AgentPlan:
+    values: dict[str, Any] = {
         "url": "", "kind": "spot-interruption", "action": "terminate", "lead_seconds": 120.0,
         "wait": True, "expect_checkpoint": None, "has_token": True,
     }  # fmt: skip
     values.update(changes)
-    return AgentPlan(**values)  # type: ignore[arg-type]
+    return AgentPlan(**values)
 
 
 def test_inject_via_agent_follows_the_notice_to_its_deadline() -> None:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from harness.scenario import ScenarioError, load_paths, load_text
+from harness.scenario.loader import LoadedScenario
 from harness.scenario.model import Scenario
 from harness.scenario.schema import scenario_schema
 
@@ -222,7 +223,7 @@ def test_durations_sizes_and_check_targets_share_the_units_grammar() -> None:
     assert scenario.expect[0].params == {"within": 7200.0}
 
 
-def load_file_from_text(text: str) -> list:  # type: ignore[type-arg]
+def load_file_from_text(text: str) -> list[LoadedScenario]:
     return load_text(text, "inline.yaml")
 
 
