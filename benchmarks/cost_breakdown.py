@@ -39,10 +39,9 @@ from pathlib import Path
 from types import FrameType
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
-from sim_speed import STANDARD, pin_to_one_core  # noqa: E402
+from benchmarks.sim_speed import STANDARD, pin_to_one_core  # noqa: E402
 
 STDLIB = sysconfig.get_paths()["stdlib"]
 ASYNCIO = f"{STDLIB}/asyncio/"

@@ -26,10 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FLOOR = 50.0  # explored schedules per second on one core
-sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
-from sim_speed import (  # noqa: E402
+from benchmarks.sim_speed import (  # noqa: E402
     add_full_stack_option,
     apply_full_stack_option,
     pin_to_one_core,

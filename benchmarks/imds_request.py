@@ -25,20 +25,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from sim_speed import pin_to_one_core  # noqa: E402
 
+from benchmarks.sim_speed import pin_to_one_core  # noqa: E402
 from fake_imds.server import FakeImds  # noqa: E402
 from harness.clock import VirtualEventLoop  # noqa: E402
 from harness.runtime.monitor.http import HttpSession, request  # noqa: E402
@@ -164,9 +165,9 @@ async def raw_floor(requests: int) -> float:
         connections.append(_Floor())
         return connections[-1]
 
-    async def start(sock: object) -> None:
+    async def start(sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        servers.append(await loop.create_server(connection, sock=sock))  # type: ignore[call-overload]
+        servers.append(await loop.create_server(connection, sock=sock))
 
     url = await _listen(start)
     try:
@@ -178,11 +179,13 @@ async def raw_floor(requests: int) -> float:
         await asyncio.gather(*tasks, return_exceptions=True)  # cancelled as their clients left
 
 
-async def _listen(start: Callable[[object], Awaitable[None]]) -> str:
+async def _listen(start: Callable[[socket.socket], Awaitable[None]]) -> str:
     """Start a server on an in-memory listening socket of the running loop; its URL."""
     loop = asyncio.get_running_loop()
     assert isinstance(loop, VirtualEventLoop)
-    sock = loop.listen_socket("127.0.0.1", 0)
+    # A MemorySocket stands in for a kernel socket: the virtual loop polls it where servers
+    # would poll their socket, so create_server and SockSite take it as one.
+    sock = cast(socket.socket, loop.listen_socket("127.0.0.1", 0))
     await start(sock)
     return f"http://127.0.0.1:{sock.getsockname()[1]}/"
 

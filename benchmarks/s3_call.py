@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO))
 
-from sim_speed import pin_to_one_core  # noqa: E402
+from benchmarks.sim_speed import pin_to_one_core  # noqa: E402
 
 BUCKET = "s3-call-benchmark"
 WHEN = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -87,7 +87,9 @@ def main() -> int:
     from harness.sim import moto_patches
     from harness.sim.s3 import simulated_bucket
 
-    ways = {"shortcut": [], "full stack": []} if args.full_stack_too else {"shortcut": []}
+    ways: dict[str, list[float]] = (
+        {"shortcut": [], "full stack": []} if args.full_stack_too else {"shortcut": []}
+    )
     with simulated_bucket(BUCKET, now=lambda: WHEN, seed=1) as client:
         for warm in range(3):
             mix(client, f"warm-{warm}")

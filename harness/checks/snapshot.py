@@ -54,7 +54,7 @@ class _DigestMemo:
         self.held = 0
         self.known: dict[bytes, tuple[str, str]] = {}
 
-    def __call__(self, data: bytes) -> tuple[str, str]:
+    def __call__(self, data: bytes | bytearray | memoryview) -> tuple[str, str]:
         """(SHA-256, MD5) of ``data``, in hex."""
         data = bytes(data)  # a bytearray or memoryview is not a key
         found = self.known.get(data)

@@ -21,7 +21,7 @@ from harness.history import Kind
 from tests.checks.story import OUTPUT, STATE, Run, Story, good_run
 from tests.checks.test_protocol import PROTOCOL_CHECKS
 
-ALL = [
+ALL: list[str | dict[str, Any]] = [
     "saved_before_deadline",
     "exactly_once",
     "resume_correct",

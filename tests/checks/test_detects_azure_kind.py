@@ -63,7 +63,7 @@ def test_an_aws_notice_is_still_named_by_its_own_action_only() -> None:
     from harness.history import Event
 
     def event(kind: str, **data: object) -> Event:
-        return Event(seq=1, t=0.0, source="x", kind=kind, instance="i-1", data=data)
+        return Event(seq=1, t=0.0, source="harness", kind=kind, instance="i-1", data=data)
 
     aws_stop = Notice(
         event("notice.issued", cloud="aws", notice_kind="spot-interruption", action="stop"), None

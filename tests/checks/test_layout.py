@@ -3,6 +3,8 @@ no older epoch overwrites a newer one's manifest."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.checks import Blob, ObjectVersion, RedisEntry, StorageSnapshot, same_digest
 from harness.checks.layout import fencing_problems, metadata_problems
 from harness.runtime.job import JobSpec, checksum, expected_outputs, state_after
@@ -28,7 +30,7 @@ def record(position: int, epoch: int = 1) -> CheckpointRecord:
 
 
 def snapshot(
-    *manifests: Manifest, objects: tuple[int, ...] = (10, 20), **kw: object
+    *manifests: Manifest, objects: tuple[int, ...] = (10, 20), **kw: Any
 ) -> StorageSnapshot:
     versions = [
         ObjectVersion(
@@ -41,7 +43,7 @@ def snapshot(
         versions.append(
             ObjectVersion(r.key, "v", 0, True, blob=Blob.of(state_after(SPEC, position)))
         )
-    return StorageSnapshot(bucket="b", versions=tuple(versions), **kw)  # type: ignore[arg-type]
+    return StorageSnapshot(bucket="b", versions=tuple(versions), **kw)
 
 
 def test_reference_golden_matches_the_job_functions() -> None:

@@ -34,7 +34,9 @@ def test_installed_package_data_comes_first(
     shipped = tmp_path / "harness" / "library"
     (shipped / "aws").mkdir(parents=True)
     (shipped / "aws" / "only_here.yaml").write_text("description: shipped\n")
-    monkeypatch.setattr(library.resources, "files", lambda package: tmp_path / package)
+    monkeypatch.setattr(
+        "harness.scenario.library.resources.files", lambda package: tmp_path / package
+    )
     assert library.library_root() == shipped
     assert library.names() == ["aws/only_here"]
     assert library.resolve("library:aws/only_here") == shipped / "aws" / "only_here.yaml"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.report.journal import FORMAT, Journal, JournalError
 
 
-def read(path: Path) -> dict[str, object]:
-    document: dict[str, object] = json.loads(path.read_text())
+def read(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text())
     return document
 
 
@@ -22,7 +23,7 @@ def test_journal_is_rewritten_whole_after_each_run(tmp_path: Path) -> None:
     journal.add({"name": "a", "status": "passed"})
     assert read(path)["summary"] == {"runs": 1, "passed": 1}
     journal.add({"name": "b", "status": "failed"})
-    assert [r["name"] for r in read(path)["runs"]] == ["a", "b"]  # type: ignore[attr-defined]
+    assert [r["name"] for r in read(path)["runs"]] == ["a", "b"]
     assert read(path)["finished"] is False
     journal.finish()
     assert read(path)["finished"] is True and read(path)["format"] == FORMAT

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,7 +66,11 @@ def test_a_failure_kept_in_the_database_is_replayed_first(tmp_path: Path) -> Non
     """A random search (Hypothesis keeps no database for a seeded one): sixty schedules with
     one entry each all but surely include a restart, which this target gets wrong (the search
     stops at the first)."""
-    common = {"target": {"python": OFF_BY_ONE}, "clouds": ("aws",), "max_entries": 1}
+    common: dict[str, Any] = {
+        "target": {"python": OFF_BY_ONE},
+        "clouds": ("aws",),
+        "max_entries": 1,
+    }
     database = tmp_path / "db"
     first = explore(examples=60, out=tmp_path, database=database, max_shrinks=2, **common)
     assert first.failure is not None and any(database.rglob("*"))

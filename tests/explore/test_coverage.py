@@ -63,9 +63,7 @@ def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType
     monkeypatch.syspath_prepend(str(scoped))
     for name in ("inside", "outside"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    import inside
-
-    return inside, scoped
+    return importlib.import_module("inside"), scoped
 
 
 def _lines_of(source: str, *texts: str) -> list[int]:
@@ -102,7 +100,7 @@ def test_a_coroutine_resumes_where_it_stopped_and_returns_once(
 
     async def main() -> int:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        task = asyncio.ensure_future(inside.waits(future))
+        task: asyncio.Future[int] = asyncio.ensure_future(inside.waits(future))
         await asyncio.sleep(0)  # the coroutine suspends at its await
         future.set_result(None)
         return await task

@@ -4,7 +4,7 @@ and the written reproduction fails the same way when replayed."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +16,18 @@ from hypothesis import strategies as st
 from harness.cli import main
 from harness.explore import explore, schedules, to_scenario
 from harness.explore.fairness import CONDITIONAL, candidates
-from harness.explore.search import dump, write_reproduction
+from harness.explore.search import ExploreReport, dump, write_reproduction
 from harness.explore.strategies import chains, notices, notices_in_degraded_metadata
 from harness.scenario.loader import ScenarioError, load_file, load_text
 from harness.scenario.model import ACTIONS, CLOUDS, Cloud
-from harness.sim.runner import run_scenario
+from harness.sim.runner import RunResult, run_scenario
 
 OFF_BY_ONE = {"python": "harness.examples.broken:off_by_one_resume"}
 
 
 @settings(max_examples=60, derandomize=True, database=None, deadline=None)
 @given(schedules())
-def test_every_generated_schedule_is_a_valid_scenario(data: dict) -> None:  # type: ignore[type-arg]
+def test_every_generated_schedule_is_a_valid_scenario(data: dict[str, Any]) -> None:
     scenario = to_scenario(data)
     assert 1 <= len(scenario.timeline) <= 4
     names = [c.name for c in scenario.expect]
@@ -60,21 +60,21 @@ def test_an_invalid_schedule_is_refused_with_the_line_of_its_yaml() -> None:
     assert error.value.problems[0].mark.line > 1  # the line of the entry in the YAML text
 
 
-def _name(raw: object) -> str:
-    return raw if isinstance(raw, str) else next(iter(raw))  # type: ignore[call-overload]
+def _name(raw: str | Mapping[str, Any]) -> str:
+    return raw if isinstance(raw, str) else next(iter(raw))
 
 
-def _generated(count: int, **kwargs: object) -> list[dict]:  # type: ignore[type-arg]
-    return _drawn(schedules(**kwargs), count)  # type: ignore[arg-type]
+def _generated(count: int, **kwargs: Any) -> list[dict[str, Any]]:
+    return _drawn(schedules(**kwargs), count)
 
 
 @pytest.fixture(scope="module")
-def drawn() -> list[dict]:  # type: ignore[type-arg]
+def drawn() -> list[dict[str, Any]]:
     return _generated(300)
 
 
 def test_notices_are_most_of_the_entries_on_every_cloud(
-    drawn: list[dict],  # type: ignore[type-arg]
+    drawn: list[dict[str, Any]],
 ) -> None:
     entries = [entry for data in drawn for entry in data["timeline"]]
     notices = [entry["notice"] for entry in entries if "notice" in entry]
@@ -97,14 +97,14 @@ def test_every_notice_kind_of_each_cloud_comes(cloud: Cloud, kinds: set[str | No
 
     @settings(max_examples=60, derandomize=True, database=None, phases=[Phase.generate])
     @given(notices(cloud))
-    def collect(notice: dict) -> None:  # type: ignore[type-arg]
+    def collect(notice: dict[str, Any]) -> None:
         drawn.add(notice.get("kind"))
 
     collect()
     assert drawn == kinds
 
 
-def test_the_environment_and_the_job_vary(drawn: list[dict]) -> None:  # type: ignore[type-arg]
+def test_the_environment_and_the_job_vary(drawn: list[dict[str, Any]]) -> None:
     jobs = [data["job"] for data in drawn]
     runtime = [job.get("runtime", {}) for job in jobs]
     assert any(job.get("materialize") for job in jobs)
@@ -123,7 +123,7 @@ def test_the_environment_and_the_job_vary(drawn: list[dict]) -> None:  # type: i
 
 
 def test_faults_come_in_a_row_during_recovery_and_during_retries(
-    drawn: list[dict],  # type: ignore[type-arg]
+    drawn: list[dict[str, Any]],
 ) -> None:
     triggers = [entry.get("on", {}) for data in drawn for entry in data["timeline"]]
     # Three in a row are rarer in whole schedules (they hold four entries at most): drawn alone.
@@ -135,7 +135,7 @@ def test_faults_come_in_a_row_during_recovery_and_during_retries(
 
 
 def test_schedules_reach_every_kind_of_fault_and_every_cloud(
-    drawn: list[dict],  # type: ignore[type-arg]
+    drawn: list[dict[str, Any]],
 ) -> None:
     actions: set[str] = set()
     clouds: set[str] = set()
@@ -149,7 +149,7 @@ def test_schedules_reach_every_kind_of_fault_and_every_cloud(
 
 
 @pytest.fixture(scope="module")
-def found(tmp_path_factory: pytest.TempPathFactory) -> tuple:  # type: ignore[type-arg]
+def found(tmp_path_factory: pytest.TempPathFactory) -> tuple[ExploreReport, Path]:
     out = tmp_path_factory.mktemp("explore")
     report = explore(
         examples=6, seed=3, target=OFF_BY_ONE, out=out, clouds=("aws",), max_shrinks=40
@@ -157,7 +157,7 @@ def found(tmp_path_factory: pytest.TempPathFactory) -> tuple:  # type: ignore[ty
     return report, out
 
 
-def test_a_broken_target_is_found_and_shrunk(found: tuple) -> None:  # type: ignore[type-arg]
+def test_a_broken_target_is_found_and_shrunk(found: tuple[ExploreReport, Path]) -> None:
     report, out = found
     failure = report.failure
     assert failure is not None and failure.broken == ("resume_correct",)
@@ -168,16 +168,18 @@ def test_a_broken_target_is_found_and_shrunk(found: tuple) -> None:  # type: ign
     assert failure.path.read_text().startswith(f"# Replay: {failure.command}\n")
 
 
-def test_the_written_reproduction_fails_the_same_way(found: tuple) -> None:  # type: ignore[type-arg]
-    report, _ = found
-    (loaded,) = load_file(report.failure.path)
-    replay = run_scenario(loaded.scenario, seed=report.failure.seed)
+def test_the_written_reproduction_fails_the_same_way(found: tuple[ExploreReport, Path]) -> None:
+    failure = found[0].failure
+    assert failure is not None
+    (loaded,) = load_file(failure.path)
+    replay = run_scenario(loaded.scenario, seed=failure.seed)
     assert replay.status == "failed"
-    assert tuple(c.spec.name for c in replay.broken_checks) == report.failure.broken
+    assert tuple(c.spec.name for c in replay.broken_checks) == failure.broken
 
 
-def test_a_reproduction_never_overwrites_a_file(found: tuple) -> None:  # type: ignore[type-arg]
+def test_a_reproduction_never_overwrites_a_file(found: tuple[ExploreReport, Path]) -> None:
     report, out = found
+    assert report.failure is not None
     first = report.failure.path
     before = first.read_bytes()
     data = yaml.safe_load(before)
@@ -194,6 +196,10 @@ def test_the_same_seed_explores_the_same_schedules(tmp_path: Path) -> None:
     runs: list[list[str]] = [[], []]
     reports = []
     for index in (0, 1):
+
+        def record(n: int, result: RunResult, i: int = index) -> None:
+            runs[i].append(result.history.to_jsonl())
+
         report = explore(
             examples=3,
             seed=11,
@@ -201,7 +207,7 @@ def test_the_same_seed_explores_the_same_schedules(tmp_path: Path) -> None:
             out=tmp_path / str(index),
             clouds=("aws",),
             max_entries=1,
-            progress=lambda n, r, i=index: runs[i].append(r.history.to_jsonl()),
+            progress=record,
         )
         reports.append(report)
     assert runs[0] == runs[1] and len(runs[0]) >= 3
@@ -262,7 +268,7 @@ def test_a_schedule_drawn_again_is_not_run_again_and_steers_as_it_did(
     and Hypothesis is told the scores the first run earned."""
     import harness.explore.search as search
 
-    def schedule(at: int) -> dict:  # type: ignore[type-arg]
+    def schedule(at: int) -> dict[str, Any]:
         return {
             "description": "one notice",
             "seed": 0,
@@ -278,7 +284,12 @@ def test_a_schedule_drawn_again_is_not_run_again_and_steers_as_it_did(
     monkeypatch.setattr(search, "schedules", lambda **_: drawn)
     runs: list[str] = []
     judge = search.judge
-    monkeypatch.setattr(search, "judge", lambda d, s: (runs.append(str(d)), judge(d, s))[1])
+
+    def judge_and_record(data: dict[str, Any], scenario: Any) -> tuple[dict[str, Any], RunResult]:
+        runs.append(str(data))
+        return judge(data, scenario)
+
+    monkeypatch.setattr(search, "judge", judge_and_record)
     told: dict[str, list[float]] = {}
     monkeypatch.setattr(search, "target", lambda v, label: told.setdefault(label, []).append(v))
     report = explore(examples=12, seed=1, out=tmp_path, steer=True)
@@ -299,21 +310,21 @@ def test_the_search_is_unsteered_unless_asked(
 
     told: list[str] = []
     monkeypatch.setattr(search, "target", lambda v, label: told.append(label))
-    common = {"examples": 2, "seed": 3, "clouds": ("aws",), "max_entries": 1}
-    explore(out=tmp_path / "plain", **common)  # type: ignore[arg-type]
+    common: dict[str, Any] = {"examples": 2, "seed": 3, "clouds": ("aws",), "max_entries": 1}
+    explore(out=tmp_path / "plain", **common)
     assert told == []
-    explore(out=tmp_path / "steered", steer=True, **common)  # type: ignore[arg-type]
+    explore(out=tmp_path / "steered", steer=True, **common)
     assert sorted(set(told)) == ["checks judged", "instances", "kinds of events"]
 
 
 def test_notices_come_while_the_metadata_service_fails(
-    drawn: list[dict],  # type: ignore[type-arg]
+    drawn: list[dict[str, Any]],
 ) -> None:
     """Errors, throttling, slow answers, resets and requests never answered, from shortly
     before a notice (a client must tell an error from a notice and give up in time), on the
     polled clouds, and on AWS sometimes on IMDSv2's token alone."""
 
-    def failing_before_notice(data: dict) -> Iterator[dict]:  # type: ignore[type-arg]
+    def failing_before_notice(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for failing, notice in itertools.pairwise(data["timeline"]):
             if not ("imds" in failing and "notice" in notice and "at" in notice):
                 continue

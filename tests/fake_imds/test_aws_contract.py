@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from imds_client import META, TOKEN, TRANSPORTS, TTL, Imds, runner_for
 
 from fake_imds.aws import AwsOptions
+from tests.fake_imds.imds_client import META, TOKEN, TRANSPORTS, TTL, Imds, runner_for
 
 
 @pytest.fixture(params=sorted(TRANSPORTS))

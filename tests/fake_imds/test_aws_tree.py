@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from imds_client import TRANSPORTS, Imds, runner_for
 
 from fake_imds.aws import AwsOptions
+from tests.fake_imds.imds_client import TRANSPORTS, Imds, runner_for
 
 V1 = "/_harness/v1"
 

@@ -11,13 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from loopback import post_notice
 
 from fake_imds.azure import AzureOptions
 from fake_imds.control import schedule_notice
 from fake_imds.model import MetadataPlane, Notice
 from fake_imds.server import FakeImds
 from harness.clock import run_virtual
+from tests.fake_imds.loopback import post_notice
 
 HEADERS = {"Metadata": "true"}
 VERSION = {"api-version": "2020-07-01"}

@@ -16,11 +16,11 @@ import pytest
 import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from imds_client import META, TRANSPORTS, Imds, runner_for
 
 from fake_imds.model import MetadataPlane, ServedRequest
 from fake_imds.sync import SyncFakeImds
 from harness.cli import main
+from tests.fake_imds.imds_client import META, TRANSPORTS, Imds, runner_for
 
 V1 = "/_harness/v1"
 
@@ -359,7 +359,13 @@ _PATHS = st.tuples(
 )
 
 
-_QUIET = ("GET", "/latest/meta-data/", "events/maintenance/scheduled", "", {})
+_QUIET: tuple[str, str, str, str, dict[str, str]] = (
+    "GET",
+    "/latest/meta-data/",
+    "events/maintenance/scheduled",
+    "",
+    {},
+)
 
 
 def _identity(imds: SyncFakeImds) -> Any:

@@ -9,10 +9,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from imds_client import META, TRANSPORTS, Imds, runner_for
 
 from fake_imds.server import FakeImds
 from harness.clock import run_virtual
+from tests.fake_imds.imds_client import META, TRANSPORTS, Imds, runner_for
 
 V1 = "/_harness/v1"
 SPOT = META + "spot/instance-action"

@@ -10,10 +10,10 @@ from typing import Any, get_args
 
 import jsonschema
 import pytest
-from imds_client import TRANSPORTS, Imds, runner_for
 
 from fake_imds import aws, azure, gcp, signals, vocabulary, webhook
 from fake_imds.schema import control_schema
+from tests.fake_imds.imds_client import TRANSPORTS, Imds, runner_for
 
 V1 = "/_harness/v1"
 AWS_KINDS = "spot-interruption, rebalance, scheduled-event, asg-termination, fis-spot-interruption"

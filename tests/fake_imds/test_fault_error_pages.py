@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any, cast
 
 import google.auth.exceptions
 import google.auth.transport.requests
@@ -14,6 +15,9 @@ import requests
 from google.auth.compute_engine import _metadata
 
 from fake_imds.sync import SyncFakeImds
+
+#: google-auth ships py.typed, but its metadata helpers carry no annotations.
+metadata_get = cast(Callable[..., Any], _metadata.get)
 
 AZURE_EVENTS = "/metadata/scheduledevents"
 
@@ -43,7 +47,7 @@ def test_gcp_client_gets_googles_error_page_for_an_injected_503(imds: SyncFakeIm
     assert "That\u2019s an error." in response.text and "EC2ws" not in str(response.headers)
     # google-auth's own helper reports Google's page, not an EC2 one.
     with pytest.raises(google.auth.exceptions.TransportError, match=r"Error 503"):
-        _metadata.get(
+        metadata_get(
             google.auth.transport.requests.Request(),
             "instance/preempted",
             root=f"{imds.url}/computeMetadata/v1/",

@@ -12,7 +12,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from loopback import post_notice
 
 from fake_imds.control import schedule_notice
 from fake_imds.gcp import GCP_KEY, soft_off_at
@@ -21,6 +20,7 @@ from fake_imds.model import Notice
 from fake_imds.server import FakeImds
 from fake_imds.signals import DISPATCHER_KEY, InProcessTarget
 from harness.clock import run_virtual
+from tests.fake_imds.loopback import post_notice
 
 FLAVOR = {"Metadata-Flavor": "Google"}
 
@@ -399,7 +399,7 @@ def test_a_leaf_is_text_even_when_recursive_and_json_only_when_asked() -> None:
     async def test(gcp: Gcp) -> list[tuple[str, str]]:
         results = []
         for params in ({"recursive": "true"}, {"alt": "json"}):
-            _, body, headers = await gcp.get("instance/preempted", **params)
+            _, body, headers = await gcp.get("instance/preempted", headers=None, **params)
             results.append((body, headers["Content-Type"]))
         return results
 

@@ -16,7 +16,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import google.auth.exceptions
 import google.auth.transport.requests
@@ -26,6 +26,10 @@ from google.auth.compute_engine import _metadata
 
 from fake_imds.gcp import GCP_KEY
 from fake_imds.sync import SyncFakeImds
+
+#: google-auth ships py.typed, but its metadata helpers carry no annotations.
+metadata_get = cast(Callable[..., Any], _metadata.get)
+metadata_ping = cast(Callable[..., bool], _metadata.ping)
 
 WAIT_LIMIT = 20.0  # seconds a test may wait for the other thread before it fails
 
@@ -46,14 +50,14 @@ def waiters(imds: SyncFakeImds) -> int:
 def test_google_auth_metadata_helpers_read_keys_and_the_preemption(imds: SyncFakeImds) -> None:
     request = google.auth.transport.requests.Request()
     root = f"{imds.url}/computeMetadata/v1/"
-    assert _metadata.get(request, "instance/preempted", root=root) == "FALSE"
-    assert _metadata.get(request, "instance/scheduling/provisioning-model", root=root) == "SPOT"
-    instance = _metadata.get(request, "instance/", root=root, recursive=True)
+    assert metadata_get(request, "instance/preempted", root=root) == "FALSE"
+    assert metadata_get(request, "instance/scheduling/provisioning-model", root=root) == "SPOT"
+    instance = metadata_get(request, "instance/", root=root, recursive=True)
     assert isinstance(instance, dict)
     assert instance["scheduling"]["preemptible"] == "TRUE"
     imds.notice(cloud="gcp", kind="preemption", lead="30s")
-    assert _metadata.get(request, "instance/preempted", root=root) == "TRUE"
-    missing = _metadata.get(
+    assert metadata_get(request, "instance/preempted", root=root) == "TRUE"
+    missing = metadata_get(
         request, "instance/nothing", root=root, return_none_for_not_found_error=True
     )
     assert missing is None
@@ -63,7 +67,7 @@ def test_google_auth_ping_finds_the_fake_by_its_flavor_header(
     imds: SyncFakeImds, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GCE_METADATA_IP", f"127.0.0.1:{imds.port}")
-    assert _metadata.ping(google.auth.transport.requests.Request(), retry_count=1) is True
+    assert metadata_ping(google.auth.transport.requests.Request(), retry_count=1) is True
 
 
 def test_google_auth_honours_gce_metadata_host_from_the_environment(imds: SyncFakeImds) -> None:
@@ -96,7 +100,7 @@ def test_a_google_auth_hanging_get_is_released_by_the_preemption(imds: SyncFakeI
 
     def wait_for_preemption() -> None:
         params = {"wait_for_change": "true"}
-        seen.append(_metadata.get(request, "instance/preempted", root=root, params=params,
+        seen.append(metadata_get(request, "instance/preempted", root=root, params=params,
                                   timeout=WAIT_LIMIT))  # fmt: skip
 
     thread = threading.Thread(target=wait_for_preemption)
@@ -131,9 +135,10 @@ def test_googles_documented_wait_for_maintenance_loop_sees_each_change_in_order(
         # [START hanging_get]
         last_etag = "0"
         while True:
+            params: dict[str, str | bool] = {"last_etag": last_etag, "wait_for_change": True}
             r = requests.get(
                 url,
-                params={"last_etag": last_etag, "wait_for_change": True},
+                params=params,
                 headers=metadata_headers,
             )
             # During maintenance the service can return a 503, so these should be retried.
@@ -174,6 +179,6 @@ def test_google_auth_retries_a_503_fault_then_reports_it(imds: SyncFakeImds) -> 
     root = f"{imds.url}/computeMetadata/v1/"
     imds.fault(kind="status", status=503, path="/computeMetadata/v1/*")
     with pytest.raises(google.auth.exceptions.TransportError, match="Response status: 503"):
-        _metadata.get(request, "instance/preempted", root=root, retry_count=2)
+        metadata_get(request, "instance/preempted", root=root, retry_count=2)
     served = [r for r in imds.requests() if r.path == "/computeMetadata/v1/instance/preempted"]
     assert [r.status for r in served] == [503, 503]

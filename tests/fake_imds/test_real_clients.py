@@ -49,7 +49,13 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.
 
 def fetcher(imds: SyncFakeImds, attempts: int = 1, timeout: float = 1.0) -> InstanceMetadataFetcher:
     config = {"ec2_metadata_service_endpoint": imds.url + "/", "ec2_metadata_v1_disabled": True}
-    return InstanceMetadataFetcher(timeout=timeout, num_attempts=attempts, config=config)
+    # botocore-stubs declare the timeout an int; botocore hands it to urllib3, which takes
+    # fractions of a second (one test waits 0.3 s).
+    return InstanceMetadataFetcher(
+        timeout=timeout,  # type: ignore[arg-type]
+        num_attempts=attempts,
+        config=config,
+    )
 
 
 def ec2_metadata_for(imds: SyncFakeImds) -> EC2Metadata:

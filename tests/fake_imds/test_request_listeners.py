@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from imds_client import META, Imds, runner_for
-
 from fake_imds.model import ServedRequest
+from tests.fake_imds.imds_client import META, Imds, runner_for
 
 
 def test_listeners_see_each_request_in_order_until_they_unsubscribe() -> None:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from imds_client import META, TOKEN, Imds, runner_for
-
 from fake_imds.model import ServedRequest
+from tests.fake_imds.imds_client import META, TOKEN, Imds, runner_for
 
 run = runner_for("test-client")
 

@@ -8,13 +8,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
 import requests
 from aiohttp import web
-from loopback import serving
 
 from fake_imds import eventbridge
 from fake_imds.aws import AwsOptions
@@ -24,6 +23,10 @@ from fake_imds.middleware import STATE_KEY
 from fake_imds.server import DIALECTS, FakeImds, UnsafeBindError, check_bind, is_loopback
 from fake_imds.sync import SyncFakeImds
 from harness.clock import LoopClock, run_virtual
+from tests.fake_imds.loopback import serving
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 SPOT = "/latest/meta-data/spot/instance-action"
 
@@ -245,7 +248,7 @@ def test_sqs_sink_sends_the_event_as_a_message(monkeypatch: pytest.MonkeyPatch) 
         sink = sink_from_spec(f"sqs:{queue_url}")
         with SyncFakeImds(events=sink) as imds:
             imds.notice(action="terminate", lead="2m")
-            messages: list[dict[str, Any]] = []
+            messages: list[MessageTypeDef] = []
             for _ in range(50):  # the send runs on the server's executor thread
                 got = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)
                 messages += got.get("Messages", [])

@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from loopback import serving
 
 from fake_imds.model import MetadataPlane
 from fake_imds.server import FakeImds
@@ -24,6 +23,7 @@ from fake_imds.webhook import (
     check_url,
 )
 from harness.clock import clock_for_running_loop, run_virtual
+from tests.fake_imds.loopback import serving
 
 Answer = Callable[[int], web.Response]
 

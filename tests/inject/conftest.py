@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -13,6 +13,9 @@ from moto import mock_aws
 
 from harness.inject.preflight import AwsClients
 from harness.inject.status import StatusLine, Timekeeper
+
+if TYPE_CHECKING:
+    from mypy_boto3_fis.type_defs import ExperimentSummaryTypeDef
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/spot-harness-fis"
@@ -101,5 +104,5 @@ def templates(clients: AwsClients) -> list[str]:
     return [t["id"] for t in clients.fis.list_experiment_templates()["experimentTemplates"]]
 
 
-def experiments(clients: AwsClients) -> list[dict[str, Any]]:
+def experiments(clients: AwsClients) -> list[ExperimentSummaryTypeDef]:
     return list(clients.fis.list_experiments()["experiments"])

@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from fake_imds.aws import AwsOptions
-from fake_imds.server import FakeImds, UnsafeBindError
+from fake_imds.server import FakeImds, ImdsV2Mode, UnsafeBindError
 from harness.cli import main
 from harness.clock import RealClock, run_virtual
 from harness.errors import HarnessError
@@ -48,13 +49,13 @@ class Host:
 
 @asynccontextmanager
 async def host(
-    *, real_imdsv2: str = "required", agent_imdsv2: str = "optional"
+    *, real_imdsv2: ImdsV2Mode = "required", agent_imdsv2: ImdsV2Mode = "optional"
 ) -> AsyncIterator[Host]:
     options = {"aws": AwsOptions(instance_id=REAL_ID, instance_type="p4d.24xlarge")}
-    async with FakeImds(imdsv2=real_imdsv2, options=options) as real:  # type: ignore[arg-type]
+    async with FakeImds(imdsv2=real_imdsv2, options=options) as real:
         upstream = Upstream(real.url, real.plane.clock)
         identity = await upstream_identity(upstream)
-        agent = overlay_server(upstream, identity, control_token=TOKEN, imdsv2=agent_imdsv2)  # type: ignore[arg-type]
+        agent = overlay_server(upstream, identity, control_token=TOKEN, imdsv2=agent_imdsv2)
         try:
             async with agent, aiohttp.ClientSession() as http:
                 yield Host(real, agent, http)
@@ -62,7 +63,7 @@ async def host(
             await upstream.close()
 
 
-def virtual(test: Callable[[], Awaitable[None]]) -> None:
+def virtual(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
     run_virtual(test)
 
 
@@ -161,13 +162,13 @@ def test_control_calls_without_the_token_are_refused() -> None:
     virtual(scenario)
 
 
-def plan(**changes: object) -> AgentPlan:
-    values: dict[str, object] = {
+def plan(**changes: Any) -> AgentPlan:
+    values: dict[str, Any] = {
         "url": "", "kind": "spot-interruption", "action": "terminate", "lead_seconds": 120.0,
         "wait": True, "expect_checkpoint": None, "has_token": True,
     }  # fmt: skip
     values.update(changes)
-    return AgentPlan(**values)  # type: ignore[arg-type]
+    return AgentPlan(**values)
 
 
 def test_inject_via_agent_follows_the_notice_to_its_deadline() -> None:

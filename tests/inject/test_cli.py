@@ -85,7 +85,12 @@ def test_declining_the_confirmation_changes_nothing(
     [instance_id] = run_spot(clients)
     asked: list[str] = []
     runtime.interactive = lambda: True
-    runtime.confirm = lambda text: asked.append(text) is not None  # answers "no"
+
+    def decline(text: str) -> bool:
+        asked.append(text)
+        return False
+
+    runtime.confirm = decline
     assert inject("--target", instance_id, "--role-arn", ROLE_ARN) == 1
     assert asked == ["Really interrupt these instances?"]
     assert output.getvalue().endswith("Nothing changed.\n")
@@ -96,11 +101,12 @@ def test_yes_runs_the_experiment_to_the_end_and_cleans_up(
     runtime: command.Runtime, clients: AwsClients, output: io.StringIO, fake_time: FakeTime
 ) -> None:
     [instance_id] = run_spot(clients)
-    fake_time.hooks.append(
-        lambda polls: (
-            clients.ec2.terminate_instances(InstanceIds=[instance_id]) if polls == 2 else None
-        )
-    )
+
+    def terminate_at_the_second_poll(polls: int) -> None:
+        if polls == 2:
+            clients.ec2.terminate_instances(InstanceIds=[instance_id])
+
+    fake_time.hooks.append(terminate_at_the_second_poll)
     assert inject("--target", instance_id, "--role-arn", ROLE_ARN, "--yes") == 0
     text = output.getvalue()
     assert f"  {instance_id}: terminated" in text

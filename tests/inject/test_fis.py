@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -23,6 +23,9 @@ from tests.inject.conftest import (
     run_spot,
     templates,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef
 
 
 def fis_plan(clients: AwsClients, ids: list[str], **options: Any) -> Any:
@@ -86,7 +89,10 @@ def test_preflight_refuses_a_region_without_fis(clients: AwsClients) -> None:
 
 
 def test_preflight_finds_tagged_spot_instances_only(clients: AwsClients) -> None:
-    tagged = {"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "ml"}]}
+    tagged: TagSpecificationTypeDef = {
+        "ResourceType": "instance",
+        "Tags": [{"Key": "team", "Value": "ml"}],
+    }
     spot = run_spot(clients, 2, TagSpecifications=[tagged])
     clients.ec2.run_instances(
         ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=[tagged]
@@ -289,8 +295,10 @@ def test_a_failed_start_still_deletes_the_template(
     plan = fis_plan(clients, run_spot(clients))
 
     def refuse(**kwargs: Any) -> Any:
-        error = {"Error": {"Code": "ValidationException", "Message": "role cannot be assumed"}}
-        raise ClientError(error, "StartExperiment")
+        raise ClientError(
+            {"Error": {"Code": "ValidationException", "Message": "role cannot be assumed"}},
+            "StartExperiment",
+        )
 
     clients.fis.start_experiment = refuse  # type: ignore[method-assign]
     with pytest.raises(HarnessError, match="ValidationException: role cannot be assumed"):

@@ -13,8 +13,9 @@ def test_no_known_bad_target_rewrites_another_objects_attributes() -> None:
     tree = ast.parse(Path(broken.__file__).read_text())
     offending = []
     for node in ast.walk(tree):
-        targets = node.targets if isinstance(node, ast.Assign) else []
-        for target in targets:
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
             if not isinstance(target, ast.Attribute):
                 continue
             owner = target.value

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks import CheckSpec
 from harness.examples.handlers import KNOWN_BAD
 from harness.scenario.loader import load_file
-from harness.scenario.model import CheckSpec, Scenario, TargetSpec
+from harness.scenario.model import Scenario, TargetSpec
 from harness.sim.runner import RunResult, run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,6 +7,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from harness.checks import CheckResult
 from harness.history import Event, History
 from harness.process.runner import run_process_scenario
 from harness.scenario import load_text
@@ -35,7 +36,7 @@ def first(history: History, kind: str, **data: object) -> Event:
     )
 
 
-def check(result: RunResult, name: str):  # type: ignore[no-untyped-def]
+def check(result: RunResult, name: str) -> CheckResult:
     return next(c.result for c in result.checks if c.spec.name == name)
 
 

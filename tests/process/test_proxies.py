@@ -13,7 +13,7 @@ from harness.history import History
 from harness.process.faults import ActiveFault, FaultBook
 from harness.process.redisproxy import RedisProxy
 from harness.process.s3proxy import S3Proxy, classify
-from harness.process.servers import MotoS3, RedisBackend, Watchdog
+from harness.process.servers import MotoS3, RedisBackend, RedisKind, Watchdog
 
 
 @pytest.mark.parametrize(
@@ -99,10 +99,10 @@ def test_the_s3_proxy_records_every_request_and_injects_errors() -> None:
 
 
 @pytest.mark.parametrize("kind", ["fake", "real"])
-def test_the_redis_proxy_records_commands_and_goes_down(kind: str, tmp_path: Path) -> None:
+def test_the_redis_proxy_records_commands_and_goes_down(kind: RedisKind, tmp_path: Path) -> None:
     async def scenario() -> History:
         watchdog = Watchdog()
-        backend = RedisBackend(kind, tmp_path, watchdog)  # type: ignore[arg-type]
+        backend = RedisBackend(kind, tmp_path, watchdog)
         history = History(lambda: 0.0)
         faults = FaultBook(lambda: 0.0)
         proxy = RedisProxy(backend.open, "i-1", history, faults, lambda _i, _op: False)
@@ -112,7 +112,9 @@ def test_the_redis_proxy_records_commands_and_goes_down(kind: str, tmp_path: Pat
             await client.hset("job", mapping={"position": "3"})
             assert await client.hget("job", "position") == b"3"
             async with client.pipeline(transaction=False) as pipe:
-                pipe.set("a", "1").get("a")
+                # redis-py types a pipeline's commands as the client's awaitables; on a
+                # pipeline each returns the pipeline, for chaining.
+                pipe.set("a", "1").get("a")  # type: ignore[attr-defined]
                 assert await pipe.execute() == [True, b"1"]
             with pytest.raises(Exception, match="WRONGTYPE"):
                 await client.get("job")

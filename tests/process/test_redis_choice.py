@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.process.runner import ProcessOptions, redis_kind
+from harness.process.servers import RedisKind
 from harness.scenario import load_text
 from harness.scenario.loader import ScenarioError
 
@@ -21,10 +22,10 @@ expect: [completes]
     [("fake", "fake", "fake"), ("fake", "real", "real"), ("real", "fake", "real")],
 )
 def test_the_scenario_or_the_flag_asks_for_a_real_redis(
-    server: str, flag: str, chosen: str
+    server: str, flag: RedisKind, chosen: RedisKind
 ) -> None:
     (loaded,) = load_text(COMMAND.format(server=server))
-    assert redis_kind(loaded.scenario, ProcessOptions(redis=flag)) == chosen  # type: ignore[arg-type]
+    assert redis_kind(loaded.scenario, ProcessOptions(redis=flag)) == chosen
 
 
 def test_a_real_redis_for_an_in_process_target_is_refused_with_its_position() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from harness.process.plan import estimate, process_problems
 from harness.scenario import ScenarioError, load_text
+from harness.scenario.model import Scenario
 
 
 def problems_of(text: str) -> list[str]:
@@ -79,7 +80,7 @@ def test_a_python_target_still_needs_module_and_attribute() -> None:
     assert 'must be "package.module:attribute"' in problem
 
 
-def _scenario(text: str):  # type: ignore[no-untyped-def]
+def _scenario(text: str) -> Scenario:
     (loaded,) = load_text(textwrap.dedent(text))
     return loaded.scenario
 

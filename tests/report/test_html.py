@@ -11,7 +11,7 @@ from harness.report.figures import run_figures
 from harness.report.html import render_report
 
 
-def sections(page: str) -> list[str]:
+def sections(page: str) -> list[tuple[str, str]]:
     return re.findall(r'<section class="run (\w+)" id="run-(\d+)">', page)
 
 

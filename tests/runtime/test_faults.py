@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import fakeredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -145,11 +146,11 @@ def test_a_corrupt_manifest_is_replaced_after_recovering_from_a_listing(world: W
     async def scenario() -> None:
         assert await world.run_instance(until=95) == "killed"
         world.s3.put_object(Bucket=world.bucket, Key=manifest_key("job"), Body=b"{not json")
-        await world.redis_server_flush()
+        await flush_redis()
         world.wipe_local()
         assert await world.run_instance() == "completed"
 
-    world.redis_server_flush = _flush(world)  # type: ignore[attr-defined]
+    flush_redis = _flush(world)
     run_virtual(scenario())
     newest = max(
         d["position"]
@@ -161,7 +162,7 @@ def test_a_corrupt_manifest_is_replaced_after_recovering_from_a_listing(world: W
     assert manifest["checkpoints"][0]["position"] == spec_of(world).items
 
 
-def _flush(world: World) -> Any:
+def _flush(world: World) -> Callable[[], Awaitable[None]]:
     async def flush() -> None:
         client = fakeredis.FakeAsyncRedis(server=world.redis_server)
         await client.flushall()
@@ -216,7 +217,8 @@ def test_a_superseded_instance_is_fenced_and_never_moves_the_metadata(world: Wor
 
     async def read_meta() -> dict[bytes, bytes]:
         client = fakeredis.FakeAsyncRedis(server=world.redis_server)
-        meta: dict[bytes, bytes] = await client.hgetall(redis_prefix("job") + "meta")
+        # redis-py types a reply bytes | str, whichever decode_responses is; here it is bytes.
+        meta = cast(dict[bytes, bytes], await client.hgetall(redis_prefix("job") + "meta"))
         await client.aclose()
         return meta
 

@@ -172,7 +172,8 @@ def test_azure_events_map_preempt_and_ignore_freeze() -> None:
 def test_webhook_accepts_cloudevents_eventbridge_and_leads_and_refuses_nonsense() -> None:
     monitor = _monitor()
     cloud_event = {"id": "n-1", "action": "terminate", "deadline": "2026-01-01T00:02:00Z"}
-    assert parse_payload(cloud_event, monitor, fallback_ident="1").deadline == 120.0  # type: ignore[union-attr]
+    notice = parse_payload(cloud_event, monitor, fallback_ident="1")
+    assert notice is not None and notice.deadline == 120.0
     bridge = {
         "detail-type": "EC2 Spot Instance Interruption Warning",
         "time": "2026-01-01T00:00:30Z",

@@ -257,7 +257,10 @@ METRICS_ENV = {"HARNESS_S3_BUCKET": "b", "REDIS_URL": "redis://h:6379", "HARNESS
 
 
 def test_metrics_beyond_loopback_need_a_token(tmp_path: Path) -> None:
-    raw = {"job": {"items": 5}, "metrics": {"host": "0.0.0.0", "port": 9101}}
+    raw: dict[str, dict[str, Any]] = {
+        "job": {"items": 5},
+        "metrics": {"host": "0.0.0.0", "port": 9101},
+    }
     with pytest.raises(RealModeError, match=r"beyond loopback.*metrics\.token_file"):
         load_config(raw, METRICS_ENV)
     token_file = tmp_path / "token"

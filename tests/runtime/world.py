@@ -136,6 +136,10 @@ class World:
         instance = f"i-{self.incarnation:04d}"
         local = local_dir or self.local_dir
         local.mkdir(parents=True, exist_ok=True)
+
+        def emit(kind: str, **data: Any) -> None:
+            history.record("target", kind, instance, **data)
+
         ctx = InstanceContext(
             instance_id=instance,
             incarnation=self.incarnation,
@@ -145,7 +149,7 @@ class World:
             bucket=self.bucket,
             local_dir=local,
             job=job or self.job,
-            emit=lambda kind, **data: history.record("target", kind, instance, **data),
+            emit=emit,
             s3_client=self.s3,
             redis=fakeredis.FakeAsyncRedis(server=self.redis_server),
             io_hook=hook or Hook(),

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from harness.scenario import ScenarioError, load_paths, load_text
+from harness.scenario.loader import LoadedScenario
 from harness.scenario.model import Scenario
 from harness.scenario.schema import scenario_schema
 
@@ -67,7 +68,7 @@ def test_every_node_keeps_its_position() -> None:
 def test_model_is_frozen() -> None:
     (loaded,) = load_text(DESIGN_EXAMPLE)
     with pytest.raises(Exception, match="frozen"):
-        loaded.scenario.seed = 8  # type: ignore[misc]
+        loaded.scenario.seed = 8
 
 
 def test_seed_override_replaces_only_the_seed() -> None:
@@ -222,7 +223,7 @@ def test_durations_sizes_and_check_targets_share_the_units_grammar() -> None:
     assert scenario.expect[0].params == {"within": 7200.0}
 
 
-def load_file_from_text(text: str) -> list:  # type: ignore[type-arg]
+def load_file_from_text(text: str) -> list[LoadedScenario]:
     return load_text(text, "inline.yaml")
 
 

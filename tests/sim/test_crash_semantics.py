@@ -12,7 +12,7 @@ import pytest
 from harness.history import Kind
 from harness.scenario import load_text
 from harness.sim.pagecache import PageCache
-from harness.sim.runner import run_scenario
+from harness.sim.runner import RunResult, run_scenario
 
 SCENARIO = """
 description: crash at the directory fsync of the second local save
@@ -27,7 +27,7 @@ expect: [exactly_once, resume_correct, durable, completes, reference_layout]
 """
 
 
-def crash_run(lose: str, seed: int):  # type: ignore[no-untyped-def]
+def crash_run(lose: str, seed: int) -> RunResult:
     (loaded,) = load_text(SCENARIO.format(seed=seed, lose=lose))
     return run_scenario(loaded.scenario)
 

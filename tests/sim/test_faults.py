@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+# pytest types approx(x) as Approx[float], which mypy's strict equality does not take to overlap
+# a float inside a tuple or list: such comparisons carry ignore[comparison-overlap].
 from pytest import approx
 
 from harness.history import Kind
+from harness.sim.runner import RunResult
 from tests.sim.conftest import kinds, run
 
 
-def errors(result, store: str) -> list[tuple[float, str]]:  # type: ignore[no-untyped-def]
+def errors(result: RunResult, store: str) -> list[tuple[float, str]]:
     return [
         (e.t, e.data["error"]) for e in kinds(result, "probe.error") if e.data["store"] == store
     ]
@@ -21,7 +26,7 @@ def polling_job(path: str, headers: dict[str, str]) -> dict[str, object]:
 
 def test_s3_error_code_reaches_the_client_for_its_duration() -> None:
     result = run([{"at": "25s", "s3": {"error": "SlowDown", "for": "20s"}}])
-    assert errors(result, "s3") == [(approx(30.0), "SlowDown"), (approx(40.0), "SlowDown")]
+    assert errors(result, "s3") == [(approx(30.0), "SlowDown"), (approx(40.0), "SlowDown")]  # type: ignore[comparison-overlap]
     started, ended = kinds(result, Kind.FAULT_STARTED)[0], kinds(result, Kind.FAULT_ENDED)[0]
     assert (started.data["fault"], started.t, ended.t) == ("s3.error", 25.0, 45.0)
     faulted = [e for e in kinds(result, Kind.STORAGE_OP) if e.data.get("fault")]
@@ -33,11 +38,11 @@ def test_s3_error_code_reaches_the_client_for_its_duration() -> None:
 
 def test_s3_status_500_and_count_limit_the_fault_to_n_calls() -> None:
     result = run([{"at": 0, "s3": {"error": 500, "count": 1}}])
-    assert errors(result, "s3") == [(approx(10.0), "InternalError")]
+    assert errors(result, "s3") == [(approx(10.0), "InternalError")]  # type: ignore[comparison-overlap]
 
 
 def test_s3_fault_can_target_one_operation() -> None:
-    timeline = [
+    timeline: list[dict[str, Any]] = [
         {"at": 0, "s3": {"error": 503, "ops": ["s3.get_object"], "for": "1h"}},
         {"at": "25s", "kill": {}},
     ]
@@ -52,7 +57,7 @@ def test_s3_fault_can_target_one_operation() -> None:
 
 def test_s3_outage_is_a_connection_error() -> None:
     result = run([{"at": "25s", "s3": {"outage": True, "for": "10s"}}])
-    assert errors(result, "s3") == [(approx(30.0), "EndpointConnectionError")]
+    assert errors(result, "s3") == [(approx(30.0), "EndpointConnectionError")]  # type: ignore[comparison-overlap]
 
 
 def test_reduced_s3_bandwidth_slows_uploads() -> None:
@@ -77,7 +82,7 @@ def test_corrupted_object_changes_the_stored_bytes_silently() -> None:
 
 def test_redis_down_then_back() -> None:
     result = run([{"at": "15s", "redis": {"down": True, "for": "10s"}}])
-    assert errors(result, "redis") == [(approx(20.0), "ConnectionError")]
+    assert errors(result, "redis") == [(approx(20.0), "ConnectionError")]  # type: ignore[comparison-overlap]
     assert len(kinds(result, "probe.ok")) > 20
 
 
@@ -101,7 +106,7 @@ def test_slow_redis_and_slow_disk_add_latency() -> None:
 def test_full_disk_fails_writes_with_enospc() -> None:
     result = run([{"at": "15s", "disk": {"full": True, "for": "10s"}}])
     failures = [e for e in kinds(result, "probe.error") if e.data["store"] == "local"]
-    assert [(e.t, e.data["error"]) for e in failures] == [(approx(20.0), "OSError")]
+    assert [(e.t, e.data["error"]) for e in failures] == [(approx(20.0), "OSError")]  # type: ignore[comparison-overlap]
     assert "No space left on device" in failures[0].data["detail"]
 
 
@@ -124,7 +129,7 @@ def test_imds_timeout_fault_is_a_client_timeout() -> None:
     )
     seen = [(e.t, e.data["status"], e.data["body"]) for e in kinds(result, "probe.imds")]
     # The request at 15 s hangs until the client gives up after 2 s.
-    assert seen[1] == (approx(17.0), None, "TimeoutError")
+    assert seen[1] == (approx(17.0), None, "TimeoutError")  # type: ignore[comparison-overlap]
 
 
 def test_imds_fault_applies_to_a_replacement_booted_while_it_lasts() -> None:

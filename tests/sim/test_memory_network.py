@@ -32,6 +32,7 @@ from harness.loopback import MemoryNetwork, MemorySocket
 from harness.runtime.monitor.http import HttpSession, Unreachable, request
 from harness.scenario import load_paths
 from harness.sim import moto_patches, runner
+from harness.sim.golden import cached_golden, golden_for
 from harness.sim.targets import resolve_target
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,8 +86,8 @@ def _play(item: Any, *, memory: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[
     """The run's history (JSON lines) and the loop iteration at which each event came."""
     scenario = item.scenario
     target = resolve_target(scenario.target)
-    golden = runner.cached_golden(scenario, target) or runner._on_fresh_loop(
-        runner.golden_for(scenario, target, runner._uninterrupted)
+    golden = cached_golden(scenario, target) or runner._on_fresh_loop(
+        golden_for(scenario, target, runner._uninterrupted)
     )
     loop = VirtualEventLoop(memory_network=memory)
     marks: list[int] = []

@@ -9,6 +9,7 @@ import re
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import moto.backend_index as moto_backend_index
 import moto.core.errors as moto_errors
@@ -20,6 +21,9 @@ from moto.core.models import botocore_stubber
 
 from harness.sim import moto_patches
 from harness.sim.s3 import simulated_bucket
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 WHEN = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -51,11 +55,16 @@ def test_a_changed_moto_stops_the_run_and_says_what_changed(
         pass
 
 
+#: The request-id function the run rebinds in moto.core.responses, which imports it from
+#: moto.utilities without re-exporting it (so it is read by name).
+REQUEST_ID = "gen_amzn_requestid_long"
+
+
 def test_a_run_sees_virtual_time_and_seeded_ids_and_everything_is_undone_after() -> None:
     originals = (
         moto_s3.S3Backend.urls,
         moto_backend_index.backend_url_patterns,
-        moto_responses.gen_amzn_requestid_long,
+        getattr(moto_responses, REQUEST_ID),
         moto_errors.ErrorLookupFactory,
         botocore_stubber.enabled,
     )
@@ -70,7 +79,7 @@ def test_a_run_sees_virtual_time_and_seeded_ids_and_everything_is_undone_after()
     assert (
         moto_s3.S3Backend.urls,
         moto_backend_index.backend_url_patterns,
-        moto_responses.gen_amzn_requestid_long,
+        getattr(moto_responses, REQUEST_ID),
         moto_errors.ErrorLookupFactory,
         botocore_stubber.enabled,
     ) == originals
@@ -80,13 +89,13 @@ def test_errors_are_moto_s_own_with_its_error_table_built_once() -> None:
     """The shared error-shape table answers every error as moto's fresh one does: the same code,
     message and status, run after run; and the table is built once, not once per error."""
 
-    def missing(client: object) -> dict[str, object]:
+    def missing(client: S3Client) -> ClientError:
         with pytest.raises(ClientError) as raised:
-            client.get_object(Bucket="canary", Key="absent")  # type: ignore[attr-defined]
-        return raised.value.response
+            client.get_object(Bucket="canary", Key="absent")
+        return raised.value
 
     with simulated_bucket("canary", now=lambda: WHEN, seed=3) as client:
-        errors = [missing(client) for _ in range(3)]
+        errors = [missing(client).response for _ in range(3)]
         assert moto_errors.ErrorLookupFactory() is moto_errors.ErrorLookupFactory()
     fresh = moto_errors.ErrorLookupFactory()
     assert fresh is not moto_errors.ErrorLookupFactory()  # moto's own again after the run

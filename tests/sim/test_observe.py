@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# pytest types approx(x) as Approx[float], which mypy's strict equality does not take to overlap
+# a float inside a tuple or list: such comparisons carry ignore[comparison-overlap].
 from pytest import approx
 
 from harness.history import Kind
@@ -43,7 +45,8 @@ def test_a_direct_put_object_is_recorded_with_its_status_and_modelled_time() -> 
     }
     put = kinds(result, Kind.STORAGE_OP)[0]
     returned = kinds(result, "put.returned")[0]
-    assert (put.t, returned.t) == (approx(11.0), approx(11.0))  # 10 MB at 1 MB/s after 1 s
+    # 10 MB at 1 MB/s after 1 s
+    assert (put.t, returned.t) == (approx(11.0), approx(11.0))  # type: ignore[comparison-overlap]
 
 
 def test_an_injected_s3_error_reaches_a_direct_boto3_caller() -> None:
@@ -90,7 +93,7 @@ def test_a_deadline_during_a_blocking_upload_kills_it_and_the_write_never_lands(
     timeline = [{"at": "2s", "notice": {"action": "terminate", "lead": "3s"}}]
     result = run_target("direct_put", timeline, env={"budget": "30s"})
     first = kinds(result, Kind.INSTANCE_KILLED)[0]
-    assert (first.t, first.data["reason"]) == (approx(5.0), "deadline")
+    assert (first.t, first.data["reason"]) == (approx(5.0), "deadline")  # type: ignore[comparison-overlap]
     assert not [e for e in kinds(result, Kind.STORAGE_OP) if e.instance == first.instance]
     assert not [e for e in kinds(result, "put.returned") if e.instance == first.instance]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest import approx
+from pytest import MonkeyPatch, approx
 
 from harness.history import Kind
 from harness.scenario.loader import load_text
@@ -258,13 +258,13 @@ def test_a_target_exception_is_recorded_and_the_next_instance_boots() -> None:
     ]
 
 
-def test_a_crashing_check_is_a_run_error_not_a_traceback(monkeypatch: object) -> None:
+def test_a_crashing_check_is_a_run_error_not_a_traceback(monkeypatch: MonkeyPatch) -> None:
     import harness.sim.runner as runner
 
     def broken(*args: object) -> None:
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(runner, "evaluate", broken)  # type: ignore[attr-defined]
+    monkeypatch.setattr(runner, "evaluate", broken)
     result = run()
     assert result.status == "error" and result.error == "a check crashed: ZeroDivisionError: oops"
     assert result.sim_seconds > 0 and len(result.history) > 10

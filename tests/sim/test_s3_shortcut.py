@@ -14,12 +14,14 @@ import dataclasses
 import hashlib
 import io
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import moto.s3.models as moto_s3
+import moto.s3.responses as moto_s3_responses
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
@@ -29,8 +31,9 @@ from harness.report.margin import knob_for
 from harness.report.margin import search as margin_search
 from harness.scenario import load_paths, load_text
 from harness.sim import moto_patches, runner
+from harness.sim.golden import cached_golden, golden_for
 from harness.sim.runner import RunResult, run_scenario
-from harness.sim.s3 import shared_client, simulated_bucket
+from harness.sim.s3 import ACCOUNT_ID, shared_client, simulated_bucket
 from harness.sim.targets import resolve_target
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +75,11 @@ PUTS: list[dict[str, Any]] = [
 ANSWERED_BY_SHORTCUT = 7
 
 
-def _without_wall_date(response: dict[str, Any]) -> dict[str, Any]:
+#: A botocore response: a plain dict from the client, a TypedDict from a ClientError.
+ResponseT = TypeVar("ResponseT", bound=Mapping[str, Any])
+
+
+def _without_wall_date(response: ResponseT) -> ResponseT:
     response["ResponseMetadata"]["HTTPHeaders"].pop("date", None)  # moto's wall clock
     return response
 
@@ -110,7 +117,7 @@ def _puts_and_state() -> list[Any]:
             if got:
                 got["Body"] = got["Body"].read()
                 seen.append(_without_wall_date(got))
-        bucket = moto_patches.moto_s3.s3_backends[moto_patches.ACCOUNT_ID]["aws"].buckets[BUCKET]
+        bucket = moto_s3.s3_backends[ACCOUNT_ID]["aws"].buckets[BUCKET]
         seen.append(
             [
                 (key, v.version_id, v.etag, v.value, dict(v.metadata), v.checksum_algorithm)
@@ -180,7 +187,7 @@ def _multipart() -> list[Any]:
         )
         seen.append(_without_wall_date(created))
         upload = created["UploadId"]
-        parts = []
+        parts: list[dict[str, Any]] = []
         for number, data, upload_id in [
             (1, b"p" * MIN_PART, upload),
             (1, b"q" * MIN_PART, upload),  # the same part again: the newer one counts
@@ -287,8 +294,8 @@ def _library() -> list[Any]:
 def test_every_library_scenario_gives_the_same_history_both_ways(item: Any) -> None:
     scenario = item.scenario
     target = resolve_target(scenario.target)
-    golden = runner.cached_golden(scenario, target) or runner._on_fresh_loop(
-        runner.golden_for(scenario, target, runner._uninterrupted)
+    golden = cached_golden(scenario, target) or runner._on_fresh_loop(
+        golden_for(scenario, target, runner._uninterrupted)
     )
     with moto_patches.full_stack():
         full = runner._on_fresh_loop(
@@ -438,11 +445,12 @@ def _listings() -> list[Any]:
     with simulated_bucket(BUCKET, now=lambda: WHEN, seed=10) as client:
         ids = []
         seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))  # none yet
-        for key, options in [
+        uploads: list[tuple[str, dict[str, Any]]] = [
             ("ckpt/a", {"ChecksumAlgorithm": "SHA256", "Metadata": {"m": "1"}}),
             ("ckpt/b&<c>", {}),  # a key the XML must escape
             ("other/a", {"ChecksumAlgorithm": "CRC32"}),
-        ]:
+        ]
+        for key, options in uploads:
             created = client.create_multipart_upload(Bucket=BUCKET, Key=key, **options)
             ids.append(created["UploadId"])
         calls: list[dict[str, Any]] = [
@@ -563,8 +571,9 @@ def test_every_shortcut_answer_parses_as_botocores_parser_parses_it(
 
 def _moto_reads(body: bytes) -> list[tuple[int, str]] | None:
     """The part list moto reads from a completion body, None where its parser refuses it."""
-    read = moto_patches.moto_s3_responses.S3Response._complete_multipart_body
+    read = moto_s3_responses.S3Response._complete_multipart_body
     try:
+        # The parser reads nothing of its instance: no S3Response is built for it.
         return list(read(None, body))  # type: ignore[arg-type]
     except Exception:
         return None
