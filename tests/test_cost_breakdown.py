@@ -4,14 +4,10 @@ the standard library: the bound it prints (the target's share) is only as good a
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import cost_breakdown as breakdown
+from benchmarks import cost_breakdown as breakdown
 
 PACKAGES = "/venv/lib/python3.11/site-packages"
 
