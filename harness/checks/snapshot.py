@@ -7,8 +7,9 @@ read-only, and it never trusts a stored checksum: digests are recomputed from th
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -37,46 +38,68 @@ class Blob:
 
     @classmethod
     def of(cls, data: bytes, keep: int = KEEP_BYTES) -> Blob:
-        sha256, md5 = _digests(data)
+        sha256, md5 = digests(data)
         return cls(size=len(data), sha256=sha256, md5=md5, data=data if len(data) <= keep else None)
 
 
-class _DigestMemo:
+#: The digests :class:`DigestMemo` computes, by name.
+_HASHES: dict[str, Callable[[bytes], Any]] = {
+    "sha256": hashlib.sha256,
+    "md5": functools.partial(hashlib.md5, usedforsecurity=False),
+}
+
+
+class DigestMemo:
     """Digests of contents seen lately, keyed by the content itself (so never stale). A run
-    takes several snapshots and each reads every version and file again; hashing the bytes for
-    a lookup costs a fraction of SHA-256 and MD5. Holds at most ``limit`` bytes of content."""
+    hashes the same large contents several times: the simulated S3 takes an object's MD5 for
+    its ETag, the harness a local file's SHA-256 at each kill or exit, and every snapshot both
+    digests of every version and file again; looking the bytes up (Python's hash of them, and a
+    comparison on a hit) costs about a fifth of MD5 and a third of SHA-256. Each digest is
+    computed the first time it is asked for. Holds at most ``limit`` bytes of content."""
 
     #: Smaller contents are cheaper to hash again than to keep.
     SMALLEST = 64 << 10
 
-    def __init__(self, limit: int = 128 << 20) -> None:
+    def __init__(self, limit: int = 256 << 20) -> None:
         self.limit = limit
         self.held = 0
-        self.known: dict[bytes, tuple[str, str]] = {}
+        self.known: dict[bytes, dict[str, str]] = {}
 
     def __call__(self, data: bytes) -> tuple[str, str]:
         """(SHA-256, MD5) of ``data``, in hex."""
         data = bytes(data)  # a bytearray or memoryview is not a key
-        found = self.known.get(data)
+        found = self._entry(data)
+        return _digest(data, found, "sha256"), _digest(data, found, "md5")
+
+    def digest(self, data: bytes, algorithm: str) -> str:
+        """The ``algorithm`` (``sha256`` or ``md5``) digest of ``data``, in hex."""
+        data = bytes(data)
+        return _digest(data, self._entry(data), algorithm)
+
+    def _entry(self, data: bytes) -> dict[str, str]:
+        found = self.known.pop(data, None)
         if found is None:
-            found = (
-                hashlib.sha256(data).hexdigest(),
-                hashlib.md5(data, usedforsecurity=False).hexdigest(),
-            )
-            self._keep(data, found)
+            found = {}
+            if len(data) < self.SMALLEST:
+                return found
+            self.held += len(data)
+            while self.held > self.limit and self.known:  # the least recently used go first
+                oldest = next(iter(self.known))
+                del self.known[oldest]
+                self.held -= len(oldest)
+        self.known[data] = found  # last: the most recently used
         return found
 
-    def _keep(self, data: bytes, digests: tuple[str, str]) -> None:
-        if len(data) < self.SMALLEST:
-            return
-        if self.held + len(data) > self.limit:
-            self.known.clear()
-            self.held = 0
-        self.known[data] = digests
-        self.held += len(data)
+
+def _digest(data: bytes, known: dict[str, str], algorithm: str) -> str:
+    value = known.get(algorithm)
+    if value is None:
+        value = known[algorithm] = _HASHES[algorithm](data).hexdigest()
+    return value
 
 
-_digests = _DigestMemo()
+#: The digests of large contents the harness hashed lately, for the whole process.
+digests = DigestMemo()
 
 
 @dataclass(frozen=True, slots=True)

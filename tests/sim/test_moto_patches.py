@@ -57,6 +57,7 @@ def test_a_run_sees_virtual_time_and_seeded_ids_and_everything_is_undone_after()
         moto_backend_index.backend_url_patterns,
         moto_responses.gen_amzn_requestid_long,
         moto_errors.ErrorLookupFactory,
+        moto_s3.compute_checksum,
         botocore_stubber.enabled,
     )
     runs = []
@@ -72,6 +73,7 @@ def test_a_run_sees_virtual_time_and_seeded_ids_and_everything_is_undone_after()
         moto_backend_index.backend_url_patterns,
         moto_responses.gen_amzn_requestid_long,
         moto_errors.ErrorLookupFactory,
+        moto_s3.compute_checksum,
         botocore_stubber.enabled,
     ) == originals
 

@@ -210,8 +210,9 @@ def _multipart() -> list[Any]:
                 seen.append(_without_wall_date(done))
             except ClientError as error:
                 seen.append(("error", _without_wall_date(error.response)))
-        got = client.get_object(Bucket=BUCKET, Key="big")
-        seen.append((got["Body"].read(), got["ETag"], got["VersionId"], got["Metadata"]))
+        got = client.get_object(Bucket=BUCKET, Key="big", ChecksumMode="ENABLED")
+        checksum = (got.get("ChecksumSHA256"), got.get("ChecksumType"))  # moto's, of the parts'
+        seen.append((got["Body"].read(), got["ETag"], got["VersionId"], got["Metadata"], checksum))
         seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))
     # moto draws upload ids from os.urandom, with or without the shortcut: compare the rest
     return [_masked(entry, upload) for entry in seen]
@@ -241,6 +242,10 @@ def test_multipart_uploads_answer_as_moto_does_call_for_call(
     errors = [entry[1]["Error"]["Code"] for entry in shortcut[5:7]]
     assert errors == ["EntityTooSmall", "InvalidPart"]  # moto's answers, through moto
     assert shortcut[-2][0] == b"q" * MIN_PART + b"tail"
+    composite = hashlib.sha256(
+        hashlib.sha256(b"q" * MIN_PART).digest() + hashlib.sha256(b"tail").digest()
+    ).digest()
+    assert shortcut[-2][4] == (f"{base64.b64encode(composite).decode()}-2", "COMPOSITE")
 
 
 def test_the_environment_switch_turns_the_shortcut_off(
