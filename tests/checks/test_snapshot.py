@@ -59,15 +59,36 @@ def test_a_blob_digests_its_bytes_whether_seen_before_or_not() -> None:
     flipped = bytearray(big)
     flipped[len(big) // 2] ^= 1
     assert memo.digest(big, "md5") == hashlib.md5(big).hexdigest()
-    assert memo.known[big] == {"md5": hashlib.md5(big).hexdigest()}  # SHA-256 not yet asked for
+    assert [digests for _, digests in memo.known.values()] == [
+        {"md5": hashlib.md5(big).hexdigest()}  # SHA-256 not yet asked for
+    ]
     for data in (big, bytes(big), bytearray(big), flipped, big, bytes(flipped), b"small"):
         assert memo(data) == (
             hashlib.sha256(data).hexdigest(),
             hashlib.md5(data, usedforsecurity=False).hexdigest(),
         )
         assert memo.digest(data, "sha256") == hashlib.sha256(data).hexdigest()
-    assert list(memo.known) == [big, flipped] and memo.held == 2 * len(big)
+    assert memo.contents() == [big, flipped] and memo.held == 2 * len(big)
     memo(big)  # used again: the most recent
     memo(big + b"x")  # past the limit: the least recently used is dropped first
-    assert list(memo.known) == [big, big + b"x"] and memo.held == 2 * len(big) + 1
+    assert memo.contents() == [big, big + b"x"] and memo.held == 2 * len(big) + 1
     assert Blob.of(big).sha256 == hashlib.sha256(big).hexdigest()
+
+
+def test_a_content_looked_up_where_another_is_held_is_compared_in_full() -> None:
+    """Contents are looked up by their length and a few slices; two that differ only outside
+    those slices are looked up at the same place, and the one held is never taken for the
+    other: each gets its own digests, and the newer takes the place."""
+    import hashlib
+
+    from harness.checks import snapshot
+
+    memo = snapshot.DigestMemo()
+    big = bytes(range(256)) * (snapshot.DigestMemo.SMALLEST // 256 + 1)
+    other = bytearray(big)
+    other[snapshot.DigestMemo.SLICE + 1] ^= 1  # between the first slice and the middle one
+    other = bytes(other)
+    assert memo._where(big) == memo._where(other)
+    for data in (big, other, big, other):
+        assert memo(data) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+        assert memo.contents() == [data] and memo.held == len(data)
