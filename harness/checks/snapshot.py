@@ -65,7 +65,7 @@ class DigestMemo:
     #: Bytes of each slice looked at to find a content.
     SLICE = 4 << 10
 
-    def __init__(self, limit: int = 256 << 20) -> None:
+    def __init__(self, limit: int = 192 << 20) -> None:
         self.limit = limit
         self.held = 0
         #: Where a content is looked up -> (the content, its digests computed so far).
