@@ -56,7 +56,7 @@ class DigestMemo:
     at each kill or exit, and every snapshot both digests of every version and file again; the
     states of an exploration recur from run to run. A content is looked up by its length and a
     few slices of it, then compared in full with the one held: a comparison costs about a
-    twentieth of MD5 and a tenth of SHA-256 (Python's own hash of the whole content, a third).
+    twentieth of MD5, an eighth of SHA-256 and a third of Python's own hash of the content.
     Each digest is computed the first time it is asked for. Holds at most ``limit`` bytes of
     content; the least recently used go first."""
 
