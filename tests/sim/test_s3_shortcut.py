@@ -796,13 +796,15 @@ def test_drawn_parameters_of_every_s3_operation_are_found_valid_only_where_botoc
 
 
 def test_the_full_stack_takes_none_of_the_direct_routes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the shortcut off, validation, request bodies and parsing are botocore's own."""
+    """With the shortcut off, validation, request bodies and parsing are botocore's own, and
+    moto computes every ETag and checksum itself (none is taken from the remembered digests)."""
 
     def refuse(*_: Any) -> Any:
         raise AssertionError("a direct route was taken on the full stack")
 
     for name in ("_surely_valid", "_xml_element", "_parse", "_plain_parts"):
         monkeypatch.setattr(moto_patches, name, refuse)
+    monkeypatch.setattr(moto_patches, "digests", None)  # any use of it fails
     with moto_patches.full_stack():
         seen = _multipart()
     assert seen[-2][0] == b"q" * MIN_PART + b"tail"  # the object completed through moto
