@@ -6,12 +6,11 @@ Digests are written ``"sha256:<hex>"`` (a bare 64-hex string is read as SHA-256 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.checks.snapshot import Blob, StorageSnapshot
+from harness.checks.snapshot import Blob, StorageSnapshot, digests
 from harness.history import History, Kind
 
 
@@ -63,7 +62,7 @@ class Golden:
 
 def sha256_digest(data: bytes) -> str:
     """The canonical digest form used in goldens and by the checks."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "sha256:" + digests.digest(data, "sha256")
 
 
 def digest_matches(expected: str, blob: Blob) -> bool:

@@ -47,23 +47,48 @@ def test_snapshot_reads_every_version_upload_key_and_file(tmp_path: Path) -> Non
 
 
 def test_a_blob_digests_its_bytes_whether_seen_before_or_not() -> None:
-    """Snapshots remember the digests of large contents they hashed, keyed by the content: the
-    same bytes give the same digests, changed bytes (one bit) new ones, and the memory held is
-    bounded."""
+    """The harness remembers the digests of large contents it hashed, keyed by the content: the
+    same bytes give the same digests, changed bytes (one bit) new ones, each digest is computed
+    when first asked for, and the memory held is bounded (the least recently used go first)."""
     import hashlib
 
     from harness.checks import snapshot
 
-    memo = snapshot._DigestMemo(limit=3 * snapshot._DigestMemo.SMALLEST)
-    big = bytes(range(256)) * (snapshot._DigestMemo.SMALLEST // 256 + 1)
+    memo = snapshot.DigestMemo(limit=3 * snapshot.DigestMemo.SMALLEST)
+    big = bytes(range(256)) * (snapshot.DigestMemo.SMALLEST // 256 + 1)
     flipped = bytearray(big)
     flipped[len(big) // 2] ^= 1
+    assert memo.digest(big, "md5") == hashlib.md5(big).hexdigest()
+    assert [digests for _, digests in memo.known.values()] == [
+        {"md5": hashlib.md5(big).hexdigest()}  # SHA-256 not yet asked for
+    ]
     for data in (big, bytes(big), bytearray(big), flipped, big, bytes(flipped), b"small"):
         assert memo(data) == (
             hashlib.sha256(data).hexdigest(),
             hashlib.md5(data, usedforsecurity=False).hexdigest(),
         )
-    assert len(memo.known) == 2 and memo.held == 2 * len(big)
-    memo(big + b"x")  # past the limit: what was held is dropped first
-    assert len(memo.known) == 1 and memo.held == len(big) + 1
+        assert memo.digest(data, "sha256") == hashlib.sha256(data).hexdigest()
+    assert memo.contents() == [big, flipped] and memo.held == 2 * len(big)
+    memo(big)  # used again: the most recent
+    memo(big + b"x")  # past the limit: the least recently used is dropped first
+    assert memo.contents() == [big, big + b"x"] and memo.held == 2 * len(big) + 1
     assert Blob.of(big).sha256 == hashlib.sha256(big).hexdigest()
+
+
+def test_a_content_looked_up_where_another_is_held_is_compared_in_full() -> None:
+    """Contents are looked up by their length and a few slices; two that differ only outside
+    those slices are looked up at the same place, and the one held is never taken for the
+    other: each gets its own digests, and the newer takes the place."""
+    import hashlib
+
+    from harness.checks import snapshot
+
+    memo = snapshot.DigestMemo()
+    big = bytes(range(256)) * (snapshot.DigestMemo.SMALLEST // 256 + 1)
+    other = bytearray(big)
+    other[snapshot.DigestMemo.SLICE + 1] ^= 1  # between the first slice and the middle one
+    other = bytes(other)
+    assert memo._where(big) == memo._where(other)
+    for data in (big, other, big, other):
+        assert memo(data) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+        assert memo.contents() == [data] and memo.held == len(data)

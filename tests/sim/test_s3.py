@@ -130,3 +130,43 @@ def test_a_dropped_bucket_frees_every_body_at_once() -> None:
         assert not any(v.disposed for v in [*versions, *parts])
     assert [v.disposed for v in versions] == [True, True]
     assert all(p.disposed and p._value_buffer.closed for p in parts)
+
+
+def test_remembered_digests_follow_the_bytes_through_corruption() -> None:
+    """The harness remembers the digests of large contents by the content itself (moto's ETag
+    MD5 at a put, the part checksums of a completion, every snapshot's digests): a body damaged
+    in place by a corruption fault, or rolled back to an older one, is hashed afresh by the
+    next snapshot, and the same damaged bytes put again get their own ETag."""
+    import hashlib
+
+    from harness.checks.snapshot import DigestMemo
+
+    size = 2 * DigestMemo.SMALLEST
+    state = b"digest " + hashlib.sha256(b"s").hexdigest().encode() + b"\n" + b"s" * size
+    older = b"older " + b"o" * size
+
+    def snapshot() -> dict[str, tuple[str, str, str]]:
+        taken = asyncio.run(take_snapshot(BackendReader("sim-test"), "sim-test", None, []))
+        return {
+            v.key: (v.etag, v.blob.sha256, v.blob.md5)
+            for v in taken.versions
+            if v.is_latest and v.blob is not None
+        }
+
+    def digests(data: bytes) -> tuple[str, str]:
+        return hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
+
+    clock = [EPOCH]
+    with simulated_bucket("sim-test", now=lambda: clock[0], seed=1) as client:
+        for minute, (key, body) in enumerate([("ckpt/1", older), ("ckpt/2", state)]):
+            clock[0] = EPOCH + timedelta(minutes=minute)
+            client.put_object(Bucket="sim-test", Key=key, Body=body)
+        etag = hashlib.md5(state).hexdigest()
+        assert snapshot()["ckpt/2"] == (etag, *digests(state))
+        assert corrupt_newest("sim-test", "ckpt/*") == "ckpt/2"
+        rotten = damaged(state)
+        assert snapshot()["ckpt/2"] == (etag, *digests(rotten))  # the ETag stays: silent rot
+        put = client.put_object(Bucket="sim-test", Key="again", Body=rotten)
+        assert put["ETag"] == f'"{hashlib.md5(rotten).hexdigest()}"'
+        assert corrupt_objects("sim-test", "ckpt/*", "newest", "rollback") == ["ckpt/2"]
+        assert snapshot()["ckpt/2"] == (hashlib.md5(older).hexdigest(), *digests(older))

@@ -217,8 +217,9 @@ def _multipart() -> list[Any]:
                 seen.append(_without_wall_date(done))
             except ClientError as error:
                 seen.append(("error", _without_wall_date(error.response)))
-        got = client.get_object(Bucket=BUCKET, Key="big")
-        seen.append((got["Body"].read(), got["ETag"], got["VersionId"], got["Metadata"]))
+        got = client.get_object(Bucket=BUCKET, Key="big", ChecksumMode="ENABLED")
+        checksum = (got.get("ChecksumSHA256"), got.get("ChecksumType"))  # moto's, of the parts'
+        seen.append((got["Body"].read(), got["ETag"], got["VersionId"], got["Metadata"], checksum))
         seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))
     # moto draws upload ids from os.urandom, with or without the shortcut: compare the rest
     return [_masked(entry, upload) for entry in seen]
@@ -248,6 +249,10 @@ def test_multipart_uploads_answer_as_moto_does_call_for_call(
     errors = [entry[1]["Error"]["Code"] for entry in shortcut[5:7]]
     assert errors == ["EntityTooSmall", "InvalidPart"]  # moto's answers, through moto
     assert shortcut[-2][0] == b"q" * MIN_PART + b"tail"
+    composite = hashlib.sha256(
+        hashlib.sha256(b"q" * MIN_PART).digest() + hashlib.sha256(b"tail").digest()
+    ).digest()
+    assert shortcut[-2][4] == (f"{base64.b64encode(composite).decode()}-2", "COMPOSITE")
 
 
 def test_the_environment_switch_turns_the_shortcut_off(
@@ -800,13 +805,15 @@ def test_drawn_parameters_of_every_s3_operation_are_found_valid_only_where_botoc
 
 
 def test_the_full_stack_takes_none_of_the_direct_routes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the shortcut off, validation, request bodies and parsing are botocore's own."""
+    """With the shortcut off, validation, request bodies and parsing are botocore's own, and
+    moto computes every ETag and checksum itself (none is taken from the remembered digests)."""
 
     def refuse(*_: Any) -> Any:
         raise AssertionError("a direct route was taken on the full stack")
 
     for name in ("_surely_valid", "_xml_element", "_parse", "_plain_parts"):
         monkeypatch.setattr(moto_patches, name, refuse)
+    monkeypatch.setattr(moto_patches, "digests", None)  # any use of it fails
     with moto_patches.full_stack():
         seen = _multipart()
     assert seen[-2][0] == b"q" * MIN_PART + b"tail"  # the object completed through moto
