@@ -77,7 +77,7 @@ class DigestMemo:
         found = self._entry(data)
         return _digest(data, found, "sha256"), _digest(data, found, "md5")
 
-    def digest(self, data: bytes, algorithm: str) -> str:
+    def digest(self, data: bytes | bytearray | memoryview, algorithm: str) -> str:
         """The ``algorithm`` (``sha256`` or ``md5``) digest of ``data``, in hex."""
         data = bytes(data)
         return _digest(data, self._entry(data), algorithm)

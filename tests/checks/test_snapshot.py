@@ -85,9 +85,9 @@ def test_a_content_looked_up_where_another_is_held_is_compared_in_full() -> None
 
     memo = snapshot.DigestMemo()
     big = bytes(range(256)) * (snapshot.DigestMemo.SMALLEST // 256 + 1)
-    other = bytearray(big)
-    other[snapshot.DigestMemo.SLICE + 1] ^= 1  # between the first slice and the middle one
-    other = bytes(other)
+    changed = bytearray(big)
+    changed[snapshot.DigestMemo.SLICE + 1] ^= 1  # between the first slice and the middle one
+    other = bytes(changed)
     assert memo._where(big) == memo._where(other)
     for data in (big, other, big, other):
         assert memo(data) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())

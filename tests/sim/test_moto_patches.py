@@ -66,7 +66,7 @@ def test_a_run_sees_virtual_time_and_seeded_ids_and_everything_is_undone_after()
         moto_backend_index.backend_url_patterns,
         getattr(moto_responses, REQUEST_ID),
         moto_errors.ErrorLookupFactory,
-        moto_s3.compute_checksum,
+        vars(moto_s3)["compute_checksum"],  # imported there from moto.s3.utils
         botocore_stubber.enabled,
     )
     runs = []
@@ -82,7 +82,7 @@ def test_a_run_sees_virtual_time_and_seeded_ids_and_everything_is_undone_after()
         moto_backend_index.backend_url_patterns,
         getattr(moto_responses, REQUEST_ID),
         moto_errors.ErrorLookupFactory,
-        moto_s3.compute_checksum,
+        vars(moto_s3)["compute_checksum"],  # imported there from moto.s3.utils
         botocore_stubber.enabled,
     ) == originals
 
