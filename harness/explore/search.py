@@ -16,9 +16,10 @@ and meet more kinds of events, and, given a steering :class:`CoverageCampaign`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,8 @@ def explore(
     if seed is not None:
         search = hypothesis_seed(seed)(search)
     try:
-        search()
+        with drawn_from_strategies_alone():
+            search()
     except ScheduleFailed as failure:
         confirmed = confirm_on_full_stack(failure.result)  # never report what only a shortcut saw
         if confirmed.error is not None and confirmed.error.startswith(HARNESS_DEFECT):
@@ -250,6 +252,34 @@ def explore(
             f"({format_duration(max_sim_time or 0)}); raise it"
         ) from None
     return report
+
+
+@contextlib.contextmanager
+def drawn_from_strategies_alone() -> Iterator[None]:
+    """Keep Hypothesis from drawing, now and then, a literal of the modules the process loaded
+    from outside site-packages (Hypothesis' local constants) while it explores.
+
+    Which literals those are depends on what the process imported before (a test run, a
+    pytest-xdist worker of a campaign, the user's target) and on how the harness was installed
+    (editable: its own modules count), so the same seed would explore other schedules; and any
+    number added anywhere in that code moved every draw. Hypothesis' own constants stay. The
+    hook is Hypothesis' private one (6.131 and later); a version without it draws no local
+    constants, and ``tests/explore/test_explore.py`` fails if a version finds another way in."""
+    from hypothesis.internal.conjecture import providers
+
+    local = getattr(providers, "_get_local_constants", None)
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if local is None or cache is None:
+        yield
+        return
+    none = type(local())()  # an empty set of constants, of the version's own type
+    cache.cache.clear()  # filled from the local constants by an earlier search
+    providers._get_local_constants = lambda: none
+    try:
+        yield
+    finally:
+        providers._get_local_constants = local
+        cache.cache.clear()
 
 
 def judge(data: Data, scenario: Any) -> tuple[Data, RunResult]:

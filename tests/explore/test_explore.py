@@ -216,6 +216,52 @@ def test_the_same_seed_explores_the_same_schedules(tmp_path: Path) -> None:
     assert reports[0].unverified.get("fenced") == 3
 
 
+def test_the_schedules_of_a_seed_do_not_depend_on_the_modules_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hypothesis draws now and then a literal of the modules loaded from outside site-packages;
+    a module the process loads between two searches (a test's, a target's) must not change
+    what a seed explores. The draws are recorded, not run: one passing run stands for all."""
+    import importlib
+    import sys
+
+    import harness.explore.search as search
+
+    one_notice = {
+        "description": "one notice",
+        "seed": 0,
+        "target": "reference",
+        "job": {"items": 60, "seconds_per_item": "1s", "checkpoint_every": "20s"},
+        "env": {"cloud": "aws"},
+        "timeline": [{"at": "10s", "notice": {"lead": "30s"}}],
+        "expect": ["exactly_once", "resume_correct"],
+    }
+    passing = run_scenario(to_scenario(one_notice))
+    assert passing.status == "passed"
+    drawn: list[list[str]] = []
+
+    def record(data: dict[str, Any], scenario: Any) -> tuple[dict[str, Any], RunResult]:
+        drawn[-1].append(dump(data))
+        return data, passing
+
+    monkeypatch.setattr(search, "judge", record)
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    # Numbers in every range the strategies draw from, and words they might take.
+    literals = ", ".join([*map(str, range(0, 2000, 3)), *(f"'{w}'" for w in ("aws", "60s"))])
+    (probe / "spot_literals_probe.py").write_text(f"LITERALS = ({literals})\n")
+    monkeypatch.syspath_prepend(str(probe))
+    try:
+        for load in (False, True):
+            if load:
+                importlib.import_module("spot_literals_probe")
+            drawn.append([])
+            explore(examples=40, seed=23, out=tmp_path / str(load))
+    finally:
+        sys.modules.pop("spot_literals_probe", None)
+    assert len(drawn[0]) >= 30 and drawn[0] == drawn[1]
+
+
 def test_cli_prints_the_file_and_the_replay_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
