@@ -22,7 +22,7 @@ class NoticeDispatcher:
 
     def __init__(self, plane: MetadataPlane) -> None:
         self.plane = plane
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[asyncio.Task[Any], None] = {}  # in start order: cancelled so
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -38,8 +38,8 @@ class NoticeDispatcher:
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = None
+        task.add_done_callback(lambda done: self._tasks.pop(done, None))
 
     async def drain(self) -> None:
         """Wait for all work in flight to end."""

@@ -385,7 +385,7 @@ class GcpMetadata:
         self.identity = identity or GcpIdentity()
         #: Whether keys this fake does not have go to the server's fallback (a real service).
         self.fallback = fallback
-        self._held: set[asyncio.Task[Any]] = set()
+        self._held: dict[asyncio.Task[Any], None] = {}  # in arrival order: released so
 
     @property
     def waiters(self) -> int:
@@ -439,11 +439,11 @@ class GcpMetadata:
         ``rendered`` is the value now (just rendered: the plane has not changed since)."""
         task = asyncio.current_task()
         assert task is not None
-        self._held.add(task)
+        self._held[task] = None
         try:
             return await self._hold(sub, query, rendered, baseline, limit)
         finally:
-            self._held.discard(task)
+            self._held.pop(task, None)
 
     async def _hold(
         self,

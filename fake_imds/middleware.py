@@ -107,7 +107,9 @@ class ServerState:
         #: :meth:`DialectSite.answer_root`): a plain check here costs a request far less
         #: than a middleware of its own would.
         self.root_answers: list[RootAnswer] = []
-        self._hanging: set[asyncio.Future[None]] = set()
+        #: Held requests, in arrival order: released in that order at shutdown (a set would
+        #: release them in the order of their memory addresses, and log them so).
+        self._hanging: dict[asyncio.Future[None], None] = {}
 
     def middleware(self, control_token: str | None) -> Middleware:
         """The one middleware of the app: bearer check on the control API, else faults, the
@@ -185,11 +187,11 @@ class ServerState:
 
     async def _hang(self) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._hanging.add(future)
+        self._hanging[future] = None
         try:
             await future
         finally:
-            self._hanging.discard(future)
+            self._hanging.pop(future, None)
 
     async def release_hanging(self, _app: web.Application | None = None) -> None:
         """Cancel requests held by a timeout fault (at shutdown), so closing never waits."""

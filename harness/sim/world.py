@@ -75,7 +75,9 @@ class Instance:
     #: machine itself stays up until a notice's deadline.
     exited: bool = False
     #: Tasks the target started (its process's other coroutines); they end with the process.
-    tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
+    #: A dict, in the order they started: a set of tasks iterates in the order of their memory
+    #: addresses, and the order they are cancelled in is the order their handlers run.
+    tasks: dict[asyncio.Task[Any], None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.page_cache = PageCache(self.local_dir)
@@ -117,7 +119,7 @@ class World:
         self.completed_by: Instance | None = None
         self.error: BaseException | None = None
         self._timers: list[asyncio.TimerHandle] = []
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing: dict[asyncio.Task[None], None] = {}  # in start order (see tasks)
         # The world's own context, outside every simulated process: its timers and tasks run
         # in a copy of it, never in the context of the instance whose event happened to
         # schedule them (a task started there would belong to that instance's process and end
@@ -152,8 +154,8 @@ class World:
         """Run ``coro`` as a task of the world (not of any instance's process), kept until it
         ends so the run's end can wait for it."""
         task = self.loop.create_task(coro, context=self._world_vars.copy())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._closing[task] = None
+        task.add_done_callback(lambda done: self._closing.pop(done, None))
 
     def _guarded(self, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
         try:
@@ -469,13 +471,14 @@ class World:
         for instance in still_open:
             instance.alive = False
             self._end_process(instance)
-        pending = set(running)
+        pending = list(running)  # cancelled in the order the instances started, every time
         for _ in range(STOP_ATTEMPTS):
             if not pending:
                 break
             for task in pending:
                 task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=STOP_PATIENCE)
+            await asyncio.wait(pending, timeout=STOP_PATIENCE)
+            pending = [task for task in pending if not task.done()]
         for task in pending:  # a target that swallows cancellation: leave it, say so
             self.record("instance.unkillable", running[task], attempts=STOP_ATTEMPTS)
         for instance in still_open:
@@ -527,8 +530,8 @@ def _owned_task(
     hook = context.get(CURRENT_HOOK) if context is not None else CURRENT_HOOK.get()
     if hook is not None:
         owner = hook.instance
-        owner.tasks.add(task)
-        task.add_done_callback(owner.tasks.discard)
+        owner.tasks[task] = None
+        task.add_done_callback(lambda done: owner.tasks.pop(done, None))
     return task
 
 

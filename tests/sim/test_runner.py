@@ -388,3 +388,32 @@ def test_a_target_that_never_lets_time_pass_ends_its_run_with_an_error_naming_it
     assert result.error is not None and result.error.startswith(TargetStalled.__name__)
     assert "at t=5s without letting virtual time pass" in result.error
     assert result.history.of_kind(Kind.RUN_FINISHED)[-1].data["reason"] == "error"
+
+
+def test_the_tasks_a_process_leaves_end_in_the_order_they_started() -> None:
+    """At its exit the process's remaining tasks are cancelled, and their handlers run, in the
+    order they started; the order of their memory addresses (a set's) differed from process to
+    process and made runs of one schedule differ (found by explore's coverage steering)."""
+    import asyncio
+
+    from harness.checks import Golden
+    from harness.scenario import load_text
+    from harness.sim.runner import run_scenario
+
+    ended: list[int] = []
+
+    async def helper(index: int) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            ended.append(index)
+            raise
+
+    async def leaves_tasks(ctx: object) -> None:
+        started = [asyncio.ensure_future(helper(index)) for index in range(40)]
+        await asyncio.sleep(1)  # every helper is waiting when the process exits
+        assert not any(task.done() for task in started)
+
+    text = "description: x\nenv: {max_instances: 1}\nexpect: []\n"
+    run_scenario(load_text(text)[0].scenario, target=leaves_tasks, golden=Golden())
+    assert ended == list(range(40))

@@ -228,7 +228,7 @@ class HttpSession:
 
     def __init__(self) -> None:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
-        self._busy: set[_Connection] = set()
+        self._busy: dict[_Connection, None] = {}  # closed in the order they were taken
 
     async def __aenter__(self) -> Self:
         return self
@@ -267,7 +267,7 @@ class HttpSession:
             if connection is None:
                 async with asyncio.timeout_at(deadline):
                     connection = await _open(host, port)
-            self._busy.add(connection)
+            self._busy[connection] = None
             try:
                 reply, reusable = await connection.exchange(method, payload, deadline)
             except _NoAnswer as error:
@@ -280,7 +280,8 @@ class HttpSession:
                 connection.close()  # cancelled or timed out mid-exchange: never reuse
                 raise
             finally:
-                self._busy.discard(connection)
+                if connection is not None:
+                    self._busy.pop(connection, None)
             if reusable:
                 connection.reused = True
                 self._idle.setdefault((host, port), []).append(connection)
