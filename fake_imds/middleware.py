@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hmac
 import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_urldispatcher import AbstractRoute
 
@@ -110,6 +111,7 @@ class ServerState:
         #: Held requests, in arrival order: released in that order at shutdown (a set would
         #: release them in the order of their memory addresses, and log them so).
         self._hanging: dict[asyncio.Future[None], None] = {}
+        self._date: tuple[int, str] = (-1, "")  # the last Date written, for its whole second
 
     def middleware(self, control_token: str | None) -> Middleware:
         """The one middleware of the app: bearer check on the control API, else faults, the
@@ -192,6 +194,17 @@ class ServerState:
             await future
         finally:
             self._hanging.pop(future, None)
+
+    async def stamp_date(self, _request: web.Request, response: web.StreamResponse) -> None:
+        """Every answer's ``Date`` is the plane's calendar time (virtual in simulation), as a
+        metadata service's is its own clock's: aiohttp would write the host's wall clock, and
+        a client that reads the service's time (to measure a notice's lead, for instance) would
+        see another year than the notice's, and a value that changes with the real second.
+        Written over aiohttp's (which, depending on its version, it writes before or after)."""
+        second = int(self.plane.calendar(self.plane.now()).timestamp())
+        if second != self._date[0]:
+            self._date = (second, email.utils.formatdate(second, usegmt=True))
+        response.headers[hdrs.DATE] = self._date[1]
 
     async def release_hanging(self, _app: web.Application | None = None) -> None:
         """Cancel requests held by a timeout fault (at shutdown), so closing never waits."""

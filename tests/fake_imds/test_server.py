@@ -84,6 +84,21 @@ def test_inside_run_virtual_the_clock_is_the_loops() -> None:
     assert now == "2026-01-01T01:00:00Z"
 
 
+def test_every_answer_is_dated_by_the_plane_s_calendar_not_the_host_s() -> None:
+    """A client measuring a notice's lead by the service's ``Date`` sees the simulated time."""
+
+    async def main() -> list[str]:
+        dates = []
+        async with FakeImds() as server, aiohttp.ClientSession(server.url) as http:
+            for path in ("/latest/meta-data/instance-id", "/latest/meta-data/nowhere"):
+                await asyncio.sleep(61.5)
+                async with http.get(path) as reply:
+                    dates.append(reply.headers["Date"])
+        return dates
+
+    assert run_virtual(main) == ["Thu, 01 Jan 2026 00:01:01 GMT", "Thu, 01 Jan 2026 00:02:03 GMT"]
+
+
 def test_closing_does_not_wait_for_requests_held_by_a_timeout_fault() -> None:
     async def main() -> float:
         loop = asyncio.get_running_loop()
