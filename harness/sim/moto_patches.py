@@ -92,6 +92,8 @@ _ORIGINAL_PATTERNS = moto_backend_index.backend_url_patterns
 #: moto's response module calls the request-id generator it imported by name.
 _REQUEST_ID_NAME = "gen_amzn_requestid_long"
 _ORIGINAL_REQUEST_ID = getattr(moto_responses, _REQUEST_ID_NAME, None)
+#: The clock moto's response module writes each answer's ``date`` header from.
+_ORIGINAL_RESPONSE_NOW: Any = getattr(moto_responses, "utcnow", None)
 _ORIGINAL_HEADER_ITER = moto_request.EnvironHeaders.__iter__
 _ORIGINAL_KEY_BUFFER = getattr(moto_s3, "get_s3_default_key_buffer_size", None)
 #: moto's error-shape table factory (moto 5.1 and later; earlier releases have none to cache).
@@ -125,6 +127,8 @@ def problems() -> list[str]:
         found.append("moto.s3.models.S3Backend.urls is no longer a property")
     if not callable(getattr(moto_s3, "utcnow", None)):
         found.append("moto.s3.models.utcnow is gone")
+    if not callable(_ORIGINAL_RESPONSE_NOW):
+        found.append("moto.core.responses.utcnow is gone")
     if not callable(_ORIGINAL_CHECKSUM):
         found.append("moto.s3.models.compute_checksum is gone")
     patterns = _ORIGINAL_PATTERNS
@@ -236,6 +240,7 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
     previous_now, _virtual_now = _virtual_now, now
     botocore_stubber.enabled = True
     moto_s3.utcnow = moto_now  # type: ignore[attr-defined]
+    moto_responses.utcnow = moto_now  # type: ignore[attr-defined]  # answers are dated so too
     moto_s3.S3Backend.urls = property(_cached_urls)  # type: ignore[method-assign,assignment]
     moto_backend_index.backend_url_patterns = _s3_patterns_first()
     key_buffer = max(KEY_BUFFER_BYTES, int(cast(Callable[[], int], _ORIGINAL_KEY_BUFFER)()))
@@ -251,6 +256,7 @@ def patched(now: Callable[[], datetime], seed: int) -> Iterator[None]:
     finally:
         _virtual_now = previous_now
         moto_s3.S3Backend.urls = _ORIGINAL_URLS  # type: ignore[method-assign]
+        moto_responses.utcnow = _ORIGINAL_RESPONSE_NOW  # type: ignore[attr-defined]
         moto_backend_index.backend_url_patterns = _ORIGINAL_PATTERNS
         moto_s3.get_s3_default_key_buffer_size = _ORIGINAL_KEY_BUFFER  # type: ignore[attr-defined,assignment]
         setattr(moto_responses, _REQUEST_ID_NAME, _ORIGINAL_REQUEST_ID)
@@ -906,12 +912,12 @@ def _min_part_size() -> int:
 
 
 def _serialized(headers: dict[str, Any], status: int = 200) -> dict[str, Any]:
-    """The headers moto's response serializer adds to those of the result (its wall-clock
-    ``date`` included, as moto sends it)."""
+    """The headers moto's response serializer adds to those of the result (its ``date`` from
+    the run's calendar, as moto's is while patched)."""
     return {
         **headers,
         "server": "amazon.com",
-        "date": _wall_http_date(),
+        "date": _http_date(),
         "status": str(status),
     }
 
@@ -919,10 +925,10 @@ def _serialized(headers: dict[str, Any], status: int = 200) -> dict[str, Any]:
 _http_dates: dict[datetime, str] = {}
 
 
-def _wall_http_date() -> str:
-    """``http_date(utcnow())`` as moto's serializer writes it, formatted once per wall second
-    (the format shows whole seconds)."""
-    second = _wall_utcnow().replace(microsecond=0)
+def _http_date() -> str:
+    """``http_date(utcnow())`` as moto's serializer writes it, formatted once per second of the
+    run's calendar (the format shows whole seconds)."""
+    second = moto_now().replace(microsecond=0)
     found = _http_dates.get(second)
     if found is None:
         _http_dates.clear()

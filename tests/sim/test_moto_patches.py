@@ -76,6 +76,10 @@ def test_a_run_sees_virtual_time_and_seeded_ids_and_everything_is_undone_after()
             head = client.head_object(Bucket="canary", Key="k")
             runs.append((put["VersionId"], put["ResponseMetadata"]["RequestId"]))
             assert head["LastModified"] == WHEN
+            listed = client.list_objects_v2(Bucket="canary")  # moto dates this answer
+            assert listed["ResponseMetadata"]["HTTPHeaders"]["date"] == (
+                "Sun, 01 Mar 2026 12:00:00 GMT"  # the run's calendar, not the wall clock
+            )
     assert runs[0] == runs[1]  # the same seed, the same ids
     assert (
         moto_s3.S3Backend.urls,

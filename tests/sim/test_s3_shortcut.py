@@ -79,8 +79,9 @@ ANSWERED_BY_SHORTCUT = 7
 ResponseT = TypeVar("ResponseT", bound=Mapping[str, Any])
 
 
-def _without_wall_date(response: ResponseT) -> ResponseT:
-    response["ResponseMetadata"]["HTTPHeaders"].pop("date", None)  # moto's wall clock
+def _answer(response: ResponseT) -> ResponseT:
+    """A response as compared both ways (its ``date`` included: the run's calendar, not the
+    wall clock)."""
     return response
 
 
@@ -108,15 +109,15 @@ def _puts_and_state() -> list[Any]:
     ):
         for call in PUTS:
             try:
-                seen.append(_without_wall_date(client.put_object(Bucket=BUCKET, **call)))
+                seen.append(_answer(client.put_object(Bucket=BUCKET, **call)))
             except ClientError as error:
-                seen.append(("error", _without_wall_date(error.response)))
+                seen.append(("error", _answer(error.response)))
             got = (
                 client.get_object(Bucket=BUCKET, Key=call["Key"]) if call["Key"] != "a/none" else {}
             )
             if got:
                 got["Body"] = got["Body"].read()
-                seen.append(_without_wall_date(got))
+                seen.append(_answer(got))
         bucket = moto_s3.s3_backends[ACCOUNT_ID]["aws"].buckets[BUCKET]
         seen.append(
             [
@@ -185,7 +186,7 @@ def _multipart() -> list[Any]:
         created = client.create_multipart_upload(
             Bucket=BUCKET, Key="big", ChecksumAlgorithm="SHA256", Metadata={"tier": "s3"}
         )
-        seen.append(_without_wall_date(created))
+        seen.append(_answer(created))
         upload = created["UploadId"]
         parts: list[dict[str, Any]] = []
         for number, data, upload_id in [
@@ -202,7 +203,7 @@ def _multipart() -> list[Any]:
             except KeyError as error:  # moto's own answer to an unknown upload id
                 seen.append(("error", repr(error)))
                 continue
-            seen.append(_without_wall_date(answer))
+            seen.append(_answer(answer))
             parts = [p for p in parts if p["PartNumber"] != number]
             parts.append(
                 {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": sha256(data)}
@@ -214,13 +215,13 @@ def _multipart() -> list[Any]:
                 done = client.complete_multipart_upload(
                     Bucket=BUCKET, Key="big", UploadId=upload, MultipartUpload={"Parts": listed}
                 )
-                seen.append(_without_wall_date(done))
+                seen.append(_answer(done))
             except ClientError as error:
-                seen.append(("error", _without_wall_date(error.response)))
+                seen.append(("error", _answer(error.response)))
         got = client.get_object(Bucket=BUCKET, Key="big", ChecksumMode="ENABLED")
         checksum = (got.get("ChecksumSHA256"), got.get("ChecksumType"))  # moto's, of the parts'
         seen.append((got["Body"].read(), got["ETag"], got["VersionId"], got["Metadata"], checksum))
-        seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))
+        seen.append(_answer(client.list_multipart_uploads(Bucket=BUCKET)))
     # moto draws upload ids from os.urandom, with or without the shortcut: compare the rest
     return [_masked(entry, upload) for entry in seen]
 
@@ -368,11 +369,11 @@ def _deletes() -> list[Any]:
     with simulated_bucket(BUCKET, now=lambda: WHEN, seed=8) as client:
         client.put_object(Bucket=BUCKET, Key="old", Body=b"o", ChecksumSHA256=sha256(b"o"))
         for key in ("old", "old", "never-written"):
-            seen.append(_without_wall_date(client.delete_object(Bucket=BUCKET, Key=key)))
+            seen.append(_answer(client.delete_object(Bucket=BUCKET, Key=key)))
         try:
             client.get_object(Bucket=BUCKET, Key="old")
         except ClientError as error:
-            seen.append(("error", _without_wall_date(error.response)))
+            seen.append(("error", _answer(error.response)))
         versions = client.list_object_versions(Bucket=BUCKET)
         seen.append(
             [
@@ -422,9 +423,9 @@ def _gets() -> list[Any]:
             try:
                 got = client.get_object(Bucket=BUCKET, **call)
                 got["Body"] = got["Body"].read()
-                seen.append(_without_wall_date(got))
+                seen.append(_answer(got))
             except ClientError as error:
-                seen.append(("error", _without_wall_date(error.response)))
+                seen.append(("error", _answer(error.response)))
     return seen
 
 
@@ -449,7 +450,7 @@ def _listings() -> list[Any]:
     seen: list[Any] = []
     with simulated_bucket(BUCKET, now=lambda: WHEN, seed=10) as client:
         ids = []
-        seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))  # none yet
+        seen.append(_answer(client.list_multipart_uploads(Bucket=BUCKET)))  # none yet
         uploads: list[tuple[str, dict[str, Any]]] = [
             ("ckpt/a", {"ChecksumAlgorithm": "SHA256", "Metadata": {"m": "1"}}),
             ("ckpt/b&<c>", {}),  # a key the XML must escape
@@ -467,13 +468,13 @@ def _listings() -> list[Any]:
             {"Prefix": "ckpt/", "MaxUploads": 1},  # moto's to answer
         ]
         for call in calls:
-            seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET, **call)))
+            seen.append(_answer(client.list_multipart_uploads(Bucket=BUCKET, **call)))
         client.abort_multipart_upload(Bucket=BUCKET, Key="ckpt/a", UploadId=ids[0])
-        seen.append(_without_wall_date(client.list_multipart_uploads(Bucket=BUCKET)))
+        seen.append(_answer(client.list_multipart_uploads(Bucket=BUCKET)))
         try:
             client.list_multipart_uploads(Bucket="no-such-bucket")  # moto's error
         except ClientError as error:
-            seen.append(("error", _without_wall_date(error.response)))
+            seen.append(("error", _answer(error.response)))
     # moto draws upload ids from os.urandom, with or without the shortcut: compare the rest
     for upload_id in ids:
         seen = [_masked(entry, upload_id) for entry in seen]
