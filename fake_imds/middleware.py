@@ -15,7 +15,7 @@ import hmac
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
@@ -86,6 +86,7 @@ Noter = Callable[[web.Request], "dict[str, Any] | None"]
 RootAnswer = Callable[[web.Request], "web.StreamResponse | None"]
 
 STATE_KEY: web.AppKey[ServerState] = web.AppKey("fake_imds_state")
+AnswerT = TypeVar("AnswerT", bound=web.StreamResponse)
 
 
 class ServerState:
@@ -147,7 +148,7 @@ class ServerState:
         if dropped is not None:  # a fault cut the line while the request was held
             return await self._fail(request, dropped, received)
         self._log(request, received, response.status, fault)
-        return response
+        return self._dated(response)
 
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.root_answers and request.path == "/":
@@ -175,7 +176,7 @@ class ServerState:
         if fault.kind in ("status", "throttle"):
             status = fault.status if fault.kind == "status" else 429
             self._log(request, received, status, fault)
-            return self.error_page_for(request)(status)
+            return self._dated(self.error_page_for(request)(status))
         self._log(request, received, NO_ANSWER, fault)
         if fault.kind == "reset":
             reset_connection(request)
@@ -195,16 +196,18 @@ class ServerState:
         finally:
             self._hanging.pop(future, None)
 
-    async def stamp_date(self, _request: web.Request, response: web.StreamResponse) -> None:
-        """Every answer's ``Date`` is the plane's calendar time (virtual in simulation), as a
-        metadata service's is its own clock's: aiohttp would write the host's wall clock, and
-        a client that reads the service's time (to measure a notice's lead, for instance) would
-        see another year than the notice's, and a value that changes with the real second.
-        Written over aiohttp's (which, depending on its version, it writes before or after)."""
-        second = int(self.plane.calendar(self.plane.now()).timestamp())
-        if second != self._date[0]:
-            self._date = (second, email.utils.formatdate(second, usegmt=True))
-        response.headers[hdrs.DATE] = self._date[1]
+    def _dated(self, response: AnswerT) -> AnswerT:
+        """``response`` dated by the plane's calendar (virtual in simulation), as a metadata
+        service's answers are by its own clock: aiohttp would write the host's wall clock, so a
+        client reading the service's time (to measure a notice's lead, for instance) would see
+        another year than the notice's, and a value that changes with the real second. Set
+        before aiohttp prepares the answer, which then writes no date of its own."""
+        if not response.prepared:
+            second = int(self.plane.timestamp(self.plane.now()))
+            if second != self._date[0]:
+                self._date = (second, email.utils.formatdate(second, usegmt=True))
+            response.headers[hdrs.DATE] = self._date[1]
+        return response
 
     async def release_hanging(self, _app: web.Application | None = None) -> None:
         """Cancel requests held by a timeout fault (at shutdown), so closing never waits."""

@@ -237,6 +237,7 @@ class MetadataPlane:
         self.clock = clock
         self._epoch_monotonic = clock.monotonic()
         self._epoch_calendar = clock.now()
+        self._epoch_timestamp = self._epoch_calendar.timestamp() - self._epoch_monotonic
         self._notices: dict[str, Notice] = {}
         self._faults: dict[str, Fault] = {}
         self._ids = itertools.count(1)
@@ -258,6 +259,11 @@ class MetadataPlane:
     def calendar(self, t: float) -> datetime:
         """Calendar time of clock instant ``t``."""
         return self._epoch_calendar + timedelta(seconds=t - self._epoch_monotonic)
+
+    def timestamp(self, t: float) -> float:
+        """POSIX timestamp of clock instant ``t`` (:meth:`calendar` without building a datetime,
+        for what is asked on every request)."""
+        return self._epoch_timestamp + t
 
     def iso(self, t: float) -> str:
         return self.calendar(t).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -177,7 +177,6 @@ def build_app(
             name, app, plane, config, route_dialects, reset_hooks, fallback is not None, identities
         )
         load_dialect(name)(site)
-    app.on_response_prepare.append(state.stamp_date)
     app.on_shutdown.append(state.release_hanging)
     return app
 
