@@ -17,6 +17,7 @@ and meet more kinds of events, and, given a steering :class:`CoverageCampaign`
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from hypothesis.errors import Unsatisfiable
 
 from harness.checks import parse_check_spec
 from harness.errors import InputError
-from harness.explore.coverage import CoverageCampaign, coverage_text
+from harness.explore.coverage import CoverageCampaign, coverage_text, scope_for
 from harness.explore.fairness import CONDITIONAL, candidates, fair_checks
 from harness.explore.strategies import INVARIANTS, Data, schedules
 from harness.report.render import replay_command
@@ -238,7 +239,7 @@ def explore(
     if seed is not None:
         search = hypothesis_seed(seed)(search)
     try:
-        with drawn_from_strategies_alone():
+        with drawn_with_fixed_constants(target):
             search()
     except ScheduleFailed as failure:
         confirmed = confirm_on_full_stack(failure.result)  # never report what only a shortcut saw
@@ -255,16 +256,18 @@ def explore(
 
 
 @contextlib.contextmanager
-def drawn_from_strategies_alone() -> Iterator[None]:
-    """Keep Hypothesis from drawing, now and then, a literal of the modules the process loaded
-    from outside site-packages (Hypothesis' local constants) while it explores.
+def drawn_with_fixed_constants(target: Any) -> Iterator[None]:
+    """Let Hypothesis draw, now and then, a literal of the harness's code and of the target's
+    (its "local constants": thresholds, leads, sizes, the values bugs hide behind), read from
+    those files alone while it explores.
 
-    Which literals those are depends on what the process imported before (a test run, a
-    pytest-xdist worker of a campaign, the user's target) and on how the harness was installed
-    (editable: its own modules count), so the same seed would explore other schedules; and any
-    number added anywhere in that code moved every draw. Hypothesis' own constants stay. The
-    hook is Hypothesis' private one (6.131 and later); a version without it draws no local
-    constants, and ``tests/explore/test_explore.py`` fails if a version finds another way in."""
+    Hypothesis takes them from whichever modules the process loaded from outside site-packages:
+    what it had imported before (a test session, a pytest-xdist worker of a campaign, the
+    target) and how the harness was installed (editable: its own modules count; from a wheel:
+    none) changed what one seed explored. The same files give the same constants: one seed, one
+    set of schedules, for the same code. The hook is Hypothesis' private one (6.131 and later);
+    a version without it draws no local constants, and ``tests/explore/test_explore.py`` fails
+    if a version finds another way in."""
     from hypothesis.internal.conjecture import providers
 
     local = getattr(providers, "_get_local_constants", None)
@@ -272,14 +275,55 @@ def drawn_from_strategies_alone() -> Iterator[None]:
     if local is None or cache is None:
         yield
         return
-    none = type(local())()  # an empty set of constants, of the version's own type
-    cache.cache.clear()  # filled from the local constants by an earlier search
-    providers._get_local_constants = lambda: none
+    fixed = code_constants(constants_files(target))
+    cache.cache.clear()  # filled from other constants by an earlier search
+    providers._get_local_constants = lambda: fixed
     try:
         yield
     finally:
         providers._get_local_constants = local
         cache.cache.clear()
+
+
+def constants_files(target: Any) -> tuple[Path, ...]:
+    """Where explore's constants come from: the harness's code, the fake metadata service's and
+    the target's own (:func:`~harness.explore.coverage.scope_for`), every file sorted."""
+    import fake_imds
+    import harness
+
+    roots = (Path(harness.__file__).parent, Path(fake_imds.__file__).parent)
+    files = {path for root in roots for path in root.rglob("*.py")}
+    files.update(scope_for(target).files())
+    return tuple(sorted(files))
+
+
+@functools.lru_cache(maxsize=8)
+def code_constants(files: tuple[Path, ...]) -> Any:
+    """Hypothesis' constants of ``files``, in sorted sets (the order it draws them from must not
+    depend on the hash seed of the process)."""
+    from hypothesis.internal.constants_ast import Constants, _constants_from_source
+    from hypothesis.internal.floats import float_to_int
+    from sortedcontainers import SortedSet
+
+    integers: set[int] = set()
+    floats: set[float] = set()
+    strings: set[str] = set()
+    data: set[bytes] = set()
+    for path in files:
+        try:
+            found = _constants_from_source(path.read_bytes(), limit=True)
+        except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # Hypothesis skips a file it cannot read or parse too
+        integers |= set(found.integers)
+        floats |= set(found.floats)
+        strings |= set(found.strings)
+        data |= set(found.bytes)
+    return Constants(
+        integers=SortedSet(integers),
+        floats=SortedSet(floats, key=float_to_int),
+        bytes=SortedSet(data),
+        strings=SortedSet(strings),
+    )
 
 
 def judge(data: Data, scenario: Any) -> tuple[Data, RunResult]:
