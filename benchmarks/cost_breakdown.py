@@ -96,18 +96,20 @@ def filed_frame(frame: FrameType | None) -> tuple[str, str]:
     """The layer of the innermost frame that is not the standard library (asyncio's frames are
     the event loop's), and that frame's place (``file:function``)."""
     while frame is not None:
-        code = frame.f_code
-        filename = code.co_filename
-        place = f"{'/'.join(filename.split('/')[-2:])}:{code.co_name}"
+        filename = frame.f_code.co_filename
         if filename.startswith(ASYNCIO):
-            return LOOP, place
+            return LOOP, _place(frame)
         if not filename.startswith(STDLIB) or PACKAGES in filename:
-            for fragment, layer in RULES:
-                if fragment in filename:
-                    return layer, place
-            return OTHER, place
+            layer = next((layer for fragment, layer in RULES if fragment in filename), OTHER)
+            return layer, _place(frame)
         frame = frame.f_back
     return OTHER, "-"
+
+
+def _place(frame: FrameType) -> str:
+    """``folder/file.py:function`` of ``frame``."""
+    code = frame.f_code
+    return f"{'/'.join(code.co_filename.split('/')[-2:])}:{code.co_name}"
 
 
 class Sampler:

@@ -112,10 +112,6 @@ def _event_id(notice_id: str) -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, notice_id)).upper()
 
 
-def rfc1123(plane: MetadataPlane, t: float) -> str:
-    return plane.calendar(t).strftime("%a, %d %b %Y %H:%M:%S GMT")
-
-
 def started_at(notice: Notice) -> float:
     """When the event starts: on approval, else at its NotBefore."""
     return float(notice.params.get("started_at", notice.deadline))
@@ -145,7 +141,7 @@ def render_event(notice: Notice, plane: MetadataPlane, vm_name: str) -> dict[str
         "EventType": EVENT_TYPES[notice.kind],
         "ResourceType": "VirtualMachine",
         "Resources": [vm_name],
-        "NotBefore": "" if started else rfc1123(plane, notice.deadline),
+        "NotBefore": "" if started else plane.rfc1123(notice.deadline),
         "Description": str(notice.params.get("description", DESCRIPTIONS[notice.kind])),
         "EventSource": str(notice.params.get("source", "Platform")),
         "DurationInSeconds": int(notice.params.get("duration", -1)),
@@ -155,10 +151,10 @@ def render_event(notice: Notice, plane: MetadataPlane, vm_name: str) -> dict[str
 def render_times(notice: Notice, plane: MetadataPlane) -> None:
     """Every time the document could show of ``notice`` (raises if one is past the calendar)."""
     if notice.cloud == "azure" and notice.kind in EVENT_TYPES:
-        rfc1123(plane, notice.deadline)
+        plane.rfc1123(notice.deadline)
         ends = event_ends_at(notice)
         if ends is not None:
-            rfc1123(plane, ends)
+            plane.rfc1123(ends)
 
 
 def render_events(plane: MetadataPlane, vm_name: str) -> list[dict[str, Any]]:

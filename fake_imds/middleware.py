@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import hmac
 import socket
 import struct
@@ -203,9 +202,10 @@ class ServerState:
         another year than the notice's, and a value that changes with the real second. Set
         before aiohttp prepares the answer, which then writes no date of its own."""
         if not response.prepared:
-            second = int(self.plane.timestamp(self.plane.now()))
+            now = self.plane.now()
+            second = int(self.plane.timestamp(now))
             if second != self._date[0]:
-                self._date = (second, email.utils.formatdate(second, usegmt=True))
+                self._date = (second, self.plane.rfc1123(now))
             response.headers[hdrs.DATE] = self._date[1]
         return response
 

@@ -11,6 +11,7 @@ Nothing here is module-level state: every server owns one :class:`MetadataPlane`
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import fnmatch
 import itertools
 from collections import deque
@@ -264,6 +265,10 @@ class MetadataPlane:
         """POSIX timestamp of clock instant ``t`` (:meth:`calendar` without building a datetime,
         for what is asked on every request)."""
         return self._epoch_timestamp + t
+
+    def rfc1123(self, t: float) -> str:
+        """Clock instant ``t`` as HTTP dates are written (``Thu, 01 Jan 2026 00:02:03 GMT``)."""
+        return email.utils.formatdate(self.timestamp(t), usegmt=True)
 
     def iso(self, t: float) -> str:
         return self.calendar(t).strftime("%Y-%m-%dT%H:%M:%SZ")

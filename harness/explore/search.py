@@ -288,13 +288,17 @@ def drawn_with_fixed_constants(target: Any) -> Iterator[None]:
 def constants_files(target: Any) -> tuple[Path, ...]:
     """Where explore's constants come from: the harness's code, the fake metadata service's and
     the target's own (:func:`~harness.explore.coverage.scope_for`), every file sorted."""
+    return tuple(sorted({*_own_files(), *scope_for(target).files()}))
+
+
+@functools.cache
+def _own_files() -> frozenset[Path]:
+    """The harness's and the fake metadata service's files (listed once a process)."""
     import fake_imds
     import harness
 
     roots = (Path(harness.__file__).parent, Path(fake_imds.__file__).parent)
-    files = {path for root in roots for path in root.rglob("*.py")}
-    files.update(scope_for(target).files())
-    return tuple(sorted(files))
+    return frozenset(path for root in roots for path in root.rglob("*.py"))
 
 
 @functools.lru_cache(maxsize=8)
